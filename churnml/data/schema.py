@@ -1,0 +1,73 @@
+"""The data contract: the five input tables, their canonical columns and kinds.
+
+Only ``transactions`` is required. Timestamps are timezone-naive ``datetime64`` in the
+business's local time zone (see :class:`churnml.config.DataConfig.timezone`); amounts are in
+the input currency. Negative amounts are returns / cancellations and are legal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Kind = Literal["id", "timestamp", "number", "string", "category"]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Canonical columns of one input table: ``required`` and ``optional`` name -> kind."""
+
+    name: str
+    required: dict[str, Kind]
+    optional: dict[str, Kind] = field(default_factory=dict)
+    unique: tuple[str, ...] = ()  # columns whose non-null values must be unique
+
+    @property
+    def columns(self) -> dict[str, Kind]:
+        return {**self.required, **self.optional}
+
+
+TRANSACTIONS = TableSpec(
+    "transactions",
+    required={"customer_id": "id", "ts": "timestamp", "amount": "number"},
+    optional={
+        "order_id": "id",
+        "quantity": "number",
+        "category": "category",
+        "channel": "category",
+    },
+    unique=("order_id",),
+)
+EVENTS = TableSpec(
+    "events",
+    required={"customer_id": "id", "ts": "timestamp", "event_type": "category"},
+    optional={"value": "number"},
+)
+SURVEYS = TableSpec(
+    "surveys",
+    required={"customer_id": "id", "ts": "timestamp", "kind": "category", "score": "number"},
+)
+CUSTOMERS = TableSpec(
+    "customers",
+    required={"customer_id": "id"},
+    optional={
+        "signup_ts": "timestamp",
+        "referred_by": "id",
+        "plan": "category",
+        "country": "category",
+        "acquisition_channel": "category",
+    },
+    unique=("customer_id",),
+)
+SUBSCRIPTIONS = TableSpec(
+    "subscriptions",
+    required={"customer_id": "id", "start_ts": "timestamp", "end_ts": "timestamp"},
+    optional={"plan": "category", "mrr": "number"},
+)
+
+TABLES: dict[str, TableSpec] = {
+    t.name: t for t in (TRANSACTIONS, EVENTS, SURVEYS, CUSTOMERS, SUBSCRIPTIONS)
+}
+SURVEY_KINDS = ("nps", "csat", "ces")
+# Columns that may legitimately be null (everything else in ``required`` must be present).
+NULLABLE = {("subscriptions", "end_ts")}
