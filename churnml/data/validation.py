@@ -43,12 +43,13 @@ def _parse_ts(
         out = s
     else:
         raw = s
-        try:
-            out = pd.to_datetime(raw, errors="coerce", format=fmt, utc=False)
-        except (ValueError, TypeError):
-            # mixed offsets or types: parse element-wise as UTC, then convert
-            out = pd.to_datetime(raw, errors="coerce", format=fmt, utc=True)
+        out = _to_datetime(raw, fmt)
         bad = out.isna() & raw.notna()
+        if bad.any() and fmt is None:  # a second, element-wise chance for odd formats
+            out = out.astype(object)
+            out[bad] = _to_datetime(raw[bad], "mixed")
+            out = _to_datetime(out, None)
+            bad = out.isna() & raw.notna()
         if bad.any():
             _fail(problems, table, col, "unparseable timestamp"
                   + (f" (expected format {fmt!r})" if fmt else ""), bad, raw)
@@ -60,6 +61,15 @@ def _parse_ts(
         if nulls.any():
             _fail(problems, table, col, "missing timestamp", nulls, s)
     return out
+
+
+def _to_datetime(raw: pd.Series, fmt: str | None) -> pd.Series:
+    """Parse with ``fmt`` (default ISO 8601); aware values (mixed offsets too) go via UTC."""
+    fmt = fmt or "ISO8601"
+    try:
+        return pd.to_datetime(raw, errors="coerce", format=fmt)
+    except (ValueError, TypeError):
+        return pd.to_datetime(raw, errors="coerce", format=fmt, utc=True)
 
 
 def _check_range(

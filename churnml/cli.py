@@ -1,0 +1,228 @@
+"""Command line: ``churnml metrics|retention|...`` (run ``churnml --help``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from churnml.config import Config, DataConfig, default_config, load_config
+from churnml.errors import ChurnmlError
+
+app = typer.Typer(
+    help="churnml: retention metrics, churn/LTV models and scoring.", no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+
+class OutFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+class Window(StrEnum):
+    calendar = "calendar"
+    h24 = "24h"
+
+
+class Mode(StrEnum):
+    on = "on"
+    on_or_after = "on-or-after"
+
+
+DatasetOpt = Annotated[
+    str | None, typer.Option("--dataset", help="built-in dataset: cdnow | simulated")
+]
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data", help="folder of CSV/Parquet tables (see README)")
+]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML config (configs/*.yaml)")]
+FormatOpt = Annotated[OutFormat, typer.Option("--format", help="table | csv | json")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="also write the result to this file")]
+
+
+@contextmanager
+def step(message: str):
+    """Show a spinner on stderr while a long step runs."""
+    with err.status(message, spinner="dots"):
+        yield
+    err.print(f"[green]✓[/green] {message}")
+
+
+def resolve_config(config: Path | None, dataset: str | None, data: Path | None) -> Config:
+    """Config from --config, overridden by --dataset / --data; default: simulated data."""
+    if dataset is not None and data is not None:
+        raise typer.BadParameter("give --dataset or --data, not both")
+    cfg = load_config(config) if config else default_config("simulated")
+    if dataset is not None:
+        cfg.data = DataConfig(dataset=dataset, seed=cfg.data.seed,
+                              simulated_customers=cfg.data.simulated_customers)
+    elif data is not None:
+        cfg.data = DataConfig(dir=str(data), timezone=cfg.data.timezone,
+                              currency=cfg.data.currency, tables=cfg.data.tables)
+    return cfg
+
+
+def load(cfg: Config):
+    from churnml.data.loaders import load_data
+
+    label = cfg.data.dataset or cfg.data.dir
+    with step(f"loading data ({label})"):
+        return load_data(cfg)
+
+
+def period_label(ts: pd.Timestamp, period: str) -> str:
+    """Human period label: 2024-05 (month), 2024-Q2, 2024, or the ISO date."""
+    if pd.isna(ts):
+        return ""
+    if period == "month":
+        return ts.strftime("%Y-%m")
+    if period == "quarter":
+        return f"{ts.year}-Q{ts.quarter}"
+    if period == "year":
+        return str(ts.year)
+    return ts.strftime("%Y-%m-%d")
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    out = df.astype(object).where(df.notna(), None)
+    recs = out.to_dict(orient="records")
+    for r in recs:
+        for k, v in r.items():
+            if isinstance(v, np.generic):
+                r[k] = v.item()
+            elif isinstance(v, pd.Timestamp):
+                r[k] = v.isoformat()
+            if isinstance(r[k], float) and not np.isfinite(r[k]):
+                r[k] = None
+    return recs
+
+
+def emit(df: pd.DataFrame, fmt: OutFormat, out: Path | None, title: str) -> None:
+    """Print ``df`` as a rich table, CSV or JSON on stdout; optionally write ``out`` too."""
+    from churnml.io import write_table
+
+    if fmt == OutFormat.json:
+        sys.stdout.write(json.dumps(_records(df), indent=1) + "\n")
+    elif fmt == OutFormat.csv:
+        df.to_csv(sys.stdout, index=False)
+    else:
+        table = Table(title=title, show_lines=False)
+        for c in df.columns:
+            table.add_column(str(c), justify="right" if pd.api.types.is_numeric_dtype(df[c])
+                             else "left")
+        for row in df.itertuples(index=False):
+            table.add_row(*[_cell(v) for v in row])
+        Console().print(table)
+    if out is not None:
+        if out.suffix.lower() == ".json":
+            from churnml.io import atomic_write
+
+            atomic_write(out, lambda p: p.write_text(json.dumps(_records(df), indent=1)))
+        else:
+            write_table(df, out)
+        err.print(f"[green]✓[/green] wrote {out}")
+
+
+def _cell(v: object) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "–"
+    if isinstance(v, float):
+        return f"{v:,.2f}"
+    if isinstance(v, (int, np.integer)):
+        return f"{v:,}"
+    return str(v)
+
+
+def _label_periods(df: pd.DataFrame, period: str) -> pd.DataFrame:
+    df = df.copy()
+    if "period" in df:
+        df["period"] = df["period"].map(lambda t: period_label(t, period))
+    return df
+
+
+def fail(exc: Exception) -> None:
+    err.print(f"[bold red]error:[/bold red] {exc}")
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def metrics(
+    dataset: DatasetOpt = None,
+    data: DataDirOpt = None,
+    config: ConfigOpt = None,
+    period: Annotated[str | None, typer.Option(help="day|week|month|quarter|year")] = None,
+    by: Annotated[str | None, typer.Option(help="segment column (customers table) or cohort")]
+    = None,
+    fmt: FormatOpt = OutFormat.table,
+    out: OutOpt = None,
+) -> None:
+    """Retention KPIs per period: retention/churn rate, active customers, revenue, ARPU,
+    repeat purchase rate, LTV, NPS/CSAT/CES, MAU, engagement and referral rate."""
+    from churnml.metrics import kpi_table
+
+    try:
+        cfg = resolve_config(config, dataset, data)
+        period = period or cfg.metrics.period
+        by = by or cfg.metrics.by
+        customer_data = load(cfg)
+        with step(f"computing KPIs per {period}"):
+            kpis = kpi_table(customer_data, period=period, by=by, churn=cfg.churn,
+                             voice=cfg.voice)
+    except (ChurnmlError, ValueError, FileNotFoundError) as exc:
+        fail(exc)
+    emit(_label_periods(kpis, period), fmt, out, f"{customer_data.name}: KPIs per {period}")
+
+
+@app.command()
+def retention(
+    dataset: DatasetOpt = None,
+    data: DataDirOpt = None,
+    config: ConfigOpt = None,
+    days: Annotated[str, typer.Option(help="comma-separated days, e.g. 1,7,30")] = "1,7,30",
+    window: Annotated[Window, typer.Option(help="calendar days or 24-hour windows")]
+    = Window.calendar,
+    mode: Annotated[Mode, typer.Option(help="'on' day N or 'on-or-after' (rolling)")] = Mode.on,
+    source: Annotated[str, typer.Option(help="target | transactions | events | any")]
+    = "target",
+    period: Annotated[str | None, typer.Option(help="split cohorts by this period")] = None,
+    by: Annotated[str | None, typer.Option(help="segment column")] = None,
+    fmt: FormatOpt = OutFormat.table,
+    out: OutOpt = None,
+) -> None:
+    """N-day retention of first-action cohorts (on day N, or rolling: on day N or later)."""
+    from churnml.metrics import n_day_retention
+
+    try:
+        day_list = [int(d) for d in days.split(",") if d.strip()]
+    except ValueError:
+        fail(ValueError(f"--days must be comma-separated integers, got {days!r}"))
+    try:
+        cfg = resolve_config(config, dataset, data)
+        customer_data = load(cfg)
+        with step("computing N-day retention"):
+            res = n_day_retention(
+                customer_data, days=day_list, window=window.value,
+                mode=mode.value.replace("-", "_"), source=source, period=period, by=by,
+                churn=cfg.churn,
+            )
+    except (ChurnmlError, ValueError, FileNotFoundError) as exc:
+        fail(exc)
+    if period:
+        res = _label_periods(res, period)
+    emit(res, fmt, out, f"{customer_data.name}: {mode.value} day-N retention ({window.value})")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

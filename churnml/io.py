@@ -1,0 +1,52 @@
+"""Atomic table writers: a failed write never leaves a partial file behind."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+FORMATS = ("parquet", "csv", "json")
+
+
+def format_of(path: str | Path) -> str:
+    """Output format from a file name: ``.parquet``, ``.csv`` or ``.json``."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in FORMATS:
+        raise ValueError(f"{path}: unsupported output format {suffix!r} (use one of {FORMATS})")
+    return suffix
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place.
+
+    The rename is atomic on POSIX file systems, so readers see the old file or the new one,
+    never half of one; on any exception the temporary file is removed and ``path`` untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_table(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``df`` atomically as Parquet, CSV or JSON records (by the file suffix)."""
+    fmt = format_of(path)
+    if fmt == "parquet":
+        return atomic_write(path, lambda p: df.to_parquet(p, index=False))
+    if fmt == "csv":
+        return atomic_write(path, lambda p: df.to_csv(p, index=False))
+    return atomic_write(
+        path, lambda p: df.to_json(p, orient="records", date_format="iso", indent=1)
+    )
