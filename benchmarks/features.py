@@ -1,0 +1,301 @@
+"""Benchmark: churnml's feature build (DuckDB) vs an idiomatic vectorized pandas version.
+
+Synthetic transaction and event logs are generated with numpy at run time and written to
+Parquet; each contender then runs in its own subprocess, so its wall time and peak resident
+memory (``VmHWM`` of ``/proc/self/status``) are its own:
+
+* ``churnml (parquet)``: ``build_features`` over the Parquet files (DuckDB scans them);
+* ``churnml (in memory)``: the same over pandas DataFrames loaded first (zero-copy scans);
+* ``pandas``: ``read_parquet`` then groupby/agg (no per-customer loops).
+
+Both compute the default feature set of the tables present (recency, frequency, monetary,
+engagement, support tickets and trends: 42 features) as of one cutoff, and their outputs are
+compared value by value. Prints a table and writes ``benchmarks/results/features.json``.
+
+    python benchmarks/features.py                 # 100k customers, 5M transactions + 5M events
+    python benchmarks/features.py --size large    # 1M customers, 50M + 50M
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SIZES = {  # customers, transactions, events
+    "small": (10_000, 500_000, 500_000),
+    "medium": (100_000, 5_000_000, 5_000_000),
+    "large": (1_000_000, 50_000_000, 50_000_000),
+}
+START, END = pd.Timestamp("2022-01-01"), pd.Timestamp("2025-01-01")
+CUTOFF = pd.Timestamp("2024-10-01")  # rows after it exist and must be ignored
+RETURN_SHARE = 0.05  # share of transactions that are returns (negative amounts)
+SPEND_SHAPE, SPEND_SCALE = 2.0, 25.0  # Gamma amount of one order, currency units
+ACTIVITY_SHAPE = 0.8  # Gamma shape of the customers' activity rates (heterogeneity)
+EVENT_TYPES = {"session": 0.6, "email_open": 0.25, "push_click": 0.1, "support_ticket": 0.05}
+SUPPORT = "support_ticket"
+THREADS = 2
+MEMORY_LIMIT = "1500MB"
+DAY = pd.Timedelta(days=1)
+US_PER_DAY = 86_400_000_000
+TOLERANCE = 1e-6  # relative, float sums in a different order
+RESULTS = Path(__file__).resolve().parent / "results" / "features.json"
+
+
+# --------------------------------------------------------------------------- data
+
+
+def generate(n_customers: int, n_rows: int, rng: np.random.Generator,
+             signup_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(customer_id, ts in µs) for ``n_rows`` rows, time-ordered: heterogeneous activity
+    rates, each row uniform between its customer's signup and the end."""
+    rate = rng.gamma(ACTIVITY_SHAPE, 1.0, n_customers)
+    cdf = np.cumsum(rate)
+    idx = np.searchsorted(cdf, rng.random(n_rows) * cdf[-1]).clip(0, n_customers - 1)
+    end_us = END.value // 1000
+    ts = signup_us[idx] + (rng.random(n_rows) * (end_us - signup_us[idx])).astype("int64")
+    order = np.argsort(ts, kind="stable")
+    return (idx[order] + 1).astype("int64"), ts[order]
+
+
+def write_data(size: str, folder: Path, seed: int = 0) -> dict[str, int]:
+    """Write ``transactions.parquet`` and ``events.parquet``; return the row counts."""
+    n_customers, n_tx, n_ev = SIZES[size]
+    rng = np.random.default_rng(seed)
+    start_us, end_us = START.value // 1000, END.value // 1000
+    signup_us = rng.integers(start_us, end_us - US_PER_DAY, n_customers)
+    ids, ts = generate(n_customers, n_tx, rng, signup_us)
+    amount = np.round(rng.gamma(SPEND_SHAPE, SPEND_SCALE, n_tx), 2)
+    amount[rng.random(n_tx) < RETURN_SHARE] *= -1
+    pq.write_table(pa.table({
+        "customer_id": ids, "ts": pa.array(ts, pa.timestamp("us")), "amount": amount,
+    }), folder / "transactions.parquet")
+    del ids, ts, amount
+    ids, ts = generate(n_customers, n_ev, rng, signup_us)
+    names = list(EVENT_TYPES)
+    codes = rng.choice(len(names), n_ev, p=list(EVENT_TYPES.values())).astype("int8")
+    event_type = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(names))
+    pq.write_table(pa.table({
+        "customer_id": ids, "ts": pa.array(ts, pa.timestamp("us")), "event_type": event_type,
+    }), folder / "events.parquet")
+    return {"customers": n_customers, "transactions": n_tx, "events": n_ev}
+
+
+def load(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    tx = pd.read_parquet(folder / "transactions.parquet")
+    ev = pd.read_parquet(folder / "events.parquet")
+    return tx, ev
+
+
+# --------------------------------------------------------------------------- pandas
+
+
+def pandas_features(tx: pd.DataFrame, ev: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+    """The same features in idiomatic vectorized pandas (filters, groupby/agg)."""
+    tx = tx[tx["ts"] < cutoff]
+    ev = ev[ev["ts"] < cutoff]
+    ids = pd.Index(np.union1d(tx["customer_id"].unique(), ev["customer_id"].unique()),
+                   name="customer_id")
+    out = pd.DataFrame(index=ids)
+
+    def put(name: str, series: pd.Series, fill: float | None = 0.0) -> None:
+        out[name] = series.reindex(ids) if fill is None else series.reindex(ids).fillna(fill)
+
+    b = tx[tx["amount"] > 0]
+    b_age = cutoff - b["ts"]
+    for w in (30, 90, 180, 365):
+        amounts = b.loc[b_age <= w * DAY, ["customer_id", "amount"]].groupby("customer_id")
+        stats = amounts["amount"].agg(["size", "sum", "mean", "max"])
+        put(f"purchases_{w}d", stats["size"])
+        put(f"spend_{w}d", stats["sum"])
+        if w == 365:
+            put("avg_order_value_365d", stats["mean"], None)
+            put("max_order_value_365d", stats["max"], None)
+    prior = b.loc[(b_age > 90 * DAY) & (b_age <= 180 * DAY)].groupby("customer_id")["amount"]
+    put("purchases_prior_90d", prior.size())
+    put("spend_prior_90d", prior.sum())
+    every = b.groupby("customer_id").agg(
+        purchases_total=("amount", "size"), spend_total=("amount", "sum"),
+        avg_order_value_total=("amount", "mean"), last=("ts", "max"))
+    out = out.join(every)
+    out[["purchases_total", "spend_total"]] = out[["purchases_total", "spend_total"]].fillna(0)
+    out["days_since_last_purchase"] = (cutoff - out.pop("last")) / DAY
+    all_tx = tx.groupby("customer_id").agg(first=("ts", "min"), net=("amount", "sum"))
+    put("days_since_first_transaction", (cutoff - all_tx["first"]) / DAY, None)
+    put("net_revenue_total", all_tx["net"])
+    ret = tx[(tx["amount"] < 0) & (tx["ts"] >= cutoff - 365 * DAY)]
+    ret = ret.groupby("customer_id")["amount"]
+    put("returns_365d", ret.size())
+    put("returned_amount_365d", -ret.sum())
+    days = pd.DataFrame({"customer_id": b["customer_id"], "day": b["ts"].dt.floor("D")})
+    days = days.drop_duplicates()
+    put("purchase_days_total", days.groupby("customer_id").size())
+    # the cutoff is at midnight, so the window holds whole days
+    put("purchase_days_365d", days[days["day"] >= cutoff - 365 * DAY].groupby(
+        "customer_id").size())
+    gaps = b[["customer_id", "ts"]].sort_values(["customer_id", "ts"], kind="stable")
+    gap = gaps["ts"].diff().where(gaps["customer_id"].eq(gaps["customer_id"].shift())) / DAY
+    by_gap = gap.groupby(gaps["customer_id"])
+    put("purchase_gap_mean_days", by_gap.mean(), None)
+    put("purchase_gap_std_days", by_gap.std(), None)
+    # events
+    ev_age = cutoff - ev["ts"]
+    first_last = ev_age.groupby(ev["customer_id"]).agg(["min", "max"])
+    put("days_since_last_event", first_last["min"] / DAY, None)
+    put("days_since_first_event", first_last["max"] / DAY, None)
+    out["tenure_days"] = out[["days_since_first_transaction", "days_since_first_event"]].max(
+        axis=1)
+    for w in (30, 90):
+        counts = ev[ev_age <= w * DAY].groupby(["customer_id", "event_type"],
+                                              observed=True).size().unstack(fill_value=0)
+        for t in counts.columns:
+            put(f"support_tickets_{w}d" if t == SUPPORT else f"{t}_{w}d", counts[t])
+    recent = ev[ev_age <= 30 * DAY]
+    put("events_30d", recent.groupby("customer_id").size())
+    put("events_prior_30d", ev[(ev_age > 30 * DAY) & (ev_age <= 60 * DAY)].groupby(
+        "customer_id").size())
+    recent_days = pd.DataFrame({"customer_id": recent["customer_id"],
+                                "day": recent["ts"].dt.floor("D")}).drop_duplicates()
+    put("event_days_30d", recent_days.groupby("customer_id").size())
+    ratio = lambda a, b: out[a] / out[b].where(out[b] != 0)  # noqa: E731
+    out["engagement_trend_30d"] = ratio("events_30d", "events_prior_30d")
+    out["purchases_trend_90d"] = ratio("purchases_90d", "purchases_prior_90d")
+    out["spend_trend_90d"] = ratio("spend_90d", "spend_prior_90d")
+    out["recency_vs_usual_gap"] = ratio("days_since_last_purchase", "purchase_gap_mean_days")
+    return out.astype("float64").reset_index()
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def _rss_gb(field: str) -> float:
+    """``VmHWM`` (peak) or ``VmRSS`` (current) of this process, GB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024 / 1e9
+    return float("nan")
+
+
+def worker(contender: str, folder: Path) -> dict[str, float]:
+    """Run one contender in this process; write its features to ``folder``."""
+    from churnml.data.customer_data import CustomerData
+    from churnml.features import build_features
+
+    t0 = time.perf_counter()
+    if contender == "pandas":
+        tx, ev = load(folder)
+        t1 = time.perf_counter()
+        out = pandas_features(tx, ev, CUTOFF)
+    else:
+        if contender == "churnml_memory":
+            tx, ev = load(folder)
+            # the frames already satisfy the contract: skip validation, register zero-copy
+            data = CustomerData(transactions=tx, events=ev)
+        else:
+            data = {"transactions": str(folder / "transactions.parquet"),
+                    "events": str(folder / "events.parquet")}
+        t1 = time.perf_counter()
+        out = build_features(data, CUTOFF, threads=THREADS, memory_limit=MEMORY_LIMIT)
+    t2 = time.perf_counter()
+    peak = _rss_gb("VmHWM")
+    out.to_parquet(folder / f"out_{contender}.parquet")
+    return {"wall_s": t2 - t0, "load_s": t1 - t0, "compute_s": t2 - t1, "peak_rss_gb": peak,
+            "rows": len(out),
+            "features": sum(c not in ("customer_id", "cutoff") for c in out.columns)}
+
+
+def run_worker(contender: str, folder: Path) -> dict[str, float]:
+    cmd = [sys.executable, __file__, "--worker", contender, "--data", str(folder)]
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def compare(folder: Path) -> dict[str, object]:
+    """Do churnml and pandas agree on every row and feature?"""
+    ours = pd.read_parquet(folder / "out_churnml_parquet.parquet").drop(columns="cutoff")
+    ref = pd.read_parquet(folder / "out_pandas.parquet")
+    ours = ours.sort_values("customer_id").reset_index(drop=True)
+    ref = ref.sort_values("customer_id").reset_index(drop=True)[ours.columns]
+    bad = [
+        c for c in ours.columns
+        if not np.allclose(ours[c], ref[c], rtol=TOLERANCE, atol=TOLERANCE, equal_nan=True)
+    ]
+    same_ids = bool((ours["customer_id"].to_numpy() == ref["customer_id"].to_numpy()).all())
+    return {"match": same_ids and not bad, "mismatched_features": bad}
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", choices=list(SIZES), default="medium")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, Path(args.data))))
+        return
+
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    contenders = {"churnml_parquet": "churnml (parquet)",
+                  "churnml_memory": "churnml (in memory)", "pandas": "pandas"}
+    with tempfile.TemporaryDirectory(prefix="churnml-bench-") as tmp:
+        folder = Path(tmp)
+        with console.status(f"generating {args.size} data ..."):
+            t = time.perf_counter()
+            rows = write_data(args.size, folder)
+            gen_s = time.perf_counter() - t
+        runs = {}
+        for key, label in contenders.items():
+            with console.status(f"running {label} ..."):
+                runs[key] = run_worker(key, folder)
+        check = compare(folder)
+    base, ours = runs["pandas"], runs["churnml_parquet"]
+    result = {
+        "size": args.size, **rows, "cutoff": str(CUTOFF), "generate_s": gen_s,
+        "features": ours["features"], "feature_rows": ours["rows"], "runs": runs,
+        "speedup_vs_pandas": base["wall_s"] / ours["wall_s"],
+        "memory_ratio_vs_pandas": base["peak_rss_gb"] / ours["peak_rss_gb"],
+        "speedup_in_memory_compute": base["compute_s"] / runs["churnml_memory"]["compute_s"],
+        **check,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "duckdb_threads": THREADS, "duckdb_memory_limit": MEMORY_LIMIT},
+    }
+    table = Table(title=f"{result['features']} features, {rows['customers']:,} customers, "
+                  f"{rows['transactions']:,} transactions + {rows['events']:,} events")
+    for col in ("contender", "wall s", "load s", "compute s", "peak RSS GB"):
+        table.add_column(col, justify="right" if col != "contender" else "left")
+    for key, label in contenders.items():
+        r = runs[key]
+        table.add_row(label, f"{r['wall_s']:.1f}", f"{r['load_s']:.1f}", f"{r['compute_s']:.1f}",
+                      f"{r['peak_rss_gb']:.2f}")
+    console.print(table)
+    console.print(
+        f"churnml (parquet) vs pandas: {result['speedup_vs_pandas']:.1f}x faster, "
+        f"{result['memory_ratio_vs_pandas']:.1f}x less peak memory; in-memory compute "
+        f"{result['speedup_in_memory_compute']:.1f}x faster; outputs match: {check['match']}"
+        + (f" (differ: {check['mismatched_features']})" if not check["match"] else ""))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    console.print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

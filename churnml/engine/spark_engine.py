@@ -1,0 +1,133 @@
+"""Spark backend: the same DuckDB-dialect SQL, transpiled by SQLGlot and run by ``spark.sql``.
+
+Tables become temporary views with a per-engine prefix (dropped by :meth:`SparkEngine.close`).
+Timestamps are handled as Spark ``TIMESTAMP_NTZ`` (naive, like the contract): pandas columns are
+converted with an explicit schema and Spark ``TIMESTAMP`` columns are cast to ``TIMESTAMP_NTZ``
+(their wall-clock time in the session time zone).
+"""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+import sqlglot
+
+from churnml.engine.base import SqlEngine
+
+READ_DIALECT = "duckdb"
+WRITE_DIALECT = "spark"
+# PySpark 4.x warns on every pandas conversion that pandas 3 is not fully supported; the
+# conversions used here (explicit schema, Arrow off or on) are covered by churnml's tests.
+_PANDAS_WARNING = "PySpark does not yet fully support pandas"
+
+
+def transpile(sql: str) -> str:
+    """DuckDB-dialect SQL as Spark SQL."""
+    return sqlglot.transpile(sql, read=READ_DIALECT, write=WRITE_DIALECT)[0]
+
+
+class SparkEngine(SqlEngine):
+    """Contract tables as temporary views of ``spark``.
+
+    Parameters
+    ----------
+    tables : mapping
+        Contract name -> pandas DataFrame or Spark DataFrame. When every table is a Spark
+        DataFrame, results stay Spark DataFrames; otherwise they are returned as pandas.
+    spark : SparkSession, optional
+        Defaults to the active session.
+    """
+
+    def __init__(self, tables: Mapping[str, Any], spark: Any = None) -> None:
+        super().__init__()
+        from pyspark.sql import DataFrame as SparkDataFrame
+        from pyspark.sql import SparkSession
+
+        self.spark = spark or SparkSession.getActiveSession()
+        if self.spark is None:
+            raise ValueError("engine='spark' needs a SparkSession: pass spark=... or start one")
+        self.prefix = f"churnml_{uuid.uuid4().hex[:10]}_"
+        self._views: list[str] = []
+        self.returns_native = all(isinstance(t, SparkDataFrame) for t in tables.values())
+        for name, table in tables.items():
+            if isinstance(table, pd.DataFrame):
+                sdf = self._from_pandas(table)
+            elif isinstance(table, SparkDataFrame):
+                sdf = _naive_timestamps(table)
+            else:
+                raise TypeError(
+                    f"{name}: the Spark engine reads pandas or Spark DataFrames, "
+                    f"got {type(table).__name__}"
+                )
+            self._create_view(name, sdf)
+            self._columns[name] = list(sdf.columns)
+        self._check_contract()
+
+    def _create_view(self, name: str, sdf: Any) -> str:
+        view = self.prefix + name
+        sdf.createOrReplaceTempView(view)
+        self._views.append(view)
+        return view
+
+    def _from_pandas(self, frame: pd.DataFrame) -> Any:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_PANDAS_WARNING)
+            return self.spark.createDataFrame(frame, schema=spark_schema(frame))
+
+    def relation(self, table: str) -> str:
+        return self.prefix + table
+
+    def register(self, name: str, frame: pd.DataFrame) -> str:
+        return self._create_view(name, self._from_pandas(frame))
+
+    def query(self, sql: str) -> Any:
+        return self.spark.sql(transpile(sql))
+
+    def to_pandas(self, result: Any) -> pd.DataFrame:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_PANDAS_WARNING)
+            return result.toPandas()
+
+    def close(self) -> None:
+        for view in self._views:
+            self.spark.catalog.dropTempView(view)
+        self._views.clear()
+
+
+def spark_schema(frame: pd.DataFrame) -> Any:
+    """Spark schema of a pandas frame: naive datetimes -> TIMESTAMP_NTZ, integers -> LONG,
+    floats -> DOUBLE, booleans -> BOOLEAN, anything else -> STRING."""
+    from pyspark.sql import types as T
+
+    fields = []
+    for col, dtype in frame.dtypes.items():
+        if pd.api.types.is_datetime64_any_dtype(dtype):
+            spark_type = T.TimestampNTZType()
+        elif pd.api.types.is_bool_dtype(dtype):
+            spark_type = T.BooleanType()
+        elif pd.api.types.is_integer_dtype(dtype):
+            spark_type = T.LongType()
+        elif pd.api.types.is_float_dtype(dtype):
+            spark_type = T.DoubleType()
+        else:
+            spark_type = T.StringType()
+        fields.append(T.StructField(str(col), spark_type, nullable=True))
+    return T.StructType(fields)
+
+
+def _naive_timestamps(sdf: Any) -> Any:
+    """Cast Spark ``TIMESTAMP`` (session-time-zone) columns to ``TIMESTAMP_NTZ``."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    casts = [
+        F.col(f.name).cast(T.TimestampNTZType()).alias(f.name)
+        if isinstance(f.dataType, T.TimestampType)
+        else F.col(f.name)
+        for f in sdf.schema.fields
+    ]
+    return sdf.select(*casts)

@@ -1,0 +1,395 @@
+"""Compile declarative features into one SQL query (DuckDB dialect, portable to Spark).
+
+Time semantics, enforced here once for every feature:
+
+* A row of a source is known at cutoff ``c`` iff its time column is ``< c``; timestamp columns
+  known only once passed (a subscription's ``end_ts``) read NULL while ``>= c``.
+* Each source is read in at most two *parts*, each a single scan grouped by
+  ``(customer_id, cutoff)``:
+
+  - **direct** part: rows joined to the cutoffs they are known at, restricted to the longest
+    window (``time >= cutoff - bound``) when every feature of the part is windowed; all
+    windows are conditional aggregates (``FILTER (WHERE ...)``) of that one scan. With a single
+    cutoff the cutoff is a literal and the join is a filter.
+  - **cumulative** part (all-time aggregates, several cutoffs): each row falls in exactly one
+    bucket ``[previous cutoff, cutoff)``; per-bucket partial aggregates are combined by a
+    running window over the buckets, so all-time features cost one pass, not one per cutoff.
+
+* The population at each cutoff is every customer with an *activity* row (transaction, event
+  or subscription start) before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pandas as pd
+import sqlglot
+from sqlglot import exp
+
+from churnml.engine.sql import conjunction, flag, shift_days, ts_literal
+from churnml.errors import ConfigError, DataValidationError
+from churnml.features.aggregations import AGGREGATIONS, Ctx
+from churnml.features.definitions import (
+    CUTOFF,
+    SOURCES,
+    SQL_DIALECT,
+    DerivedFeature,
+    Feature,
+    Source,
+    parse_sql,
+)
+
+ROWS = "__rows"  # hidden all-time row count of activity sources: defines the population
+BUCKET_LO = "bucket_lo"  # start of a cutoff's bucket in the intervals relation
+RUNNING = "w"  # name of the running window over buckets
+CUMULATIVE_WINDOW = (
+    "PARTITION BY g.customer_id ORDER BY g.cutoff "
+    "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+)
+# Start of the first bucket: earlier than any timestamp the contract accepts.
+FIRST_BUCKET_START = pd.Timestamp("1000-01-01")
+
+
+@dataclass(frozen=True)
+class Relations:
+    """Physical names: ``table(name)`` for contract tables, the cutoffs relation (column
+    ``cutoff``) and, for several cutoffs, the intervals relation (``bucket_lo, cutoff``)."""
+
+    table: Callable[[str], str]
+    cutoffs: str
+    intervals: str | None = None
+
+
+@dataclass
+class _Part:
+    source: Source
+    cte: str
+    mode: Literal["direct", "cumulative"]
+    bound_days: int | None  # direct: rows at most this many days before the cutoff
+    features: list[Feature] = field(default_factory=list)
+
+
+def cutoff_intervals(cutoffs: pd.DatetimeIndex) -> pd.DataFrame:
+    """Buckets ``[bucket_lo, cutoff)`` between consecutive sorted cutoffs."""
+    lo = [FIRST_BUCKET_START, *cutoffs[:-1]]
+    return pd.DataFrame(
+        {BUCKET_LO: pd.DatetimeIndex(lo).astype("datetime64[us]"),
+         CUTOFF: cutoffs.astype("datetime64[us]")}
+    )
+
+
+def compile_features(
+    features: Sequence[Feature | DerivedFeature],
+    schema: Mapping[str, list[str]],
+    cutoffs: pd.DatetimeIndex,
+    relations: Relations,
+) -> tuple[list[tuple[str, str]], str]:
+    """``(ctes, select)``: the query returning ``customer_id, cutoff`` and every feature
+    (unordered; the population CTE is ``f_population p``).
+
+    ``cutoffs`` are sorted and unique. Raises :class:`DataValidationError` when a feature
+    needs a table or column that is absent, :class:`ConfigError` for an inconsistent spec.
+    """
+    base = [f for f in features if isinstance(f, Feature)]
+    derived = [f for f in features if isinstance(f, DerivedFeature)]
+    _check_names(features)
+    for f in base:
+        _check_feature(f, schema)
+    single = len(cutoffs) == 1
+    parts = _plan(base, schema, single)
+    ctes: list[tuple[str, str]] = []
+    for part in parts:
+        ctes += _part_sql(part, schema, cutoffs, relations, single)
+    population = " UNION ".join(
+        f"SELECT customer_id, cutoff FROM {p.cte}"
+        for p in parts if any(f.name == ROWS for f in p.features)
+    )
+    ctes.append(("f_population", population))
+    select = _final_select(features, base, derived, parts)
+    return ctes, select
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_names(features: Sequence[Feature | DerivedFeature]) -> None:
+    seen: set[str] = set()
+    for f in features:
+        if f.name in seen:
+            raise ConfigError(f"feature name {f.name!r} is used twice")
+        if f.name in ("customer_id", CUTOFF):
+            raise ConfigError(f"feature name {f.name!r} is reserved")
+        seen.add(f.name)
+
+
+def _check_feature(f: Feature, schema: Mapping[str, list[str]]) -> None:
+    source = SOURCES[f.table]
+    why = f"by feature {f.name!r}"
+    if source.table not in schema:
+        raise DataValidationError(source.table, None, f"table is required {why}")
+    if not source.available(schema):
+        raise DataValidationError(source.table, source.time, f"column is required {why}")
+    known = set(source.columns(schema)) | {CUTOFF}
+    missing = sorted(f.references() - known)
+    if missing:
+        raise DataValidationError(
+            f.table, missing[0],
+            f"column is required {why} (columns: {', '.join(sorted(known))})",
+        )
+    agg = AGGREGATIONS[f.agg]
+    dependent = f.references() & (set(source.known_when_passed) | {CUTOFF})
+    if (agg.neighbours or agg.cumulative_neighbours) and f.where and dependent:
+        raise ConfigError(
+            f"feature {f.name!r}: agg {f.agg!r} orders rows before the cutoff join, so its "
+            f"where cannot read cutoff-dependent columns ({', '.join(sorted(dependent))})"
+        )
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def _hidden_rows(source: str) -> Feature:
+    return Feature.model_construct(
+        kind="aggregate", name=ROWS, table=source, agg="count", column=None, where=None,
+        window_days=None, offset_days=0, unit="rows", description="", dtype="number",
+    )
+
+
+def _plan(base: list[Feature], schema: Mapping[str, list[str]], single: bool) -> list[_Part]:
+    """Split each source's features into a direct and (several cutoffs) a cumulative part."""
+    by_source: dict[str, list[Feature]] = {}
+    for name, source in SOURCES.items():
+        if source.activity and source.available(schema):
+            by_source[name] = [_hidden_rows(name)]
+    for f in base:
+        by_source.setdefault(f.table, []).append(f)
+    parts: list[_Part] = []
+    for name, feats in by_source.items():
+        source = SOURCES[name]
+        direct_only = single or source.known_when_passed or source.time_nullable
+        cumulative = [] if direct_only else [
+            f for f in feats if f.all_time and CUTOFF not in f.references()
+        ]
+        direct = [f for f in feats if f not in cumulative]
+        if direct:
+            spans = [f.span_days for f in direct]
+            bound = None if None in spans else max(spans)
+            parts.append(_Part(source, f"f_{name}_direct", "direct", bound, direct))
+        if cumulative:
+            parts.append(_Part(source, f"f_{name}_cumulative", "cumulative", None, cumulative))
+    return parts
+
+
+# --------------------------------------------------------------------------- SQL per part
+
+
+Helpers = dict[str | None, tuple[str, str]]  # row condition -> (prev, next) column names
+
+
+def _helpers(part: _Part) -> Helpers:
+    """Neighbour columns the part needs, one pair per row condition."""
+    out: Helpers = {}
+    for f in part.features:
+        agg = AGGREGATIONS[f.agg]
+        needed = agg.neighbours or (part.mode == "cumulative" and agg.cumulative_neighbours)
+        if needed and f.where not in out:
+            out[f.where] = (f"__prev{len(out)}", f"__next{len(out)}")
+    return out
+
+
+def _helper_sql(cond: str | None, names: tuple[str, str], time: str) -> str:
+    """Times of the previous and next row matching ``cond``, per customer."""
+    by = f"customer_id, {flag(cond)}" if cond else "customer_id"
+    over = f"OVER (PARTITION BY {by} ORDER BY {time})"
+    return f"lag({time}) {over} AS {names[0]}, lead({time}) {over} AS {names[1]}"
+
+
+def _window_cond(f: Feature, time: str, cut: str) -> str | None:
+    if f.window_days is None:
+        return None
+    lower = f"{time} >= {shift_days(cut, -f.span_days)}"
+    return conjunction(lower, f"{time} < {shift_days(cut, -f.offset_days)}") if (
+        f.offset_days
+    ) else lower
+
+
+def _ctx(f: Feature, source: Source, helpers: Helpers, time: str, cut: str,
+         window: bool) -> Ctx:
+    """What ``f``'s aggregate reads; ``window``: restrict rows to ``f``'s window."""
+    if f.column is not None:
+        x = f"({f.column})"
+    elif f.agg in ("days_since_last", "days_since_first"):
+        x = time
+    else:
+        x = "*"
+    prev, nxt = helpers.get(f.where, (None, None))
+    cond = conjunction(f.where, _window_cond(f, time, cut)) if window else f.where
+    upper = shift_days(cut, -f.offset_days) if f.offset_days else cut
+    return Ctx(x=x, cond=cond, time=time, cut=cut, upper=upper, prev=prev, next=nxt)
+
+
+def _known_before(source: Source, time: str, cut: str, bound: int | None) -> str:
+    upper = f"{time} < {cut}"
+    if source.time_nullable:
+        upper = f"({time} IS NULL OR {upper})"
+    lower = f"{time} >= {shift_days(cut, -bound)}" if bound is not None else None
+    return conjunction(upper, lower) or upper
+
+
+def _pre_source(part: _Part, schema: Mapping[str, list[str]], cutoffs: pd.DatetimeIndex,
+                relations: Relations, helpers: Helpers) -> str:
+    """The source's rows that can be known at some cutoff, with the helper columns."""
+    source = part.source
+    base = source.select_sql(relations.table(source.table), schema)
+    # helpers look back across the whole history, so only the upper bound applies then
+    bound = part.bound_days if not helpers else None
+    where = _known_before(source, source.time, ts_literal(cutoffs.max()), None)
+    if bound is not None:
+        earliest = shift_days(ts_literal(cutoffs.min()), -bound)
+        where = conjunction(where, f"{source.time} >= {earliest}")
+    extra = "".join(
+        f", {_helper_sql(cond, names, source.time)}" for cond, names in helpers.items()
+    )
+    return f"SELECT s.*{extra} FROM ({base}) s WHERE {where}"
+
+
+def _part_sql(part: _Part, schema: Mapping[str, list[str]], cutoffs: pd.DatetimeIndex,
+              relations: Relations, single: bool) -> list[tuple[str, str]]:
+    helpers = _helpers(part)
+    pre = _pre_source(part, schema, cutoffs, relations, helpers)
+    if part.mode == "direct":
+        return [(part.cte, _direct_sql(part, schema, cutoffs, relations, single, helpers, pre))]
+    return _cumulative_sql(part, relations, helpers, pre)
+
+
+def _direct_sql(part: _Part, schema: Mapping[str, list[str]], cutoffs: pd.DatetimeIndex,
+                relations: Relations, single: bool, helpers: Helpers, pre: str) -> str:
+    source = part.source
+    cut = ts_literal(cutoffs[0]) if single else "c.cutoff"
+    cols = [
+        f"CASE WHEN t.{c} < {cut} THEN t.{c} END AS {c}" if c in source.known_when_passed
+        else f"t.{c}"
+        for c in source.columns(schema)
+    ] + [f"t.{name}" for names in helpers.values() for name in names]
+    known = _known_before(source, f"t.{source.time}", cut, part.bound_days)
+    if single:
+        rows = f"FROM ({pre}) t WHERE {known}"
+    else:
+        rows = f"FROM ({pre}) t JOIN {relations.cutoffs} c ON {known}"
+    joined = f"SELECT {', '.join(cols)}, {cut} AS cutoff {rows}"
+    x_cut = cut if single else "x.cutoff"
+    aggs = [
+        AGGREGATIONS[f.agg].direct(_ctx(f, source, helpers, f"x.{source.time}", x_cut, True))
+        + f" AS {f.name}"
+        for f in part.features
+    ]
+    # one cutoff: a constant, not a grouping key
+    keys = "x.customer_id" if single else "x.customer_id, x.cutoff"
+    return (
+        f"SELECT x.customer_id, {x_cut} AS cutoff, {', '.join(aggs)}\nFROM ({joined}) x\n"
+        f"GROUP BY {keys}"
+    )
+
+
+def _cumulative_sql(part: _Part, relations: Relations, helpers: Helpers,
+                    pre: str) -> list[tuple[str, str]]:
+    source = part.source
+    time = f"t.{source.time}"
+    buckets, grid = f"{part.cte}_buckets", f"{part.cte}_grid"
+    partial_cols: list[str] = []
+    running: list[str] = []
+    for f in part.features:
+        agg = AGGREGATIONS[f.agg]
+        templates: dict[str, str] = {}
+        for suffix, sql, template in agg.partials(
+            _ctx(f, source, helpers, time, "i.cutoff", False)
+        ):
+            partial_cols.append(f"{sql} AS {f.name}__{suffix}")
+            templates[suffix] = template
+
+        def window(suffix: str, f: Feature = f, templates: dict[str, str] = templates) -> str:
+            col, prefix = f"b.{f.name}__{suffix}", f"b.{f.name}__"
+            return templates[suffix].format(col=col, base=prefix) + f" OVER {RUNNING}"
+
+        running.append(f"{agg.combine(window, 'g.cutoff')} AS {f.name}")
+    bucket_sql = (
+        f"SELECT t.customer_id, i.cutoff, {', '.join(partial_cols)}\n"
+        f"FROM ({pre}) t JOIN {relations.intervals} i "
+        f"ON {time} >= i.{BUCKET_LO} AND {time} < i.cutoff\n"
+        f"GROUP BY t.customer_id, i.cutoff"
+    )
+    grid_sql = (
+        f"SELECT f.customer_id, c.cutoff FROM (SELECT customer_id, min(cutoff) AS first_cutoff "
+        f"FROM {buckets} GROUP BY customer_id) f JOIN {relations.cutoffs} c "
+        f"ON c.cutoff >= f.first_cutoff"
+    )
+    running_sql = (
+        f"SELECT g.customer_id, g.cutoff, {', '.join(running)}\n"
+        f"FROM {grid} g LEFT JOIN {buckets} b "
+        f"ON b.customer_id = g.customer_id AND b.cutoff = g.cutoff\n"
+        f"WINDOW {RUNNING} AS ({CUMULATIVE_WINDOW})"
+    )
+    return [(buckets, bucket_sql), (grid, grid_sql), (part.cte, running_sql)]
+
+
+# --------------------------------------------------------------------------- final select
+
+
+def _derived_sql(f: DerivedFeature, sql_of: Mapping[str, str]) -> str:
+    args = [sql_of[i] for i in f.dependencies()]
+    if f.op == "ratio":
+        return f"({args[0]} / NULLIF({args[1]}, 0))"
+    if f.op == "difference":
+        return f"({args[0]} - {args[1]})"
+    if f.op == "greatest":
+        return f"greatest({', '.join(args)})"
+    if f.op in ("at_most", "below"):
+        cmp = "<=" if f.op == "at_most" else "<"
+        return (
+            f"(CASE WHEN {args[0]} IS NULL THEN NULL WHEN {args[0]} {cmp} {f.threshold!r} "
+            f"THEN 1.0 ELSE 0.0 END)"
+        )
+    tree = parse_sql(f.expr or "", f.name)
+    tree = tree.transform(
+        lambda node: sqlglot.parse_one(sql_of[node.name], read=SQL_DIALECT)
+        if isinstance(node, exp.Column) and node.name in sql_of else node
+    )
+    return f"({tree.sql(dialect=SQL_DIALECT)})"
+
+
+def _final_select(features: Sequence[Feature | DerivedFeature], base: list[Feature],
+                  derived: list[DerivedFeature], parts: list[_Part]) -> str:
+    owner = {f.name: p.cte for p in parts for f in p.features if f.name != ROWS}
+    sql_of: dict[str, str] = {}
+    for f in base:
+        col = f"{owner[f.name]}.{f.name}"
+        if AGGREGATIONS[f.agg].zero_when_empty:
+            col = f"COALESCE({col}, 0)"
+        sql_of[f.name] = f"CAST({col} AS DOUBLE)" if f.dtype == "number" else col
+    pending = {f.name: f for f in derived}
+
+    def resolve(name: str, stack: tuple[str, ...] = ()) -> str:
+        if name in sql_of:
+            return sql_of[name]
+        if name not in pending:
+            raise ConfigError(f"feature {stack[-1]!r} depends on unknown feature {name!r}")
+        if name in stack:
+            raise ConfigError(f"features depend on each other in a cycle: {' -> '.join(stack)}")
+        f = pending[name]
+        for dep in f.dependencies():
+            resolve(dep, (*stack, name))
+        sql_of[name] = _derived_sql(f, sql_of)
+        return sql_of[name]
+
+    for f in derived:
+        resolve(f.name)
+    joins = "".join(
+        f"\nLEFT JOIN {p.cte} ON {p.cte}.customer_id = p.customer_id "
+        f"AND {p.cte}.cutoff = p.cutoff"
+        for p in parts
+    )
+    cols = ", ".join(f"{sql_of[f.name]} AS {f.name}" for f in features)
+    return f"SELECT p.customer_id, p.cutoff, {cols}\nFROM f_population p{joins}"

@@ -1,0 +1,286 @@
+"""Built-in feature groups: each a function of the spec and the tables present.
+
+Units: days are fractional days (``cutoff - time``), money is in the input currency, counts
+are rows. "Purchase" = a transaction matching ``spec.purchase_where`` (default
+``amount > 0``); returns are transactions with a negative amount.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from churnml.engine.sql import literal
+from churnml.features.definitions import SOURCES, DerivedFeature, Feature
+
+if TYPE_CHECKING:
+    from churnml.features.spec import FeatureSpec
+
+Built = list[Feature | DerivedFeature]
+Schema = dict[str, list[str]]
+RETURN_WHERE = "amount < 0"
+
+
+def _has(schema: Schema, source: str, column: str | None = None) -> bool:
+    src = SOURCES[source]
+    return src.available(schema) and (column is None or column in schema[src.table])
+
+
+def _window_label(days: int | None) -> str:
+    return "total" if days is None else f"{days}d"
+
+
+def _in_window(days: int | None) -> str:
+    return "in total" if days is None else f"in the last {days} days"
+
+
+def event_feature_name(event_type: str) -> str:
+    """Identifier made from an event type (``"Push Click"`` -> ``push_click``)."""
+    name = re.sub(r"[^a-z0-9]+", "_", event_type.lower()).strip("_") or "event"
+    return name if name[0].isalpha() else f"e_{name}"
+
+
+def recency(spec: FeatureSpec, schema: Schema, event_types: list[str]) -> Built:
+    """Days since the last purchase / event / survey; tenure = days since the first activity
+    or signup, whichever is earliest."""
+    out: Built = []
+    firsts: list[str] = []
+    out.append(Feature(
+        name="days_since_last_purchase", table="transactions", agg="days_since_last",
+        where=spec.purchase_where, unit="days",
+        description="no purchase for {value:.0f} days"))
+    out.append(Feature(
+        name="days_since_first_transaction", table="transactions", agg="days_since_first",
+        unit="days", description="first transaction {value:.0f} days ago"))
+    firsts.append("days_since_first_transaction")
+    if _has(schema, "events"):
+        out.append(Feature(
+            name="days_since_last_event", table="events", agg="days_since_last", unit="days",
+            description="no engagement for {value:.0f} days"))
+        out.append(Feature(
+            name="days_since_first_event", table="events", agg="days_since_first",
+            unit="days", description="first engagement {value:.0f} days ago"))
+        firsts.append("days_since_first_event")
+    if _has(schema, "surveys"):
+        out.append(Feature(
+            name="days_since_last_survey", table="surveys", agg="days_since_last", unit="days",
+            description="last survey answer {value:.0f} days ago"))
+    if _has(schema, "customers"):
+        out.append(Feature(
+            name="days_since_signup", table="customers", agg="days_since_first", unit="days",
+            description="signed up {value:.0f} days ago"))
+        firsts.append("days_since_signup")
+    out.append(DerivedFeature(
+        name="tenure_days", op="greatest", inputs=firsts, unit="days",
+        description="customer for {value:.0f} days"))
+    return out
+
+
+def _purchase(spec: FeatureSpec, name: str, agg: str, days: int | None, unit: str,
+              description: str, column: str | None = None, offset: int = 0) -> Feature:
+    return Feature(
+        name=name, table="transactions", agg=agg, column=column, where=spec.purchase_where,
+        window_days=days, offset_days=offset, unit=unit, description=description)
+
+
+def frequency(spec: FeatureSpec, schema: Schema, event_types: list[str]) -> Built:
+    """Purchase counts per window and all time, distinct purchase days, and the gap between
+    consecutive purchases (mean and sample standard deviation, days)."""
+    out: Built = [
+        _purchase(spec, f"purchases_{_window_label(d)}", "count", d, "purchases",
+                  f"{{value:.0f}} purchases {_in_window(d)}")
+        for d in [*spec.windows_days, None]
+    ]
+    out += [
+        _purchase(spec, f"purchase_days_{_window_label(d)}", "distinct_days", d, "days",
+                  f"purchased on {{value:.0f}} different days {_in_window(d)}")
+        for d in (spec.summary_window_days, None)
+    ]
+    out.append(_purchase(spec, "purchase_gap_mean_days", "gap_mean", None, "days",
+                         "buys every {value:.0f} days on average"))
+    out.append(_purchase(spec, "purchase_gap_std_days", "gap_std", None, "days",
+                         "purchase gaps vary by {value:.0f} days"))
+    return out
+
+
+def monetary(spec: FeatureSpec, schema: Schema, event_types: list[str]) -> Built:
+    """Spend (sum of purchase amounts) per window, order value mean and max, returns and net
+    revenue (purchases plus returns)."""
+    s = spec.summary_window_days
+    out: Built = [
+        _purchase(spec, f"spend_{_window_label(d)}", "sum", d, "currency",
+                  f"spent {{value:,.2f}} {_in_window(d)}", column="amount")
+        for d in [*spec.windows_days, None]
+    ]
+    out += [
+        _purchase(spec, f"avg_order_value_{_window_label(d)}", "mean", d, "currency",
+                  f"average order {{value:,.2f}} {_in_window(d)}", column="amount")
+        for d in (s, None)
+    ]
+    out.append(_purchase(spec, f"max_order_value_{s}d", "max", s, "currency",
+                         f"largest order {{value:,.2f}} in the last {s} days", column="amount"))
+    out.append(Feature(
+        name=f"returns_{s}d", table="transactions", agg="count", where=RETURN_WHERE,
+        window_days=s, unit="returns", description=f"{{value:.0f}} returns in the last {s} days"))
+    out.append(Feature(
+        name=f"returned_amount_{s}d", table="transactions", agg="sum", column="-amount",
+        where=RETURN_WHERE, window_days=s, unit="currency",
+        description=f"returned {{value:,.2f}} in the last {s} days"))
+    out.append(Feature(
+        name="net_revenue_total", table="transactions", agg="sum", column="amount",
+        unit="currency", description="net revenue {value:,.2f} in total"))
+    return out
+
+
+def engagement(spec: FeatureSpec, schema: Schema, event_types: list[str]) -> Built:
+    """Event counts per event type and window, and the engagement trend: events in the last
+    window / events in the window before (missing when the earlier window is empty)."""
+    if not _has(schema, "events"):
+        return []
+    w = spec.engagement_trend_window_days
+    out: Built = []
+    for event_type in event_types:
+        if event_type == spec.support_event_type:
+            continue
+        key = event_feature_name(event_type)
+        out += [
+            Feature(name=f"{key}_{d}d", table="events", agg="count",
+                    where=f"event_type = {literal(event_type)}", window_days=d,
+                    unit="events", description=f"{{value:.0f}} {event_type} events "
+                    f"in the last {d} days")
+            for d in spec.engagement_windows_days
+        ]
+    out += [
+        Feature(name=f"events_{w}d", table="events", agg="count", window_days=w,
+                unit="events", description=f"{{value:.0f}} events in the last {w} days"),
+        Feature(name=f"events_prior_{w}d", table="events", agg="count", window_days=w,
+                offset_days=w, unit="events",
+                description=f"{{value:.0f}} events in the {w} days before that"),
+        Feature(name=f"event_days_{w}d", table="events", agg="distinct_days", window_days=w,
+                unit="days", description=f"active on {{value:.0f}} of the last {w} days"),
+        DerivedFeature(name=f"engagement_trend_{w}d", op="ratio",
+                       inputs=[f"events_{w}d", f"events_prior_{w}d"], unit="ratio",
+                       description=f"engagement at {{value:.0%}} of the previous {w} days"),
+    ]
+    return out
+
+
+def voice(spec: FeatureSpec, schema: Schema, event_types: list[str]) -> Built:
+    """Support tickets per window; latest and mean answer per survey kind and their
+    difference (latest - mean, score points); NPS detractor and CSAT dissatisfied flags
+    (thresholds from :class:`~churnml.config.VoiceConfig`)."""
+    out: Built = []
+    if _has(schema, "events"):
+        out += [
+            Feature(name=f"support_tickets_{d}d", table="events", agg="count",
+                    where=f"event_type = {literal(spec.support_event_type)}", window_days=d,
+                    unit="tickets", description=f"{{value:.0f}} support tickets in the last "
+                    f"{d} days")
+            for d in spec.support_windows_days
+        ]
+    if not _has(schema, "surveys"):
+        return out
+    for kind in spec.survey_kinds:
+        where = f"kind = {literal(kind)}"
+        label = kind.upper()
+        out += [
+            Feature(name=f"{kind}_latest", table="surveys", agg="latest", column="score",
+                    where=where, unit="score", description=f"latest {label} {{value:.0f}}"),
+            Feature(name=f"{kind}_mean", table="surveys", agg="mean", column="score",
+                    where=where, unit="score", description=f"average {label} {{value:.1f}}"),
+            DerivedFeature(name=f"{kind}_trend", op="difference",
+                           inputs=[f"{kind}_latest", f"{kind}_mean"], unit="score",
+                           description=f"latest {label} {{value:+.1f}} vs own average"),
+        ]
+    v = spec.voice
+    if "nps" in spec.survey_kinds:
+        out.append(DerivedFeature(
+            name="nps_detractor", op="at_most", inputs=["nps_latest"],
+            threshold=v.nps_detractor_max, unit="flag",
+            description=f"NPS detractor: {{value:.0f}} (1 = latest answer at most "
+                        f"{v.nps_detractor_max:g})"))
+    if "csat" in spec.survey_kinds:
+        out.append(DerivedFeature(
+            name="csat_dissatisfied", op="below", inputs=["csat_latest"],
+            threshold=v.csat_satisfied_min, unit="flag",
+            description=f"dissatisfied: {{value:.0f}} (1 = latest CSAT below "
+                        f"{v.csat_satisfied_min:g})"))
+    return out
+
+
+def referral(spec: FeatureSpec, schema: Schema, event_types: list[str]) -> Built:
+    """Customers referred who had signed up before the cutoff."""
+    if not _has(schema, "referrals"):
+        return []
+    return [Feature(name="customers_referred", table="referrals", agg="count",
+                    unit="customers", description="referred {value:.0f} customers")]
+
+
+def subscription(spec: FeatureSpec, schema: Schema, event_types: list[str]) -> Built:
+    """Subscription state known at the cutoff: active subscriptions (started, with no end
+    before the cutoff), days since the latest start and the latest known end, subscriptions
+    started, mrr of active subscriptions, plan of the latest subscription."""
+    if not _has(schema, "subscriptions"):
+        return []
+    active = "end_ts IS NULL"
+    out: Built = [
+        Feature(name="active_subscriptions", table="subscriptions", agg="count",
+                where=active, unit="subscriptions",
+                description="{value:.0f} active subscriptions"),
+        Feature(name="days_since_subscription_start", table="subscriptions",
+                agg="days_since_last", unit="days",
+                description="latest subscription started {value:.0f} days ago"),
+        Feature(name="days_since_subscription_end", table="subscriptions",
+                agg="days_since_last", column="end_ts", unit="days",
+                description="a subscription ended {value:.0f} days ago"),
+        Feature(name="subscriptions_started", table="subscriptions", agg="count",
+                unit="subscriptions", description="{value:.0f} subscriptions started"),
+    ]
+    if _has(schema, "subscriptions", "mrr"):
+        out.append(Feature(name="mrr", table="subscriptions", agg="sum", column="mrr",
+                           where=active, unit="currency per month",
+                           description="pays {value:,.2f} per month"))
+    if _has(schema, "subscriptions", "plan"):
+        out.append(Feature(name="subscription_plan", table="subscriptions", agg="latest",
+                           column="plan", unit="plan", dtype="category",
+                           description="on the {value} plan"))
+    return out
+
+
+def trend(spec: FeatureSpec, schema: Schema, event_types: list[str]) -> Built:
+    """Purchases and spend in the last ``trend_window_days`` / the window before (missing
+    when the earlier window is empty) and recency relative to the customer's usual gap
+    (days since last purchase / mean gap between purchases)."""
+    w = spec.trend_window_days
+    out: Built = []
+    for base, agg, column, unit, fmt in (("purchases", "count", None, "purchases", ".0f"),
+                                         ("spend", "sum", "amount", "currency", ",.2f")):
+        out += [
+            _purchase(spec, f"{base}_{w}d", agg, w, unit,
+                      f"{base} {{value:{fmt}}} in the last {w} days", column=column),
+            _purchase(spec, f"{base}_prior_{w}d", agg, w, unit,
+                      f"{base} {{value:{fmt}}} in the {w} days before that",
+                      column=column, offset=w),
+            DerivedFeature(name=f"{base}_trend_{w}d", op="ratio",
+                           inputs=[f"{base}_{w}d", f"{base}_prior_{w}d"], unit="ratio",
+                           description=f"{base} at {{value:.0%}} of the previous {w} days"),
+        ]
+    out.append(DerivedFeature(
+        name="recency_vs_usual_gap", op="ratio",
+        inputs=["days_since_last_purchase", "purchase_gap_mean_days"], unit="ratio",
+        description="no purchase for {days_since_last_purchase:.0f} days "
+                    "(usual gap {purchase_gap_mean_days:.0f})"))
+    return out
+
+
+GROUPS: dict[str, Callable[[FeatureSpec, Schema, list[str]], Built]] = {
+    "recency": recency,
+    "frequency": frequency,
+    "monetary": monetary,
+    "engagement": engagement,
+    "voice": voice,
+    "referral": referral,
+    "subscription": subscription,
+    "trend": trend,
+}

@@ -1,0 +1,107 @@
+"""The same feature and label definitions on Apache Spark (local mode) equal the DuckDB run."""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+
+from churnml import CustomerData
+from churnml.config import ChurnConfig
+from churnml.data.simulate import simulate
+from churnml.engine import open_engine
+from churnml.features import build_features
+from churnml.features.build import resolve_features, tidy
+from churnml.labels import build_labels
+
+pyspark = pytest.importorskip("pyspark")
+
+pytestmark = [
+    pytest.mark.spark,
+    # PySpark 4.x's own warnings about pandas 3 (its conversions are checked here)
+    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas"),
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+    pytest.mark.filterwarnings("ignore:Series.values returning an ndarray"),
+]
+
+CUTOFFS = [pd.Timestamp("2024-03-01"), pd.Timestamp("2024-06-01"),
+           pd.Timestamp("2024-06-15 12:00")]
+# Small local session; these settings cut Spark's per-query overhead on tiny data.
+SPARK_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "1",
+    "spark.default.parallelism": "1",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.adaptive.enabled": "false",
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.autoBroadcastJoinThreshold": "-1",
+}
+
+
+@pytest.fixture(scope="session")
+def spark():
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java 17+")
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master("local[1]").appName("churnml-tests")
+    for key, value in SPARK_CONF.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def data() -> CustomerData:
+    return simulate(150, seed=21, contractual=True)
+
+
+def _spark_tables(spark, data: CustomerData) -> dict:
+    """The tables as Spark DataFrames with session-time-zone TIMESTAMP columns (the engine
+    must read them as naive wall-clock time)."""
+    from pyspark.sql import types as T
+
+    from churnml.engine.spark_engine import spark_schema
+
+    out = {}
+    for name, frame in data.tables().items():
+        schema = T.StructType([
+            T.StructField(f.name, T.TimestampType()) if isinstance(f.dataType,
+                                                                   T.TimestampNTZType) else f
+            for f in spark_schema(frame).fields
+        ])
+        out[name] = spark.createDataFrame(frame, schema=schema)
+    return out
+
+
+def test_spark_dataframes_in_spark_dataframe_out_equal_duckdb(spark, data) -> None:
+    from pyspark.sql import DataFrame as SparkDataFrame
+
+    result = build_features(_spark_tables(spark, data), CUTOFFS, engine="spark")
+    assert isinstance(result, SparkDataFrame)
+    actual = result.toPandas()
+    with open_engine(data)[0] as engine:
+        features = resolve_features(engine, None)
+    expected = build_features(data, CUTOFFS)
+    pd.testing.assert_frame_equal(tidy(actual, features), expected, rtol=1e-6)
+
+
+def test_spark_single_cutoff_from_pandas_equals_duckdb(spark, data) -> None:
+    cutoff = pd.Timestamp("2024-05-17 13:30")
+    actual = build_features(data, cutoff, engine="spark", spark=spark)
+    pd.testing.assert_frame_equal(actual, build_features(data, cutoff), rtol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["non_contractual", "contractual"])
+def test_spark_labels_equal_duckdb(spark, data, kind: str) -> None:
+    churn = ChurnConfig(kind=kind)
+    actual = build_labels(data, CUTOFFS, churn, engine="spark", spark=spark)
+    expected = build_labels(data, CUTOFFS, churn)
+    assert len(expected) > 50 and expected["churned"].nunique() == 2
+    pd.testing.assert_frame_equal(actual, expected)
+

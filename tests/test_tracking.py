@@ -1,0 +1,222 @@
+"""MLflow tracking, registry aliases, loading and file export on a real SQLite store."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.types import DataType
+
+from churnml.models import ChurnClassifier, LTVModel
+from churnml.training.export import export_models, load_exported
+from churnml.training.tracking import (
+    CHALLENGER,
+    CHAMPION,
+    CHURN_MODEL,
+    CHURN_OUTPUT,
+    LTV_MODEL,
+    LTV_OUTPUT,
+    default_artifact_location,
+    load_model,
+    load_pyfunc,
+    log_config,
+    log_figure,
+    log_fingerprint,
+    log_metrics,
+    log_model,
+    log_params,
+    log_table,
+    log_training_window,
+    model_card,
+    promote_if_better,
+    start_run,
+    to_model_input,
+    tracking,
+)
+
+# MLflow 3.17's own deprecation noise under pandas 3.1 / SQLAlchemy 2 (not churnml's)
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:mlflow")
+
+EXPERIMENT = "churnml-test"
+FAST = {"n_estimators": 60, "n_jobs": 1}
+
+
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory) -> Path:
+    """One SQLite store migrated by MLflow (Alembic, seconds) per test session."""
+    path = tmp_path_factory.mktemp("mlflow") / "template.db"
+    with tracking(f"sqlite:///{path}") as client:
+        client.search_experiments()
+        client.search_registered_models()
+    return path
+
+
+@pytest.fixture
+def store(migrated_db, tmp_path) -> str:
+    db = tmp_path / "mlflow.db"
+    shutil.copyfile(migrated_db, db)
+    return f"sqlite:///{db}"
+
+
+@pytest.fixture(scope="module")
+def churn(model_data) -> ChurnClassifier:
+    return ChurnClassifier(**FAST).fit(model_data.X_train, model_data.churn_train)
+
+
+@pytest.fixture(scope="module")
+def ltv(model_data) -> LTVModel:
+    return LTVModel(**FAST).fit(model_data.X_train, model_data.ltv_train)
+
+
+def log_version(store, estimator, X, metrics, name=CHURN_MODEL, output=CHURN_OUTPUT):
+    with start_run(EXPERIMENT, tracking_uri=store):
+        log_metrics(metrics)
+        log_training_window(start="2023-01-01", end="2024-06-30", horizon_days=90)
+        return log_model(estimator, X, output=output, registered_model_name=name)
+
+
+def aliases(store, name=CHURN_MODEL) -> dict[str, str]:
+    with tracking(store) as client:
+        return {k: str(v) for k, v in client.get_registered_model(name).aliases.items()}
+
+
+def test_run_logs_params_metrics_tables_figures_config_fingerprint(store, tmp_path):
+    df = pd.DataFrame({"fold": [1, 2], "roc_auc": [0.8, 0.82]})
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    with start_run(EXPERIMENT, tracking_uri=store, run_name="r1") as run:
+        log_params({"model": {"num_leaves": 31, "kind": "hurdle"}, "cutoff": pd.Timestamp(0)})
+        log_metrics({"test": {"roc_auc": 0.8}, "n": 10})
+        log_table(df, "backtest")
+        log_table(df, "backtest", fmt="json")
+        log_figure(fig, "calibration")
+        log_config({"name": "demo", "churn": {"horizon_days": 90}})
+        log_fingerprint({"transactions": {"rows": 5, "hash": "ab"}, "start": "2024-01-01"})
+    plt.close(fig)
+    with tracking(store) as client:
+        data = client.get_run(run.info.run_id).data
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        tables = {a.path for a in client.list_artifacts(run.info.run_id, "tables")}
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path="tables/backtest.csv", dst_path=str(tmp_path)
+        )
+        experiment = client.get_experiment_by_name(EXPERIMENT)
+    assert data.params["model.num_leaves"] == "31"
+    assert data.params["cutoff"] == "1970-01-01 00:00:00"
+    assert data.params["config.churn.horizon_days"] == "90"
+    assert data.metrics == {"test.roc_auc": 0.8, "n": 10.0}
+    assert data.tags["data.transactions.rows"] == "5"
+    assert {"config.json", "data_fingerprint.json", "tables", "figures"} <= artifacts
+    assert tables == {"tables/backtest.csv", "tables/backtest.json"}
+    pd.testing.assert_frame_equal(pd.read_csv(local), df)
+    # artifacts live beside the database, not in the working directory
+    assert experiment.artifact_location == default_artifact_location(store)
+    assert (Path(store.removeprefix("sqlite:///")).parent / "mlartifacts").is_dir()
+
+
+def test_log_register_and_challenger_alias(store, churn, model_data):
+    logged = log_version(store, churn, model_data.X_train, {"roc_auc": 0.8})
+    assert logged.name == CHURN_MODEL and logged.version == "1"
+    assert aliases(store) == {CHALLENGER: "1"}
+    second = log_version(store, churn, model_data.X_train, {"roc_auc": 0.7})
+    assert second.version == "2" and aliases(store) == {CHALLENGER: "2"}
+    card = model_card(CHURN_MODEL, CHALLENGER, tracking_uri=store)
+    assert card["features"] == list(churn.feature_names_in_)
+    assert card["feature_dtypes"]["plan"] == "category"
+    assert card["feature_dtypes"]["n_tickets"] == "float64"
+    assert card["training_window"] == {
+        "start": "2023-01-01",
+        "end": "2024-06-30",
+        "horizon_days": "90",
+    }
+    assert card["metrics"] == {"roc_auc": 0.7}
+    assert card["run_id"] == second.run_id and card["version"] == "2"
+    pyfunc = load_pyfunc(logged.model_uri, tracking_uri=store)
+    schema = pyfunc.metadata.get_input_schema()
+    assert schema.input_names() == list(churn.feature_names_in_)
+    types = dict(zip(schema.input_names(), schema.input_types(), strict=True))
+    assert types["plan"] == DataType.string and types["noise"] == DataType.double
+
+
+def test_promote_if_better(store, churn, model_data):
+    X = model_data.X_train
+    v1 = log_version(store, churn, X, {"roc_auc": 0.80, "brier": 0.20}).version
+    assert promote_if_better(CHURN_MODEL, v1, "roc_auc", tracking_uri=store)
+    assert aliases(store) == {CHAMPION: "1"}  # the promoted version is no challenger
+    v2 = log_version(store, churn, X, {"roc_auc": 0.70, "brier": 0.15}).version
+    assert not promote_if_better(CHURN_MODEL, v2, "roc_auc", tracking_uri=store)
+    assert aliases(store) == {CHAMPION: "1", CHALLENGER: "2"}
+    v3 = log_version(store, churn, X, {"roc_auc": 0.85, "brier": 0.25}).version
+    assert promote_if_better(CHURN_MODEL, v3, "roc_auc", tracking_uri=store)
+    assert aliases(store) == {CHAMPION: "3"}
+    # equal is not better
+    v4 = log_version(store, churn, X, {"roc_auc": 0.85, "brier": 0.30}).version
+    assert not promote_if_better(CHURN_MODEL, v4, "roc_auc", tracking_uri=store)
+    # lower is better: v2's Brier 0.15 beats champion v3's 0.25
+    assert promote_if_better(
+        CHURN_MODEL, v2, "brier", higher_is_better=False, tracking_uri=store
+    )
+    assert aliases(store) == {CHAMPION: "2", CHALLENGER: "4"}
+    with pytest.raises(ValueError, match="no metric 'pr_auc'"):
+        promote_if_better(CHURN_MODEL, v4, "pr_auc", tracking_uri=store)
+
+
+def test_load_by_alias_equals_in_memory(store, churn, ltv, model_data):
+    X = model_data.X_test
+    for est, name, output in ((churn, CHURN_MODEL, CHURN_OUTPUT), (ltv, LTV_MODEL, LTV_OUTPUT)):
+        version = log_version(store, est, model_data.X_train, {"m": 1.0}, name, output).version
+        assert promote_if_better(name, version, "m", tracking_uri=store)
+    loaded = load_model(f"models:/{CHURN_MODEL}@{CHAMPION}", tracking_uri=store)
+    assert type(loaded) is ChurnClassifier
+    assert np.array_equal(loaded.predict_proba(X), churn.predict_proba(X))
+    pyfunc = load_pyfunc(f"models:/{CHURN_MODEL}@{CHAMPION}", tracking_uri=store)
+    out = pyfunc.predict(to_model_input(X, churn.feature_dtypes_))
+    assert list(out.columns) == [CHURN_OUTPUT]
+    assert np.array_equal(out[CHURN_OUTPUT].to_numpy(), churn.predict_proba(X)[:, 1])
+    ltv_pyfunc = load_pyfunc(f"models:/{LTV_MODEL}@{CHAMPION}", tracking_uri=store)
+    ltv_out = ltv_pyfunc.predict(to_model_input(X, ltv.feature_dtypes_))
+    assert np.array_equal(ltv_out[LTV_OUTPUT].to_numpy(), ltv.predict(X))
+    # the signature refuses a table without a feature, and int64 without to_model_input
+    with pytest.raises(MlflowException, match="missing inputs"):
+        pyfunc.predict(to_model_input(X, churn.feature_dtypes_).drop(columns="frequency"))
+    with pytest.raises(MlflowException, match="int64"):
+        pyfunc.predict(X)
+
+
+def test_export_round_trip(store, churn, ltv, model_data, tmp_path):
+    X = model_data.X_test
+    out_dir = tmp_path / "models"
+    version = log_version(store, churn, model_data.X_train, {"roc_auc": 0.8}).version
+    promote_if_better(CHURN_MODEL, version, "roc_auc", tracking_uri=store)
+    log_version(store, ltv, model_data.X_train, {"gini": 0.5}, LTV_MODEL, LTV_OUTPUT)
+    # the LTV model has no champion yet: only the churn model is exported
+    paths = export_models(CHAMPION, out_dir, tracking_uri=store)
+    assert set(paths) == {CHURN_MODEL}
+    files = sorted(p.name for p in out_dir.iterdir())
+    assert files == ["churnml-churn.joblib", "churnml-churn.json"]
+    exported = load_exported(out_dir, CHURN_MODEL)
+    assert np.array_equal(exported.estimator.predict_proba(X), churn.predict_proba(X))
+    card = json.loads((out_dir / "churnml-churn.json").read_text())
+    assert card == exported.card
+    assert card["features"] == list(churn.feature_names_in_)
+    assert card["feature_dtypes"] == churn.feature_dtypes_
+    assert card["version"] == version and card["alias"] == CHAMPION
+    assert card["metrics"] == {"roc_auc": 0.8}
+    assert card["training_window"]["end"] == "2024-06-30"
+    assert card["mlflow_version"] == mlflow.__version__
+    challengers = export_models(CHALLENGER, tmp_path / "challengers", tracking_uri=store)
+    assert set(challengers) == {LTV_MODEL}
+    ltv_export = load_exported(tmp_path / "challengers", LTV_MODEL)
+    assert np.array_equal(ltv_export.estimator.predict(X), ltv.predict(X))
+    with pytest.raises(LookupError, match="no model with alias 'gold'"):
+        export_models("gold", tmp_path / "none", tracking_uri=store)
+    (out_dir / "churnml-churn.joblib").write_bytes(b"tampered")
+    with pytest.raises(ValueError, match="does not match its card"):
+        load_exported(out_dir, CHURN_MODEL)
