@@ -234,8 +234,8 @@ class Source:
         ]
 
     def available(self, schema: Mapping[str, list[str]]) -> bool:
-        return self.table in schema and self.time in schema[self.table] and all(
-            c in schema[self.table] for _, c in self.renames
+        return self.table in schema and all(
+            c in schema[self.table] for c in (self.time, self.key, *(c for _, c in self.renames))
         )
 
     def select_sql(self, relation: str, schema: Mapping[str, list[str]]) -> str:

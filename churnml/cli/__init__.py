@@ -1,0 +1,9 @@
+"""Command line: ``churnml metrics|retention|features|train|export|score|report|demo``.
+
+Each command lives in its own module below; importing it registers it on :data:`app`.
+"""
+
+from churnml.cli import demo, metrics  # noqa: F401  (registers the commands)
+from churnml.cli._common import app
+
+__all__ = ["app"]
