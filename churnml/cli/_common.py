@@ -22,6 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True)
+PIPED_TABLE_WIDTH = 200  # characters, for tables printed to a pipe or a log
 
 
 class OutFormat(StrEnum):
@@ -123,7 +124,10 @@ def emit(df: pd.DataFrame, fmt: OutFormat, out: Path | None, title: str) -> None
                              else "left")
         for row in df.itertuples(index=False):
             table.add_row(*[_cell(v) for v in row])
-        Console().print(table)
+        out_console = Console()
+        if not out_console.is_terminal:  # piped/logged: do not squeeze to 80 columns
+            out_console = Console(width=PIPED_TABLE_WIDTH)
+        out_console.print(table)
     if out is not None:
         if out.suffix.lower() == ".json":
             from churnml.io import atomic_write
