@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -192,6 +193,8 @@ def worker(contender: str, folder: Path) -> dict[str, float]:
     from churnml.data.customer_data import CustomerData
     from churnml.features import build_features
 
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = usage.ru_utime + usage.ru_stime  # CPU seconds of all threads, less the imports
     t0 = time.perf_counter()
     if contender == "pandas":
         tx, ev = load(folder)
@@ -209,8 +212,11 @@ def worker(contender: str, folder: Path) -> dict[str, float]:
         out = build_features(data, CUTOFF, threads=THREADS, memory_limit=MEMORY_LIMIT)
     t2 = time.perf_counter()
     peak = _rss_gb("VmHWM")
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - cpu0
     out.to_parquet(folder / f"out_{contender}.parquet")
-    return {"wall_s": t2 - t0, "load_s": t1 - t0, "compute_s": t2 - t1, "peak_rss_gb": peak,
+    return {"wall_s": t2 - t0, "load_s": t1 - t0, "compute_s": t2 - t1, "cpu_s": cpu,
+            "peak_rss_gb": peak,
             "rows": len(out),
             "features": sum(c not in ("customer_id", "cutoff") for c in out.columns)}
 
@@ -275,16 +281,17 @@ def main() -> None:
         "speedup_in_memory_compute": base["compute_s"] / runs["churnml_memory"]["compute_s"],
         **check,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_average_1min": os.getloadavg()[0],
                     "duckdb_threads": THREADS, "duckdb_memory_limit": MEMORY_LIMIT},
     }
     table = Table(title=f"{result['features']} features, {rows['customers']:,} customers, "
                   f"{rows['transactions']:,} transactions + {rows['events']:,} events")
-    for col in ("contender", "wall s", "load s", "compute s", "peak RSS GB"):
+    for col in ("contender", "wall s", "load s", "compute s", "CPU s", "peak RSS GB"):
         table.add_column(col, justify="right" if col != "contender" else "left")
     for key, label in contenders.items():
         r = runs[key]
         table.add_row(label, f"{r['wall_s']:.1f}", f"{r['load_s']:.1f}", f"{r['compute_s']:.1f}",
-                      f"{r['peak_rss_gb']:.2f}")
+                      f"{r['cpu_s']:.1f}", f"{r['peak_rss_gb']:.2f}")
     console.print(table)
     console.print(
         f"churnml (parquet) vs pandas: {result['speedup_vs_pandas']:.1f}x faster, "

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 FORMATS = ("parquet", "csv", "json")
+FILE_MODE = 0o666  # before the umask, as open() creates files
 
 
 def format_of(path: str | Path) -> str:
@@ -33,11 +34,19 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        os.chmod(tmp, _default_mode())  # mkstemp makes 0600; give the usual umask mode
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _default_mode() -> int:
+    """File mode a plain ``open(path, "w")`` would give: 0o666 minus the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return FILE_MODE & ~umask
 
 
 def write_table(df: pd.DataFrame, path: str | Path) -> Path:

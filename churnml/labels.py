@@ -33,6 +33,8 @@ import pandas as pd
 
 from churnml.config import ChurnConfig
 from churnml.engine import EngineName, SqlEngine, open_engine
+from churnml.engine.base import ONE_DAY
+from churnml.engine.base import observation_end as data_observation_end
 from churnml.engine.sql import literal, shift_days
 from churnml.errors import ChurnmlError
 from churnml.features.build import (
@@ -49,7 +51,6 @@ from churnml.features.spec import FeatureSpec
 
 PURCHASE = "purchase"
 LABELS = ("churned", "ltv")
-ONE_DAY = pd.Timedelta(days=1)
 
 
 class UnlabelledCutoffError(ChurnmlError, ValueError):
@@ -67,7 +68,7 @@ def observation_end(engine: SqlEngine, data_end: pd.Timestamp | str | None = Non
     """``data_end`` if given, else midnight after the latest timestamp of the data."""
     if data_end is not None:
         return pd.Timestamp(data_end)
-    return engine.observation_span()[1].normalize() + ONE_DAY
+    return data_observation_end(engine.observation_span()[1])
 
 
 def _check_labelled(cutoffs: pd.DatetimeIndex, churn: ChurnConfig, end: pd.Timestamp) -> None:

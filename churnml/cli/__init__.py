@@ -3,7 +3,7 @@
 Each command lives in its own module below; importing it registers it on :data:`app`.
 """
 
-from churnml.cli import demo, metrics  # noqa: F401  (registers the commands)
+from churnml.cli import demo, features, metrics, report, score, train  # noqa: F401  (registers)
 from churnml.cli._common import app
 
 __all__ = ["app"]

@@ -8,7 +8,7 @@ pandas (or as a Spark DataFrame, when the input tables were Spark DataFrames).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -18,6 +18,27 @@ from churnml.engine.sql import render
 from churnml.errors import DataValidationError
 
 TS_TABLES = ("transactions", "events", "surveys")  # tables whose rows carry a ``ts`` column
+ONE_DAY = pd.Timedelta(days=1)
+
+
+def observation_end(last_ts: pd.Timestamp) -> pd.Timestamp:
+    """End of observation, an exclusive bound: midnight after the latest timestamp (the data
+    are taken to cover the whole last day)."""
+    return pd.Timestamp(last_ts).normalize() + ONE_DAY
+
+
+def require_present(
+    columns: Mapping[str, Sequence[str]], table: str, why: str, column: str | None = None
+) -> None:
+    """Raise :class:`DataValidationError` naming ``table``(``.column``) if it is not among
+    ``columns`` (table name -> its column names)."""
+    if table not in columns:
+        raise DataValidationError(table, column, f"table is required {why}")
+    if column is not None and column not in columns[table]:
+        present = ", ".join(map(str, columns[table]))
+        raise DataValidationError(
+            table, column, f"column is required {why} (columns present: {present})"
+        )
 
 
 class SqlEngine(ABC):
@@ -45,13 +66,7 @@ class SqlEngine(ABC):
 
     def require(self, table: str, why: str, column: str | None = None) -> None:
         """Raise :class:`DataValidationError` naming ``table``(``.column``) if it is absent."""
-        if not self.has(table):
-            raise DataValidationError(table, None, f"table is required {why}")
-        if column is not None and not self.has(table, column):
-            present = ", ".join(self._columns[table])
-            raise DataValidationError(
-                table, column, f"column is required {why} (columns present: {present})"
-            )
+        require_present(self._columns, table, why, column)
 
     def _check_contract(self) -> None:
         """Every registered table has the contract's required columns."""

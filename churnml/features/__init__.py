@@ -15,10 +15,10 @@ from churnml.features.build import (
     resolve_features,
 )
 from churnml.features.definitions import AnyFeature, DerivedFeature, Feature, describe
-from churnml.features.spec import FeatureSpec, default_features
+from churnml.features.spec import FeatureSpec, default_features, spec_from_config
 
 __all__ = [
     "AnyFeature", "DerivedFeature", "Feature", "FeatureSpec", "as_cutoffs", "build_features",
-    "default_features", "describe", "feature_sql", "resolve_features",
+    "default_features", "describe", "feature_sql", "resolve_features", "spec_from_config",
 ]
 

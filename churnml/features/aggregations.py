@@ -6,17 +6,19 @@
   the bucket ``[previous cutoff, cutoff)`` it falls in (*partials*), and a running window over
   the buckets combines them (*combine*), so a table is scanned once however many cutoffs.
 
-Order-dependent aggregations read two helper columns computed before the cutoff join by one
-window over the customer's matching rows in time order: ``prev`` and ``next``, the times of
-the previous and next matching row.
+Order-dependent aggregations read helper columns computed before the cutoff join by one
+window over the customer's matching rows (those of the feature's ``where``) in time order:
+``prev`` and ``next``, the times of the previous and next matching row. Each aggregation
+names the helpers it needs in each form (:data:`PREV`, :data:`NEXT`).
 
 * gaps: ``x = time - prev`` (days); a row before the cutoff only looks back, so no leakage;
-* distinct days: where the helpers exist anyway (a gap feature on the same rows), a calendar
-  day is counted on the *last* of its rows before the window's upper bound ``u``, i.e. where
-  ``next`` is missing, ``>= u`` or on a later day; the day has a row in the window iff that
-  row's time is in it. Exactly one row per day qualifies whatever happens after ``u``, so
-  rows after the cutoff cannot change the count. Otherwise ``count(DISTINCT day)``. The
-  cumulative form counts the *first* row of each day (``prev`` missing or on an earlier day).
+* distinct days: a calendar day is counted on the *last* of its rows before the window's
+  upper bound ``u``, i.e. where ``next`` is missing, ``>= u`` or on a later day; the day has a
+  row in the window iff that row's time is in it. Exactly one row per day qualifies whatever
+  happens after ``u``, so rows after the cutoff cannot change the count, and ``next`` only
+  looks forward, so rows before the window are not needed. This costs a sort of the window's
+  rows instead of the hash table of ``count(DISTINCT day)`` over every row. The cumulative
+  form counts the *first* row of each day (``prev`` missing or on an earlier day).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from churnml.engine.sql import conjunction, days_between, filtered
 
 Window = Callable[[str], str]  # partial suffix -> its running aggregate over the buckets
+PREV, NEXT = "prev", "next"  # helper columns: time of the previous / next matching row
 SUM, MIN, MAX = "sum({col})", "min({col})", "max({col})"
 
 
@@ -62,8 +65,11 @@ class Aggregation:
     partials: Callable[[Ctx], list[tuple[str, str, str]]]
     combine: Callable[[Window, str], str]
     zero_when_empty: bool = False  # a customer with no matching rows gets 0, else NULL
-    neighbours: bool = False  # needs the prev/next helper columns
-    cumulative_neighbours: bool = False  # needs them in the cumulative form only
+    direct_helpers: tuple[str, ...] = ()  # helper columns the direct form reads
+    cumulative_helpers: tuple[str, ...] = ()  # helper columns the cumulative form reads
+
+    def helpers(self, cumulative: bool) -> tuple[str, ...]:
+        return self.cumulative_helpers if cumulative else self.direct_helpers
 
 
 def _simple(fn: str, running: str, zero: bool = False) -> Aggregation:
@@ -80,7 +86,7 @@ def _gap(c: Ctx) -> str:
     return days_between(c.prev or "NULL", c.time)
 
 
-def _mean(value: Callable[[Ctx], str] = lambda c: c.x, neighbours: bool = False
+def _mean(value: Callable[[Ctx], str] = lambda c: c.x, helpers: tuple[str, ...] = ()
           ) -> Aggregation:
     """Mean = running sum / running count of non-null values."""
     return Aggregation(
@@ -90,11 +96,12 @@ def _mean(value: Callable[[Ctx], str] = lambda c: c.x, neighbours: bool = False
             ("n", filtered(f"count({value(c)})", c.cond), SUM),
         ],
         combine=lambda w, cut: f"({w('s')} / NULLIF({w('n')}, 0))",
-        neighbours=neighbours,
+        direct_helpers=helpers,
+        cumulative_helpers=helpers,
     )
 
 
-def _std(value: Callable[[Ctx], str] = lambda c: c.x, neighbours: bool = False
+def _std(value: Callable[[Ctx], str] = lambda c: c.x, helpers: tuple[str, ...] = ()
          ) -> Aggregation:
     """Sample standard deviation; cumulatively sqrt((SS - S^2/N) / (N - 1)) from running
     N, S = sum x, SS = sum x^2 (missing when N < 2)."""
@@ -112,7 +119,8 @@ def _std(value: Callable[[Ctx], str] = lambda c: c.x, neighbours: bool = False
             ("ss", filtered(f"sum(({value(c)}) * ({value(c)}))", c.cond), SUM),
         ],
         combine=combine,
-        neighbours=neighbours,
+        direct_helpers=helpers,
+        cumulative_helpers=helpers,
     )
 
 
@@ -157,21 +165,14 @@ LATEST = Aggregation(
     combine=lambda w, cut: w("v"),
 )
 
-def _distinct_days(c: Ctx) -> str:
-    if c.next is None:
-        day = f"CAST({c.time} AS DATE)"
-        return f"count(DISTINCT CASE WHEN {c.cond} THEN {day} END)" if c.cond else (
-            f"count(DISTINCT {day})")
-    return filtered("count(*)", conjunction(c.cond, _last_of_day(c)))
-
-
 DISTINCT_DAYS = Aggregation(
-    direct=_distinct_days,
+    direct=lambda c: filtered("count(*)", conjunction(c.cond, _last_of_day(c))),
     partials=lambda c: [("p", filtered("count(*)", conjunction(c.cond, _first_of_day(c))),
                          SUM)],
     combine=lambda w, cut: w("p"),
     zero_when_empty=True,
-    cumulative_neighbours=True,
+    direct_helpers=(NEXT,),
+    cumulative_helpers=(PREV,),
 )
 
 AGGREGATIONS: dict[str, Aggregation] = {
@@ -185,6 +186,6 @@ AGGREGATIONS: dict[str, Aggregation] = {
     "days_since_last": _days_since("max"),
     "days_since_first": _days_since("min"),
     "latest": LATEST,
-    "gap_mean": _mean(_gap, neighbours=True),
-    "gap_std": _std(_gap, neighbours=True),
+    "gap_mean": _mean(_gap, helpers=(PREV,)),
+    "gap_std": _std(_gap, helpers=(PREV,)),
 }

@@ -6,7 +6,7 @@ customer). :func:`churnml.labels.build_labels` further restricts rows to the cus
 risk.
 
 **Leakage safety.** The compiled query keeps only rows with ``time < cutoff`` (the time column
-of each source; subscription ends read as unknown until passed) in its single scan of each
+of each source; subscription ends read as unknown until passed) in every scan of every
 table: no feature definition can see later rows.
 """
 

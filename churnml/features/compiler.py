@@ -4,8 +4,8 @@ Time semantics, enforced here once for every feature:
 
 * A row of a source is known at cutoff ``c`` iff its time column is ``< c``; timestamp columns
   known only once passed (a subscription's ``end_ts``) read NULL while ``>= c``.
-* Each source is read in at most two *parts*, each a single scan grouped by
-  ``(customer_id, cutoff)``:
+* Each source is read in a few *parts*, each a single scan grouped by
+  ``(customer_id, cutoff)`` that reads only the columns its features use:
 
   - **direct** part: rows joined to the cutoffs they are known at, restricted to the longest
     window (``time >= cutoff - bound``) when every feature of the part is windowed; all
@@ -14,6 +14,13 @@ Time semantics, enforced here once for every feature:
   - **cumulative** part (all-time aggregates, several cutoffs): each row falls in exactly one
     bucket ``[previous cutoff, cutoff)``; per-bucket partial aggregates are combined by a
     running window over the buckets, so all-time features cost one pass, not one per cutoff.
+  - order-dependent features (gaps, distinct days) read the time of the previous / next row
+    matching their condition, from a window over the part's rows sorted per customer. When
+    that sort covers the whole history anyway (gaps), every feature of the part is aggregated
+    from the sorted rows, which also makes the hash aggregation cheap (each customer's rows
+    arrive together). Features that only look forward within a window (distinct days of the
+    last ``n`` days) get a narrow **sequence** part of their own instead: only the matching
+    rows of that window, sorted, rather than a sort or a ``count(DISTINCT)`` of every row.
 
 * The population at each cutoff is every customer with an *activity* row (transaction, event
   or subscription start) before it.
@@ -31,7 +38,7 @@ from sqlglot import exp
 
 from churnml.engine.sql import conjunction, flag, shift_days, ts_literal
 from churnml.errors import ConfigError, DataValidationError
-from churnml.features.aggregations import AGGREGATIONS, Ctx
+from churnml.features.aggregations import AGGREGATIONS, NEXT, PREV, Ctx
 from churnml.features.definitions import (
     CUTOFF,
     SOURCES,
@@ -39,6 +46,7 @@ from churnml.features.definitions import (
     DerivedFeature,
     Feature,
     Source,
+    columns_of,
     parse_sql,
 )
 
@@ -70,6 +78,31 @@ class _Part:
     mode: Literal["direct", "cumulative"]
     bound_days: int | None  # direct: rows at most this many days before the cutoff
     features: list[Feature] = field(default_factory=list)
+    # row condition -> helper kinds (PREV / NEXT) computed over the rows matching it
+    helpers: dict[str | None, tuple[str, ...]] = field(default_factory=dict)
+    # sequence part: its single row condition is applied before the window
+    prefiltered: bool = False
+
+    def columns(self, schema: Mapping[str, list[str]]) -> list[str]:
+        """Source columns the part reads after its row condition (in table order): key, time
+        and those the features reference."""
+        used = {"customer_id", self.source.time}
+        for f in self.features:
+            if not self.prefiltered:
+                used |= f.references()
+            elif f.column is not None:
+                used |= columns_of(f.column, f.name)
+        return [c for c in self.source.columns(schema) if c in used]
+
+    @property
+    def unbounded_helpers(self) -> bool:
+        """Some helper looks back across the whole history (no lower time bound)."""
+        return any(PREV in kinds for kinds in self.helpers.values())
+
+    def helper_names(self, cond: str | None) -> dict[str, str]:
+        """Helper kind -> column name, for the rows matching ``cond``."""
+        i = list(self.helpers).index(cond) if cond in self.helpers else -1
+        return {h: f"__{h}{i}" for h in self.helpers.get(cond, ())}
 
 
 def cutoff_intervals(cutoffs: pd.DatetimeIndex) -> pd.DataFrame:
@@ -141,7 +174,7 @@ def _check_feature(f: Feature, schema: Mapping[str, list[str]]) -> None:
         )
     agg = AGGREGATIONS[f.agg]
     dependent = f.references() & (set(source.known_when_passed) | {CUTOFF})
-    if (agg.neighbours or agg.cumulative_neighbours) and f.where and dependent:
+    if (agg.direct_helpers or agg.cumulative_helpers) and f.where and dependent:
         raise ConfigError(
             f"feature {f.name!r}: agg {f.agg!r} orders rows before the cutoff join, so its "
             f"where cannot read cutoff-dependent columns ({', '.join(sorted(dependent))})"
@@ -159,7 +192,8 @@ def _hidden_rows(source: str) -> Feature:
 
 
 def _plan(base: list[Feature], schema: Mapping[str, list[str]], single: bool) -> list[_Part]:
-    """Split each source's features into a direct and (several cutoffs) a cumulative part."""
+    """Split each source's features into a direct part, a cumulative part (several cutoffs)
+    and the sequence parts of forward-looking windowed features (module docstring)."""
     by_source: dict[str, list[Feature]] = {}
     for name, source in SOURCES.items():
         if source.activity and source.available(schema):
@@ -169,42 +203,64 @@ def _plan(base: list[Feature], schema: Mapping[str, list[str]], single: bool) ->
     parts: list[_Part] = []
     for name, feats in by_source.items():
         source = SOURCES[name]
-        direct_only = single or source.known_when_passed or source.time_nullable
-        cumulative = [] if direct_only else [
-            f for f in feats if f.all_time and CUTOFF not in f.references()
-        ]
-        direct = [f for f in feats if f not in cumulative]
-        if direct:
-            spans = [f.span_days for f in direct]
-            bound = None if None in spans else max(spans)
-            parts.append(_Part(source, f"f_{name}_direct", "direct", bound, direct))
-        if cumulative:
-            parts.append(_Part(source, f"f_{name}_cumulative", "cumulative", None, cumulative))
+        direct_only = single or bool(source.known_when_passed) or source.time_nullable
+        by_mode: dict[str, list[Feature]] = {}
+        for f in feats:
+            cumulative = not direct_only and f.all_time and CUTOFF not in f.references()
+            by_mode.setdefault("cumulative" if cumulative else "direct", []).append(f)
+        for mode, group in by_mode.items():
+            parts += _split(source, f"f_{name}_{mode}", mode, group)
+    return parts
+
+
+def _bound(mode: str, features: list[Feature]) -> int | None:
+    """Days before the cutoff that the features read (None: all history)."""
+    spans = [f.span_days for f in features]
+    return None if mode == "cumulative" or None in spans else max(spans)
+
+
+def _split(source: Source, cte: str, mode: str, features: list[Feature]) -> list[_Part]:
+    """One part, plus a sequence part per condition of forward-looking windowed features
+    when the main part's rows are not sorted anyway or reach further back."""
+    cumulative = mode == "cumulative"
+    kinds: dict[str | None, set[str]] = {}
+    for f in features:
+        if AGGREGATIONS[f.agg].helpers(cumulative):
+            kinds.setdefault(f.where, set()).update(AGGREGATIONS[f.agg].helpers(cumulative))
+    sorted_anyway = any(PREV in k for k in kinds.values())
+    plain = [f for f in features if not AGGREGATIONS[f.agg].helpers(cumulative)]
+    plain_bound = _bound(mode, plain) if plain else 0
+    parts: list[_Part] = []
+    merged: dict[str | None, tuple[str, ...]] = {}
+    for where, helper_kinds in kinds.items():
+        group = [f for f in features if f not in plain and f.where == where]
+        bound = _bound(mode, group)
+        if not sorted_anyway and bound is not None and (plain_bound is None
+                                                        or bound < plain_bound):
+            parts.append(_Part(source, f"{cte}_seq{len(parts)}", mode, bound, group,
+                               {where: tuple(sorted(helper_kinds))}, prefiltered=True))
+        else:
+            merged[where] = tuple(sorted(helper_kinds))
+            plain += group
+    if plain:
+        kept = [f for f in features if f in plain]  # the declared order
+        parts.insert(0, _Part(source, cte, mode, _bound(mode, kept), kept, merged))
     return parts
 
 
 # --------------------------------------------------------------------------- SQL per part
 
 
-Helpers = dict[str | None, tuple[str, str]]  # row condition -> (prev, next) column names
-
-
-def _helpers(part: _Part) -> Helpers:
-    """Neighbour columns the part needs, one pair per row condition."""
-    out: Helpers = {}
-    for f in part.features:
-        agg = AGGREGATIONS[f.agg]
-        needed = agg.neighbours or (part.mode == "cumulative" and agg.cumulative_neighbours)
-        if needed and f.where not in out:
-            out[f.where] = (f"__prev{len(out)}", f"__next{len(out)}")
-    return out
-
-
-def _helper_sql(cond: str | None, names: tuple[str, str], time: str) -> str:
-    """Times of the previous and next row matching ``cond``, per customer."""
-    by = f"customer_id, {flag(cond)}" if cond else "customer_id"
-    over = f"OVER (PARTITION BY {by} ORDER BY {time})"
-    return f"lag({time}) {over} AS {names[0]}, lead({time}) {over} AS {names[1]}"
+def _helper_sql(part: _Part, time: str) -> str:
+    """Times of the previous and next row matching each condition, per customer."""
+    fn = {PREV: "lag", NEXT: "lead"}
+    out = []
+    for cond in part.helpers:
+        by = "customer_id" if part.prefiltered or not cond else f"customer_id, {flag(cond)}"
+        over = f"OVER (PARTITION BY {by} ORDER BY {time})"
+        out += [f", {fn[h]}({time}) {over} AS {name}"
+                for h, name in part.helper_names(cond).items()]
+    return "".join(out)
 
 
 def _window_cond(f: Feature, time: str, cut: str) -> str | None:
@@ -216,8 +272,7 @@ def _window_cond(f: Feature, time: str, cut: str) -> str | None:
     ) else lower
 
 
-def _ctx(f: Feature, source: Source, helpers: Helpers, time: str, cut: str,
-         window: bool) -> Ctx:
+def _ctx(f: Feature, part: _Part, time: str, cut: str, window: bool) -> Ctx:
     """What ``f``'s aggregate reads; ``window``: restrict rows to ``f``'s window."""
     if f.column is not None:
         x = f"({f.column})"
@@ -225,10 +280,13 @@ def _ctx(f: Feature, source: Source, helpers: Helpers, time: str, cut: str,
         x = time
     else:
         x = "*"
-    prev, nxt = helpers.get(f.where, (None, None))
-    cond = conjunction(f.where, _window_cond(f, time, cut)) if window else f.where
+    names = part.helper_names(f.where)
+    # a sequence part's rows already satisfy the feature's where
+    where = None if part.prefiltered else f.where
+    cond = conjunction(where, _window_cond(f, time, cut)) if window else where
     upper = shift_days(cut, -f.offset_days) if f.offset_days else cut
-    return Ctx(x=x, cond=cond, time=time, cut=cut, upper=upper, prev=prev, next=nxt)
+    return Ctx(x=x, cond=cond, time=time, cut=cut, upper=upper, prev=names.get(PREV),
+               next=names.get(NEXT))
 
 
 def _known_before(source: Source, time: str, cut: str, bound: int | None) -> str:
@@ -240,40 +298,41 @@ def _known_before(source: Source, time: str, cut: str, bound: int | None) -> str
 
 
 def _pre_source(part: _Part, schema: Mapping[str, list[str]], cutoffs: pd.DatetimeIndex,
-                relations: Relations, helpers: Helpers) -> str:
-    """The source's rows that can be known at some cutoff, with the helper columns."""
+                relations: Relations) -> str:
+    """The part's rows that can be known at some cutoff (its columns only), with the helper
+    columns of a sequence part."""
     source = part.source
     base = source.select_sql(relations.table(source.table), schema)
-    # helpers look back across the whole history, so only the upper bound applies then
-    bound = part.bound_days if not helpers else None
+    # ``prev`` looks back across the whole history, so only the upper bound applies then;
+    # ``next`` of a row in the window is later, so it is among the rows kept
+    bound = None if part.unbounded_helpers else part.bound_days
     where = _known_before(source, source.time, ts_literal(cutoffs.max()), None)
+    if part.prefiltered:
+        where = conjunction(where, *part.helpers)
     if bound is not None:
         earliest = shift_days(ts_literal(cutoffs.min()), -bound)
         where = conjunction(where, f"{source.time} >= {earliest}")
-    extra = "".join(
-        f", {_helper_sql(cond, names, source.time)}" for cond, names in helpers.items()
-    )
-    return f"SELECT s.*{extra} FROM ({base}) s WHERE {where}"
+    cols = ", ".join(f"s.{c}" for c in part.columns(schema))
+    return f"SELECT {cols}{_helper_sql(part, source.time)} FROM ({base}) s WHERE {where}"
 
 
 def _part_sql(part: _Part, schema: Mapping[str, list[str]], cutoffs: pd.DatetimeIndex,
               relations: Relations, single: bool) -> list[tuple[str, str]]:
-    helpers = _helpers(part)
-    pre = _pre_source(part, schema, cutoffs, relations, helpers)
+    pre = _pre_source(part, schema, cutoffs, relations)
     if part.mode == "direct":
-        return [(part.cte, _direct_sql(part, schema, cutoffs, relations, single, helpers, pre))]
-    return _cumulative_sql(part, relations, helpers, pre)
+        return [(part.cte, _direct_sql(part, schema, cutoffs, relations, single, pre))]
+    return _cumulative_sql(part, relations, pre)
 
 
 def _direct_sql(part: _Part, schema: Mapping[str, list[str]], cutoffs: pd.DatetimeIndex,
-                relations: Relations, single: bool, helpers: Helpers, pre: str) -> str:
+                relations: Relations, single: bool, pre: str) -> str:
     source = part.source
     cut = ts_literal(cutoffs[0]) if single else "c.cutoff"
     cols = [
         f"CASE WHEN t.{c} < {cut} THEN t.{c} END AS {c}" if c in source.known_when_passed
         else f"t.{c}"
-        for c in source.columns(schema)
-    ] + [f"t.{name}" for names in helpers.values() for name in names]
+        for c in part.columns(schema)
+    ] + [f"t.{name}" for cond in part.helpers for name in part.helper_names(cond).values()]
     known = _known_before(source, f"t.{source.time}", cut, part.bound_days)
     if single:
         rows = f"FROM ({pre}) t WHERE {known}"
@@ -282,7 +341,7 @@ def _direct_sql(part: _Part, schema: Mapping[str, list[str]], cutoffs: pd.Dateti
     joined = f"SELECT {', '.join(cols)}, {cut} AS cutoff {rows}"
     x_cut = cut if single else "x.cutoff"
     aggs = [
-        AGGREGATIONS[f.agg].direct(_ctx(f, source, helpers, f"x.{source.time}", x_cut, True))
+        AGGREGATIONS[f.agg].direct(_ctx(f, part, f"x.{source.time}", x_cut, True))
         + f" AS {f.name}"
         for f in part.features
     ]
@@ -294,8 +353,7 @@ def _direct_sql(part: _Part, schema: Mapping[str, list[str]], cutoffs: pd.Dateti
     )
 
 
-def _cumulative_sql(part: _Part, relations: Relations, helpers: Helpers,
-                    pre: str) -> list[tuple[str, str]]:
+def _cumulative_sql(part: _Part, relations: Relations, pre: str) -> list[tuple[str, str]]:
     source = part.source
     time = f"t.{source.time}"
     buckets, grid = f"{part.cte}_buckets", f"{part.cte}_grid"
@@ -304,9 +362,7 @@ def _cumulative_sql(part: _Part, relations: Relations, helpers: Helpers,
     for f in part.features:
         agg = AGGREGATIONS[f.agg]
         templates: dict[str, str] = {}
-        for suffix, sql, template in agg.partials(
-            _ctx(f, source, helpers, time, "i.cutoff", False)
-        ):
+        for suffix, sql, template in agg.partials(_ctx(f, part, time, "i.cutoff", False)):
             partial_cols.append(f"{sql} AS {f.name}__{suffix}")
             templates[suffix] = template
 

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from churnml.config import VoiceConfig
+from churnml.config import FeaturesConfig, VoiceConfig
 from churnml.data.schema import SURVEY_KINDS
 from churnml.errors import ConfigError
 from churnml.features.definitions import AnyFeature, DerivedFeature, Feature
@@ -86,11 +86,7 @@ class FeatureSpec(BaseModel):
             raise ConfigError(f"feature spec not found: {path}") from exc
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            parts = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()]
-            raise ConfigError(f"{path}: " + "; ".join(parts)) from exc
+        return _validated(raw, str(path))
 
     def resolve(
         self,
@@ -124,6 +120,15 @@ class FeatureSpec(BaseModel):
         return [*built.values(), *custom]
 
 
+def _validated(raw: Any, where: str) -> FeatureSpec:
+    """``raw`` as a spec; a :class:`ConfigError` naming ``where`` and each bad key."""
+    try:
+        return FeatureSpec.model_validate(raw)
+    except ValidationError as exc:
+        parts = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError(f"{where}: " + "; ".join(parts)) from exc
+
+
 def _drop_unresolvable(
     built: dict[str, Feature | DerivedFeature],
 ) -> dict[str, Feature | DerivedFeature]:
@@ -143,3 +148,27 @@ def default_features(
 ) -> list[Feature | DerivedFeature]:
     """The default spec resolved for tables with these columns."""
     return FeatureSpec().resolve(schema, list(event_types))
+
+
+def spec_from_config(
+    features: FeaturesConfig,
+    voice: VoiceConfig | None = None,
+    base_dir: str | Path | None = None,
+) -> FeatureSpec:
+    """The :class:`FeatureSpec` of a config's ``features`` section.
+
+    ``features.spec`` is a YAML file (a relative path is read from ``base_dir``, e.g. the
+    config file's folder) or the spec's keys inline; ``None`` gives the default spec. The
+    survey thresholds default to ``voice`` (the config's) unless the spec sets its own.
+    """
+    raw = features.spec
+    if isinstance(raw, str):
+        path = Path(raw)
+        if base_dir is not None and not path.is_absolute():
+            path = Path(base_dir) / path
+        spec = FeatureSpec.from_yaml(path)
+    else:
+        spec = _validated(raw or {}, "features.spec")
+    if voice is not None and "voice" not in spec.model_fields_set:
+        spec = spec.model_copy(update={"voice": voice})
+    return spec

@@ -36,6 +36,8 @@ import pandas as pd
 
 from churnml.config import ChurnConfig, Period, VoiceConfig
 from churnml.data.customer_data import CustomerData
+from churnml.engine.base import observation_end, require_present
+from churnml.engine.sql import ident, literal, ts_literal
 from churnml.errors import DataValidationError
 
 PERIODS: tuple[str, ...] = get_args(Period)
@@ -60,7 +62,6 @@ PERIODS_PER_YEAR = {
 PURCHASE = "purchase"
 COHORT = "cohort"  # special ``by``: acquisition period of the customer
 PERCENT = 100.0
-US_PER_DAY = 86_400_000_000  # microseconds per 24 hours
 SEG = "seg"  # internal name of the segment column until it is renamed to ``by``
 
 
@@ -81,12 +82,6 @@ def percent(numerator: Any, denominator: Any) -> Any:
     return ratio(np.asarray(numerator, dtype=float) * PERCENT, denominator)
 
 
-def observation_end(last_ts: pd.Timestamp) -> pd.Timestamp:
-    """End of observation, an exclusive bound: midnight after the latest timestamp (the data
-    are taken to cover the whole last day)."""
-    return pd.Timestamp(last_ts).normalize() + pd.Timedelta(days=1)
-
-
 def check_period(period: str) -> str:
     if period not in PERIODS:
         raise ValueError(f"period must be one of {PERIODS}, got {period!r}")
@@ -97,21 +92,6 @@ def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
     return value
-
-
-def sql_literal(value: str) -> str:
-    """A SQL string literal."""
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def sql_ident(name: str) -> str:
-    """A quoted SQL identifier."""
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def sql_ts(ts: pd.Timestamp | str) -> str:
-    """A SQL timestamp literal (microsecond precision)."""
-    return f"TIMESTAMP '{pd.Timestamp(ts).strftime('%Y-%m-%d %H:%M:%S.%f')}'"
 
 
 class MetricsEngine:
@@ -136,7 +116,10 @@ class MetricsEngine:
         self.churn = churn or ChurnConfig()
         self.voice = voice or VoiceConfig()
         self.con = duckdb.connect()
-        self.con.execute("SET enable_progress_bar = false")
+        try:
+            self.con.execute("SET enable_progress_bar = false")
+        except duckdb.InvalidInputException:  # Jupyter without ipywidgets: it is off already
+            pass
         self._cache: dict[tuple, Any] = {}
         self._registered_periods: set[str] = set()
         for name, df in data.tables().items():
@@ -150,13 +133,8 @@ class MetricsEngine:
 
     def require(self, table: str, why: str, column: str | None = None) -> None:
         """Raise a :class:`DataValidationError` naming ``table``(``.column``) if absent."""
-        if not self.has(table):
-            raise DataValidationError(table, column, f"table is required {why}")
-        if column is not None and not self.has(table, column):
-            present = ", ".join(map(str, getattr(self.data, table).columns))
-            raise DataValidationError(
-                table, column, f"column is required {why} (columns present: {present})"
-            )
+        columns = {name: list(df.columns) for name, df in self.data.tables().items()}
+        require_present(columns, table, why, column)
 
     def _define_views(self) -> None:
         churn = self.churn
@@ -166,7 +144,7 @@ class MetricsEngine:
             self.require("events", f"for target_action {churn.target_action!r}", "event_type")
             target = (
                 "SELECT customer_id, ts FROM events "
-                f"WHERE event_type = {sql_literal(churn.target_action)}"
+                f"WHERE event_type = {literal(churn.target_action)}"
             )
         ts_tables = [t for t in ("transactions", "events") if self.has(t)]
         activity = " UNION ALL ".join(f"SELECT customer_id, ts FROM {t}" for t in ts_tables)
@@ -270,14 +248,14 @@ class MetricsEngine:
         def build() -> pd.DataFrame:
             start, end = self.span
             step = PERIOD_STEP[period]
-            obs_end = sql_ts(self.obs_end)
+            obs_end = ts_literal(self.obs_end)
             return self.con.execute(f"""
                 SELECT g AS period, least(g + {step}, {obs_end}) AS period_end,
                        g + {step} <= {obs_end} AS complete,
                        (row_number() OVER (ORDER BY g) - 1)::BIGINT AS period_index,
                        date_diff('day', g, least(g + {step}, {obs_end}))::BIGINT AS days
-                FROM generate_series(date_trunc('{period}', {sql_ts(start)}),
-                                     date_trunc('{period}', {sql_ts(end)}), {step}) t(g)
+                FROM generate_series(date_trunc('{period}', {ts_literal(start)}),
+                                     date_trunc('{period}', {ts_literal(end)}), {step}) t(g)
                 ORDER BY g""").df()
 
         return self.memo(("periods", period), build)
@@ -308,7 +286,7 @@ class MetricsEngine:
                 SELECT u.customer_id, date_trunc('{period}', a.acq_ts) AS {SEG}
                 FROM universe u LEFT JOIN acquisition a USING (customer_id)"""
         return f"""
-            SELECT u.customer_id, c.{sql_ident(by)} AS {SEG}
+            SELECT u.customer_id, c.{ident(by)} AS {SEG}
             FROM universe u LEFT JOIN customers c USING (customer_id)"""
 
     def segments(self, by: str, period: str | None) -> pd.DataFrame:

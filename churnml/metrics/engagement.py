@@ -8,6 +8,7 @@ import pandas as pd
 
 from churnml.config import ChurnConfig, Period
 from churnml.data.customer_data import CustomerData
+from churnml.engine.sql import ident, literal
 from churnml.metrics._engine import (
     SEG,
     MetricsEngine,
@@ -17,8 +18,6 @@ from churnml.metrics._engine import (
     join_frames,
     percent,
     ratio,
-    sql_ident,
-    sql_literal,
 )
 from churnml.metrics.retention import _retention
 
@@ -122,8 +121,8 @@ def customer_engagement(
         sorted(data.events["event_type"].dropna().unique()) if data.events is not None else []
     )
     per_type = [
-        f"count(*) FILTER (WHERE e.event_type = {sql_literal(t)}) "
-        f"AS {sql_ident(EVENT_PREFIX + str(t))}"
+        f"count(*) FILTER (WHERE e.event_type = {literal(t)}) "
+        f"AS {ident(EVENT_PREFIX + str(t))}"
         for t in types
     ]
     events = "events" if eng.has("events") else (

@@ -15,13 +15,12 @@ import pandas as pd
 
 from churnml.config import ChurnConfig, Period
 from churnml.data.customer_data import CustomerData
+from churnml.engine.sql import MICROSECONDS_PER_DAY, ts_literal
 from churnml.metrics._engine import (
-    US_PER_DAY,
     check_choice,
     engine,
     finish,
     percent,
-    sql_ts,
 )
 
 Window = Literal["calendar", "24h"]
@@ -50,13 +49,13 @@ def n_day_retention_rate(retained: Any, cohort_size: Any) -> Any:
 def _day_index(window: str) -> str:
     if window == "calendar":
         return "date_diff('day', f.first_ts::DATE, a.ts::DATE)"
-    return f"(epoch_us(a.ts) - epoch_us(f.first_ts)) // {US_PER_DAY}"
+    return f"(epoch_us(a.ts) - epoch_us(f.first_ts)) // {MICROSECONDS_PER_DAY}"
 
 
 def _eligible(window: str, as_of: str) -> str:
     if window == "calendar":
         return f"f.first_ts::DATE + (d.day + 1)::INTEGER <= {as_of}"
-    return f"epoch_us(f.first_ts) + (d.day + 1) * {US_PER_DAY} <= epoch_us({as_of})"
+    return f"epoch_us(f.first_ts) + (d.day + 1) * {MICROSECONDS_PER_DAY} <= epoch_us({as_of})"
 
 
 def n_day_retention(
@@ -102,7 +101,7 @@ def n_day_retention(
     relation, table = SOURCES[source]
     if table is not None:
         eng.require(table, f"for n_day_retention(source={source!r})")
-    as_of_sql = sql_ts(eng.obs_end if as_of is None else as_of)
+    as_of_sql = ts_literal(eng.obs_end if as_of is None else as_of)
     if mode == "on":
         returned, join = "i.d IS NOT NULL", "i ON i.customer_id = f.customer_id AND i.d = d.day"
     else:

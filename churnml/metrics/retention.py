@@ -15,13 +15,13 @@ import pandas as pd
 
 from churnml.config import ChurnConfig, Period
 from churnml.data.customer_data import CustomerData
+from churnml.engine.sql import ts_literal
 from churnml.metrics._engine import (
     MetricsEngine,
     engine,
     finish,
     join_frames,
     percent,
-    sql_ts,
 )
 
 RETENTION_COLUMNS = [
@@ -130,7 +130,7 @@ def base_members(
     """Ids of the customers in the base at instant ``at`` (see the module docstring)."""
     eng = engine(data, churn)
     ids = eng.con.execute(
-        f"SELECT customer_id FROM ({eng.members_sql(f'SELECT {sql_ts(at)} AS t')}) "
+        f"SELECT customer_id FROM ({eng.members_sql(f'SELECT {ts_literal(at)} AS t')}) "
         "ORDER BY customer_id"
     ).df()["customer_id"]
     return pd.Index(ids, name="customer_id")

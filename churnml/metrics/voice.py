@@ -17,13 +17,13 @@ import pandas as pd
 from churnml.config import ChurnConfig, Period, VoiceConfig
 from churnml.data.customer_data import CustomerData
 from churnml.data.schema import SURVEY_KINDS
+from churnml.engine.sql import literal
 from churnml.metrics._engine import (
     MetricsEngine,
     as_of_data,
     engine,
     finish,
     percent,
-    sql_literal,
 )
 
 PROMOTER, PASSIVE, DETRACTOR = "promoter", "passive", "detractor"
@@ -90,7 +90,7 @@ def _voice(eng: MetricsEngine, period: str, by: str | None) -> pd.DataFrame:
     if not eng.has("surveys"):
         return eng.nan_grid(period, by, VOICE_COLUMNS)
     v = eng.voice
-    is_kind = {k: f"kind = {sql_literal(k)}" for k in SURVEY_KINDS}
+    is_kind = {k: f"kind = {literal(k)}" for k in SURVEY_KINDS}
     nps_k, csat_k, ces_k = is_kind["nps"], is_kind["csat"], is_kind["ces"]
     aggs = {
         "nps_responses": f"count(*) FILTER (WHERE {nps_k})",
@@ -153,7 +153,7 @@ def customer_voice(
     )
     inner, outer = [], []
     for k in SURVEY_KINDS:
-        cond = f"FILTER (WHERE s.kind = {sql_literal(k)})"
+        cond = f"FILTER (WHERE s.kind = {literal(k)})"
         inner += [f"max({{'ts': s.ts, 'score': s.score}}) {cond} AS {k}_latest",
                   f"count(s.kind) {cond} AS {k}_responses"]
         outer += [f"{k}_latest.score AS {k}_last", f"{k}_latest.ts AS {k}_last_ts",

@@ -32,14 +32,16 @@ import numpy as np
 import pandas as pd
 from mlflow.models.signature import ModelSignature
 from mlflow.types import ColSpec, DataType, Schema
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
+from churnml.config import TrackingConfig
 from churnml.models._preprocess import CATEGORICAL
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+_DEFAULTS = TrackingConfig()  # registry names and store: churnml.config.TrackingConfig
+DEFAULT_TRACKING_URI = _DEFAULTS.uri
 ARTIFACT_DIR = "mlartifacts"  # artifact root beside a SQLite tracking database
-CHURN_MODEL = "churnml-churn"
-LTV_MODEL = "churnml-ltv"
+CHURN_MODEL = _DEFAULTS.churn_model_name
+LTV_MODEL = _DEFAULTS.ltv_model_name
 MODEL_NAMES = (CHURN_MODEL, LTV_MODEL)
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -55,13 +57,6 @@ INPUT_EXAMPLE_ROWS = 5
 PINNED_DISTRIBUTIONS = ("mlflow", "lightgbm", "scikit-learn", "scipy", "pandas", "numpy", "joblib")
 SYSTEM_TAG_PREFIX = "mlflow."
 Output = Literal["churn_probability", "predicted_value"]
-
-
-class TrackingConfig(BaseModel):
-    """Where runs and registered models are stored."""
-
-    tracking_uri: str = Field(DEFAULT_TRACKING_URI, description="MLflow tracking/registry URI")
-    experiment: str | None = Field(None, description="experiment name (default: config name)")
 
 
 def default_artifact_location(tracking_uri: str) -> str | None:
@@ -317,9 +312,11 @@ def promote_if_better(
     metric: str,
     higher_is_better: bool = True,
     tracking_uri: str = DEFAULT_TRACKING_URI,
+    min_delta: float = 0.0,
 ) -> bool:
     """Give ``version`` the ``champion`` alias if its run's ``metric`` beats the current
-    champion's (strictly), or if there is no champion yet; returns whether it was promoted.
+    champion's by more than ``min_delta`` (absolute; 0: strictly better), or if there is no
+    champion yet; returns whether it was promoted.
 
     The candidate's run must have logged ``metric``; a champion that lacks it is replaced
     (with a warning). A promoted version loses the ``challenger`` alias.
@@ -340,7 +337,9 @@ def promote_if_better(
                     f"{name} champion v{champion.version} has no metric {metric!r}; replacing it",
                     stacklevel=2,
                 )
-            elif (value <= best) if higher_is_better else (value >= best):
+            elif (
+                (value <= best + min_delta) if higher_is_better else (value >= best - min_delta)
+            ):
                 return False
         client.set_registered_model_alias(name, CHAMPION, version)
         if CHALLENGER in candidate.aliases:

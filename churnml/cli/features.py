@@ -1,0 +1,155 @@
+"""`churnml features`: point-in-time features (and labels) written to a table file."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+
+from churnml.cli._common import (
+    ConfigOpt,
+    DataDirOpt,
+    DatasetOpt,
+    app,
+    err,
+    fail,
+    load,
+    resolve_config,
+    step,
+)
+from churnml.config import Config
+from churnml.errors import ChurnmlError
+
+FEATURES_FILE = "features.parquet"  # default output (under output_dir) without labels
+PANEL_FILE = "panel.parquet"  # default output with --labels
+RANGE_FREQ = "MS"  # step of a START:END range without one: month starts
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+SPARK_APP = "churnml"
+
+
+class Engine(StrEnum):
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+def parse_cutoffs(text: str) -> pd.DatetimeIndex:
+    """Cutoffs from ``--cutoffs``: a comma list of timestamps, or a range of dates
+    ``START:END[:FREQ]`` (both ends included when on the grid; ``FREQ`` a pandas offset alias,
+    default month starts), e.g. ``2024-01-01:2024-06-01:MS``."""
+    text = text.strip()
+    parts = text.split(":")
+    if "," not in text and len(parts) in (2, 3) and all(DATE.match(p) for p in parts[:2]):
+        freq = parts[2] if len(parts) == 3 else RANGE_FREQ
+        try:
+            cuts = pd.date_range(parts[0], parts[1], freq=freq)
+        except ValueError as exc:
+            raise ValueError(f"--cutoffs {text!r}: {exc}") from exc
+        if len(cuts) == 0:
+            raise ValueError(f"--cutoffs {text!r}: the range holds no cutoff")
+        return cuts
+    try:
+        return pd.DatetimeIndex([pd.Timestamp(p.strip()) for p in text.split(",") if p.strip()])
+    except ValueError as exc:
+        raise ValueError(
+            f"--cutoffs {text!r}: give timestamps separated by commas or a range "
+            f"START:END[:FREQ] of dates ({exc})"
+        ) from exc
+
+
+def _cutoffs(cutoff: str | None, cutoffs: str | None) -> pd.DatetimeIndex:
+    if (cutoff is None) == (cutoffs is None):
+        raise typer.BadParameter("give exactly one of --cutoff or --cutoffs")
+    if cutoff is not None:
+        try:
+            return pd.DatetimeIndex([pd.Timestamp(cutoff)])
+        except ValueError as exc:
+            raise ValueError(f"--cutoff {cutoff!r} is not a timestamp") from exc
+    return parse_cutoffs(cutoffs or "")
+
+
+def _spark(cfg: Config) -> tuple[Any, bool]:
+    """``(session, created)``: the active SparkSession, or a new one on the config's master."""
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active, False
+    builder = SparkSession.builder.master(cfg.features.spark_master).appName(SPARK_APP)
+    for key, value in cfg.features.spark_conf.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate(), True
+
+
+@app.command()
+def features(
+    dataset: DatasetOpt = None,
+    data: DataDirOpt = None,
+    config: ConfigOpt = None,
+    cutoff: Annotated[str | None, typer.Option(help="one cutoff, e.g. 2024-06-01")] = None,
+    cutoffs: Annotated[
+        str | None,
+        typer.Option(help="several cutoffs: 2024-03-01,2024-06-01 or a range of dates "
+                     "START:END[:FREQ], e.g. 2024-01-01:2024-06-01:MS (monthly)"),
+    ] = None,
+    labels: Annotated[
+        bool, typer.Option("--labels", help="add churned/ltv; only customers at risk")
+    ] = False,
+    engine: Annotated[
+        Engine | None, typer.Option(help="duckdb | spark (default: features.engine)")
+    ] = None,
+    spec: Annotated[
+        Path | None, typer.Option(help="FeatureSpec YAML (default: features.spec)")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help=f"output .parquet/.csv/.json (default: <output_dir>/{FEATURES_FILE}, "
+                     f"or {PANEL_FILE} with --labels)"),
+    ] = None,
+) -> None:
+    """Features of every customer as known at each cutoff (rows before it only), one row per
+    (customer, cutoff); with --labels, joined to the churn and LTV labels of the horizon."""
+    from churnml.features import build_features, spec_from_config
+    from churnml.io import write_table
+    from churnml.labels import build_panel
+
+    session, created = None, False
+    try:
+        cfg = resolve_config(config, dataset, data)
+        if spec is not None:
+            cfg.features.spec = str(spec.resolve())
+        if engine is not None:
+            cfg.features.engine = engine.value
+        cuts = _cutoffs(cutoff, cutoffs)
+        feature_spec = spec_from_config(cfg.features, cfg.voice,
+                                        config.parent if config else None)
+        customer_data = load(cfg)
+        options: dict[str, Any] = {"engine": cfg.features.engine}
+        if cfg.features.engine == "spark":
+            session, created = _spark(cfg)
+            options["spark"] = session
+        else:
+            options.update(threads=cfg.features.threads, memory_limit=cfg.features.memory_limit)
+        what = "features and labels" if labels else "features"
+        with step(f"building {what} at {len(cuts)} cutoff(s) on {cfg.features.engine}"):
+            if labels:
+                table = build_panel(customer_data, cuts, feature_spec, cfg.churn, **options)
+            else:
+                table = build_features(customer_data, cuts, feature_spec, **options)
+        target = out or Path(cfg.output_dir) / (PANEL_FILE if labels else FEATURES_FILE)
+        with step(f"writing {target}"):
+            write_table(table, target)
+    except (ChurnmlError, ValueError, FileNotFoundError) as exc:
+        fail(exc)
+    finally:
+        if created:
+            session.stop()
+    n_features = table.shape[1] - 2 - (2 if labels else 0)
+    err.print(
+        f"{len(table):,} rows: {table['customer_id'].nunique():,} customers x "
+        f"{table['cutoff'].nunique()} cutoff(s), {n_features} features"
+        + (", labels churned and ltv" if labels else "")
+    )

@@ -1,0 +1,88 @@
+"""The output files the report reads (the main job's output-file contract) and their loader.
+
+Every file is optional: :class:`ReportInputs` returns ``None`` for an absent file, so a
+section can say what to run instead of failing. A file that exists but lacks a contract
+column raises :class:`~churnml.errors.DataValidationError` naming the file and the column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from churnml.errors import DataValidationError
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    """One file of the contract: name under the output folder, required columns, producer."""
+
+    name: str
+    columns: tuple[str, ...]
+    produced_by: str  # the command that writes it, shown when the file is absent
+
+
+N_DAY = OutputFile("n_day_retention.csv", ("day", "retention", "window", "mode"), "churnml demo")
+COHORTS = OutputFile("cohorts.csv", ("cohort", "cohort_size"), "churnml demo")
+BACKTEST_METRICS = OutputFile("backtest_metrics.csv", (), "churnml train")
+PREDICTIONS = OutputFile(
+    "backtest_predictions.parquet",
+    ("customer_id", "churned", "churn_probability", "baseline_probability", "ltv_actual",
+     "ltv_predicted", "baseline_ltv"),
+    "churnml train",
+)
+IMPORTANCE = OutputFile("feature_importance.csv", ("feature", "importance", "model"),
+                        "churnml train")
+SCORES = OutputFile(
+    "scores.parquet",
+    ("customer_id", "churn_probability", "predicted_value", "value_at_risk", "rank",
+     "risk_segment", "reasons", "suggested_action"),
+    "churnml score",
+)
+SEGMENTS = OutputFile(
+    "segment_summary.csv",
+    ("risk_segment", "customers", "value_at_risk", "mean_churn_probability",
+     "suggested_action"),
+    "churnml score",
+)
+KPI_COLUMNS = ("period",)  # KPI columns absent from the file (e.g. no surveys) show "no data"
+
+
+def kpi_file(period: str) -> OutputFile:
+    """``kpis_<period>.csv`` written by :func:`churnml.metrics.kpi_table`."""
+    return OutputFile(f"kpis_{period}.csv", KPI_COLUMNS, "churnml demo")
+
+
+def read_output(path: Path) -> pd.DataFrame:
+    """Read a CSV or Parquet output file."""
+    if path.suffix.lower() == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path)
+
+
+@dataclass
+class ReportInputs:
+    """Lazy, cached access to the files under ``out_dir``."""
+
+    out_dir: Path
+    _cache: dict[str, pd.DataFrame | None] = field(default_factory=dict, repr=False)
+
+    def path(self, spec: OutputFile) -> Path:
+        return self.out_dir / spec.name
+
+    def get(self, spec: OutputFile) -> pd.DataFrame | None:
+        """The file as a DataFrame, ``None`` when absent; contract columns are checked."""
+        if spec.name not in self._cache:
+            path = self.path(spec)
+            frame = read_output(path) if path.is_file() else None
+            if frame is not None:
+                missing = [c for c in spec.columns if c not in frame.columns]
+                if missing:
+                    raise DataValidationError(
+                        str(path), ", ".join(missing),
+                        f"missing column(s); the report needs {list(spec.columns)}",
+                    )
+            self._cache[spec.name] = frame
+        return self._cache[spec.name]

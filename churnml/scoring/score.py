@@ -1,0 +1,394 @@
+"""Batch scoring: churn probability x predicted value = value at risk, ranked, segmented and
+explained, over chunks of customers.
+
+Flow (:func:`score`): the features as of the cutoff are written by DuckDB to a temporary
+Parquet spool (memory bounded by DuckDB's limit), then read back ``chunk_size`` customers at
+a time, twice:
+
+1. predict: churn probability (calibrated) and predicted value over the churn horizon (input
+   currency) per customer; ``value_at_risk = churn_probability x predicted_value``. Only a
+   narrow table (scores and the columns the rules read) is kept for all customers.
+2. explain: once the quantile thresholds of the whole base are known and every customer has
+   a segment, the customers of segments with ``reasons`` get their drivers in words.
+
+Rank 1 is the largest value at risk; ties are broken by ``customer_id`` (ascending), so
+re-runs give the same order. Everything but ``scored_at`` is a function of the inputs; pass
+``scored_at`` to make the output identical byte for byte.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from churnml.config import ChurnConfig, ScoringConfig
+from churnml.data.schema import TABLES
+from churnml.engine import open_engine
+from churnml.engine.sql import literal, render
+from churnml.features.build import as_cutoffs, feature_query, resolve_features, tidy
+from churnml.features.definitions import CUTOFF, SOURCES, DerivedFeature, Feature
+from churnml.features.spec import FeatureSpec
+from churnml.scoring import segments as seg
+from churnml.scoring.loading import ScoringModels, check_feature_table
+from churnml.scoring.reasons import CONTEXT_FEATURES, PathAttribution, ReasonWriter, top_drivers
+from churnml.scoring.reasons import contributions as row_contributions
+
+ID = "customer_id"
+PROBABILITY = "churn_probability"
+VALUE = "predicted_value"
+VAR = "value_at_risk"
+RANK = "rank"
+REASONS = "reasons"
+OUTPUT_COLUMNS = [
+    ID, PROBABILITY, VALUE, VAR, RANK, seg.SEGMENT, REASONS, seg.ACTION,
+    "model_version", CUTOFF, "scored_at",
+]
+SPOOL_FILE = "features.parquet"
+Progress = Callable[[str, int, int], None]  # (stage, customers done, customers total)
+
+
+@dataclass
+class ScoreResult:
+    """Scores (one row per customer, in rank order, :data:`OUTPUT_COLUMNS`), the segment
+    summary, the named values the rules used, and timings (seconds)."""
+
+    scores: pd.DataFrame
+    summary: pd.DataFrame
+    thresholds: dict[str, float]
+    n_reasons: int
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def default_cutoff() -> pd.Timestamp:
+    """Now, to the second (naive, local wall clock): the default cutoff."""
+    return pd.Timestamp.now().floor("s")
+
+
+def scoring_time(scored_at: Any = None) -> pd.Timestamp:
+    """``scored_at`` as a UTC timestamp to the second; default: now."""
+    ts = pd.Timestamp.now(tz="UTC") if scored_at is None else pd.Timestamp(scored_at)
+    ts = ts.tz_localize("UTC") if ts.tz is None else ts.tz_convert("UTC")
+    return ts.floor("s")
+
+
+# --------------------------------------------------------------------------- features
+
+
+def _with_dependencies(
+    names: set[str], available: Sequence[Feature | DerivedFeature]
+) -> list[Feature | DerivedFeature]:
+    """The ``available`` features named in ``names`` and those they are derived from."""
+    by_name = {f.name: f for f in available}
+    keep: set[str] = set()
+    todo = [n for n in names if n in by_name]
+    while todo:
+        name = todo.pop()
+        if name in keep:
+            continue
+        keep.add(name)
+        f = by_name[name]
+        if isinstance(f, DerivedFeature):
+            todo += [d for d in f.dependencies() if d in by_name]
+    return [f for f in available if f.name in keep]
+
+
+def needed_columns(
+    models: ScoringModels, config: ScoringConfig, churn: ChurnConfig, writer: ReasonWriter
+) -> set[str]:
+    """Model features, the columns the segment rules read and those the reason templates
+    of the churn model's features read."""
+    churn_features = [str(f) for f in models.churn.feature_names_in_]
+    return (
+        set(models.feature_dtypes())
+        | seg.rule_columns(config, churn)
+        | writer.columns(churn_features)
+    )
+
+
+def plan_features(
+    resolved: Sequence[Feature | DerivedFeature], needed: set[str], schema: Mapping[str, Any]
+) -> list[Feature | DerivedFeature]:
+    """Features to build: the needed ones the spec resolves, plus reason-only context
+    features whose source table is present."""
+    context = [f for f in CONTEXT_FEATURES
+               if f.name in needed and SOURCES[f.table].available(schema)
+               and f.name not in {r.name for r in resolved}]
+    return _with_dependencies(needed, [*resolved, *context])
+
+
+def spool_features(
+    data: Any,
+    cutoff: pd.Timestamp,
+    needed: set[str],
+    path: Path,
+    spec: FeatureSpec | None = None,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+) -> list[Feature | DerivedFeature]:
+    """Write the features in ``needed`` (as far as the spec and data provide them) as of
+    ``cutoff`` to the Parquet file ``path`` with DuckDB; returns the features built."""
+    eng, owned = open_engine(data, "duckdb", threads=threads, memory_limit=memory_limit)
+    try:
+        features = plan_features(resolve_features(eng, spec), needed, eng.schema)
+        ctes, select = feature_query(eng, as_cutoffs(cutoff), features)
+        eng.query(f"COPY ({render(ctes, select)}) TO {literal(str(path))} (FORMAT parquet)")
+    finally:
+        if owned:
+            eng.close()
+    return features
+
+
+def feature_descriptions(
+    spec: FeatureSpec | None = None, event_types: Sequence[str] = ()
+) -> dict[str, str]:
+    """Feature name -> description template of ``spec`` (default: every built-in group) for
+    the full data contract, plus the reason-only context features."""
+    schema = {name: list(table.columns) for name, table in TABLES.items()}
+    features = (spec or FeatureSpec()).resolve(schema, list(event_types))
+    return {f.name: f.description for f in [*features, *CONTEXT_FEATURES]}
+
+
+def iter_parquet(path: Path, chunk_size: int, features: Sequence[Any]) -> Iterator[pd.DataFrame]:
+    """Chunks of ``chunk_size`` rows of a feature spool, with the dtypes of
+    :func:`~churnml.features.build.tidy`."""
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_size):
+        yield tidy(batch.to_pandas(), features)
+
+
+def iter_frame(frame: pd.DataFrame, chunk_size: int) -> Iterator[pd.DataFrame]:
+    for start in range(0, len(frame), chunk_size):
+        yield frame.iloc[start:start + chunk_size]
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+class Scorer:
+    """Score chunks of a feature table with the churn and value models.
+
+    Parameters
+    ----------
+    models : ScoringModels
+    config : ScoringConfig
+    churn : ChurnConfig
+        Its ``horizon_days`` / ``lookback_days`` are usable in rules.
+    cutoff : timestamp
+    descriptions : mapping feature -> description template
+        Fallback wording of reasons.
+    scored_at : timestamp, optional
+        Recorded in ``scored_at`` (default: now, UTC).
+    """
+
+    def __init__(
+        self,
+        models: ScoringModels,
+        config: ScoringConfig,
+        churn: ChurnConfig,
+        cutoff: pd.Timestamp,
+        descriptions: Mapping[str, str] | None = None,
+        scored_at: Any = None,
+    ) -> None:
+        self.models = models
+        self.config = config
+        self.churn = churn
+        self.cutoff = pd.Timestamp(cutoff)
+        self.scored_at = scoring_time(scored_at)
+        self.segments = seg.parse_segments(config)
+        self.writer = ReasonWriter(config.reason_templates, dict(descriptions or {}), cutoff)
+        self.dtypes = models.feature_dtypes()
+        self.keep = sorted(seg.rule_columns(config, churn) - {PROBABILITY, VALUE, VAR})
+        self.churn_features = [str(f) for f in models.churn.feature_names_in_]
+        self._explainer: PathAttribution | None = None
+
+    @property
+    def explainer(self) -> PathAttribution | None:
+        if self.config.attribution == "path" and self._explainer is None:
+            self._explainer = PathAttribution(self.models.churn)
+        return self._explainer
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Narrow scores of one chunk: id, probability, value, value at risk and the
+        columns the rules read."""
+        check_feature_table(X, self.dtypes, self.models.version)
+        p = self.models.churn.predict_proba(X)[:, 1]
+        v = self.models.ltv.predict(X)
+        out = X[[ID, *[c for c in self.keep if c in X.columns]]].reset_index(drop=True)
+        return out.assign(**{PROBABILITY: p, VALUE: v, VAR: p * v})
+
+    def explain(self, X: pd.DataFrame) -> np.ndarray:
+        """Reasons in words for every row of ``X``."""
+        contrib = row_contributions(self.models.churn, X, self.config.attribution,
+                                    self.explainer)
+        drivers = top_drivers(contrib, self.config.reasons_count,
+                              self.config.min_reason_contribution)
+        return self.writer.render(X, drivers, self.churn_features)
+
+    def segment(self, narrow: pd.DataFrame) -> tuple[pd.Series, dict[str, float], list[str]]:
+        """Segments of all customers, the named values and the rule warnings."""
+        values = seg.thresholds(narrow, self.config, self.churn)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            segment = seg.assign_segments(narrow, self.segments, values)
+        return segment, values, [str(w.message) for w in caught]
+
+    def reason_segments(self) -> list[str]:
+        return [s.name for s in self.segments if s.reasons]
+
+    def finish(self, narrow: pd.DataFrame, segment: pd.Series, reasons: np.ndarray) -> pd.DataFrame:
+        """The output table in rank order."""
+        out = pd.DataFrame({
+            ID: narrow[ID].to_numpy(),
+            PROBABILITY: narrow[PROBABILITY].to_numpy(),
+            VALUE: narrow[VALUE].to_numpy(),
+            VAR: narrow[VAR].to_numpy(),
+            seg.SEGMENT: segment.to_numpy(),
+            REASONS: pd.array(reasons, dtype="str"),
+        })
+        out = rank(out)
+        out[seg.ACTION] = out[seg.SEGMENT].map(seg.actions(self.segments)).astype("str")
+        out["model_version"] = self.models.version
+        out[CUTOFF] = pd.Series(self.cutoff, index=out.index).astype("datetime64[us]")
+        out["scored_at"] = pd.Series(self.scored_at, index=out.index).astype(
+            "datetime64[us, UTC]")
+        out[seg.SEGMENT] = out[seg.SEGMENT].astype("str")
+        return out[OUTPUT_COLUMNS]
+
+    def run(
+        self,
+        chunks: Callable[[], Iterator[pd.DataFrame]],
+        total: int | None = None,
+        progress: Progress | None = None,
+    ) -> ScoreResult:
+        """Score the feature chunks from ``chunks()`` (called twice: predict, explain)."""
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        parts, done = [], 0
+        for X in chunks():
+            parts.append(self.predict(X))
+            done += len(X)
+            if progress:
+                progress("predict", done, total or done)
+        narrow = pd.concat(parts, ignore_index=True)
+        timings["predict_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        segment, values, notes = self.segment(narrow)
+        timings["segment_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        wanted = segment.isin(self.reason_segments()).to_numpy()
+        reasons = np.full(len(narrow), None, dtype=object)
+        start = 0
+        for X in chunks():
+            stop = start + len(X)
+            rows = wanted[start:stop]
+            if rows.any():
+                reasons[start:stop][rows] = self.explain(X.loc[rows])
+            start = stop
+            if progress:
+                progress("explain", stop, len(narrow))
+        timings["reasons_s"] = time.perf_counter() - t0
+        scores = self.finish(narrow, segment, reasons)
+        table = seg.summary(seg.aggregate(scores), self.segments)
+        return ScoreResult(scores, table, values, int(wanted.sum()), notes, timings)
+
+
+def rank(frame: pd.DataFrame) -> pd.DataFrame:
+    """Sort by value at risk (descending), then customer id; ``rank`` = 1, 2, ..."""
+    out = frame.sort_values([VAR, ID], ascending=[False, True], kind="mergesort",
+                            na_position="last").reset_index(drop=True)
+    out.insert(out.columns.get_loc(VAR) + 1, RANK, np.arange(1, len(out) + 1, dtype="int64"))
+    return out
+
+
+def score_features(
+    features: pd.DataFrame,
+    models: ScoringModels,
+    config: ScoringConfig | None = None,
+    *,
+    cutoff: Any = None,
+    churn: ChurnConfig | None = None,
+    descriptions: Mapping[str, str] | None = None,
+    scored_at: Any = None,
+    progress: Progress | None = None,
+) -> ScoreResult:
+    """Score a ready feature table (``customer_id``, optional ``cutoff``, features), one
+    cutoff only; see :func:`score`. ``descriptions`` (feature -> template) word the
+    reasons; default: :func:`feature_descriptions`."""
+    config = config or ScoringConfig()
+    if cutoff is None and CUTOFF in features:
+        cutoffs = features[CUTOFF].unique()
+        if len(cutoffs) != 1:
+            raise ValueError(f"features hold {len(cutoffs)} cutoffs; score one at a time")
+        cutoff = cutoffs[0]
+    if cutoff is None:
+        raise ValueError("give the cutoff the features were built at")
+    if descriptions is None:
+        descriptions = feature_descriptions()
+    scorer = Scorer(models, config, churn or ChurnConfig(), pd.Timestamp(cutoff),
+                    descriptions, scored_at)
+    return scorer.run(lambda: iter_frame(features, config.chunk_size), len(features), progress)
+
+
+def score(
+    data: Any,
+    models: ScoringModels,
+    config: ScoringConfig | None = None,
+    *,
+    cutoff: Any = None,
+    churn: ChurnConfig | None = None,
+    spec: FeatureSpec | None = None,
+    scored_at: Any = None,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    workdir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> ScoreResult:
+    """Score every customer with activity before ``cutoff`` (default: now).
+
+    Parameters
+    ----------
+    data : CustomerData or mapping
+        The contract tables (pandas frames or Parquet paths).
+    models : ScoringModels
+        From :func:`~churnml.scoring.loading.load_registered` or
+        :func:`~churnml.scoring.loading.load_exported_models`.
+    config : ScoringConfig
+    churn : ChurnConfig
+    spec : FeatureSpec, optional
+        The spec the models were trained with (default: every built-in group).
+    scored_at : timestamp, optional
+        Recorded as ``scored_at`` (default: now, UTC).
+    threads, memory_limit : DuckDB settings of the feature build.
+    workdir : folder for the temporary feature spool (default: the system's).
+
+    Raises
+    ------
+    DataValidationError
+        When the features built differ from the models' (columns or dtypes).
+    """
+    config = config or ScoringConfig()
+    churn = churn or ChurnConfig()
+    cut = as_cutoffs(default_cutoff() if cutoff is None else cutoff)[0]
+    probe = Scorer(models, config, churn, cut, None, scored_at)
+    needed = needed_columns(models, config, churn, probe.writer)
+    with tempfile.TemporaryDirectory(prefix="churnml-score-", dir=workdir) as tmp:
+        spool = Path(tmp) / SPOOL_FILE
+        t0 = time.perf_counter()
+        built = spool_features(data, cut, needed, spool, spec, threads, memory_limit)
+        features_s = time.perf_counter() - t0
+        descriptions = {f.name: f.description for f in built}
+        scorer = Scorer(models, config, churn, cut, descriptions, probe.scored_at)
+        total = pq.ParquetFile(spool).metadata.num_rows
+        result = scorer.run(lambda: iter_parquet(spool, config.chunk_size, built), total,
+                            progress)
+    result.timings = {"features_s": features_s, **result.timings}
+    return result

@@ -1,0 +1,147 @@
+"""Score a Spark DataFrame of features: the registered models run on the executors through
+``mlflow.pyfunc.spark_udf``; segments are a Spark SQL ``CASE`` (the same rules, transpiled);
+reasons in words are computed on the executors by ``mapInPandas`` with the same
+:class:`~churnml.scoring.score.Scorer` code as local scoring, so results agree row for row.
+
+The quantile thresholds are exact (Spark ``percentile``, linear interpolation like numpy);
+ranks come from one global ordering (value at risk descending, then customer id).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pandas as pd
+
+from churnml.config import ChurnConfig, ScoringConfig
+from churnml.errors import DataValidationError
+from churnml.features.definitions import CUTOFF
+from churnml.models._preprocess import CATEGORICAL, FEATURE_TABLE
+from churnml.scoring import segments as seg
+from churnml.scoring.loading import ScoringModels
+from churnml.scoring.score import (
+    ID,
+    OUTPUT_COLUMNS,
+    PROBABILITY,
+    RANK,
+    REASONS,
+    VALUE,
+    VAR,
+    Scorer,
+)
+
+SPARK_NUMERIC = "double"
+SPARK_STRING = "string"
+UDF_RESULT = "double"
+_PANDAS_WARNING = "PySpark does not yet fully support pandas"
+
+
+def check_spark_features(sdf: Any, feature_dtypes: Mapping[str, str], model: str) -> None:
+    """Refuse a Spark feature table whose columns or types differ from the model's
+    (numeric features must be ``double``, categorical ones ``string``)."""
+    types = dict(sdf.dtypes)
+    missing = [c for c in feature_dtypes if c not in types]
+    if missing:
+        raise DataValidationError(FEATURE_TABLE, missing[0],
+                                  f"missing feature column(s) {missing} needed by {model}")
+    want = {c: SPARK_STRING if k == CATEGORICAL else SPARK_NUMERIC
+            for c, k in feature_dtypes.items()}
+    wrong = {c: (types[c], w) for c, w in want.items() if types[c] != w}
+    if wrong:
+        detail = ", ".join(f"{c} is {g} (model: {w})" for c, (g, w) in wrong.items())
+        raise DataValidationError(FEATURE_TABLE, next(iter(wrong)),
+                                  f"types differ from {model}: {detail}")
+
+
+def _udf(spark: Any, uri: str | None, tracking_uri: str | None) -> Any:
+    import mlflow.pyfunc
+
+    from churnml.training.tracking import DEFAULT_TRACKING_URI, tracking
+
+    if uri is None:
+        raise ValueError("Spark scoring needs registered models (load_registered), not an export")
+    with tracking(tracking_uri or DEFAULT_TRACKING_URI):
+        return mlflow.pyfunc.spark_udf(spark, uri, result_type=UDF_RESULT, env_manager="local")
+
+
+def _quantiles(sdf: Any, config: ScoringConfig) -> dict[str, float]:
+    from pyspark.sql import functions as F
+
+    items = [(name, col, q) for name, (col, q) in config.quantiles.items() if col in sdf.columns]
+    if not items:
+        return {}
+    row = sdf.agg(*[F.percentile(F.col(c), q).alias(n) for n, c, q in items]).first()
+    return {n: float("nan") if row[n] is None else float(row[n]) for n, _, _ in items}
+
+
+def score_spark(
+    features: Any,
+    models: ScoringModels,
+    config: ScoringConfig | None = None,
+    *,
+    cutoff: Any,
+    churn: ChurnConfig | None = None,
+    descriptions: Mapping[str, str] | None = None,
+    scored_at: Any = None,
+) -> tuple[Any, pd.DataFrame]:
+    """Scores of a Spark feature table (``customer_id``, features; one cutoff) as a Spark
+    DataFrame with :data:`~churnml.scoring.score.OUTPUT_COLUMNS`, and the segment summary
+    (pandas). ``models`` must come from the registry (their URIs feed ``spark_udf``)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    config = config or ScoringConfig()
+    churn = churn or ChurnConfig()
+    spark = features.sparkSession
+    scorer = Scorer(models, config, churn, pd.Timestamp(cutoff), descriptions, scored_at)
+    check_spark_features(features, scorer.dtypes, models.version)
+    churn_cols = [str(c) for c in models.churn.feature_names_in_]
+    ltv_cols = [str(c) for c in models.ltv.feature_names_in_]
+    sdf = features.withColumn(
+        PROBABILITY, _udf(spark, models.churn_uri, models.tracking_uri)(F.struct(*churn_cols))
+    ).withColumn(
+        VALUE, _udf(spark, models.ltv_uri, models.tracking_uri)(F.struct(*ltv_cols))
+    ).withColumn(VAR, F.col(PROBABILITY) * F.col(VALUE)).cache()
+    values = seg.thresholds(pd.DataFrame(), config, churn)
+    values.update(_quantiles(sdf, config))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        case = seg.case_sql(scorer.segments, values, sdf.columns, dialect="spark")
+    order = Window.orderBy(F.desc(VAR), F.asc(ID))
+    ranked = sdf.withColumn(seg.SEGMENT, F.expr(case)).withColumn(RANK, F.row_number().over(order))
+    if config.attribution == "path":
+        _ = scorer.explainer  # built once on the driver, shipped with the scorer
+    shipped = spark.sparkContext.broadcast(scorer)
+    wanted = scorer.reason_segments()
+
+    def explain(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        s = shipped.value
+        for batch in batches:
+            rows = batch[seg.SEGMENT].isin(wanted).to_numpy()
+            reasons = pd.Series(None, index=batch.index, dtype="object")
+            if rows.any():
+                reasons[rows] = s.explain(batch.loc[rows])
+            yield batch.assign(**{REASONS: reasons})
+
+    schema = StructType([*ranked.schema.fields, StructField(REASONS, StringType())])
+    explained = ranked.mapInPandas(explain, schema)
+    action = F.create_map(*[F.lit(x) for s in scorer.segments for x in (s.name, s.action)])
+    out = explained.select(
+        ID, PROBABILITY, VALUE, VAR, F.col(RANK).cast("long").alias(RANK), seg.SEGMENT, REASONS,
+        action[F.col(seg.SEGMENT)].alias(seg.ACTION),
+        F.lit(models.version).alias("model_version"),
+        F.lit(scorer.cutoff.to_pydatetime()).cast("timestamp_ntz").alias(CUTOFF),
+        F.lit(scorer.scored_at.to_pydatetime()).alias("scored_at"),
+    )
+    aggregates = sdf.withColumn(seg.SEGMENT, F.expr(case)).groupBy(seg.SEGMENT).agg(
+        F.count(F.lit(1)).alias("customers"), F.sum(VAR).alias("value_at_risk"),
+        F.avg(PROBABILITY).alias("mean_churn_probability"))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_PANDAS_WARNING)
+        summary = seg.summary(aggregates.toPandas(), scorer.segments)
+    for w in caught:
+        warnings.warn(str(w.message), stacklevel=2)
+    return out.select(*OUTPUT_COLUMNS), summary

@@ -1,0 +1,114 @@
+"""Scoring a Spark DataFrame (real local SparkSession, models through mlflow spark_udf) gives
+the local scores."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from scoring_helpers import SCORE_CUTOFF, SCORED_AT, fit_models, register, simulated
+
+from churnml.engine import open_engine
+from churnml.errors import DataValidationError
+from churnml.features import build_features
+from churnml.features.build import resolve_features
+from churnml.scoring import score_features
+from churnml.scoring.reasons import CONTEXT_FEATURES
+from churnml.scoring.score import OUTPUT_COLUMNS, feature_descriptions
+
+pyspark = pytest.importorskip("pyspark")
+
+pytestmark = [
+    pytest.mark.spark,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+]
+SPARK_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "2",
+    "spark.default.parallelism": "2",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.adaptive.enabled": "false",
+}
+
+
+@pytest.fixture(scope="module")
+def spark():
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java 17+")
+    from pyspark.sql import SparkSession
+
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # Python workers run this interpreter
+    builder = SparkSession.builder.master("local[2]").appName("churnml-scoring-tests")
+    for key, value in SPARK_CONF.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    data = simulated()
+    churn, ltv, X = fit_models(data)
+    models = register(churn, ltv, X, tmp_path_factory.mktemp("spark-store"))
+    eng, _ = open_engine(data)
+    with eng:
+        resolved = resolve_features(eng, None)
+    features = build_features(data, SCORE_CUTOFF, [*resolved, *CONTEXT_FEATURES])
+    descriptions = feature_descriptions(event_types=sorted(data.events["event_type"].unique()))
+    return models, features, descriptions
+
+
+def _to_spark(spark, features: pd.DataFrame):
+    from pyspark.sql import types as T
+
+    fields = [T.StructField("customer_id", T.LongType())] + [
+        T.StructField(c, T.DoubleType()) for c in features.columns
+        if c not in ("customer_id", "cutoff")
+    ]
+    frame = features.drop(columns="cutoff").astype(object).where(features.notna(), None)
+    return spark.createDataFrame(frame.values.tolist(), T.StructType(fields))
+
+
+def test_spark_scores_equal_local_scores(spark, setup):
+    from churnml.scoring.spark import score_spark
+
+    models, features, descriptions = setup
+    local = score_features(features, models, descriptions=descriptions, scored_at=SCORED_AT)
+    sdf, summary = score_spark(_to_spark(spark, features), models, cutoff=SCORE_CUTOFF,
+                               descriptions=descriptions, scored_at=SCORED_AT)
+    remote = sdf.toPandas().sort_values("rank").reset_index(drop=True)
+    assert list(remote.columns) == OUTPUT_COLUMNS
+    exp = local.scores
+    assert remote["customer_id"].tolist() == exp["customer_id"].tolist()
+    for col in ("churn_probability", "predicted_value", "value_at_risk"):
+        np.testing.assert_allclose(remote[col], exp[col], rtol=1e-12)
+    assert remote["rank"].tolist() == exp["rank"].tolist()
+    for col in ("risk_segment", "suggested_action", "model_version"):
+        assert remote[col].tolist() == exp[col].tolist()
+    assert remote["reasons"].fillna("<none>").tolist() == exp["reasons"].fillna(
+        "<none>").tolist()
+    assert (pd.to_datetime(remote["cutoff"]) == SCORE_CUTOFF).all()
+    pd.testing.assert_frame_equal(summary, local.summary, check_exact=False, rtol=1e-9)
+
+
+def test_spark_refuses_mismatched_types(spark, setup):
+    from churnml.scoring.spark import score_spark
+
+    models, features, _ = setup
+    sdf = _to_spark(spark, features.drop(columns=["purchases_90d"]))
+    with pytest.raises(DataValidationError, match="purchases_90d"):
+        score_spark(sdf, models, cutoff=SCORE_CUTOFF)
+    sdf = _to_spark(spark, features).withColumn("spend_90d", pyspark.sql.functions.lit("x"))
+    with pytest.raises(DataValidationError, match=r"spend_90d is string \(model: double\)"):
+        score_spark(sdf, models, cutoff=SCORE_CUTOFF)
