@@ -310,6 +310,9 @@ class ScoringConfig(_Strict):
              "action": "win-back (reactivation) email"},
             {"name": "detractor", "priority": 40, "reasons": True,
              "when": "nps_detractor = 1", "action": "service follow-up"},
+            {"name": "lapsed", "priority": 45, "reasons": False,
+             "when": "days_since_last_purchase >= horizon_days",
+             "action": "low-cost win-back email"},
             {"name": "new_customer", "priority": 50, "reasons": False,
              "when": "tenure_days < new_customer_days", "action": "onboarding"},
             {"name": "loyal", "priority": 60, "reasons": False,
@@ -357,9 +360,18 @@ def load_config(path: str | Path) -> Config:
             f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
         ]
         raise ConfigError(f"{path}: " + "; ".join(parts)) from exc
-    if cfg.data.dir is not None and not Path(cfg.data.dir).is_absolute():
-        cfg.data.dir = str((path.parent / cfg.data.dir).resolve())
+    cfg.data.dir = _relative_to(path.parent, cfg.data.dir)
+    if isinstance(cfg.features.spec, str):
+        cfg.features.spec = _relative_to(path.parent, cfg.features.spec)
+    cfg.scoring.models_dir = _relative_to(path.parent, cfg.scoring.models_dir)
     return cfg
+
+
+def _relative_to(base: Path, value: str | None) -> str | None:
+    """A path from a config file: relative ones are read from the config file's folder."""
+    if value is None or Path(value).is_absolute():
+        return value
+    return str((base / value).resolve())
 
 
 def default_config(dataset: Literal["cdnow", "simulated"] = "simulated") -> Config:

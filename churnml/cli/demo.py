@@ -27,24 +27,48 @@ DEMO_COLUMNS = [
 ]
 
 
+CONFIG_DIR = Path("configs")  # a dataset's own config, when run from the project root
+
+
 @app.command()
 def demo(
     dataset: DatasetOpt = None,
     config: ConfigOpt = None,
     out_dir: Annotated[Path | None, typer.Option("--out-dir", help="where outputs go")] = None,
+    metrics_only: Annotated[bool, typer.Option("--metrics-only",
+                                               help="stop after the metrics and the report")]
+    = False,
 ) -> None:
-    """Run the main job end to end on an embedded dataset and say where everything went."""
+    """Run the main job end to end — metrics, backtest and training with MLflow, registry,
+    scoring, segment export, HTML report — and say where everything went."""
     from churnml.pipeline import run_demo
 
+    if config is None and dataset is not None and (CONFIG_DIR / f"{dataset}.yaml").exists():
+        config, dataset = CONFIG_DIR / f"{dataset}.yaml", None
+        err.print(f"  using {config}")
     try:
         cfg = resolve_config(config, dataset, None)
-        target = out_dir or Path(cfg.output_dir)
+        if out_dir is not None:
+            cfg.output_dir = str(out_dir)
         customer_data = load(cfg)
-        result = run_demo(customer_data, cfg, target, console=err)
-    except (ChurnmlError, ValueError, FileNotFoundError) as exc:
+        result = run_demo(customer_data, cfg, Path(cfg.output_dir), console=err,
+                          model_stages=not metrics_only)
+    except (ChurnmlError, ValueError, FileNotFoundError, LookupError) as exc:
         fail(exc)
     kpis = result.kpis[[c for c in DEMO_COLUMNS if c in result.kpis]]
     emit(_label_periods(kpis, cfg.metrics.period), OutFormat.table, None,
          f"{customer_data.name}: KPIs per {cfg.metrics.period}")
+    if result.scores is not None:
+        emit(result.scores.summary, OutFormat.table, None,
+             f"Risk segments (value at risk in {cfg.data.currency} over "
+             f"{cfg.churn.horizon_days} days)")
+    err.rule("where everything went")
     for what, path in result.files.items():
-        err.print(f"  {what:<12} {path}")
+        err.print(f"  {what:<24} {path}", soft_wrap=True)
+    if result.train is not None:
+        for reg in result.train.registrations.values():
+            err.print(f"  registered {reg.name} v{reg.version} aliases={reg.aliases}",
+                      soft_wrap=True)
+        err.print(f"  MLflow run {result.train.run_id}: mlflow ui --backend-store-uri "
+                  f"{cfg.tracking.uri}", soft_wrap=True)
+    err.print(f"  total {sum(result.seconds.values()):.0f} s", soft_wrap=True)

@@ -32,7 +32,8 @@ def score(
     dataset: DatasetOpt = None,
     data: DataDirOpt = None,
     cutoff: Annotated[
-        str | None, typer.Option(help="score as of this instant (default: now)")
+        str | None, typer.Option(help="score as of this instant (default: now; for a built-in "
+                                "dataset the day after its last record)")
     ] = None,
     out: Annotated[
         Path | None,
@@ -60,26 +61,24 @@ def score(
     """Score every customer: churn probability x predicted value = value at risk, ranked,
     with the top churn drivers in words, a segment and a suggested action. Writes the
     scores, segment_summary.csv and one CSV per segment; prints the segment summary."""
-    from churnml.scoring import load_exported_models, load_registered, score, write_scores
-    from churnml.scoring.export import SCORES_FILE, SEGMENTS_DIR, SUMMARY_FILE
-    from churnml.scoring.loading import MODELS_PREFIX
-    from churnml.training.train import feature_spec
+    from churnml.pipeline import (
+        default_cutoff,
+        load_scoring_models,
+        score_customers,
+        write_score_outputs,
+    )
 
     try:
         cfg = resolve_config(config, dataset, data)
-        sc, names = cfg.scoring, cfg.tracking
-        uri = tracking_uri or names.uri
-        folder = models_dir or (Path(sc.models_dir) if sc.models_dir else None)
+        uri = tracking_uri or cfg.tracking.uri
+        folder = models_dir or cfg.scoring.models_dir
         with step("loading models " + (f"from {folder}" if folder else f"from {uri}")):
-            if folder is not None:
-                models = load_exported_models(folder, names.churn_model_name,
-                                              names.ltv_model_name)
-            else:
-                models = load_registered(
-                    f"{MODELS_PREFIX}{names.churn_model_name}@{sc.model_alias}",
-                    f"{MODELS_PREFIX}{names.ltv_model_name}@{sc.model_alias}", uri)
+            models = load_scoring_models(cfg, folder, uri)
         customer_data = load(cfg)
-        spec = feature_spec(cfg)  # the spec `churnml train` fitted the models on
+        if cutoff is None and cfg.data.dataset is not None:  # a historical built-in log
+            cutoff = default_cutoff(customer_data)
+            err.print(f"  {cfg.data.dataset}: scoring as of {cutoff:%Y-%m-%d}, the day after "
+                      "its last record (--cutoff to change)")
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=err, transient=True) as bar:
             tasks: dict[str, int] = {}
@@ -89,14 +88,12 @@ def score(
                     tasks[stage] = bar.add_task(STAGES.get(stage, stage), total=total)
                 bar.update(tasks[stage], completed=done, total=total)
 
-            result = score(customer_data, models, sc, cutoff=cutoff, churn=cfg.churn,
-                           spec=spec, scored_at=scored_at, threads=cfg.features.threads,
-                           memory_limit=cfg.features.memory_limit, progress=progress)
+            result = score_customers(customer_data, cfg, models, cutoff=cutoff,
+                                     scored_at=scored_at, progress=progress)
         out_dir = Path(cfg.output_dir)
-        target = out or out_dir / SCORES_FILE
-        with step(f"writing {target}"):
-            write_scores(result.scores, target, result.summary, out_dir / SUMMARY_FILE,
-                         segments_dir or out_dir / SEGMENTS_DIR)
+        with step("writing scores and segment files"):
+            files = write_score_outputs(result, out_dir, out, segments_dir)
+        target = files["scores"]
     except (ChurnmlError, ValueError, FileNotFoundError, LookupError) as exc:
         fail(exc)
     for note in result.warnings:

@@ -63,8 +63,6 @@ def train(
 
     try:
         cfg = resolve_config(config, dataset, data)
-        if config is not None and isinstance(cfg.features.spec, str):
-            cfg.features.spec = str((config.parent / cfg.features.spec).resolve())
         if tracking_uri is not None:
             cfg.tracking.uri = tracking_uri
         if out_dir is not None:

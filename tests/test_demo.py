@@ -1,0 +1,79 @@
+"""`churnml demo`: the whole main job end to end on small simulated data, real MLflow store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from churnml.cli import app
+from churnml.report.sections import SECTION_IDS
+from churnml.scoring.score import OUTPUT_COLUMNS
+from churnml.training.tracking import tracking
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:mlflow")
+
+N_CUSTOMERS = 800
+FAST = {"n_estimators": 30}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> tuple[Path, str, object]:
+    root = tmp_path_factory.mktemp("demo")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    config = root / "demo.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "demo-test",
+        "data": {"dataset": "simulated", "simulated_customers": N_CUSTOMERS, "seed": 3},
+        "training": {"n_origins": 2, "churn_params": FAST, "ltv_params": FAST,
+                     "ltv_candidates": []},
+        "tracking": {"uri": uri},
+        "output_dir": str(root / "out"),
+    }))
+    res = CliRunner().invoke(app, ["demo", "--config", str(config)])
+    assert res.exit_code == 0, res.output
+    return root / "out", uri, res
+
+
+def test_every_stage_wrote_its_files(demo_run) -> None:
+    out, _, res = demo_run
+    for name in ("kpis_month.csv", "n_day_retention.csv", "cohorts.csv", "backtest_metrics.csv",
+                 "backtest_predictions.parquet", "feature_importance.csv", "scores.parquet",
+                 "segment_summary.csv", "report.html"):
+        assert (out / name).stat().st_size > 0, name
+    assert "mlflow ui --backend-store-uri" in res.output
+
+
+def test_scores_cover_the_base_and_segments_add_up(demo_run) -> None:
+    out, _, _ = demo_run
+    scores = pd.read_parquet(out / "scores.parquet")
+    assert list(scores.columns) == OUTPUT_COLUMNS
+    assert scores["customer_id"].is_unique
+    assert scores["rank"].tolist() == list(range(1, len(scores) + 1))
+    summary = pd.read_csv(out / "segment_summary.csv")
+    by_segment = scores.groupby("risk_segment")["value_at_risk"].agg(["size", "sum"])
+    # the summary lists every configured segment, empty ones with 0 customers
+    merged = summary.set_index("risk_segment").join(by_segment, how="outer").fillna(0)
+    assert set(by_segment.index) <= set(summary["risk_segment"])
+    assert (merged["customers"] == merged["size"]).all()
+    assert merged["value_at_risk"].to_numpy() == pytest.approx(merged["sum"].to_numpy())
+    for segment, n in by_segment["size"].items():
+        assert len(pd.read_csv(out / "segments" / f"{segment}.csv")) == n
+
+
+def test_models_registered_and_report_logged_to_the_run(demo_run) -> None:
+    out, uri, _ = demo_run
+    with tracking(uri) as client:
+        for name in ("churnml-churn", "churnml-ltv"):
+            version = client.get_model_version_by_alias(name, "champion")
+            assert int(version.version) == 1
+        run_id = client.get_model_version_by_alias("churnml-churn", "champion").run_id
+        logged = [a.path for a in client.list_artifacts(run_id, "report")]
+    assert logged == ["report/report.html"]
+    html = (out / "report.html").read_text()
+    for section in SECTION_IDS:
+        assert f'id="{section}"' in html
+    assert "not available" not in html.split('id="segments"')[1].split("</section>")[0]
