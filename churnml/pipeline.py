@@ -128,16 +128,15 @@ def score_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResu
 
 def report_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
     """The HTML report over the files above, also logged to the training run in MLflow."""
-    import mlflow
-
     from churnml.report import build_report, log_report
+    from churnml.training.tracking import tracking
 
     path = build_report(out_dir, cfg)
     result.files["report"] = path
     run_id = getattr(result.train, "run_id", None)
     if run_id is not None:
-        mlflow.set_tracking_uri(cfg.tracking.uri)
-        log_report(path, run_id=run_id)
+        with tracking(cfg.tracking.uri):
+            log_report(path, run_id=run_id)
 
 
 def run_demo(data: CustomerData, cfg: Config, out_dir: str | Path,

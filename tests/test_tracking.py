@@ -121,6 +121,20 @@ def test_run_logs_params_metrics_tables_figures_config_fingerprint(store, tmp_pa
     assert (Path(store.removeprefix("sqlite:///")).parent / "mlartifacts").is_dir()
 
 
+def test_start_run_leaves_no_active_experiment_behind(store, migrated_db, tmp_path):
+    """A run in one store must not leave a process-wide experiment that a later plain
+    ``mlflow.start_run()`` against another store would look up (and not find)."""
+    for name in ("first", "second"):  # ids 1 and 2 in the first store
+        with start_run(name, tracking_uri=store):
+            pass
+    other = tmp_path / "other.db"
+    shutil.copyfile(migrated_db, other)
+    with tracking(f"sqlite:///{other}") as client:
+        with mlflow.start_run() as run:  # the other store's default experiment
+            pass
+        assert client.get_run(run.info.run_id).info.experiment_id == "0"
+
+
 def test_log_register_and_challenger_alias(store, churn, model_data):
     logged = log_version(store, churn, model_data.X_train, {"roc_auc": 0.8})
     assert logged.name == CHURN_MODEL and logged.version == "1"

@@ -92,11 +92,16 @@ def start_run(
     """Start a run in ``experiment`` (created on first use, with artifacts under
     ``artifact_location`` or :func:`default_artifact_location`)."""
     with tracking(tracking_uri) as client:
-        if client.get_experiment_by_name(experiment) is None:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
             location = artifact_location or default_artifact_location(tracking_uri)
-            client.create_experiment(experiment, artifact_location=location)
-        mlflow.set_experiment(experiment)
-        with mlflow.start_run(run_name=run_name, tags=dict(tags or {})) as run:
+            experiment_id = client.create_experiment(experiment, artifact_location=location)
+        else:
+            experiment_id = found.experiment_id
+        # experiment_id rather than mlflow.set_experiment: the latter sets a process-wide active
+        # experiment that outlives this store and breaks the next run against another store.
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name,
+                              tags=dict(tags or {})) as run:
             yield run
 
 
