@@ -20,8 +20,17 @@ Evaluation: 5-fold customer cross-validation (stratified on churn). Inside each 
 training part a 3-fold inner cross-validation picks the feature set and the LightGBM
 settings (and, for LTV, hurdle vs Tweedie) by inner ROC AUC / normalized Gini; the winner is
 refitted on the whole training part and scored on the untouched outer fold. Nothing is
-tuned on a test fold. Metrics are computed on the pooled out-of-fold predictions (with the
-mean and standard deviation over folds in the JSON file).
+tuned on a test fold. Blend candidates (``blend=True``) average two models with equal
+weights (no weight is fitted): churn = mean of the regularised LightGBM and the logistic
+regression probabilities (:class:`sklearn.ensemble.VotingClassifier`, soft voting); LTV =
+mean of the LightGBM value and the BTYD value (Pareto/NBD expected purchases x Gamma-Gamma
+order value, :class:`churnml.models.BTYDValueModel`, fitted on the training rows only).
+
+BTYD contenders (:mod:`churnml.models.btyd`, maximum likelihood on each outer training
+part): churn probability = P(no purchase in the holdout); value = expected purchases x
+Gamma-Gamma order value. Ranking by expected purchases is reported as well (ROC AUC).
+Metrics are computed on the pooled out-of-fold predictions (with the mean and standard
+deviation over folds in the JSON file).
 
     python benchmarks/cdnow.py        # prints the table, writes benchmarks/results/cdnow.json
 """
@@ -46,6 +55,7 @@ from _quality import (
     value,
     write_json,
 )
+from sklearn.ensemble import VotingClassifier, VotingRegressor
 from sklearn.model_selection import StratifiedKFold
 
 from churnml.config import load_config
@@ -53,6 +63,8 @@ from churnml.data.customer_data import CustomerData
 from churnml.data.datasets import load_cdnow
 from churnml.features import DerivedFeature, Feature, FeatureSpec, build_features
 from churnml.models import (
+    BTYDFeatures,
+    BTYDValueModel,
     ChurnClassifier,
     LastValueBaseline,
     LogisticChurnBaseline,
@@ -100,6 +112,13 @@ RFM = ["days_since_last_purchase", "purchases_total", "spend_total", "tenure_day
 LTV_KINDS = ("hurdle", "tweedie")
 CHURN_FEATURE_SETS = ("rfm", "default", "extended")
 LTV_FEATURE_SETS = ("default", "extended")
+# blends (module docstring) are compared with the regularised settings only, which the inner
+# CV picked in every fold before; LTV blends on the extended set only (its usual winner)
+BLEND_PARAMS = "regularised"
+CHURN_BLEND_SETS = CHURN_FEATURE_SETS
+LTV_BLEND_SETS = ("extended",)
+BTYD_KINDS = {"pareto_nbd": "Pareto/NBD", "bgnbd": "BG/NBD"}
+BTYD_INPUT = "default"  # feature set the BTYD models read (they use 4 of its columns)
 
 # Anchors measured on exactly this protocol (issue 4) and the targets.
 CHURN_ANCHORS = [
@@ -134,6 +153,7 @@ class Candidate:
     features: str
     params: str
     kind: str | None = None  # LTV model kind; None for churn
+    blend: bool = False  # average with logistic regression (churn) / BTYD value (LTV)
 
 
 # --------------------------------------------------------------------------- data
@@ -186,12 +206,31 @@ def feature_sets(X: pd.DataFrame) -> dict[str, list[str]]:
             "extended": extended}
 
 
-def make_model(candidate: Candidate) -> Any:
+def make_model(candidate: Candidate, horizon_days: int) -> Any:
     """Unfitted churn (``kind`` None) or LTV model of ``candidate``."""
     params = {**PARAM_SETS[candidate.params], "n_jobs": N_JOBS}
     if candidate.kind is None:
-        return ChurnClassifier(**params)
-    return LTVModel(kind=candidate.kind, **params)
+        model = ChurnClassifier(**params)
+        if not candidate.blend:
+            return model
+        return VotingClassifier([("lightgbm", model), ("logistic", LogisticChurnBaseline())],
+                                voting="soft")
+    model = LTVModel(kind=candidate.kind, **params)
+    if not candidate.blend:
+        return model
+    return VotingRegressor([("lightgbm", model),
+                            ("btyd", BTYDValueModel(horizon_days=horizon_days))])
+
+
+def candidates(task: str) -> list[Candidate]:
+    """Every configuration the nested selection compares for ``task`` (churn or ltv)."""
+    if task == "churn":
+        return [*(Candidate(f, p) for f, p in itertools.product(CHURN_FEATURE_SETS, PARAM_SETS)),
+                *(Candidate(f, BLEND_PARAMS, blend=True) for f in CHURN_BLEND_SETS)]
+    return [*(Candidate(f, p, k) for k, f, p in
+              itertools.product(LTV_KINDS, LTV_FEATURE_SETS, PARAM_SETS)),
+            *(Candidate(f, BLEND_PARAMS, k, blend=True) for k, f in
+              itertools.product(LTV_KINDS, LTV_BLEND_SETS))]
 
 
 def score(candidate: Candidate, y: np.ndarray, pred: np.ndarray) -> float:
@@ -203,7 +242,7 @@ def score(candidate: Candidate, y: np.ndarray, pred: np.ndarray) -> float:
 
 def nested_fit_predict(
     candidates: list[Candidate], sets: dict[str, list[str]], X: pd.DataFrame,
-    y: np.ndarray, strata: np.ndarray, train: np.ndarray, test: np.ndarray,
+    y: np.ndarray, strata: np.ndarray, train: np.ndarray, test: np.ndarray, horizon_days: int,
 ) -> tuple[np.ndarray, Candidate, dict[str, float]]:
     """Pick the best candidate by inner CV on ``train`` only; refit it there, predict
     ``test``. Returns predictions, the winner and every candidate's inner score."""
@@ -213,23 +252,33 @@ def nested_fit_predict(
     predict = churn_probability if candidates[0].kind is None else value
     inner_scores = {}
     for c in candidates:
-        pred = out_of_fold(lambda c=c: make_model(c), Xtr[sets[c.features]], ytr, inner,
-                           predict)
+        pred = out_of_fold(lambda c=c: make_model(c, horizon_days), Xtr[sets[c.features]], ytr,
+                           inner, predict)
         inner_scores[c] = score(c, ytr, pred)
     best = max(candidates, key=lambda c: inner_scores[c])
-    model = make_model(best).fit(Xtr[sets[best.features]], ytr)
+    model = make_model(best, horizon_days).fit(Xtr[sets[best.features]], ytr)
     pred = predict(model, X.iloc[test][sets[best.features]])
     return pred, best, {_label(c): s for c, s in inner_scores.items()}
 
 
 def _label(c: Candidate) -> str:
-    return "/".join(v for v in (c.kind, c.features, c.params) if v)
+    blend = ("blend" if c.blend else None)
+    return "/".join(v for v in (c.kind, c.features, c.params, blend) if v)
 
 
 def fixed(make: Any, cols: list[str], X: pd.DataFrame, y: np.ndarray, train: np.ndarray,
           test: np.ndarray, predict: Any) -> np.ndarray:
     """Fit ``make()`` on the training part, predict the test fold."""
     return predict(make().fit(X.iloc[train][cols], y[train]), X.iloc[test][cols])
+
+
+def btyd_fold(X: pd.DataFrame, train: np.ndarray, test: np.ndarray, kind: str,
+              horizon_days: int) -> tuple[pd.DataFrame, dict[str, list[float]]]:
+    """BTYD outputs for the test fold from a fit on the training part; fitted parameters."""
+    btyd = BTYDFeatures(kind=kind, horizon_days=horizon_days).fit(X.iloc[train])
+    params = {"transactions_days": btyd.params_.tolist(),
+              "gamma_gamma": btyd.spend_params_.tolist()}
+    return btyd.predict_frame(X.iloc[test]), params
 
 
 # --------------------------------------------------------------------------- main
@@ -240,29 +289,35 @@ def evaluate(X: pd.DataFrame, labels: pd.DataFrame, horizon_days: int) -> dict[s
     churned = labels["churned"].to_numpy()
     ltv = labels["ltv"].to_numpy()
     last_value = f"spend_{horizon_days}d"
-    churn_candidates = [Candidate(f, p) for f, p in
-                        itertools.product(CHURN_FEATURE_SETS, PARAM_SETS)]
-    ltv_candidates = [Candidate(f, p, k) for k, f, p in
-                      itertools.product(LTV_KINDS, LTV_FEATURE_SETS, PARAM_SETS)]
+    churn_candidates, ltv_candidates = candidates("churn"), candidates("ltv")
+    btyd_outputs = {f"{kind}:{col}" for kind in BTYD_KINDS for col in
+                    ("btyd_p_no_purchase", "btyd_expected_purchases", "btyd_expected_value")}
     oof = {name: np.full(len(X), np.nan) for name in
-           ("churn", "logistic", "recency", "ltv", "last_value")}
+           ("churn", "logistic", "recency", "ltv", "last_value", *btyd_outputs)}
     folds = list(StratifiedKFold(N_FOLDS, shuffle=True, random_state=SEED)
                  .split(X, churned))
     per_fold: list[dict[str, Any]] = []
     for k, (train, test) in enumerate(folds):
         t0 = time.perf_counter()
         oof["churn"][test], churn_best, churn_inner = nested_fit_predict(
-            churn_candidates, sets, X, churned, churned, train, test)
+            churn_candidates, sets, X, churned, churned, train, test, horizon_days)
         oof["ltv"][test], ltv_best, ltv_inner = nested_fit_predict(
-            ltv_candidates, sets, X, ltv, churned, train, test)
+            ltv_candidates, sets, X, ltv, churned, train, test, horizon_days)
         oof["logistic"][test] = fixed(LogisticChurnBaseline, sets["default"], X, churned,
                                       train, test, churn_probability)
         oof["recency"][test] = fixed(RecencyBaseline, sets["default"], X, churned, train,
                                      test, churn_probability)
         oof["last_value"][test] = fixed(lambda: LastValueBaseline(column=last_value),
                                         sets["default"], X, ltv, train, test, value)
+        btyd_params = {}
+        for kind in BTYD_KINDS:
+            frame, btyd_params[kind] = btyd_fold(X[sets[BTYD_INPUT]], train, test, kind,
+                                                 horizon_days)
+            for col in frame.columns:
+                if f"{kind}:{col}" in oof:
+                    oof[f"{kind}:{col}"][test] = frame[col].to_numpy()
         per_fold.append({
-            "fold": k, "seconds": time.perf_counter() - t0,
+            "fold": k, "seconds": time.perf_counter() - t0, "btyd_params": btyd_params,
             "churn_selected": asdict(churn_best), "churn_inner_roc_auc": churn_inner,
             "ltv_selected": asdict(ltv_best), "ltv_inner_normalized_gini": ltv_inner,
             "churn": classification_metrics(churned[test], oof["churn"][test]),
@@ -271,18 +326,27 @@ def evaluate(X: pd.DataFrame, labels: pd.DataFrame, horizon_days: int) -> dict[s
         print(f"fold {k + 1}/{N_FOLDS}: churn {_label(churn_best)}, ltv {_label(ltv_best)} "
               f"({per_fold[-1]['seconds']:.0f} s)", flush=True)
     churn_rows = [
-        {"model": "churnml ChurnClassifier (nested selection)",
+        {"model": "churnml ChurnClassifier or blend (nested selection)",
          **classification_metrics(churned, oof["churn"])},
         {"model": "churnml LogisticChurnBaseline (default features)",
          **classification_metrics(churned, oof["logistic"])},
         {"model": "churnml RecencyBaseline",
          **classification_metrics(churned, oof["recency"])},
+        *(row for kind, name in BTYD_KINDS.items() for row in (
+            {"model": f"churnml BTYD {name}: P(no purchase)",
+             **classification_metrics(churned, oof[f"{kind}:btyd_p_no_purchase"])},
+            {"model": f"churnml BTYD {name}: ranked by expected purchases",
+             "roc_auc": _ranking_auc(churned, oof[f"{kind}:btyd_expected_purchases"])})),
         *CHURN_ANCHORS,
     ]
     ltv_rows = [
-        {"model": "churnml LTVModel (nested selection)", **regression_metrics(ltv, oof["ltv"])},
+        {"model": "churnml LTVModel or blend (nested selection)",
+         **regression_metrics(ltv, oof["ltv"])},
         {"model": f"churnml LastValueBaseline ({last_value})",
          **regression_metrics(ltv, oof["last_value"])},
+        *({"model": f"churnml BTYD {name} x Gamma-Gamma",
+           **regression_metrics(ltv, oof[f"{kind}:btyd_expected_value"])}
+          for kind, name in BTYD_KINDS.items()),
         *LTV_ANCHORS,
     ]
     fold_summary = {
@@ -293,6 +357,11 @@ def evaluate(X: pd.DataFrame, labels: pd.DataFrame, horizon_days: int) -> dict[s
     }
     return {"churn": churn_rows, "ltv": ltv_rows, "folds": per_fold,
             "fold_summary": fold_summary}
+
+
+def _ranking_auc(churned: np.ndarray, expected_purchases: np.ndarray) -> float:
+    """ROC AUC of churn ranked by fewer expected purchases (``exp(-E)`` keeps the order)."""
+    return classification_metrics(churned, np.exp(-expected_purchases))["roc_auc"]
 
 
 def targets_met(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -334,7 +403,9 @@ def main() -> None:
                   "merge_same_day": True, "purchase_where": PURCHASE, **facts},
         settings={"outer_folds": N_FOLDS, "inner_folds": N_INNER_FOLDS, "seed": SEED,
                   "lightgbm_threads": N_JOBS, "param_sets": PARAM_SETS,
-                  "feature_sets": feature_sets(X), "ltv_kinds": list(LTV_KINDS)},
+                  "feature_sets": feature_sets(X), "ltv_kinds": list(LTV_KINDS),
+                  "candidates": {"churn": [_label(c) for c in candidates("churn")],
+                                 "ltv": [_label(c) for c in candidates("ltv")]}},
         targets=met, feature_seconds=feature_seconds,
         runtime_seconds=time.perf_counter() - start,
     )

@@ -14,6 +14,8 @@ compared value by value. Prints a table and writes ``benchmarks/results/features
 
     python benchmarks/features.py                 # 100k customers, 5M transactions + 5M events
     python benchmarks/features.py --size large    # 1M customers, 50M + 50M
+    python benchmarks/features.py --size large --data-dir /tmp/large --only churnml_parquet
+        # generate the data into a folder once and reuse it; run some contenders only
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ ACTIVITY_SHAPE = 0.8  # Gamma shape of the customers' activity rates (heterogene
 EVENT_TYPES = {"session": 0.6, "email_open": 0.25, "push_click": 0.1, "support_ticket": 0.05}
 SUPPORT = "support_ticket"
 THREADS = 2
-MEMORY_LIMIT = "1500MB"
+MEMORY_LIMIT = "1300MB"
 DAY = pd.Timedelta(days=1)
 US_PER_DAY = 86_400_000_000
 TOLERANCE = 1e-6  # relative, float sums in a different order
@@ -152,11 +154,19 @@ def pandas_features(tx: pd.DataFrame, ev: pd.DataFrame, cutoff: pd.Timestamp) ->
     put("purchase_gap_std_days", by_gap.std(), None)
     # events
     ev_age = cutoff - ev["ts"]
-    first_last = ev_age.groupby(ev["customer_id"]).agg(["min", "max"])
+    first_last = ev_age.groupby(ev["customer_id"]).agg(["min", "max", "size"])
     put("days_since_last_event", first_last["min"] / DAY, None)
     put("days_since_first_event", first_last["max"] / DAY, None)
+    put("events_total", first_last["size"])
     out["tenure_days"] = out[["days_since_first_transaction", "days_since_first_event"]].max(
         axis=1)
+    out["days_since_last_activity"] = out[["days_since_last_purchase",
+                                           "days_since_last_event"]].min(axis=1)
+    exposure = out["tenure_days"].clip(lower=1.0)  # rates over at least one day
+    out["purchase_rate_per_day"] = out["purchases_total"] / exposure
+    out["activity_rate_per_day"] = (out["purchases_total"] + out["events_total"]) / exposure
+    out["activity_silence_probability"] = np.exp(
+        -out["activity_rate_per_day"] * out["days_since_last_activity"])
     for w in (30, 90):
         counts = ev[ev_age <= w * DAY].groupby(["customer_id", "event_type"],
                                               observed=True).size().unstack(fill_value=0)
@@ -244,12 +254,35 @@ def compare(folder: Path) -> dict[str, object]:
 # --------------------------------------------------------------------------- main
 
 
+CONTENDERS = {"churnml_parquet": "churnml (parquet)", "churnml_memory": "churnml (in memory)",
+              "pandas": "pandas"}
+SIZE_FILE = "size.json"  # in a reused data folder: the row counts it was generated with
+
+
+def prepare_data(size: str, folder: Path) -> tuple[dict[str, int], float | None]:
+    """Row counts of the data in ``folder`` and the seconds spent generating them (None when
+    data of this size were already there)."""
+    marker = folder / SIZE_FILE
+    if marker.exists() and json.loads(marker.read_text()).get("size") == size:
+        return json.loads(marker.read_text())["rows"], None
+    folder.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    rows = write_data(size, folder)
+    marker.write_text(json.dumps({"size": size, "rows": rows}))
+    return rows, time.perf_counter() - t
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", choices=list(SIZES), default="medium")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--data-dir", help="folder for the generated data, reused when it "
+                        "holds data of this size (default: a temporary folder)")
+    parser.add_argument("--only", nargs="+", choices=list(CONTENDERS),
+                        help="contenders to run (default: all; outputs are compared when "
+                        "churnml_parquet and pandas both run)")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, Path(args.data))))
@@ -259,31 +292,30 @@ def main() -> None:
     from rich.table import Table
 
     console = Console()
-    contenders = {"churnml_parquet": "churnml (parquet)",
-                  "churnml_memory": "churnml (in memory)", "pandas": "pandas"}
+    contenders = {k: v for k, v in CONTENDERS.items() if not args.only or k in args.only}
     with tempfile.TemporaryDirectory(prefix="churnml-bench-") as tmp:
-        folder = Path(tmp)
+        folder = Path(args.data_dir or tmp)
         with console.status(f"generating {args.size} data ..."):
-            t = time.perf_counter()
-            rows = write_data(args.size, folder)
-            gen_s = time.perf_counter() - t
+            rows, gen_s = prepare_data(args.size, folder)
         runs = {}
         for key, label in contenders.items():
             with console.status(f"running {label} ..."):
                 runs[key] = run_worker(key, folder)
-        check = compare(folder)
-    base, ours = runs["pandas"], runs["churnml_parquet"]
-    result = {
+        both = {"churnml_parquet", "pandas"} <= set(runs)
+        check = compare(folder) if both else {}
+    result: dict[str, object] = {
         "size": args.size, **rows, "cutoff": str(CUTOFF), "generate_s": gen_s,
-        "features": ours["features"], "feature_rows": ours["rows"], "runs": runs,
-        "speedup_vs_pandas": base["wall_s"] / ours["wall_s"],
-        "memory_ratio_vs_pandas": base["peak_rss_gb"] / ours["peak_rss_gb"],
-        "speedup_in_memory_compute": base["compute_s"] / runs["churnml_memory"]["compute_s"],
-        **check,
+        "features": next(iter(runs.values()))["features"],
+        "feature_rows": next(iter(runs.values()))["rows"], "runs": runs, **check,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_average_1min": os.getloadavg()[0],
                     "duckdb_threads": THREADS, "duckdb_memory_limit": MEMORY_LIMIT},
     }
+    if both:
+        base, ours = runs["pandas"], runs["churnml_parquet"]
+        result["speedup_vs_pandas"] = base["wall_s"] / ours["wall_s"]
+        result["cpu_ratio_vs_pandas"] = base["cpu_s"] / ours["cpu_s"]
+        result["memory_ratio_vs_pandas"] = base["peak_rss_gb"] / ours["peak_rss_gb"]
     table = Table(title=f"{result['features']} features, {rows['customers']:,} customers, "
                   f"{rows['transactions']:,} transactions + {rows['events']:,} events")
     for col in ("contender", "wall s", "load s", "compute s", "CPU s", "peak RSS GB"):
@@ -293,11 +325,14 @@ def main() -> None:
         table.add_row(label, f"{r['wall_s']:.1f}", f"{r['load_s']:.1f}", f"{r['compute_s']:.1f}",
                       f"{r['cpu_s']:.1f}", f"{r['peak_rss_gb']:.2f}")
     console.print(table)
-    console.print(
-        f"churnml (parquet) vs pandas: {result['speedup_vs_pandas']:.1f}x faster, "
-        f"{result['memory_ratio_vs_pandas']:.1f}x less peak memory; in-memory compute "
-        f"{result['speedup_in_memory_compute']:.1f}x faster; outputs match: {check['match']}"
-        + (f" (differ: {check['mismatched_features']})" if not check["match"] else ""))
+    console.print(f"1-minute load average: {os.getloadavg()[0]:.2f}")
+    if both:
+        console.print(
+            f"churnml (parquet) vs pandas: {result['speedup_vs_pandas']:.1f}x faster "
+            f"({result['cpu_ratio_vs_pandas']:.1f}x less CPU), "
+            f"{result['memory_ratio_vs_pandas']:.1f}x less peak memory; outputs match: "
+            f"{check['match']}"
+            + (f" (differ: {check['mismatched_features']})" if not check["match"] else ""))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

@@ -263,9 +263,21 @@ class ScoringConfig(_Strict):
                 {"when": "value IS NULL", "text": "only one purchase so far"},
                 {"text": "buys every {value:.0f} days on average"},
             ],
+            "purchase_gap_std_days": [
+                {"when": "value IS NULL", "text": "fewer than three purchases so far"},
+            ],
             "nps_trend": [{"when": "value IS NULL", "text": "no NPS answer"}],
             "csat_trend": [{"when": "value IS NULL", "text": "no CSAT answer"}],
             "ces_trend": [{"when": "value IS NULL", "text": "no CES answer"}],
+            "satisfaction_index_60d": [
+                {"when": "value IS NULL", "text": "no survey answer in the last 60 days"},
+            ],
+            "satisfaction_index_180d": [
+                {"when": "value IS NULL", "text": "no survey answer in the last 180 days"},
+            ],
+            "satisfaction_index_latest": [
+                {"when": "value IS NULL", "text": "no survey answer yet"},
+            ],
             "engagement_trend_30d": [
                 {"when": "value IS NULL", "text": "no engagement in the 30 days before last"},
                 {"text": "engagement {value:change} vs the previous 30 days"},

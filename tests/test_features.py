@@ -65,6 +65,17 @@ def _flag(condition: pd.Series, value: pd.Series) -> pd.Series:
     return condition.astype(float).where(value.notna())
 
 
+def _satisfaction(surveys: pd.DataFrame) -> pd.Series:
+    """Each answer on a 0-1 scale, 1 = best (CES: lower effort is better)."""
+    index = pd.Series(np.nan, index=surveys.index)
+    for kind in KINDS:
+        low, high = getattr(VOICE, kind).low, getattr(VOICE, kind).high
+        score = surveys["score"][surveys["kind"] == kind]
+        best = high - score if kind == "ces" else score - low
+        index[score.index] = best / (high - low)
+    return index
+
+
 def reference(data: CustomerData, cutoff: pd.Timestamp) -> pd.DataFrame:
     """Every default feature at one cutoff, in plain pandas."""
     tx = data.transactions[data.transactions["ts"] < cutoff]
@@ -95,6 +106,9 @@ def reference(data: CustomerData, cutoff: pd.Timestamp) -> pd.DataFrame:
     out["tenure_days"] = out[
         ["days_since_first_transaction", "days_since_first_event", "days_since_signup"]
     ].max(axis=1)
+    out["days_since_last_activity"] = out[
+        ["days_since_last_purchase", "days_since_last_event"]].min(axis=1)
+    exposure = out["tenure_days"].clip(lower=1.0)
     # frequency
     for w in (30, 90, 180, 365):
         put(f"purchases_{w}d", by(_window(buy, cutoff, w)).size(), 0)
@@ -106,6 +120,7 @@ def reference(data: CustomerData, cutoff: pd.Timestamp) -> pd.DataFrame:
     gaps = gaps.assign(gap=by(gaps)["ts"].diff() / DAY)
     put("purchase_gap_mean_days", by(gaps)["gap"].mean())
     put("purchase_gap_std_days", by(gaps)["gap"].std(ddof=1))
+    out["purchase_rate_per_day"] = out["purchases_total"] / exposure
     # monetary
     for w in (30, 90, 180, 365):
         put(f"spend_{w}d", by(_window(buy, cutoff, w))["amount"].sum(), 0)
@@ -125,6 +140,10 @@ def reference(data: CustomerData, cutoff: pd.Timestamp) -> pd.DataFrame:
     recent = _window(ev, cutoff, 30)
     put("event_days_30d", by(recent)["ts"].apply(lambda s: s.dt.normalize().nunique()), 0)
     out["engagement_trend_30d"] = _ratio(out["events_30d"], out["events_prior_30d"])
+    put("events_total", by(ev).size(), 0)
+    out["activity_rate_per_day"] = (out["purchases_total"] + out["events_total"]) / exposure
+    out["activity_silence_probability"] = np.exp(
+        -out["activity_rate_per_day"] * out["days_since_last_activity"])
     # voice
     tickets = ev[ev["event_type"] == SUPPORT]
     for w in (30, 90):
@@ -134,6 +153,10 @@ def reference(data: CustomerData, cutoff: pd.Timestamp) -> pd.DataFrame:
         put(f"{kind}_latest", _latest(answers, "score", "ts"))
         put(f"{kind}_mean", by(answers)["score"].mean())
         out[f"{kind}_trend"] = out[f"{kind}_latest"] - out[f"{kind}_mean"]
+    scaled = sv.assign(index=_satisfaction(sv))
+    for w in (60, 180):
+        put(f"satisfaction_index_{w}d", by(_window(scaled, cutoff, w))["index"].mean())
+    put("satisfaction_index_latest", _latest(scaled, "index", "ts"))
     out["nps_detractor"] = _flag(out["nps_latest"] <= VOICE.nps_detractor_max, out["nps_latest"])
     out["csat_dissatisfied"] = _flag(
         out["csat_latest"] < VOICE.csat_satisfied_min, out["csat_latest"]
@@ -245,6 +268,35 @@ def test_worked_example_windows_gaps_and_trends() -> None:
     assert x["avg_order_value_total"] == 30.0 and x["max_order_value_365d"] == 50.0
 
 
+def test_worked_example_activity_rates_and_satisfaction_index() -> None:
+    tx = pd.DataFrame({"customer_id": [1, 1, 2], "amount": [10.0, 20.0, 5.0],
+                       "ts": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-02-29 12:00"],
+                                            format="ISO8601")})
+    ev = pd.DataFrame({"customer_id": [1, 1], "event_type": ["session", "session"],
+                       "ts": pd.to_datetime(["2024-01-11", "2024-02-20"])})
+    sv = pd.DataFrame({"customer_id": [1, 1, 1], "kind": ["nps", "csat", "ces"],
+                       "score": [8.0, 2.0, 3.0],
+                       "ts": pd.to_datetime(["2023-12-15", "2024-02-25", "2024-02-26"])})
+    data = CustomerData.from_frames(tx, events=ev, surveys=sv)
+    x = build_features(data, "2024-03-01").set_index("customer_id")
+    one, two = x.loc[1], x.loc[2]
+    # customer 1: first activity 60 days ago; last purchase 29, last event 10 days ago
+    assert one["days_since_last_activity"] == 10.0
+    assert one["events_total"] == 2
+    assert one["purchase_rate_per_day"] == pytest.approx(2 / 60)
+    assert one["activity_rate_per_day"] == pytest.approx(4 / 60)
+    assert one["activity_silence_probability"] == pytest.approx(np.exp(-4 / 60 * 10))
+    # NPS 8 -> 0.8 (older than 60 days), CSAT 2 -> 1/4, CES 3 -> (7 - 3) / 6
+    assert one["satisfaction_index_60d"] == pytest.approx((1 / 4 + 4 / 6) / 2)
+    assert one["satisfaction_index_180d"] == pytest.approx((0.8 + 1 / 4 + 4 / 6) / 3)
+    assert one["satisfaction_index_latest"] == pytest.approx(4 / 6)
+    # customer 2: one purchase half a day ago, no event: rates over at least one day
+    assert two["days_since_last_activity"] == 0.5 and two["events_total"] == 0
+    assert two["purchase_rate_per_day"] == 1.0 and two["activity_rate_per_day"] == 1.0
+    assert two["activity_silence_probability"] == pytest.approx(np.exp(-0.5))
+    assert np.isnan(two["satisfaction_index_latest"])
+
+
 # --------------------------------------------------------------------------- spec
 
 
@@ -353,3 +405,21 @@ def test_compiled_sql_scans_each_table_once_per_part(data: CustomerData) -> None
     assert "FILTER (WHERE" in sql
     spark_sql = feature_sql(data, "2024-06-01", dialect="spark")
     assert "MAX_BY" in spark_sql and "DATEDIFF(MICROSECOND" in spark_sql
+
+
+def test_multithreaded_build_is_bit_identical_to_single_threaded() -> None:
+    # many rows per customer, so DuckDB's threads each add part of a customer's amounts: a
+    # float sum then changes in its last bits from run to run; exact sums must not
+    rng = np.random.default_rng(0)
+    n = 600_000
+    ts = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 300 * 86_400, n), "s")
+    sign = np.where(rng.random(n) < 0.05, -1.0, 1.0)
+    tx = pd.DataFrame({"customer_id": rng.integers(1, 40, n), "ts": ts,
+                       "amount": np.round(rng.gamma(2.0, 25.0, n), 2) * sign})
+    data = CustomerData.from_frames(tx)
+    cutoffs = ["2024-08-01", "2024-10-01"]
+    single = build_features(data, cutoffs, threads=1)
+    assert single["spend_total"].notna().all() and single["purchase_gap_std_days"].gt(0).all()
+    for _ in range(3):
+        pd.testing.assert_frame_equal(build_features(data, cutoffs, threads=2), single,
+                                      check_exact=True)

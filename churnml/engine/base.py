@@ -123,6 +123,11 @@ class SqlEngine(ABC):
         result = self.query(render(ctes, select))
         return result if self.returns_native else self.to_pandas(result)
 
+    def run_wide(self, ctes: list[tuple[str, str]], select: str) -> Any:
+        """Like :meth:`run`, for wide results (e.g. features) that the caller converts to its
+        own dtypes: a backend may fetch them through a leaner path."""
+        return self.run(ctes, select)
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the engine registered."""
 

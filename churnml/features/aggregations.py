@@ -8,17 +8,29 @@
 
 Order-dependent aggregations read helper columns computed before the cutoff join by one
 window over the customer's matching rows (those of the feature's ``where``) in time order:
-``prev`` and ``next``, the times of the previous and next matching row. Each aggregation
-names the helpers it needs in each form (:data:`PREV`, :data:`NEXT`).
+``prev``, the time of the previous matching row (:data:`PREV`). Only gaps need that window
+over the whole history (:attr:`Aggregation.history`).
 
-* gaps: ``x = time - prev`` (days); a row before the cutoff only looks back, so no leakage;
-* distinct days: a calendar day is counted on the *last* of its rows before the window's
-  upper bound ``u``, i.e. where ``next`` is missing, ``>= u`` or on a later day; the day has a
-  row in the window iff that row's time is in it. Exactly one row per day qualifies whatever
-  happens after ``u``, so rows after the cutoff cannot change the count, and ``next`` only
-  looks forward, so rows before the window are not needed. This costs a sort of the window's
-  rows instead of the hash table of ``count(DISTINCT day)`` over every row. The cumulative
-  form counts the *first* row of each day (``prev`` missing or on an earlier day).
+* gaps: ``g = time - prev`` in whole microseconds; a row before the cutoff only looks back,
+  so no leakage. Mean and sample standard deviation come from the exact integer moments
+  ``n = count(g)``, ``s = sum(g)``, ``ss = sum(g^2)`` (DECIMAL(38, 0)):
+  ``mean = s / n``, ``sd = sqrt((n ss - s^2) / (n (n - 1)))``, converted to days;
+* distinct days: a calendar day is counted on the *first* of its rows in the window
+  ``[l, u)``: a row in the window whose ``prev`` is missing, ``< l`` or on an earlier day.
+  Exactly one row per day with rows in the window qualifies; ``prev`` only looks back, so
+  later rows cannot change the count, and rows before the window only matter as ``< l``, so
+  the window may be computed over the window's rows alone (a *sequence* part). This costs a
+  sort of the window's rows instead of the hash table of ``count(DISTINCT day)`` over every
+  row. The cumulative form is the same rule without ``l``.
+
+**Exact sums.** Floating-point sums depend on the order rows are added, which differs from
+run to run when several threads aggregate. Sums and means of money (features whose unit
+starts with :data:`MONEY_UNIT`) therefore add each value as ``DECIMAL(18, 4)``
+(:func:`churnml.engine.sql.money`: exact for amounts in cents; values are rounded to
+1/10,000 of the currency unit) into an exact DECIMAL total, and gap statistics use integer
+microseconds, so these features are bit-identical whatever the thread count. Means are
+``CAST(sum AS DOUBLE) / count``. Other float sums (non-money ``sum``/``mean``, ``std``)
+stay DOUBLE.
 """
 
 from __future__ import annotations
@@ -26,11 +38,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from churnml.engine.sql import conjunction, days_between, filtered
+from churnml.engine.sql import (
+    MICROSECONDS_PER_DAY,
+    conjunction,
+    days_between,
+    filtered,
+    money,
+)
 
 Window = Callable[[str], str]  # partial suffix -> its running aggregate over the buckets
-PREV, NEXT = "prev", "next"  # helper columns: time of the previous / next matching row
+PREV = "prev"  # helper column: time of the previous matching row
 SUM, MIN, MAX = "sum({col})", "min({col})", "max({col})"
+MONEY_UNIT = "currency"  # features whose unit starts with this are money: summed exactly
+EXACT_INTEGER = "DECIMAL(38, 0)"  # integer moments (squared microseconds) without overflow
 
 
 @dataclass(frozen=True)
@@ -38,17 +58,23 @@ class Ctx:
     """What an aggregate is computed from.
 
     ``x``: value expression; ``cond``: row condition (None: all rows); ``time``: the time
-    column; ``cut``: the cutoff; ``upper``: upper bound of the window (``cut`` less the
-    offset); ``prev``/``next``: helper columns (when the aggregation needs them).
+    column; ``cut``: the cutoff; ``lower``: lower bound of the window (None: all time);
+    ``prev``: the helper column (when the aggregation needs it); ``money``: ``x`` is money,
+    summed exactly.
     """
 
     x: str
     cond: str | None
     time: str
     cut: str
-    upper: str
+    lower: str | None = None
     prev: str | None = None
-    next: str | None = None
+    money: bool = False
+
+    @property
+    def summand(self) -> str:
+        """What sums add: ``x``, as an exact decimal when it is money."""
+        return money(self.x) if self.money else self.x
 
 
 @dataclass(frozen=True)
@@ -67,6 +93,7 @@ class Aggregation:
     zero_when_empty: bool = False  # a customer with no matching rows gets 0, else NULL
     direct_helpers: tuple[str, ...] = ()  # helper columns the direct form reads
     cumulative_helpers: tuple[str, ...] = ()  # helper columns the cumulative form reads
+    history: bool = False  # helpers must see rows before the window (no lower bound)
 
     def helpers(self, cumulative: bool) -> tuple[str, ...]:
         return self.cumulative_helpers if cumulative else self.direct_helpers
@@ -82,27 +109,34 @@ def _simple(fn: str, running: str, zero: bool = False) -> Aggregation:
     )
 
 
-def _gap(c: Ctx) -> str:
-    return days_between(c.prev or "NULL", c.time)
-
-
-def _mean(value: Callable[[Ctx], str] = lambda c: c.x, helpers: tuple[str, ...] = ()
-          ) -> Aggregation:
-    """Mean = running sum / running count of non-null values."""
+def _sum() -> Aggregation:
+    """``sum(x)`` (exact for money); per bucket the same, combined by a running sum."""
     return Aggregation(
-        direct=lambda c: filtered(f"avg({value(c)})", c.cond),
-        partials=lambda c: [
-            ("s", filtered(f"sum({value(c)})", c.cond), SUM),
-            ("n", filtered(f"count({value(c)})", c.cond), SUM),
-        ],
-        combine=lambda w, cut: f"({w('s')} / NULLIF({w('n')}, 0))",
-        direct_helpers=helpers,
-        cumulative_helpers=helpers,
+        direct=lambda c: filtered(f"sum({c.summand})", c.cond),
+        partials=lambda c: [("p", filtered(f"sum({c.summand})", c.cond), SUM)],
+        combine=lambda w, cut: w("p"),
+        zero_when_empty=True,
     )
 
 
-def _std(value: Callable[[Ctx], str] = lambda c: c.x, helpers: tuple[str, ...] = ()
-         ) -> Aggregation:
+def _ratio_of(s: str, n: str) -> str:
+    return f"(CAST({s} AS DOUBLE) / NULLIF({n}, 0))"
+
+
+def _mean() -> Aggregation:
+    """Mean = sum / count of non-null values (the sum exact for money)."""
+    return Aggregation(
+        direct=lambda c: _ratio_of(filtered(f"sum({c.summand})", c.cond),
+                                   filtered(f"count({c.x})", c.cond)),
+        partials=lambda c: [
+            ("s", filtered(f"sum({c.summand})", c.cond), SUM),
+            ("n", filtered(f"count({c.x})", c.cond), SUM),
+        ],
+        combine=lambda w, cut: _ratio_of(w("s"), w("n")),
+    )
+
+
+def _std() -> Aggregation:
     """Sample standard deviation; cumulatively sqrt((SS - S^2/N) / (N - 1)) from running
     N, S = sum x, SS = sum x^2 (missing when N < 2)."""
 
@@ -112,16 +146,64 @@ def _std(value: Callable[[Ctx], str] = lambda c: c.x, helpers: tuple[str, ...] =
         return f"CASE WHEN {n} >= 2 THEN sqrt(greatest({var}, 0.0)) END"
 
     return Aggregation(
-        direct=lambda c: filtered(f"stddev_samp({value(c)})", c.cond),
+        direct=lambda c: filtered(f"stddev_samp({c.x})", c.cond),
         partials=lambda c: [
-            ("n", filtered(f"count({value(c)})", c.cond), SUM),
-            ("s", filtered(f"sum({value(c)})", c.cond), SUM),
-            ("ss", filtered(f"sum(({value(c)}) * ({value(c)}))", c.cond), SUM),
+            ("n", filtered(f"count({c.x})", c.cond), SUM),
+            ("s", filtered(f"sum({c.x})", c.cond), SUM),
+            ("ss", filtered(f"sum(({c.x}) * ({c.x}))", c.cond), SUM),
         ],
         combine=combine,
-        direct_helpers=helpers,
-        cumulative_helpers=helpers,
     )
+
+
+def _gap(c: Ctx) -> str:
+    """Microseconds since the previous matching row (NULL on the customer's first)."""
+    return f"date_diff('microsecond', {c.prev or 'NULL'}, {c.time})"
+
+
+def _gap_moments(c: Ctx) -> list[tuple[str, str, str]]:
+    """Exact partials ``n, s, ss`` of the gaps, each combined by a running sum."""
+    squared = f"CAST({_gap(c)} AS {EXACT_INTEGER}) * {_gap(c)}"
+    return [
+        ("n", filtered(f"count({_gap(c)})", c.cond), SUM),
+        ("s", filtered(f"sum({_gap(c)})", c.cond), SUM),
+        ("ss", filtered(f"sum({squared})", c.cond), SUM),
+    ]
+
+
+def _gap_mean_of(n: str, s: str) -> str:
+    return f"({_ratio_of(s, n)} / {MICROSECONDS_PER_DAY}.0)"
+
+
+def _gap_std_of(n: str, s: str, ss: str) -> str:
+    """``sqrt((n ss - s^2) / (n (n - 1)))`` in days; the numerator is an exact integer."""
+    total = f"CAST({s} AS {EXACT_INTEGER})"
+    spread = f"CAST(({n}) * ({ss}) - {total} * {total} AS DOUBLE)"
+    return (f"(CASE WHEN {n} >= 2 THEN sqrt({spread} / (({n}) * (({n}) - 1.0))) "
+            f"/ {MICROSECONDS_PER_DAY}.0 END)")
+
+
+def _direct_moments(c: Ctx) -> dict[str, str]:
+    return {suffix: sql for suffix, sql, _ in _gap_moments(c)}
+
+
+GAP_MEAN = Aggregation(
+    direct=lambda c: _gap_mean_of(_direct_moments(c)["n"], _direct_moments(c)["s"]),
+    partials=lambda c: _gap_moments(c)[:2],
+    combine=lambda w, cut: _gap_mean_of(w("n"), w("s")),
+    direct_helpers=(PREV,),
+    cumulative_helpers=(PREV,),
+    history=True,
+)
+
+GAP_STD = Aggregation(
+    direct=lambda c: _gap_std_of(*_direct_moments(c).values()),
+    partials=_gap_moments,
+    combine=lambda w, cut: _gap_std_of(w("n"), w("s"), w("ss")),
+    direct_helpers=(PREV,),
+    cumulative_helpers=(PREV,),
+    history=True,
+)
 
 
 def _days_since(fn: str) -> Aggregation:
@@ -146,13 +228,10 @@ def _other_day(neighbour: str, time: str) -> str:
     return f"CAST({neighbour} AS DATE) <> CAST({time} AS DATE)"
 
 
-def _last_of_day(c: Ctx) -> str:
-    """The row is its day's last before the window's upper bound."""
-    return f"({c.next} IS NULL OR {c.next} >= {c.upper} OR {_other_day(c.next or '', c.time)})"
-
-
 def _first_of_day(c: Ctx) -> str:
-    return f"({c.prev} IS NULL OR {_other_day(c.prev or '', c.time)})"
+    """The row is its day's first in the window (the caller restricts rows to the window)."""
+    before = f" OR {c.prev} < {c.lower}" if c.lower else ""
+    return f"({c.prev} IS NULL{before} OR {_other_day(c.prev or '', c.time)})"
 
 
 LATEST = Aggregation(
@@ -166,18 +245,18 @@ LATEST = Aggregation(
 )
 
 DISTINCT_DAYS = Aggregation(
-    direct=lambda c: filtered("count(*)", conjunction(c.cond, _last_of_day(c))),
+    direct=lambda c: filtered("count(*)", conjunction(c.cond, _first_of_day(c))),
     partials=lambda c: [("p", filtered("count(*)", conjunction(c.cond, _first_of_day(c))),
                          SUM)],
     combine=lambda w, cut: w("p"),
     zero_when_empty=True,
-    direct_helpers=(NEXT,),
+    direct_helpers=(PREV,),
     cumulative_helpers=(PREV,),
 )
 
 AGGREGATIONS: dict[str, Aggregation] = {
     "count": _simple("count", SUM, zero=True),
-    "sum": _simple("sum", SUM, zero=True),
+    "sum": _sum(),
     "mean": _mean(),
     "min": _simple("min", MIN),
     "max": _simple("max", MAX),
@@ -186,6 +265,6 @@ AGGREGATIONS: dict[str, Aggregation] = {
     "days_since_last": _days_since("max"),
     "days_since_first": _days_since("min"),
     "latest": LATEST,
-    "gap_mean": _mean(_gap, helpers=(PREV,)),
-    "gap_std": _std(_gap, helpers=(PREV,)),
+    "gap_mean": GAP_MEAN,
+    "gap_std": GAP_STD,
 }

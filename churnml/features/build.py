@@ -87,11 +87,12 @@ def tidy(frame: pd.DataFrame, features: FeatureList) -> pd.DataFrame:
     """pandas result with stable dtypes: ``cutoff`` datetime64[us], numbers float64,
     categories str."""
     frame = frame.reset_index(drop=True)
-    frame[CUTOFF] = frame[CUTOFF].astype("datetime64[us]")
-    for f in features:
-        if f.name in frame:
-            frame[f.name] = frame[f.name].astype("float64" if f.dtype == "number" else "str")
-    return frame
+    wanted = {CUTOFF: "datetime64[us]"} | {
+        f.name: "float64" if f.dtype == "number" else "str" for f in features if f.name in frame
+    }
+    # convert only what differs: assigning a column can copy the whole block of a wide frame
+    changed = {c: frame[c].astype(d) for c, d in wanted.items() if frame[c].dtype != d}
+    return frame.assign(**changed) if changed else frame
 
 
 def build_features(
@@ -129,7 +130,7 @@ def build_features(
     try:
         features = resolve_features(eng, spec)
         ctes, select = feature_query(eng, cuts, features)
-        result = eng.run(ctes, select + ORDER)
+        result = eng.run_wide(ctes, select + ORDER)
         return result if eng.returns_native else tidy(result, features)
     finally:
         if owned and not eng.returns_native:

@@ -14,13 +14,17 @@ Time semantics, enforced here once for every feature:
   - **cumulative** part (all-time aggregates, several cutoffs): each row falls in exactly one
     bucket ``[previous cutoff, cutoff)``; per-bucket partial aggregates are combined by a
     running window over the buckets, so all-time features cost one pass, not one per cutoff.
-  - order-dependent features (gaps, distinct days) read the time of the previous / next row
+  - order-dependent features (gaps, distinct days) read the time of the previous row
     matching their condition, from a window over the part's rows sorted per customer. When
-    that sort covers the whole history anyway (gaps), every feature of the part is aggregated
-    from the sorted rows, which also makes the hash aggregation cheap (each customer's rows
-    arrive together). Features that only look forward within a window (distinct days of the
-    last ``n`` days) get a narrow **sequence** part of their own instead: only the matching
-    rows of that window, sorted, rather than a sort or a ``count(DISTINCT)`` of every row.
+    that sort covers the whole history anyway (gaps, all-time distinct days), every feature
+    of the part is aggregated from the sorted rows, which also makes the hash aggregation
+    cheap (each customer's rows arrive together). Windowed features that need no earlier
+    rows (distinct days of the last ``n`` days) get a narrow **sequence** part of their own
+    instead: only the matching rows of that window, sorted, rather than a sort or a
+    ``count(DISTINCT)`` of every row.
+  - when the rows are not sorted anyway, windowed features go to a **recent** part that
+    reads the longest window only (the time filter prunes the scan), so the all-time part
+    aggregates every row into narrow states.
 
 * The population at each cutoff is every customer with an *activity* row (transaction, event
   or subscription start) before it.
@@ -38,7 +42,7 @@ from sqlglot import exp
 
 from churnml.engine.sql import conjunction, flag, shift_days, ts_literal
 from churnml.errors import ConfigError, DataValidationError
-from churnml.features.aggregations import AGGREGATIONS, NEXT, PREV, Ctx
+from churnml.features.aggregations import AGGREGATIONS, MONEY_UNIT, PREV, Ctx
 from churnml.features.definitions import (
     CUTOFF,
     SOURCES,
@@ -78,7 +82,7 @@ class _Part:
     mode: Literal["direct", "cumulative"]
     bound_days: int | None  # direct: rows at most this many days before the cutoff
     features: list[Feature] = field(default_factory=list)
-    # row condition -> helper kinds (PREV / NEXT) computed over the rows matching it
+    # row condition -> helper kinds (PREV) computed over the rows matching it
     helpers: dict[str | None, tuple[str, ...]] = field(default_factory=dict)
     # sequence part: its single row condition is applied before the window
     prefiltered: bool = False
@@ -95,9 +99,9 @@ class _Part:
         return [c for c in self.source.columns(schema) if c in used]
 
     @property
-    def unbounded_helpers(self) -> bool:
-        """Some helper looks back across the whole history (no lower time bound)."""
-        return any(PREV in kinds for kinds in self.helpers.values())
+    def needs_history(self) -> bool:
+        """Some helper must see rows before the window (no lower time bound)."""
+        return any(AGGREGATIONS[f.agg].history for f in self.features)
 
     def helper_names(self, cond: str | None) -> dict[str, str]:
         """Helper kind -> column name, for the rows matching ``cond``."""
@@ -220,20 +224,31 @@ def _bound(mode: str, features: list[Feature]) -> int | None:
 
 
 def _split(source: Source, cte: str, mode: str, features: list[Feature]) -> list[_Part]:
-    """One part, plus a sequence part per condition of forward-looking windowed features
-    when the main part's rows are not sorted anyway or reach further back."""
+    """One part; a recent part for windowed features when the rows are not sorted; a
+    sequence part per condition of windowed order-dependent features when the main part's
+    rows are not sorted anyway or reach further back."""
     cumulative = mode == "cumulative"
     kinds: dict[str | None, set[str]] = {}
     for f in features:
         if AGGREGATIONS[f.agg].helpers(cumulative):
             kinds.setdefault(f.where, set()).update(AGGREGATIONS[f.agg].helpers(cumulative))
-    sorted_anyway = any(PREV in k for k in kinds.values())
+    # some order-dependent feature sorts the whole history anyway
+    sorted_anyway = any(
+        AGGREGATIONS[f.agg].helpers(cumulative)
+        and (AGGREGATIONS[f.agg].history or f.span_days is None)
+        for f in features
+    )
     plain = [f for f in features if not AGGREGATIONS[f.agg].helpers(cumulative)]
-    plain_bound = _bound(mode, plain) if plain else 0
     parts: list[_Part] = []
+    recent = [f for f in plain if f.span_days is not None]
+    if not sorted_anyway and not cumulative and 0 < len(recent) < len(plain):
+        parts.append(_Part(source, f"{cte}_recent", mode, _bound(mode, recent), recent))
+        plain = [f for f in plain if f not in recent]
+    plain_bound = _bound(mode, plain) if plain else 0
     merged: dict[str | None, tuple[str, ...]] = {}
     for where, helper_kinds in kinds.items():
-        group = [f for f in features if f not in plain and f.where == where]
+        group = [f for f in features
+                 if AGGREGATIONS[f.agg].helpers(cumulative) and f.where == where]
         bound = _bound(mode, group)
         if not sorted_anyway and bound is not None and (plain_bound is None
                                                         or bound < plain_bound):
@@ -252,8 +267,8 @@ def _split(source: Source, cte: str, mode: str, features: list[Feature]) -> list
 
 
 def _helper_sql(part: _Part, time: str) -> str:
-    """Times of the previous and next row matching each condition, per customer."""
-    fn = {PREV: "lag", NEXT: "lead"}
+    """Time of the previous row matching each condition, per customer."""
+    fn = {PREV: "lag"}
     out = []
     for cond in part.helpers:
         by = "customer_id" if part.prefiltered or not cond else f"customer_id, {flag(cond)}"
@@ -284,9 +299,9 @@ def _ctx(f: Feature, part: _Part, time: str, cut: str, window: bool) -> Ctx:
     # a sequence part's rows already satisfy the feature's where
     where = None if part.prefiltered else f.where
     cond = conjunction(where, _window_cond(f, time, cut)) if window else where
-    upper = shift_days(cut, -f.offset_days) if f.offset_days else cut
-    return Ctx(x=x, cond=cond, time=time, cut=cut, upper=upper, prev=names.get(PREV),
-               next=names.get(NEXT))
+    lower = shift_days(cut, -f.span_days) if window and f.span_days is not None else None
+    return Ctx(x=x, cond=cond, time=time, cut=cut, lower=lower,
+               prev=names.get(PREV), money=f.unit.startswith(MONEY_UNIT))
 
 
 def _known_before(source: Source, time: str, cut: str, bound: int | None) -> str:
@@ -303,9 +318,9 @@ def _pre_source(part: _Part, schema: Mapping[str, list[str]], cutoffs: pd.Dateti
     columns of a sequence part."""
     source = part.source
     base = source.select_sql(relations.table(source.table), schema)
-    # ``prev`` looks back across the whole history, so only the upper bound applies then;
-    # ``next`` of a row in the window is later, so it is among the rows kept
-    bound = None if part.unbounded_helpers else part.bound_days
+    # gaps look back across the whole history, so only the upper bound applies then; other
+    # helpers only compare ``prev`` with the window's lower bound (module docstring)
+    bound = None if part.needs_history else part.bound_days
     where = _known_before(source, source.time, ts_literal(cutoffs.max()), None)
     if part.prefiltered:
         where = conjunction(where, *part.helpers)

@@ -1,8 +1,9 @@
 """Built-in feature groups: each a function of the spec and the tables present.
 
 Units: days are fractional days (``cutoff - time``), money is in the input currency, counts
-are rows. "Purchase" = a transaction matching ``spec.purchase_where`` (default
-``amount > 0``); returns are transactions with a negative amount.
+are rows, rates are per day of tenure. "Purchase" = a transaction matching
+``spec.purchase_where`` (default ``amount > 0``); returns are transactions with a negative
+amount; "activity" = purchases and engagement events.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ if TYPE_CHECKING:
 Built = list[Feature | DerivedFeature]
 Schema = dict[str, list[str]]
 RETURN_WHERE = "amount < 0"
+# Rates divide by the tenure but by at least this many days, so a customer first seen minutes
+# before the cutoff does not get an absurd rate.
+MIN_EXPOSURE_DAYS = 1.0
+# Survey kinds whose low answers are the good ones (effort); the others are higher-is-better.
+LOWER_IS_BETTER = frozenset({"ces"})
 
 
 def _has(schema: Schema, source: str, column: str | None = None) -> bool:
@@ -41,8 +47,14 @@ def event_feature_name(event_type: str) -> str:
     return name if name[0].isalpha() else f"e_{name}"
 
 
+def _per_tenure_day(count: str) -> str:
+    """SQL rate: ``count / max(tenure_days, MIN_EXPOSURE_DAYS)`` (per day)."""
+    return f"({count}) / greatest(tenure_days, {MIN_EXPOSURE_DAYS!r})"
+
+
 def recency(spec: FeatureSpec, schema: Schema, event_types: list[str]) -> Built:
-    """Days since the last purchase / event / survey; tenure = days since the first activity
+    """Days since the last purchase / event / survey, and since the last activity (the
+    smaller of the last purchase and the last event); tenure = days since the first activity
     or signup, whichever is earliest."""
     out: Built = []
     firsts: list[str] = []
@@ -62,6 +74,10 @@ def recency(spec: FeatureSpec, schema: Schema, event_types: list[str]) -> Built:
             name="days_since_first_event", table="events", agg="days_since_first",
             unit="days", description="first engagement {value:.0f} days ago"))
         firsts.append("days_since_first_event")
+        out.append(DerivedFeature(
+            name="days_since_last_activity", op="expr",
+            expr="least(days_since_last_purchase, days_since_last_event)", unit="days",
+            description="no purchase or engagement for {value:.0f} days"))
     if _has(schema, "surveys"):
         out.append(Feature(
             name="days_since_last_survey", table="surveys", agg="days_since_last", unit="days",
@@ -85,8 +101,10 @@ def _purchase(spec: FeatureSpec, name: str, agg: str, days: int | None, unit: st
 
 
 def frequency(spec: FeatureSpec, schema: Schema, event_types: list[str]) -> Built:
-    """Purchase counts per window and all time, distinct purchase days, and the gap between
-    consecutive purchases (mean and sample standard deviation, days)."""
+    """Purchase counts per window and all time, distinct purchase days, the gap between
+    consecutive purchases (mean and sample standard deviation, days) and the purchase rate
+    ``purchases_total / max(tenure_days, 1)`` (per day: the maximum-likelihood Poisson rate
+    of a customer still active, the Pareto/NBD ``x / T``)."""
     out: Built = [
         _purchase(spec, f"purchases_{_window_label(d)}", "count", d, "purchases",
                   f"{{value:.0f}} purchases {_in_window(d)}")
@@ -101,6 +119,10 @@ def frequency(spec: FeatureSpec, schema: Schema, event_types: list[str]) -> Buil
                          "buys every {value:.0f} days on average"))
     out.append(_purchase(spec, "purchase_gap_std_days", "gap_std", None, "days",
                          "purchase gaps vary by {value:.0f} days"))
+    out.append(DerivedFeature(
+        name="purchase_rate_per_day", op="expr", expr=_per_tenure_day("purchases_total"),
+        unit="purchases per day",
+        description="{value:.3f} purchases per day since the first activity"))
     return out
 
 
@@ -134,8 +156,12 @@ def monetary(spec: FeatureSpec, schema: Schema, event_types: list[str]) -> Built
 
 
 def engagement(spec: FeatureSpec, schema: Schema, event_types: list[str]) -> Built:
-    """Event counts per event type and window, and the engagement trend: events in the last
-    window / events in the window before (missing when the earlier window is empty)."""
+    """Event counts per event type and window; the engagement trend: events in the last
+    window / events in the window before (missing when the earlier window is empty); all
+    events, the activity rate ``a = (purchases_total + events_total) / max(tenure_days, 1)``
+    (per day) and the probability of the current silence at that rate if the customer were
+    still active, ``exp(-a * days_since_last_activity)`` (a Poisson process has no event in
+    ``d`` days with probability ``exp(-a d)``; dead customers stop every activity at once)."""
     if not _has(schema, "events"):
         return []
     w = spec.engagement_trend_window_days
@@ -162,14 +188,42 @@ def engagement(spec: FeatureSpec, schema: Schema, event_types: list[str]) -> Bui
         DerivedFeature(name=f"engagement_trend_{w}d", op="ratio",
                        inputs=[f"events_{w}d", f"events_prior_{w}d"], unit="ratio",
                        description=f"engagement at {{value:.0%}} of the previous {w} days"),
+        Feature(name="events_total", table="events", agg="count", unit="events",
+                description="{value:.0f} events in total"),
+        DerivedFeature(name="activity_rate_per_day", op="expr",
+                       expr=_per_tenure_day("purchases_total + events_total"),
+                       unit="purchases and events per day",
+                       description="{value:.2f} purchases and events per day since the first "
+                                   "activity"),
+        DerivedFeature(name="activity_silence_probability", op="expr",
+                       expr="exp(-activity_rate_per_day * days_since_last_activity)",
+                       unit="probability",
+                       description="no purchase or engagement for "
+                                   "{days_since_last_activity:.0f} days ({value:.1%} likely at "
+                                   "the usual activity rate)"),
     ]
     return out
+
+
+def satisfaction_index_sql(spec: FeatureSpec) -> str:
+    """SQL of one answer on a common 0-1 scale (1 = the best answer of its kind):
+    ``(score - low) / (high - low)``, or ``(high - score) / (high - low)`` for the
+    lower-is-better kinds (CES), with each kind's :class:`~churnml.config.VoiceConfig` range;
+    NULL for kinds not in ``spec.survey_kinds``."""
+    cases = []
+    for kind in spec.survey_kinds:
+        scale = getattr(spec.voice, kind)
+        lo, hi = float(scale.low), float(scale.high)
+        best = f"({hi!r} - score)" if kind in LOWER_IS_BETTER else f"(score - {lo!r})"
+        cases.append(f"WHEN kind = {literal(kind)} THEN {best} / {hi - lo!r}")
+    return f"CASE {' '.join(cases)} END"
 
 
 def voice(spec: FeatureSpec, schema: Schema, event_types: list[str]) -> Built:
     """Support tickets per window; latest and mean answer per survey kind and their
     difference (latest - mean, score points); NPS detractor and CSAT dissatisfied flags
-    (thresholds from :class:`~churnml.config.VoiceConfig`)."""
+    (thresholds from :class:`~churnml.config.VoiceConfig`); the satisfaction index (every
+    answer on a 0-1 scale, :func:`satisfaction_index_sql`): mean per window and latest."""
     out: Built = []
     if _has(schema, "events"):
         out += [
@@ -193,6 +247,19 @@ def voice(spec: FeatureSpec, schema: Schema, event_types: list[str]) -> Built:
                            inputs=[f"{kind}_latest", f"{kind}_mean"], unit="score",
                            description=f"latest {label} {{value:+.1f}} vs own average"),
         ]
+    if spec.survey_kinds:
+        index = satisfaction_index_sql(spec)
+        out += [
+            Feature(name=f"satisfaction_index_{d}d", table="surveys", agg="mean", column=index,
+                    window_days=d, unit="share of the best score",
+                    description=f"survey answers averaged {{value:.0%}} of the best score in "
+                                f"the last {d} days")
+            for d in spec.satisfaction_windows_days
+        ]
+        out.append(Feature(
+            name="satisfaction_index_latest", table="surveys", agg="latest", column=index,
+            unit="share of the best score",
+            description="latest survey answer {value:.0%} of the best score"))
     v = spec.voice
     if "nps" in spec.survey_kinds:
         out.append(DerivedFeature(

@@ -70,6 +70,9 @@ class FeatureSpec(BaseModel):
         "support_ticket", description="events.event_type of a support ticket")
     support_windows_days: list[int] = Field(default_factory=lambda: [30, 90])
     survey_kinds: list[SurveyKind] = Field(default_factory=lambda: list(SURVEY_KINDS))
+    satisfaction_windows_days: list[int] = Field(
+        default_factory=lambda: [60, 180],
+        description="windows of the mean satisfaction index over survey answers, days")
     voice: VoiceConfig = Field(default_factory=VoiceConfig)
     purchase_where: str = Field(
         "amount > 0", description="SQL condition on transactions that makes a purchase")
