@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -69,3 +73,48 @@ def make_model_data(n: int = 4000, seed: int = 0, test_share: float = 0.25) -> M
 @pytest.fixture(scope="session")
 def model_data() -> ModelData:
     return make_model_data()
+
+
+@pytest.fixture(scope="session")
+def migrated_db(tmp_path_factory) -> Path:
+    """One SQLite store migrated by MLflow (Alembic, seconds) per test session; tests copy it."""
+    from churnml.training.tracking import tracking
+
+    path = tmp_path_factory.mktemp("mlflow") / "template.db"
+    with tracking(f"sqlite:///{path}") as client:
+        client.search_experiments()
+        client.search_registered_models()
+    return path
+
+
+# Small local Spark session; these settings cut Spark's per-query overhead on tiny data.
+SPARK_MASTER = "local[2]"
+SPARK_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "1",
+    "spark.default.parallelism": "2",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.adaptive.enabled": "false",
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.autoBroadcastJoinThreshold": "-1",
+}
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One real local SparkSession for the whole test session (Java 17+ required)."""
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java 17+")
+    pytest.importorskip("pyspark")
+    from pyspark.sql import SparkSession
+
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # Python workers run this interpreter
+    builder = SparkSession.builder.master(SPARK_MASTER).appName("churnml-tests")
+    for key, value in SPARK_CONF.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

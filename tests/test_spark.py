@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pandas as pd
 import pytest
 
@@ -27,35 +25,6 @@ pytestmark = [
 
 CUTOFFS = [pd.Timestamp("2024-03-01"), pd.Timestamp("2024-06-01"),
            pd.Timestamp("2024-06-15 12:00")]
-# Small local session; these settings cut Spark's per-query overhead on tiny data.
-SPARK_CONF = {
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
-    "spark.sql.shuffle.partitions": "1",
-    "spark.default.parallelism": "1",
-    "spark.sql.session.timeZone": "UTC",
-    "spark.sql.execution.arrow.pyspark.enabled": "true",
-    "spark.sql.adaptive.enabled": "false",
-    "spark.sql.codegen.wholeStage": "false",
-    "spark.sql.autoBroadcastJoinThreshold": "-1",
-}
-
-
-@pytest.fixture(scope="session")
-def spark():
-    if shutil.which("java") is None:
-        pytest.skip("Spark needs Java 17+")
-    from pyspark.sql import SparkSession
-
-    builder = SparkSession.builder.master("local[1]").appName("churnml-tests")
-    for key, value in SPARK_CONF.items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
-
-
 @pytest.fixture(scope="module")
 def data() -> CustomerData:
     return simulate(150, seed=21, contractual=True)

@@ -48,16 +48,6 @@ EXPERIMENT = "churnml-test"
 FAST = {"n_estimators": 60, "n_jobs": 1}
 
 
-@pytest.fixture(scope="session")
-def migrated_db(tmp_path_factory) -> Path:
-    """One SQLite store migrated by MLflow (Alembic, seconds) per test session."""
-    path = tmp_path_factory.mktemp("mlflow") / "template.db"
-    with tracking(f"sqlite:///{path}") as client:
-        client.search_experiments()
-        client.search_registered_models()
-    return path
-
-
 @pytest.fixture
 def store(migrated_db, tmp_path) -> str:
     db = tmp_path / "mlflow.db"

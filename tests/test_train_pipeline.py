@@ -38,16 +38,6 @@ FAST = {"n_estimators": 30}
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def migrated_db(tmp_path_factory) -> Path:
-    """One SQLite store migrated by MLflow (Alembic, seconds) for the module."""
-    path = tmp_path_factory.mktemp("mlflow") / "template.db"
-    with tracking(f"sqlite:///{path}") as client:
-        client.search_experiments()
-        client.search_registered_models()
-    return path
-
-
 def _store(migrated_db: Path, folder: Path) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(migrated_db, folder / "mlflow.db")
