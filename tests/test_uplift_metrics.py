@@ -155,3 +155,23 @@ def test_bad_inputs_raise_clear_errors():
         um.uplift_at_k([1, 0, 1, 0], [0.1, 0.2, 0.3, 0.4], [1, 0, 1, 0], k=30)
     rows, t = um.treatment_indicator(["coupon", "control", "mail", "coupon"], "coupon")
     assert rows.tolist() == [True, True, False, True] and t.tolist() == [1, 0, 1]
+
+
+def test_plots_draw_one_band_per_ranking(tmp_path):
+    from churnml.uplift.plots import plot_qini_curve, plot_uplift_curve
+
+    y, score, t = _case(4, n=400)
+    bands = {
+        "model": um.curve_band(y, score, t, "qini", n_points=21, n_boot=20),
+        "oracle": um.curve_band(y, y * (2 * t - 1), t, "qini", n_points=21, n_boot=20),
+    }
+    fig = plot_qini_curve(bands, outcome_unit="visits")
+    ax = fig.axes[0]
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels[:3] == ["model", "random targeting", "oracle"]
+    assert len(ax.collections) == 2  # one shaded band per ranking
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), bands["model"]["value"])
+    fig.savefig(tmp_path / "qini.png")
+    assert (tmp_path / "qini.png").stat().st_size > 1000
+    single = plot_uplift_curve(um.curve_band(y, score, t, "uplift", n_points=11, n_boot=10))
+    assert "Uplift" in single.axes[0].get_title()
