@@ -1,6 +1,6 @@
 """Uplift learners on the Hillstrom e-mail experiment (real randomised campaign).
 
-    python benchmarks/hillstrom.py              # 5 splits, ~25 min on 2 shared cores
+    python benchmarks/hillstrom.py              # 5 splits, ~20 min on 2 shared cores
     python benchmarks/hillstrom.py --splits 2   # quicker look
 
 Data: ``../shared/data/hillstrom/hillstrom.csv.gz`` (64,000 customers randomly sent a Womens
