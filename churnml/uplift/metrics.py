@@ -292,7 +292,3 @@ def curve_band(
         }
     )
 
-
-def repeated_split_summary(scores: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sd (ddof=1) of per-split scores (one row per split, one column per metric)."""
-    return pd.DataFrame({"mean": scores.mean(), "sd": scores.std(ddof=1), "n": scores.count()})
