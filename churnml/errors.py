@@ -59,3 +59,10 @@ def _show(value: Any) -> str:
     if isinstance(value, float) and value != value:
         return "null"
     return repr(value)
+
+
+class DataWarning(UserWarning):
+    """The data load but look suspicious (duplicate rows, ids that barely overlap, ...).
+
+    Issued with :func:`warnings.warn`; the CLI prints each as ``warning: ...``.
+    """
