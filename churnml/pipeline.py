@@ -17,7 +17,7 @@ import pandas as pd
 from rich.console import Console
 
 from churnml.config import Config
-from churnml.data.customer_data import CustomerData
+from churnml.data.customer_data import CustomerData, data_end
 from churnml.io import write_table
 
 DAY = pd.Timedelta(days=1)
@@ -85,8 +85,9 @@ def load_scoring_models(cfg: Config, models_dir: str | Path | None = None,
 
 
 def default_cutoff(data: CustomerData) -> pd.Timestamp:
-    """Scoring instant for a historical dataset: the day after its last recorded day."""
-    return data.end.normalize() + DAY
+    """Default scoring instant: the end of the data (``data.end``, else the day after its
+    last recorded day; :func:`churnml.data.customer_data.data_end`), never the wall clock."""
+    return data_end(data)
 
 
 def score_customers(data: CustomerData, cfg: Config, models: Any, *, cutoff: Any = None,

@@ -6,11 +6,10 @@ and example rows at fault. All problems found in one pass are reported together.
 
 from __future__ import annotations
 
-import pandas as pd
-
 import warnings
 
 import numpy as np
+import pandas as pd
 
 from churnml.config import TableSource, ValidationConfig, VoiceConfig
 from churnml.data.schema import (
