@@ -20,6 +20,8 @@ from pydantic import (
 )
 
 from churnml.errors import ConfigError
+from churnml.expressions import parse_expression
+from churnml.io import file_stem
 
 Period = Literal["day", "week", "month", "quarter", "year"]
 
@@ -422,6 +424,31 @@ class ScoringConfig(_Strict):
                                  "reasons": False},
         description="segment {name, action, reasons} of customers no rule matches",
     )
+
+    @model_validator(mode="after")
+    def _safe(self) -> ScoringConfig:
+        """Rules and reason conditions pass the expression allow-list
+        (:mod:`churnml.expressions`); segment names map to distinct file names."""
+        try:
+            for i, rule in enumerate(self.segments):
+                if "when" in rule:
+                    where = f"scoring.segments[{rule.get('name', i)}].when"
+                    parse_expression(str(rule["when"]), where=where)
+            for feature, alternatives in self.reason_templates.items():
+                for i, t in enumerate(alternatives):
+                    if t.get("when"):
+                        where = f"scoring.reason_templates[{feature}][{i}].when"
+                        parse_expression(t["when"], where=where)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        files: dict[str, str] = {}
+        for rule in [*self.segments, self.default_segment]:
+            name = str(rule.get("name", ""))
+            other = files.setdefault(file_stem(name), name)
+            if other != name:
+                raise ValueError(f"scoring.segments: names {other!r} and {name!r} would both be "
+                                 f"written to segments/{file_stem(name)}.csv; rename one")
+        return self
 
 
 class Config(_Strict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,13 @@ import pandas as pd
 
 FORMATS = ("parquet", "csv", "json")
 FILE_MODE = 0o666  # before the umask, as open() creates files
+
+
+def file_stem(name: str, fallback: str = "segment") -> str:
+    """A file name stem for a user-given name: lower case, each run of characters other than
+    ``a-z0-9`` as one ``_`` (``"VIP at risk"`` and ``"vip-at-risk"`` both give
+    ``vip_at_risk``)."""
+    return re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_") or fallback
 
 
 def format_of(path: str | Path) -> str:

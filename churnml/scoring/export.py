@@ -7,12 +7,11 @@ last, so a new scores file means the other files of the run are in place too.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
 
-from churnml.io import write_table
+from churnml.io import file_stem, write_table
 from churnml.scoring.segments import SEGMENT
 
 SCORES_FILE = "scores.parquet"
@@ -23,7 +22,7 @@ SEGMENT_SUFFIX = ".csv"
 
 def segment_file_name(segment: str) -> str:
     """A file name for a segment: lower case, runs of other characters as ``_``."""
-    return (re.sub(r"[^a-z0-9]+", "_", segment.lower()).strip("_") or "segment") + SEGMENT_SUFFIX
+    return file_stem(segment) + SEGMENT_SUFFIX
 
 
 def write_segments(scores: pd.DataFrame, folder: str | Path,
