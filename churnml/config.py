@@ -60,6 +60,16 @@ class TableSource(_Strict):
         "become one transaction (amount and quantity summed, earliest ts)"
     )
 
+    @field_validator("expressions")
+    @classmethod
+    def _allowed_expressions(cls, value: dict[str, str]) -> dict[str, str]:
+        for canon, sql in value.items():
+            try:
+                parse_expression(sql, where=f"expressions.{canon}")
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
+
     @field_validator("csv_options")
     @classmethod
     def _read_csv_keywords(cls, value: dict[str, Any]) -> dict[str, Any]:
