@@ -381,6 +381,9 @@ class Config(_Strict):
     tracking: TrackingConfig = TrackingConfig()
     scoring: ScoringConfig = ScoringConfig()
     output_dir: str = "out"
+    csv_escape_formulas: bool = Field(
+        True, description="prefix CSV text cells starting with = + - @ tab CR LF with ' so "
+        "spreadsheets show them as text (OWASP); false for machine readers")
 
 
 def load_config(path: str | Path) -> Config:
