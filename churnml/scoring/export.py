@@ -53,7 +53,8 @@ def score_outputs(
     """The :class:`~churnml.outputs.OutputSet` of a scoring run (check it before scoring)."""
     files = {"summary": summary_out} if summary_out is not None else {}
     files["scores"] = out
-    format_of(out)
+    if not Path(out).is_dir():  # a folder is reported by OutputSet.check
+        format_of(out)
     folders = {"segments": segments_dir} if segments_dir is not None else {}
     return OutputSet(files, folders, journal_dir or Path(out).parent)
 
