@@ -335,7 +335,8 @@ class ScoringConfig(_Strict):
              "action": "referral invitation"},
         ],
         description="rules {name, when (SQL), action, priority (lower wins), reasons (bool: "
-        "explain these customers)}; a rule naming a column the data lack is skipped",
+        "explain these customers)}; a rule naming a feature the data lack is skipped, a "
+        "name that is no score column, feature or named value is an error",
     )
     default_segment: dict[str, str | bool] = Field(
         default_factory=lambda: {"name": "standard", "action": "regular newsletter",
