@@ -427,7 +427,8 @@ class ScoringConfig(_Strict):
              "action": "referral invitation"},
         ],
         description="rules {name, when (SQL), action, priority (lower wins), reasons (bool: "
-        "explain these customers)}; a rule naming a column the data lack is skipped",
+        "explain these customers)}; a rule naming a feature the data lack is skipped, a "
+        "name that is no score column, feature or named value is an error",
     )
     default_segment: dict[str, str | bool] = Field(
         default_factory=lambda: {"name": "standard", "action": "regular newsletter",
@@ -473,6 +474,9 @@ class Config(_Strict):
     tracking: TrackingConfig = TrackingConfig()
     scoring: ScoringConfig = ScoringConfig()
     output_dir: str = "out"
+    csv_escape_formulas: bool = Field(
+        True, description="prefix CSV text cells starting with = + - @ tab CR LF with ' so "
+        "spreadsheets show them as text (OWASP); false for machine readers")
 
 
 def load_config(path: str | Path) -> Config:

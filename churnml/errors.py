@@ -14,6 +14,10 @@ class ConfigError(ChurnmlError):
     """A configuration file or value is invalid."""
 
 
+class OutputPathError(ChurnmlError):
+    """An output file or folder cannot be written (checked before the work starts)."""
+
+
 class DataValidationError(ChurnmlError, ValueError):
     """An input table breaks the data contract.
 

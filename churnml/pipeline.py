@@ -103,28 +103,40 @@ def score_customers(data: CustomerData, cfg: Config, models: Any, *, cutoff: Any
                  memory_limit=cfg.features.memory_limit, progress=progress)
 
 
-def write_score_outputs(result: Any, out_dir: Path, scores_path: Path | None = None,
-                        segments_dir: Path | None = None) -> dict[str, Path]:
-    """Write scores, the segment summary and one CSV per segment (atomic writes)."""
-    from churnml.scoring import write_scores
-    from churnml.scoring.export import SCORES_FILE, SEGMENTS_DIR, SUMMARY_FILE
+def score_output_set(out_dir: Path, scores_path: Path | None = None,
+                     segments_dir: Path | None = None) -> Any:
+    """The :class:`~churnml.outputs.OutputSet` of ``churnml score``: scores, summary and
+    segment folder; call its ``check()`` before any work."""
+    from churnml.scoring.export import SCORES_FILE, SEGMENTS_DIR, SUMMARY_FILE, score_outputs
 
-    files = {
-        "scores": scores_path or out_dir / SCORES_FILE,
-        "segment_summary": out_dir / SUMMARY_FILE,
-        "segments": segments_dir or out_dir / SEGMENTS_DIR,
-    }
-    write_scores(result.scores, files["scores"], result.summary, files["segment_summary"],
-                 files["segments"])
-    return files
+    return score_outputs(scores_path or out_dir / SCORES_FILE, out_dir / SUMMARY_FILE,
+                         segments_dir or out_dir / SEGMENTS_DIR, journal_dir=out_dir)
+
+
+def write_score_outputs(result: Any, out_dir: Path, scores_path: Path | None = None,
+                        segments_dir: Path | None = None, *, escape: bool = True,
+                        outputs: Any = None) -> dict[str, Path]:
+    """Write scores, the segment summary and one CSV per segment as one unit (the segment
+    folder replaced whole); ``escape``: CSV text cells escaped against spreadsheet formulas."""
+    from churnml.scoring import write_scores
+
+    outputs = outputs or score_output_set(out_dir, scores_path, segments_dir)
+    write_scores(result.scores, outputs.files["scores"], result.summary,
+                 outputs.files["summary"], outputs.folders["segments"], escape=escape,
+                 outputs=outputs)
+    return {"scores": outputs.files["scores"], "segment_summary": outputs.files["summary"],
+            "segments": outputs.folders["segments"]}
 
 
 def score_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
     """Score the whole base as of the day after the data ends with the champion models."""
+    outputs = score_output_set(out_dir)
+    outputs.check()
     models = load_scoring_models(cfg)
     cutoff = default_cutoff(data)
     result.scores = score_customers(data, cfg, models, cutoff=cutoff)
-    result.files.update(write_score_outputs(result.scores, out_dir))
+    result.files.update(write_score_outputs(result.scores, out_dir, outputs=outputs,
+                                            escape=cfg.csv_escape_formulas))
 
 
 def report_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:

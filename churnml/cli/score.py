@@ -53,6 +53,12 @@ def score(
     tracking_uri: Annotated[
         str | None, typer.Option("--tracking-uri", help="MLflow store (default: tracking.uri)")
     ] = None,
+    escape_formulas: Annotated[
+        bool | None,
+        typer.Option("--escape-formulas/--no-escape-formulas",
+                     help="prefix CSV text cells starting with = + - @ tab CR with ' so "
+                     "spreadsheets do not run them (default: csv_escape_formulas, on)"),
+    ] = None,
     scored_at: Annotated[
         str | None,
         typer.Option("--scored-at", help="timestamp recorded as scored_at (default: now, UTC); "
@@ -67,11 +73,16 @@ def score(
         default_cutoff,
         load_scoring_models,
         score_customers,
+        score_output_set,
         write_score_outputs,
     )
 
     try:
         cfg = resolve_config(config, dataset, data)
+        out_dir = Path(cfg.output_dir)
+        outputs = score_output_set(out_dir, out, segments_dir)
+        outputs.check()  # before any work: a bad --out fails in a second, not after scoring
+        escape = cfg.csv_escape_formulas if escape_formulas is None else escape_formulas
         uri = tracking_uri or cfg.tracking.uri
         folder = models_dir or cfg.scoring.models_dir
         with step("loading models " + (f"from {folder}" if folder else f"from {uri}")):
@@ -98,9 +109,9 @@ def score(
 
             result = score_customers(customer_data, cfg, models, cutoff=cut,
                                      scored_at=scored_at, progress=progress)
-        out_dir = Path(cfg.output_dir)
         with step("writing scores and segment files"):
-            files = write_score_outputs(result, out_dir, out, segments_dir)
+            files = write_score_outputs(result, out_dir, out, segments_dir, escape=escape,
+                                        outputs=outputs)
         target = files["scores"]
     except (ChurnmlError, ValueError, FileNotFoundError, LookupError) as exc:
         fail(exc)
