@@ -120,5 +120,5 @@ def score(
     scores = result.scores
     err.print(f"{len(scores):,} customers scored with {models.version}; reasons for "
               f"{result.n_reasons:,}; wrote {target}")
-    emit(result.summary, OutFormat.table, None, "Segments (value at risk in the input currency "
-         f"over {cfg.churn.horizon_days} days)")
+    emit(result.summary, OutFormat.table, None, f"Segments (value at risk in "
+         f"{customer_data.currency} over {cfg.churn.horizon_days} days)")

@@ -14,17 +14,17 @@ the offset a naive value lacks cannot be guessed.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 
 ISO = "ISO8601"
 _TIMES = ("", " %H:%M", " %H:%M:%S", " %H:%M:%S.%f", " %I:%M %p", " %I:%M:%S %p")
 _SAMPLE = 1_000  # distinct values a family is first tried on (a misfit is usually found early)
-_AWARE = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$")
+_AWARE = r"[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?\s*(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 
 
 @dataclass(frozen=True)
@@ -93,11 +93,17 @@ def format_hint(family: FormatFamily) -> str:
     return "ISO8601" if family.date == ISO else family.date
 
 
-def infer_family(values: pd.Series) -> FormatFamily:
+def infer_family(values: pd.Series, quick: bool = False) -> FormatFamily:
     """The one family that reads every (distinct, non-null, text) value of ``values``.
 
     Raises :class:`TimestampProblem` when none or several do (see the module docstring).
+    ``quick``: when one family alone reads the first distinct values, return it unverified.
     """
+    head = pd.Series(pd.unique(values.iloc[:_SAMPLE * 10].to_numpy(dtype=object)),
+                     dtype=object).iloc[:_SAMPLE]
+    on_head = [f for f in FORMAT_FAMILIES if not _parse_family(head, f).isna().any()]
+    if quick and len(on_head) == 1:
+        return on_head[0]  # unverified: the caller checks that it reads every value
     uniq = pd.Series(pd.unique(values.to_numpy(dtype=object)), dtype=object)
     sample = uniq.iloc[:_SAMPLE]
     fits: list[tuple[FormatFamily, pd.Series]] = []
@@ -152,6 +158,27 @@ def _mixed(uniq: pd.Series) -> TimestampProblem:
     )
 
 
+def _parse_formats(values: pd.Series, formats: list[str], tz: str) -> pd.Series:
+    """``values`` parsed by the first of ``formats`` each fits, naive in ``tz``; NaT: none."""
+    out: pd.Series | None = None
+    for f in formats:
+        todo = None if out is None else out.isna().to_numpy()
+        if todo is not None and not todo.any():
+            break
+        part = _parse(values if todo is None else values[todo], f)
+        if isinstance(part.dtype, pd.DatetimeTZDtype):
+            part = part.dt.tz_convert(tz).dt.tz_localize(None)
+        part = part.astype("datetime64[us]")
+        if out is None:
+            out = part
+        else:
+            arr = out.to_numpy().copy()
+            arr[todo] = part.to_numpy()
+            out = pd.Series(arr, index=values.index)
+    assert out is not None
+    return out
+
+
 def _as_text(value: object) -> str:
     """A timestamp value as text: datetime / date objects as ISO 8601."""
     if isinstance(value, str):
@@ -163,7 +190,14 @@ def _as_text(value: object) -> str:
 
 def aware_mask(values: pd.Series) -> pd.Series:
     """True where a text timestamp carries a UTC offset or ``Z`` after its time of day."""
-    return values.astype("str").str.strip().str.contains(_AWARE)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = values.array
+    arrow = (pa.array(arr) if hasattr(arr, "__arrow_array__")
+             else pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True))
+    found = pc.match_substring_regex(arrow, _AWARE).fill_null(False)
+    return pd.Series(np.asarray(found), index=values.index, dtype=bool)
 
 
 def parse_timestamps(raw: pd.Series, fmt: str | list[str] | None, tz: str) -> pd.Series:
@@ -176,34 +210,68 @@ def parse_timestamps(raw: pd.Series, fmt: str | list[str] | None, tz: str) -> pd
     if pd.api.types.is_datetime64_dtype(raw.dtype):
         return raw.astype("datetime64[us]")
     present = raw.notna()
-    text = raw.copy()
-    if present.any():
-        # datetime / date objects (in-memory frames, Parquet DATE columns) as ISO text
-        text = raw.astype(object).where(present)
-        text[present] = text[present].map(_as_text).str.strip()
+    if pd.api.types.is_string_dtype(raw.dtype) and (
+        not pd.api.types.is_object_dtype(raw.dtype)
+        or pd.api.types.infer_dtype(raw, skipna=True) in ("string", "empty")
+    ):
+        text = raw.astype("str").str.strip()
+    else:  # datetime / date objects (in-memory frames, Parquet DATE columns), numbers
+        text = raw.astype(object).where(present).map(_as_text, na_action="ignore")
+        text = text.astype("str").str.strip()
     values = text[present]
     out = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[us]")
     if values.empty:
         return out
     formats: list[str]
     if fmt is None:
-        try:
-            formats = list(infer_family(values).formats)
-        except TimestampProblem as problem:
-            if problem.family is None:
-                shown = values[values.isin(problem.values)]
-                problem.rows, problem.values = list(shown.index[:5]), shown.iloc[:5].tolist()
-                problem.n_rows = int(len(shown))
-                raise
-            bad = _parse_family(values, problem.family).isna()
-            problem.rows = list(values.index[bad][:5])
-            problem.values = values[bad].iloc[:5].tolist()
-            problem.n_rows = int(bad.sum())
-            raise
+        formats = _by_fit(_infer(values, quick=True).formats, values)
     else:
         formats = [fmt] if isinstance(fmt, str) else list(fmt)
-    aware = aware_mask(values) if any(f == ISO or "%z" in f or "%Z" in f for f in formats) \
-        else pd.Series(False, index=values.index)
+    _check_awareness(values, formats)
+    parsed = _parse_formats(values, formats, tz)
+    if fmt is None and parsed.isna().any():  # the quick guess does not read every value
+        again = _by_fit(_infer(values, quick=False).formats, values)
+        if again != formats:
+            _check_awareness(values, again)
+            parsed = _parse_formats(values, again, tz)
+    if bool(present.all()):
+        return pd.Series(parsed.to_numpy(), index=raw.index, dtype="datetime64[us]")
+    out.iloc[np.flatnonzero(present.to_numpy())] = parsed.to_numpy()
+    return out
+
+
+def _by_fit(formats: tuple[str, ...], values: pd.Series) -> list[str]:
+    """``formats`` ordered by how many of the first values each reads (most first): values
+    are parsed by the first format that fits, and a misfit is the slow case."""
+    if len(formats) == 1:
+        return list(formats)
+    head = values.iloc[:_SAMPLE]
+    fits = {f: int(_parse(head, f).notna().sum()) for f in formats}
+    return sorted(formats, key=lambda f: -fits[f])
+
+
+def _infer(values: pd.Series, quick: bool) -> FormatFamily:
+    """:func:`infer_family`, its problems located in ``values`` (rows and examples)."""
+    try:
+        return infer_family(values, quick=quick)
+    except TimestampProblem as problem:
+        if problem.family is None:
+            shown = values[values.isin(problem.values)]
+            problem.rows, problem.values = list(shown.index[:5]), shown.iloc[:5].tolist()
+            problem.n_rows = int(len(shown))
+            raise
+        bad = _parse_family(values, problem.family).isna()
+        problem.rows = list(values.index[bad][:5])
+        problem.values = values[bad].iloc[:5].tolist()
+        problem.n_rows = int(bad.sum())
+        raise
+
+
+def _check_awareness(values: pd.Series, formats: list[str]) -> None:
+    """Refuse a column mixing naive and aware values (see the module docstring)."""
+    if not any(f == ISO or "%z" in f or "%Z" in f for f in formats):
+        return
+    aware = aware_mask(values)
     if aware.any() and not aware.all():
         naive_rows, aware_rows = values.index[~aware], values.index[aware]
         rows = [*naive_rows[:3], *aware_rows[:2]]
@@ -214,16 +282,3 @@ def parse_timestamps(raw: pd.Series, fmt: str | list[str] | None, tz: str) -> pd
             "value or remove it from every value",
             rows=rows, values=[values[r] for r in rows], n_rows=int(aware.sum()),
         )
-    parsed = pd.Series(pd.NaT, index=values.index, dtype=object)
-    todo = pd.Series(True, index=values.index)
-    for f in formats:
-        if not todo.any():
-            break
-        part = _parse(values[todo], f)
-        if isinstance(part.dtype, pd.DatetimeTZDtype):
-            part = part.dt.tz_convert(tz).dt.tz_localize(None)
-        part = part.astype("datetime64[us]")
-        parsed[todo] = part
-        todo = parsed.isna()
-    out[values.index] = pd.to_datetime(parsed).astype("datetime64[us]")
-    return out
