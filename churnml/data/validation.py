@@ -219,9 +219,10 @@ def _check_number(s: pd.Series, table: str, col: str, nullable: bool,
 
 def _duplicate_rows(out: pd.DataFrame, table: str, source: TableSource,
                     problems: list[DataValidationError]) -> pd.DataFrame:
-    """Rows identical in every column: dropped with ``drop_duplicates``, else a warning
-    (unless a unique ``order_id`` already makes them errors)."""
-    if out.empty:
+    """Rows identical in every column: dropped with ``drop_duplicates`` (any table), else, in
+    transactions, a warning (unless a unique ``order_id`` already makes them errors): each
+    copy adds its amount to revenue again."""
+    if out.empty or (table != "transactions" and not source.drop_duplicates):
         return out
     dup = out.duplicated(keep="first")
     if not dup.any():
@@ -237,7 +238,7 @@ def _duplicate_rows(out: pd.DataFrame, table: str, source: TableSource,
         return out  # reported as duplicate ids
     rows = list(out.index[dup][:5])
     _warn(table, f"{n:,} row(s) identical in every column to an earlier row (e.g. rows "
-                 f"{', '.join(map(str, rows))}): each counts again (revenue too); if they are "
+                 f"{', '.join(map(str, rows))}): each counts again, revenue too; if they are "
                  f"export duplicates set data.tables.{table}.drop_duplicates: true")
     return out
 
