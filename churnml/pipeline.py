@@ -93,11 +93,14 @@ def default_cutoff(data: CustomerData) -> pd.Timestamp:
 def score_customers(data: CustomerData, cfg: Config, models: Any, *, cutoff: Any = None,
                     scored_at: Any = None, progress: Callable[[str, int, int], None] | None = None,
                     ) -> Any:
-    """Score every customer at ``cutoff`` (default: now) with the features ``churnml train``
+    """Score every customer at ``cutoff`` (default: the end of the data,
+    :func:`default_cutoff`) with the features ``churnml train``
     fitted the models on; returns :class:`churnml.scoring.ScoreResult`."""
     from churnml.scoring import score
     from churnml.training.train import feature_spec
 
+    if cutoff is None:
+        cutoff = default_cutoff(data)
     return score(data, models, cfg.scoring, cutoff=cutoff, churn=cfg.churn,
                  spec=feature_spec(cfg), scored_at=scored_at, threads=cfg.features.threads,
                  memory_limit=cfg.features.memory_limit, progress=progress)

@@ -350,6 +350,10 @@ def test_data_end_is_configured_or_the_latest_timestamp_of_any_table(tmp_path) -
     assert cutoff_warnings(configured, "2024-04-15") == []
     assert "after the end of the data" in cutoff_warnings(configured, "2100-01-01")[0]
     assert "before the start of the data" in cutoff_warnings(configured, "2023-01-01")[0]
+    _, notes = data_warnings(load_data, DataConfig(dir=str(tmp_path), end="2024-04-01"))
+    assert notes == ["events: 1 row(s) at or after data.end (2024-04-01 00:00:00), e.g. "
+                     "2024-04-02 09:00:00: scores at the data end ignore them; move data.end "
+                     "or drop those rows"]
 
 
 def test_configured_data_end_keeps_the_last_training_cutoff(tmp_path) -> None:

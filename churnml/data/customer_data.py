@@ -92,6 +92,8 @@ class CustomerData:
         end_ts = None if end is None else pd.Timestamp(end)
         if end_ts is not None and end_ts.tzinfo is not None:
             end_ts = end_ts.tz_convert(timezone).tz_localize(None)
+        if end_ts is not None:
+            _warn_rows_after(out, end_ts)
         return cls(**out, name=name, currency=currency, truth=truth, end_configured=end_ts)
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -218,6 +220,20 @@ def warn_id_overlap(tables: dict[str, pd.DataFrame | None], min_share: float) ->
                 f"{t}.customer_id: only {share:.0%} of the ids of the smaller table also appear "
                 f"in transactions (e.g. {t}: {ex_t}, transactions: {ex_x}); check that both "
                 "map the same id column (ids are compared as text: '007' is not '7')",
+                DataWarning, stacklevel=3,
+            )
+
+
+def _warn_rows_after(tables: dict[str, pd.DataFrame | None], end: pd.Timestamp) -> None:
+    """A :class:`DataWarning` per table with timestamps at or after the configured end."""
+    for t, df in tables.items():
+        if df is None or "ts" not in df:
+            continue
+        late = int((df["ts"] >= end).sum())
+        if late:
+            warnings.warn(
+                f"{t}: {late:,} row(s) at or after data.end ({end}), e.g. {df['ts'].max()}: "
+                "scores at the data end ignore them; move data.end or drop those rows",
                 DataWarning, stacklevel=3,
             )
 
