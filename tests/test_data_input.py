@@ -315,6 +315,10 @@ def test_empty_file_names_the_file(tmp_path) -> None:
     with pytest.raises(DataValidationError, match=r"transactions: .*transactions\.csv: the "
                        r"file is empty"):
         load_folder(tmp_path)
+    (tmp_path / "transactions.csv").write_text("customer_id,ts,amount\n")
+    with pytest.raises(DataValidationError, match=r"transactions\.csv: the file has a header "
+                       "but no rows"):
+        load_folder(tmp_path)
 
 
 def test_non_utf8_file_names_the_file_and_the_encoding_option(tmp_path) -> None:

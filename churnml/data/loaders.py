@@ -179,6 +179,8 @@ def load_folder(
             frames[name] = None
             continue
         raw = read_raw(path, source, name)
+        if name == "transactions" and raw.empty:
+            raise DataValidationError(name, None, f"{path}: the file has a header but no rows")
         if source is not None and source.expressions:
             raw = apply_expressions(raw, name, source.expressions)
         mapped = apply_mapping(raw, name, source.columns if source else {}, str(path))
