@@ -18,6 +18,7 @@ from rich.console import Console
 
 from churnml.config import Config
 from churnml.data.customer_data import CustomerData, data_end
+from churnml.data.schema import PURCHASES_UNIT
 from churnml.io import write_table
 
 DAY = pd.Timedelta(days=1)
@@ -147,6 +148,9 @@ def report_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoRes
     from churnml.report import build_report, log_report
     from churnml.training.tracking import tracking
 
+    if data.currency == PURCHASES_UNIT:  # count-only data: values are purchases, not money
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(
+            update={"currency": data.currency})})
     path = build_report(out_dir, cfg)
     result.files["report"] = path
     run_id = getattr(result.train, "run_id", None)

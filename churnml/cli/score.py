@@ -79,6 +79,8 @@ def score(
 
     try:
         cfg = resolve_config(config, dataset, data)
+        if scored_at is not None:  # ISO 8601 only, like --cutoff (checked before any work)
+            parse_iso_timestamp(scored_at, "--scored-at")
         out_dir = Path(cfg.output_dir)
         outputs = score_output_set(out_dir, out, segments_dir)
         outputs.check()  # before any work: a bad --out fails in a second, not after scoring
