@@ -432,3 +432,5 @@ def test_cli_score_defaults_to_the_data_end_and_warns_outside_the_data(models, s
         " ".join(late.output.split())
     bad = CliRunner().invoke(app, ["score", "--config", str(cfg), "--cutoff", "01/10/2024"])
     assert bad.exit_code != 0 and "not an ISO 8601 date" in bad.output
+    bad = CliRunner().invoke(app, ["score", "--config", str(cfg), "--scored-at", "02/10/2024"])
+    assert bad.exit_code != 0 and "--scored-at '02/10/2024': not an ISO 8601" in bad.output
