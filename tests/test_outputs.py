@@ -178,6 +178,13 @@ def test_output_paths_are_checked_before_the_work(tmp_path):
     assert (mine / "letter.docx").read_text() == "keep me"
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_folder_on_a_read_only_file_system_is_refused():
+    """/proc takes no new files, even from root: like a read-only mount."""
+    with pytest.raises(OutputPathError, match="cannot write to /proc"):
+        OutputSet({"scores": Path("/proc/churnml-out/scores.parquet")}).check()
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_read_only_folder_is_refused(tmp_path):
     ro = tmp_path / "ro"
