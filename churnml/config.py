@@ -492,7 +492,8 @@ def load_config(path: str | Path) -> Config:
         cfg = Config.model_validate(raw)
     except ValidationError as exc:
         parts = [
-            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
         ]
         raise ConfigError(f"{path}: " + "; ".join(parts)) from exc
     cfg.data.dir = _relative_to(path.parent, cfg.data.dir)

@@ -8,7 +8,9 @@ to the new ones) and removes the journal. A run killed before the journal exists
 previous outputs untouched (its staging litter is removed by the next run); one killed while
 committing is rolled forward by the next run (:meth:`OutputSet.recover`), since every staged
 path was complete. Readers therefore see the previous run's outputs or this run's, apart from
-the instant of each rename.
+the instant of each rename. Two runs writing to the same place take turns
+(:meth:`OutputSet.locked`, an advisory lock on the journal's folder), so one never removes the
+other's staged files as litter.
 
 :meth:`OutputSet.check` runs before any work: a target that is a folder where a file is
 expected (or the reverse), an unwritable or read-only folder, or a folder churnml does not own
@@ -17,13 +19,19 @@ is a :class:`~churnml.errors.OutputPathError` naming the path.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks
+    fcntl = None  # type: ignore[assignment]
 
 from churnml.errors import OutputPathError
 
@@ -114,6 +122,22 @@ class OutputSet:
             if path.parent.is_dir():
                 for litter in path.parent.glob(f".{path.name}.*{TMP_SUFFIX}"):
                     _remove(litter)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold an exclusive advisory lock on the journal's folder (POSIX ``flock``; a
+        no-op where unsupported) while recovering, staging and committing."""
+        folder = self.journal.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:
+            yield
+            return
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     # ------------------------------------------------------------------ writing
     def stage(self, name: str) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -177,6 +178,13 @@ def test_output_paths_are_checked_before_the_work(tmp_path):
     assert (mine / "letter.docx").read_text() == "keep me"
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_folder_on_a_read_only_file_system_is_refused():
+    """/proc takes no new files, even from root: like a read-only mount."""
+    with pytest.raises(OutputPathError, match="cannot write to /proc"):
+        OutputSet({"scores": Path("/proc/churnml-out/scores.parquet")}).check()
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_read_only_folder_is_refused(tmp_path):
     ro = tmp_path / "ro"
@@ -206,3 +214,28 @@ def test_cli_score_refuses_a_folder_as_out_before_any_work(tmp_path):
     assert "is a folder" in text and "Traceback" not in text
     assert time.perf_counter() - t0 < 10
     assert not (tmp_path / "none").exists()
+
+
+def test_two_runs_at_once_never_mix_or_break(tmp_path):
+    runs = {"a": ["vip", "lapsed"], "b": ["at_risk", "loyal", "new"]}
+    errors: list[BaseException] = []
+
+    def run(key: str) -> None:
+        try:
+            for _ in range(3):
+                _write(tmp_path, _scores(runs[key]), runs[key])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in runs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    lists = sorted(p.stem for p in (tmp_path / "segments").glob("*.csv"))
+    summary = pd.read_csv(tmp_path / "summary.csv")["risk_segment"].tolist()
+    scores = pd.read_csv(tmp_path / "scores.csv")["risk_segment"].tolist()
+    assert lists == sorted(summary) and scores == summary and summary in runs.values()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv", "segments",
+                                                         "summary.csv"]

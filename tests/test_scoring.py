@@ -209,8 +209,12 @@ def test_bad_segment_config_is_refused():
             {"name": "b", "when": "x > 2", "action": "mail", "priority": 1}]))
     with pytest.raises(ConfigError, match="missing keys"):
         parse_segments(ScoringConfig(segments=[{"name": "a", "action": "call"}]))
+    with pytest.raises(ValueError, match=r"segments\[a\]\.when: invalid SQL"):  # at config load
+        ScoringConfig(segments=[{"name": "a", "when": "x >", "action": "c"}])
     with pytest.raises(ConfigError, match="invalid SQL"):
-        parse_segments(ScoringConfig(segments=[{"name": "a", "when": "x >", "action": "c"}]))
+        parse_segments(ScoringConfig.model_construct(
+            segments=[{"name": "a", "when": "x >", "action": "c"}],
+            default_segment={"name": "standard", "action": "n"}))
 
 
 # --------------------------------------------------------------------------- segments

@@ -81,7 +81,13 @@ def write_scores(
     outputs = outputs or score_outputs(out, summary_out if summary is not None else None,
                                        segments_dir)
     outputs.check()
-    outputs.recover()
+    with outputs.locked():
+        return _stage_and_commit(outputs, scores, summary, escape)
+
+
+def _stage_and_commit(outputs: OutputSet, scores: pd.DataFrame, summary: pd.DataFrame | None,
+                      escape: bool) -> dict[str, Path]:
+    outputs.recover()  # a killed run's commit finished, its litter removed
     written: dict[str, Path] = {}
     try:
         if "segments" in outputs.folders:

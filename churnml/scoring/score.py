@@ -195,6 +195,9 @@ class Scorer:
         Fallback wording of reasons.
     scored_at : timestamp, optional
         Recorded in ``scored_at`` (default: now, UTC).
+    columns : names, optional
+        Further columns of the feature table that rules may read (besides the models' and
+        the built-in features): a rule naming anything else is a ConfigError.
     """
 
     def __init__(
@@ -205,6 +208,7 @@ class Scorer:
         cutoff: pd.Timestamp,
         descriptions: Mapping[str, str] | None = None,
         scored_at: Any = None,
+        columns: Sequence[str] = (),
     ) -> None:
         self.models = models
         self.config = config
@@ -214,7 +218,8 @@ class Scorer:
         self.segments = seg.parse_segments(config)
         descriptions = dict(descriptions or {})
         seg.check_rule_names(self.segments, config,
-                             {*models.feature_dtypes(), *descriptions, *builtin_feature_names()})
+                             {*models.feature_dtypes(), *descriptions, *columns,
+                              *builtin_feature_names()})
         self.writer = ReasonWriter(config.reason_templates, descriptions, cutoff)
         self.dtypes = models.feature_dtypes()
         self.keep = sorted(seg.rule_columns(config, churn) - {PROBABILITY, VALUE, VAR})
@@ -345,7 +350,7 @@ def score_features(
     if descriptions is None:
         descriptions = feature_descriptions()
     scorer = Scorer(models, config, churn or ChurnConfig(), pd.Timestamp(cutoff),
-                    descriptions, scored_at)
+                    descriptions, scored_at, columns=[str(c) for c in features.columns])
     return scorer.run(lambda: iter_frame(features, config.chunk_size), len(features), progress)
 
 
