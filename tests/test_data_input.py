@@ -77,6 +77,21 @@ def test_ambiguous_day_month_column_names_table_column_values_and_ts_format(tmp_
                                                  pd.Timestamp("2024-07-11")]
 
 
+low_days = dates.filter(lambda d: d.day <= 12)
+
+
+@FOLDER_SETTINGS
+@given(st.lists(low_days, min_size=1, max_size=20).filter(
+    lambda ds: any(d.day != d.month for d in ds)))
+def test_columns_both_day_month_orders_read_differently_are_always_refused(
+        tmp_path_factory, days) -> None:
+    folder = tmp_path_factory.mktemp("ambiguous")
+    write_tx(folder, {"customer_id": "a", "ts": [d.strftime("%d/%m/%Y") for d in days],
+                      "amount": [i + 1.0 for i in range(len(days))]})
+    with pytest.raises(DataValidationError, match="ambiguous date format"):
+        load_folder(folder)
+
+
 def test_mixed_formats_in_one_column_are_an_error_naming_the_rows(tmp_path) -> None:
     write_tx(tmp_path, {"customer_id": ["a", "b", "c"],
                         "ts": ["2024-01-02", "24/07/2024", "2024-03-04"], "amount": 1.0})
