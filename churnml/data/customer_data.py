@@ -214,8 +214,8 @@ def warn_id_overlap(tables: dict[str, pd.DataFrame | None], min_share: float) ->
     tx = tables.get("transactions")
     for t, share in id_overlap(tables).items():
         if share < min_share:
-            ex_t = tables[t]["customer_id"].dropna().iloc[:3].tolist()  # type: ignore[index]
-            ex_x = tx["customer_id"].dropna().iloc[:3].tolist()  # type: ignore[index]
+            ex_t = tables[t]["customer_id"].dropna().unique()[:3].tolist()  # type: ignore[index]
+            ex_x = tx["customer_id"].dropna().unique()[:3].tolist()  # type: ignore[index]
             warnings.warn(
                 f"{t}.customer_id: only {share:.0%} of the ids of the smaller table also appear "
                 f"in transactions (e.g. {t}: {ex_t}, transactions: {ex_x}); check that both "

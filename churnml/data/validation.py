@@ -237,7 +237,7 @@ def _duplicate_rows(out: pd.DataFrame, table: str, source: TableSource,
     ):
         return out  # reported as duplicate ids
     rows = list(out.index[dup][:5])
-    _warn(table, f"{n:,} row(s) identical in every column to an earlier row (e.g. rows "
+    _warn(table, f"{n:,} row(s) identical in every column to an earlier row (e.g. row(s) "
                  f"{', '.join(map(str, rows))}): each counts again, revenue too; if they are "
                  f"export duplicates set data.tables.{table}.drop_duplicates: true")
     return out
