@@ -10,9 +10,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from churnml.errors import ConfigError
+from churnml.expressions import parse_expression
+from churnml.io import file_stem
 
 Period = Literal["day", "week", "month", "quarter", "year"]
 
@@ -28,8 +37,55 @@ class TableSource(_Strict):
     columns: dict[str, str] = Field(
         default_factory=dict, description="canonical name -> raw column name"
     )
-    ts_format: str | None = Field(None, description="strftime format of timestamp columns")
-    csv_options: dict[str, Any] = Field(default_factory=dict)
+    expressions: dict[str, str] = Field(
+        default_factory=dict,
+        description="canonical name -> SQL expression over the raw columns, e.g. "
+        "{amount: 'Quantity * UnitPrice'} (checked against the expression allow-list)",
+    )
+    ts_format: str | list[str] | None = Field(
+        None, description="strftime format(s) of timestamp columns (a list: each value read "
+        "by the first that fits); default: one format per column, inferred"
+    )
+    csv_options: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments of pandas.read_csv"
+    )
+    drop_missing_ids: bool = Field(
+        False, description="drop rows without a customer id (the count is reported)"
+    )
+    drop_duplicates: bool = Field(
+        False, description="drop rows identical in every column (the count is reported)"
+    )
+    order_lines: bool = Field(
+        False, description="transactions: rows are order lines; lines sharing an order_id "
+        "become one transaction (amount and quantity summed, earliest ts)"
+    )
+
+    @field_validator("expressions")
+    @classmethod
+    def _allowed_expressions(cls, value: dict[str, str]) -> dict[str, str]:
+        for canon, sql in value.items():
+            try:
+                parse_expression(sql, where=f"expressions.{canon}")
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("csv_options")
+    @classmethod
+    def _read_csv_keywords(cls, value: dict[str, Any]) -> dict[str, Any]:
+        import inspect
+
+        import pandas as pd
+
+        known = set(inspect.signature(pd.read_csv).parameters) - {"filepath_or_buffer"}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            import difflib
+
+            close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown pandas.read_csv option {unknown[0]!r}{hint}")
+        return value
 
 
 class ScoreRange(_Strict):
@@ -62,6 +118,11 @@ class ValidationConfig(_Strict):
     allow_negative_amounts: bool = Field(
         True, description="returns/cancellations are negative amounts"
     )
+    min_id_overlap: float = Field(
+        0.5, ge=0, le=1,
+        description="warn when less than this share of the smaller table's customer ids "
+        "appear in transactions (ids mapped from the wrong column, `C1` vs `1`)",
+    )
 
 
 class DataConfig(_Strict):
@@ -74,8 +135,41 @@ class DataConfig(_Strict):
         "UTC", description="time zone that naive timestamps are in / aware ones convert to"
     )
     currency: str = "USD"
+    end: str | None = Field(
+        None, description="end of the data, exclusive (timestamp or date in data.timezone): "
+        "default scoring cutoff and end of the label windows; default: midnight after the "
+        "latest timestamp of any table"
+    )
     simulated_customers: int = Field(20_000, description="size of the simulated dataset")
     seed: int = 42
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {value!r}: give an IANA name such as 'Europe/Berlin', "
+                "'America/New_York' or 'UTC'"
+            ) from exc
+        return value
+
+    @field_validator("end", mode="before")
+    @classmethod
+    def _iso_end(cls, value: Any) -> Any:
+        from datetime import date, datetime
+
+        if isinstance(value, date):  # YAML reads an unquoted date as a date
+            return value.isoformat()
+        if isinstance(value, str):
+            try:
+                datetime.fromisoformat(value)
+            except ValueError as exc:
+                raise ValueError(f"not an ISO 8601 timestamp or date: {value!r}") from exc
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -333,13 +427,39 @@ class ScoringConfig(_Strict):
              "action": "referral invitation"},
         ],
         description="rules {name, when (SQL), action, priority (lower wins), reasons (bool: "
-        "explain these customers)}; a rule naming a column the data lack is skipped",
+        "explain these customers)}; a rule naming a feature the data lack is skipped, a "
+        "name that is no score column, feature or named value is an error",
     )
     default_segment: dict[str, str | bool] = Field(
         default_factory=lambda: {"name": "standard", "action": "regular newsletter",
                                  "reasons": False},
         description="segment {name, action, reasons} of customers no rule matches",
     )
+
+    @model_validator(mode="after")
+    def _safe(self) -> ScoringConfig:
+        """Rules and reason conditions pass the expression allow-list
+        (:mod:`churnml.expressions`); segment names map to distinct file names."""
+        try:
+            for i, rule in enumerate(self.segments):
+                if "when" in rule:
+                    where = f"scoring.segments[{rule.get('name', i)}].when"
+                    parse_expression(str(rule["when"]), where=where)
+            for feature, alternatives in self.reason_templates.items():
+                for i, t in enumerate(alternatives):
+                    if t.get("when"):
+                        where = f"scoring.reason_templates[{feature}][{i}].when"
+                        parse_expression(t["when"], where=where)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        files: dict[str, str] = {}
+        for rule in [*self.segments, self.default_segment]:
+            name = str(rule.get("name", ""))
+            other = files.setdefault(file_stem(name), name)
+            if other != name:
+                raise ValueError(f"scoring.segments: names {other!r} and {name!r} would both be "
+                                 f"written to segments/{file_stem(name)}.csv; rename one")
+        return self
 
 
 class Config(_Strict):
@@ -354,6 +474,9 @@ class Config(_Strict):
     tracking: TrackingConfig = TrackingConfig()
     scoring: ScoringConfig = ScoringConfig()
     output_dir: str = "out"
+    csv_escape_formulas: bool = Field(
+        True, description="prefix CSV text cells starting with = + - @ tab CR LF with ' so "
+        "spreadsheets show them as text (OWASP); false for machine readers")
 
 
 def load_config(path: str | Path) -> Config:
@@ -369,7 +492,8 @@ def load_config(path: str | Path) -> Config:
         cfg = Config.model_validate(raw)
     except ValidationError as exc:
         parts = [
-            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
         ]
         raise ConfigError(f"{path}: " + "; ".join(parts)) from exc
     cfg.data.dir = _relative_to(path.parent, cfg.data.dir)

@@ -71,6 +71,11 @@ def observation_end(engine: SqlEngine, data_end: pd.Timestamp | str | None = Non
     return data_observation_end(engine.observation_span()[1])
 
 
+def _data_end(data: Any, data_end: pd.Timestamp | str | None) -> pd.Timestamp | str | None:
+    """``data_end``, else the configured ``data.end`` a :class:`CustomerData` carries."""
+    return data_end if data_end is not None else getattr(data, "end_configured", None)
+
+
 def _check_labelled(cutoffs: pd.DatetimeIndex, churn: ChurnConfig, end: pd.Timestamp) -> None:
     window = pd.Timedelta(days=label_window_days(churn))
     late = cutoffs[cutoffs + window > end]
@@ -183,6 +188,7 @@ def build_labels(
     """
     churn = churn or ChurnConfig()
     cuts = as_cutoffs(cutoffs)
+    data_end = _data_end(data, data_end)
     eng, owned = open_engine(data, engine, spark=spark)
     try:
         _check_labelled(cuts, churn, observation_end(eng, data_end))
@@ -214,6 +220,7 @@ def build_panel(
     """
     churn = churn or ChurnConfig()
     cuts = as_cutoffs(cutoffs)
+    data_end = _data_end(data, data_end)
     eng, owned = open_engine(data, engine, spark=spark, threads=threads,
                              memory_limit=memory_limit)
     try:
@@ -252,6 +259,7 @@ def labelled_cutoffs(
     """Regular cutoffs (pandas offset alias ``freq``, default month starts) after ``start``
     (default: the first data) whose label window the data cover."""
     churn = churn or ChurnConfig()
+    data_end = _data_end(data, data_end)
     eng, owned = open_engine(data, engine, spark=spark)
     try:
         first, _ = eng.observation_span()

@@ -17,7 +17,8 @@ import pandas as pd
 from rich.console import Console
 
 from churnml.config import Config
-from churnml.data.customer_data import CustomerData
+from churnml.data.customer_data import CustomerData, data_end
+from churnml.data.schema import PURCHASES_UNIT
 from churnml.io import write_table
 
 DAY = pd.Timedelta(days=1)
@@ -85,45 +86,61 @@ def load_scoring_models(cfg: Config, models_dir: str | Path | None = None,
 
 
 def default_cutoff(data: CustomerData) -> pd.Timestamp:
-    """Scoring instant for a historical dataset: the day after its last recorded day."""
-    return data.end.normalize() + DAY
+    """Default scoring instant: the end of the data (``data.end``, else the day after its
+    last recorded day; :func:`churnml.data.customer_data.data_end`), never the wall clock."""
+    return data_end(data)
 
 
 def score_customers(data: CustomerData, cfg: Config, models: Any, *, cutoff: Any = None,
                     scored_at: Any = None, progress: Callable[[str, int, int], None] | None = None,
                     ) -> Any:
-    """Score every customer at ``cutoff`` (default: now) with the features ``churnml train``
+    """Score every customer at ``cutoff`` (default: the end of the data,
+    :func:`default_cutoff`) with the features ``churnml train``
     fitted the models on; returns :class:`churnml.scoring.ScoreResult`."""
     from churnml.scoring import score
     from churnml.training.train import feature_spec
 
+    if cutoff is None:
+        cutoff = default_cutoff(data)
     return score(data, models, cfg.scoring, cutoff=cutoff, churn=cfg.churn,
                  spec=feature_spec(cfg), scored_at=scored_at, threads=cfg.features.threads,
                  memory_limit=cfg.features.memory_limit, progress=progress)
 
 
-def write_score_outputs(result: Any, out_dir: Path, scores_path: Path | None = None,
-                        segments_dir: Path | None = None) -> dict[str, Path]:
-    """Write scores, the segment summary and one CSV per segment (atomic writes)."""
-    from churnml.scoring import write_scores
-    from churnml.scoring.export import SCORES_FILE, SEGMENTS_DIR, SUMMARY_FILE
+def score_output_set(out_dir: Path, scores_path: Path | None = None,
+                     segments_dir: Path | None = None) -> Any:
+    """The :class:`~churnml.outputs.OutputSet` of ``churnml score``: scores, summary and
+    segment folder; call its ``check()`` before any work."""
+    from churnml.scoring.export import SCORES_FILE, SEGMENTS_DIR, SUMMARY_FILE, score_outputs
 
-    files = {
-        "scores": scores_path or out_dir / SCORES_FILE,
-        "segment_summary": out_dir / SUMMARY_FILE,
-        "segments": segments_dir or out_dir / SEGMENTS_DIR,
-    }
-    write_scores(result.scores, files["scores"], result.summary, files["segment_summary"],
-                 files["segments"])
-    return files
+    return score_outputs(scores_path or out_dir / SCORES_FILE, out_dir / SUMMARY_FILE,
+                         segments_dir or out_dir / SEGMENTS_DIR, journal_dir=out_dir)
+
+
+def write_score_outputs(result: Any, out_dir: Path, scores_path: Path | None = None,
+                        segments_dir: Path | None = None, *, escape: bool = True,
+                        outputs: Any = None) -> dict[str, Path]:
+    """Write scores, the segment summary and one CSV per segment as one unit (the segment
+    folder replaced whole); ``escape``: CSV text cells escaped against spreadsheet formulas."""
+    from churnml.scoring import write_scores
+
+    outputs = outputs or score_output_set(out_dir, scores_path, segments_dir)
+    write_scores(result.scores, outputs.files["scores"], result.summary,
+                 outputs.files["summary"], outputs.folders["segments"], escape=escape,
+                 outputs=outputs)
+    return {"scores": outputs.files["scores"], "segment_summary": outputs.files["summary"],
+            "segments": outputs.folders["segments"]}
 
 
 def score_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
     """Score the whole base as of the day after the data ends with the champion models."""
+    outputs = score_output_set(out_dir)
+    outputs.check()
     models = load_scoring_models(cfg)
     cutoff = default_cutoff(data)
     result.scores = score_customers(data, cfg, models, cutoff=cutoff)
-    result.files.update(write_score_outputs(result.scores, out_dir))
+    result.files.update(write_score_outputs(result.scores, out_dir, outputs=outputs,
+                                            escape=cfg.csv_escape_formulas))
 
 
 def report_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
@@ -131,6 +148,9 @@ def report_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoRes
     from churnml.report import build_report, log_report
     from churnml.training.tracking import tracking
 
+    if data.currency == PURCHASES_UNIT:  # count-only data: values are purchases, not money
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(
+            update={"currency": data.currency})})
     path = build_report(out_dir, cfg)
     result.files["report"] = path
     run_id = getattr(result.train, "run_id", None)

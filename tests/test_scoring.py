@@ -209,8 +209,12 @@ def test_bad_segment_config_is_refused():
             {"name": "b", "when": "x > 2", "action": "mail", "priority": 1}]))
     with pytest.raises(ConfigError, match="missing keys"):
         parse_segments(ScoringConfig(segments=[{"name": "a", "action": "call"}]))
+    with pytest.raises(ValueError, match=r"segments\[a\]\.when: invalid SQL"):  # at config load
+        ScoringConfig(segments=[{"name": "a", "when": "x >", "action": "c"}])
     with pytest.raises(ConfigError, match="invalid SQL"):
-        parse_segments(ScoringConfig(segments=[{"name": "a", "when": "x >", "action": "c"}]))
+        parse_segments(ScoringConfig.model_construct(
+            segments=[{"name": "a", "when": "x >", "action": "c"}],
+            default_segment={"name": "standard", "action": "n"}))
 
 
 # --------------------------------------------------------------------------- segments
@@ -407,3 +411,30 @@ def test_cli_score_writes_outputs(models, store, tmp_path, result):
     assert "at_risk" in run.output
     churn_config = ChurnConfig()
     assert f"over {churn_config.horizon_days} days" in run.output
+
+
+def test_cli_score_defaults_to_the_data_end_and_warns_outside_the_data(models, store,
+                                                                        tmp_path):
+    """Without --cutoff, `score` scores at data.end (not now); a cutoff after the data is
+    scored with a warning; a non-ISO cutoff is refused."""
+    from churnml.cli import app
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(
+        "name: t\ndata: {dataset: simulated, simulated_customers: 1200, seed: 5, "
+        "end: 2024-10-01}\n"
+        f"tracking: {{uri: 'sqlite:///{store / 'mlflow.db'}'}}\n"
+        f"output_dir: {tmp_path / 'out'}\n")
+    run = CliRunner().invoke(app, ["score", "--config", str(cfg)])
+    assert run.exit_code == 0, run.output
+    assert "scoring as of 2024-10-01 00:00:00, the end of the data (data.end" in run.output
+    scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
+    assert (scores["cutoff"] == pd.Timestamp("2024-10-01")).all()
+    late = CliRunner().invoke(app, ["score", "--config", str(cfg), "--cutoff", "2100-01-01"])
+    assert late.exit_code == 0, late.output
+    assert "warning: cutoff 2100-01-01 00:00:00 lies after the end of the data" in \
+        " ".join(late.output.split())
+    bad = CliRunner().invoke(app, ["score", "--config", str(cfg), "--cutoff", "01/10/2024"])
+    assert bad.exit_code != 0 and "not an ISO 8601 date" in bad.output
+    bad = CliRunner().invoke(app, ["score", "--config", str(cfg), "--scored-at", "02/10/2024"])
+    assert bad.exit_code != 0 and "--scored-at '02/10/2024': not an ISO 8601" in bad.output

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from contextlib import contextmanager
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -70,16 +72,45 @@ def resolve_config(config: Path | None, dataset: str | None, data: Path | None) 
                               simulated_customers=cfg.data.simulated_customers)
     elif data is not None:
         cfg.data = DataConfig(dir=str(data), timezone=cfg.data.timezone,
-                              currency=cfg.data.currency, tables=cfg.data.tables)
+                              currency=cfg.data.currency, tables=cfg.data.tables,
+                              end=cfg.data.end)
     return cfg
 
 
 def load(cfg: Config):
+    """Load the config's data; data warnings are printed as ``warning: ...`` lines."""
     from churnml.data.loaders import load_data
+    from churnml.errors import DataWarning
 
     label = cfg.data.dataset or cfg.data.dir
-    with step(f"loading data ({label})"):
-        return load_data(cfg)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        with step(f"loading data ({label})"):
+            data = load_data(cfg)
+    for w in caught:
+        if issubclass(w.category, DataWarning):
+            err.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return data
+
+
+def parse_iso_timestamp(text: str, option: str, timezone: str = "UTC") -> pd.Timestamp:
+    """A date or timestamp given on the command line: ISO 8601 only (``2024-02-01``,
+    ``2024-02-01T08:30``, ``2024-02-01 08:30:00+01:00``); day/month orders such as
+    ``01/02/2024`` are refused, never guessed. An aware value is converted to ``timezone``
+    (business time) and made naive."""
+    try:
+        value = pd.Timestamp(datetime.fromisoformat(text.strip()))
+    except ValueError as exc:
+        raise ValueError(
+            f"{option} {text!r}: not an ISO 8601 date or timestamp; write YYYY-MM-DD or "
+            "YYYY-MM-DDTHH:MM[:SS] (e.g. 2024-02-01), never a day/month order like "
+            "01/02/2024, which is ambiguous"
+        ) from exc
+    if value.tzinfo is not None:
+        value = value.tz_convert(timezone).tz_localize(None)
+    return value
 
 
 def period_label(ts: pd.Timestamp, period: str) -> str:

@@ -18,6 +18,7 @@ from churnml.cli._common import (
     err,
     fail,
     load,
+    parse_iso_timestamp,
     resolve_config,
     step,
 )
@@ -32,8 +33,8 @@ def score(
     dataset: DatasetOpt = None,
     data: DataDirOpt = None,
     cutoff: Annotated[
-        str | None, typer.Option(help="score as of this instant (default: now; for a built-in "
-                                "dataset the day after its last record)")
+        str | None, typer.Option(help="score as of this instant, ISO 8601 (default: the end "
+                                "of the data: data.end, else the day after its last record)")
     ] = None,
     out: Annotated[
         Path | None,
@@ -52,6 +53,12 @@ def score(
     tracking_uri: Annotated[
         str | None, typer.Option("--tracking-uri", help="MLflow store (default: tracking.uri)")
     ] = None,
+    escape_formulas: Annotated[
+        bool | None,
+        typer.Option("--escape-formulas/--no-escape-formulas",
+                     help="prefix CSV text cells starting with = + - @ tab CR with ' so "
+                     "spreadsheets do not run them (default: csv_escape_formulas, on)"),
+    ] = None,
     scored_at: Annotated[
         str | None,
         typer.Option("--scored-at", help="timestamp recorded as scored_at (default: now, UTC); "
@@ -61,24 +68,38 @@ def score(
     """Score every customer: churn probability x predicted value = value at risk, ranked,
     with the top churn drivers in words, a segment and a suggested action. Writes the
     scores, segment_summary.csv and one CSV per segment; prints the segment summary."""
+    from churnml.data.customer_data import cutoff_warnings
     from churnml.pipeline import (
         default_cutoff,
         load_scoring_models,
         score_customers,
+        score_output_set,
         write_score_outputs,
     )
 
     try:
         cfg = resolve_config(config, dataset, data)
+        if scored_at is not None:  # ISO 8601 only, like --cutoff (checked before any work)
+            parse_iso_timestamp(scored_at, "--scored-at")
+        out_dir = Path(cfg.output_dir)
+        outputs = score_output_set(out_dir, out, segments_dir)
+        outputs.check()  # before any work: a bad --out fails in a second, not after scoring
+        escape = cfg.csv_escape_formulas if escape_formulas is None else escape_formulas
         uri = tracking_uri or cfg.tracking.uri
         folder = models_dir or cfg.scoring.models_dir
         with step("loading models " + (f"from {folder}" if folder else f"from {uri}")):
             models = load_scoring_models(cfg, folder, uri)
         customer_data = load(cfg)
-        if cutoff is None and cfg.data.dataset is not None:  # a historical built-in log
-            cutoff = default_cutoff(customer_data)
-            err.print(f"  {cfg.data.dataset}: scoring as of {cutoff:%Y-%m-%d}, the day after "
-                      "its last record (--cutoff to change)")
+        if cutoff is None:
+            cut = default_cutoff(customer_data)
+            err.print(f"  scoring as of {cut}, the end of the data ("
+                      + ("data.end" if customer_data.end_configured is not None
+                         else "the day after its last record") + "; --cutoff to change)",
+                      highlight=False)
+        else:
+            cut = parse_iso_timestamp(cutoff, "--cutoff", cfg.data.timezone)
+            for note in cutoff_warnings(customer_data, cut):
+                err.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=err, transient=True) as bar:
             tasks: dict[str, int] = {}
@@ -88,11 +109,11 @@ def score(
                     tasks[stage] = bar.add_task(STAGES.get(stage, stage), total=total)
                 bar.update(tasks[stage], completed=done, total=total)
 
-            result = score_customers(customer_data, cfg, models, cutoff=cutoff,
+            result = score_customers(customer_data, cfg, models, cutoff=cut,
                                      scored_at=scored_at, progress=progress)
-        out_dir = Path(cfg.output_dir)
         with step("writing scores and segment files"):
-            files = write_score_outputs(result, out_dir, out, segments_dir)
+            files = write_score_outputs(result, out_dir, out, segments_dir, escape=escape,
+                                        outputs=outputs)
         target = files["scores"]
     except (ChurnmlError, ValueError, FileNotFoundError, LookupError) as exc:
         fail(exc)
@@ -101,5 +122,5 @@ def score(
     scores = result.scores
     err.print(f"{len(scores):,} customers scored with {models.version}; reasons for "
               f"{result.n_reasons:,}; wrote {target}")
-    emit(result.summary, OutFormat.table, None, "Segments (value at risk in the input currency "
-         f"over {cfg.churn.horizon_days} days)")
+    emit(result.summary, OutFormat.table, None, f"Segments (value at risk in "
+         f"{customer_data.currency} over {cfg.churn.horizon_days} days)")

@@ -71,3 +71,11 @@ TABLES: dict[str, TableSpec] = {
 SURVEY_KINDS = ("nps", "csat", "ces")
 # Columns that may legitimately be null (everything else in ``required`` must be present).
 NULLABLE = {("subscriptions", "end_ts")}
+# Money columns: summed as exact decimals by the feature SQL (DECIMAL(18, 4), see
+# churnml.engine.sql.MONEY_DECIMAL), so each value must stay below 10^14 in absolute value.
+MONEY_COLUMNS = {("transactions", "amount"), ("subscriptions", "mrr")}
+MAX_ABS_MONEY = 1e14 - 1
+# Count-only logs (transactions without an amount column): each transaction counts this much,
+# so "value" is a number of purchases.
+COUNT_ONLY_AMOUNT = 1.0
+PURCHASES_UNIT = "purchases"

@@ -18,14 +18,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-import sqlglot
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 from sqlglot import exp
 
-from churnml.errors import ConfigError
+from churnml.expressions import expression_columns, parse_expression, quote_identifier
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 CUTOFF = "cutoff"  # column holding the cutoff in every feature query
@@ -93,9 +91,10 @@ class Feature(_Strict):
             raise ValueError(f"feature {self.name!r}: offset_days needs window_days")
         if self.dtype == "category" and self.agg != "latest":
             raise ValueError(f"feature {self.name!r}: category features use agg 'latest'")
-        for text in (self.column, self.where):
+        for field_name in ("column", "where"):
+            text = getattr(self, field_name)
             if text is not None:
-                parse_sql(text, self.name)
+                parse_sql(text, self.name, field_name)
         return self
 
     @property
@@ -109,7 +108,8 @@ class Feature(_Strict):
 
     def references(self) -> set[str]:
         """Column names the feature's expressions read."""
-        return set().union(*(columns_of(t, self.name) for t in (self.column, self.where) if t))
+        return set().union(*(columns_of(t, self.name, k)
+                             for k, t in (("column", self.column), ("where", self.where)) if t))
 
     def describe(self, value: Any, context: Mapping[str, Any] | None = None) -> str:
         """The description with ``value`` (and other features of ``context``) filled in."""
@@ -150,13 +150,13 @@ class DerivedFeature(_Strict):
         if self.op == "expr":
             if self.expr is None:
                 raise ValueError(f"feature {self.name!r}: op 'expr' needs expr")
-            parse_sql(self.expr, self.name)
+            parse_sql(self.expr, self.name, "expr")
         return self
 
     def dependencies(self) -> list[str]:
         """Names of the features this one is computed from."""
         if self.op == "expr":
-            return sorted(columns_of(self.expr or "", self.name))
+            return sorted(columns_of(self.expr or "", self.name, "expr"))
         return list(self.inputs)
 
     def describe(self, value: Any, context: Mapping[str, Any] | None = None) -> str:
@@ -184,21 +184,15 @@ def describe(features: list[Feature | DerivedFeature], row: Mapping[str, Any]) -
     return {f.name: f.describe(row.get(f.name), row) for f in features if f.name in row}
 
 
-def parse_sql(text: str, feature: str) -> exp.Expression:
-    """Parse one SQL expression; a :class:`ConfigError` names the feature if it is invalid."""
-    try:
-        tree = sqlglot.parse_one(text, read=SQL_DIALECT)
-    except sqlglot.errors.ParseError as exc:
-        raise ConfigError(f"feature {feature!r}: invalid SQL {text!r}: {exc}") from exc
-    if tree.find(exp.Select, exp.Subquery) is not None:
-        raise ConfigError(f"feature {feature!r}: subqueries are not allowed in {text!r}")
-    return tree
+def parse_sql(text: str, feature: str, field: str = "expression") -> exp.Expression:
+    """Parse one SQL expression against the allow-list of :mod:`churnml.expressions`; a
+    :class:`~churnml.errors.ConfigError` names the feature and field if it is not allowed."""
+    return parse_expression(text, where=f"feature {feature!r} {field}")
 
 
-@lru_cache(maxsize=4096)
-def columns_of(text: str, feature: str) -> frozenset[str]:
+def columns_of(text: str, feature: str, field: str = "expression") -> frozenset[str]:
     """Column names referenced by a SQL expression."""
-    return frozenset(c.name for c in parse_sql(text, feature).find_all(exp.Column))
+    return expression_columns(text, where=f"feature {feature!r} {field}")
 
 
 # --------------------------------------------------------------------------- sources
@@ -238,12 +232,16 @@ class Source:
             c in schema[self.table] for c in (self.time, self.key, *(c for _, c in self.renames))
         )
 
-    def select_sql(self, relation: str, schema: Mapping[str, list[str]]) -> str:
-        """``SELECT ... FROM relation`` exposing :meth:`columns`."""
+    def select_sql(
+        self, relation: str, schema: Mapping[str, list[str]], only: set[str] | None = None
+    ) -> str:
+        """``SELECT ... FROM relation`` exposing :meth:`columns` (those in ``only``, when
+        given), every name quoted: a data column's name never reads as SQL."""
         renamed = dict(self.renames)
-        cols = self.columns(schema)
-        parts = [f"{self.key} AS customer_id"] + [
-            f"{renamed[c]} AS {c}" if c in renamed else c for c in cols[1:]
+        q = quote_identifier
+        cols = [c for c in self.columns(schema)[1:] if only is None or c in only]
+        parts = [f"{q(self.key)} AS customer_id"] + [
+            f"{q(renamed[c])} AS {q(c)}" if c in renamed else q(c) for c in cols
         ]
         where = f" WHERE {self.where}" if self.where else ""
         return f"SELECT {', '.join(parts)} FROM {relation}{where}"

@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from churnml.expressions import expression_columns, parse_expression, render_expression
 from churnml.features.definitions import Feature
-from churnml.scoring.segments import columns_of
 
 Attribution = Literal["path", "tree_shap"]
 VALUE = "value"  # template field holding the driver's own value
@@ -179,7 +179,8 @@ class Template:
 
     def columns(self) -> set[str]:
         """Columns read by the text and the condition (``value`` excluded)."""
-        cols = self.fields | (columns_of(self.when, "reason template") if self.when else set())
+        cols = self.fields | (expression_columns(self.when, where="scoring.reason_templates"
+                                                 " when") if self.when else set())
         return cols - {VALUE}
 
 
@@ -204,6 +205,11 @@ class ReasonWriter:
     ) -> None:
         self.cutoff = pd.Timestamp(cutoff)
         names = set(templates) | set(descriptions)
+        for name, alternatives in templates.items():
+            for i, t in enumerate(alternatives):
+                if t.get("when"):
+                    parse_expression(t["when"],
+                                     where=f"scoring.reason_templates[{name}][{i}].when")
         self.alternatives: dict[str, list[Template]] = {
             name: [Template.compile(t["text"], t.get("when")) for t in templates.get(name, ())]
             + ([Template.compile(descriptions[name])] if descriptions.get(name) else [])
@@ -229,7 +235,8 @@ class ReasonWriter:
             con = duckdb.connect()
             try:
                 con.register(_FRAME, frame)
-                cond = con.sql(f"SELECT coalesce(({template.when}), false) AS ok FROM {_FRAME}")
+                when = render_expression(template.when, where="scoring.reason_templates when")
+                cond = con.sql(f"SELECT coalesce({when}, false) AS ok FROM {_FRAME}")
                 ok = ok & np.asarray(cond.fetchnumpy()["ok"], dtype=bool)
             finally:
                 con.close()

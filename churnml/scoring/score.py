@@ -18,6 +18,7 @@ re-runs give the same order. Everything but ``scored_at`` is a function of the i
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
 import warnings
@@ -158,6 +159,13 @@ def feature_descriptions(
     return {f.name: f.description for f in [*features, *CONTEXT_FEATURES]}
 
 
+@functools.lru_cache(maxsize=1)
+def builtin_feature_names() -> frozenset[str]:
+    """Names of every built-in feature over the full data contract (the names a segment rule
+    may read besides the model's and the spec's features)."""
+    return frozenset(feature_descriptions())
+
+
 def iter_parquet(path: Path, chunk_size: int, features: Sequence[Any]) -> Iterator[pd.DataFrame]:
     """Chunks of ``chunk_size`` rows of a feature spool, with the dtypes of
     :func:`~churnml.features.build.tidy`."""
@@ -187,6 +195,9 @@ class Scorer:
         Fallback wording of reasons.
     scored_at : timestamp, optional
         Recorded in ``scored_at`` (default: now, UTC).
+    columns : names, optional
+        Further columns of the feature table that rules may read (besides the models' and
+        the built-in features): a rule naming anything else is a ConfigError.
     """
 
     def __init__(
@@ -197,6 +208,7 @@ class Scorer:
         cutoff: pd.Timestamp,
         descriptions: Mapping[str, str] | None = None,
         scored_at: Any = None,
+        columns: Sequence[str] = (),
     ) -> None:
         self.models = models
         self.config = config
@@ -204,7 +216,11 @@ class Scorer:
         self.cutoff = pd.Timestamp(cutoff)
         self.scored_at = scoring_time(scored_at)
         self.segments = seg.parse_segments(config)
-        self.writer = ReasonWriter(config.reason_templates, dict(descriptions or {}), cutoff)
+        descriptions = dict(descriptions or {})
+        seg.check_rule_names(self.segments, config,
+                             {*models.feature_dtypes(), *descriptions, *columns,
+                              *builtin_feature_names()})
+        self.writer = ReasonWriter(config.reason_templates, descriptions, cutoff)
         self.dtypes = models.feature_dtypes()
         self.keep = sorted(seg.rule_columns(config, churn) - {PROBABILITY, VALUE, VAR})
         self.churn_features = [str(f) for f in models.churn.feature_names_in_]
@@ -334,7 +350,7 @@ def score_features(
     if descriptions is None:
         descriptions = feature_descriptions()
     scorer = Scorer(models, config, churn or ChurnConfig(), pd.Timestamp(cutoff),
-                    descriptions, scored_at)
+                    descriptions, scored_at, columns=[str(c) for c in features.columns])
     return scorer.run(lambda: iter_frame(features, config.chunk_size), len(features), progress)
 
 
@@ -378,7 +394,7 @@ def score(
     config = config or ScoringConfig()
     churn = churn or ChurnConfig()
     cut = as_cutoffs(default_cutoff() if cutoff is None else cutoff)[0]
-    probe = Scorer(models, config, churn, cut, None, scored_at)
+    probe = Scorer(models, config, churn, cut, feature_descriptions(spec), scored_at)
     needed = needed_columns(models, config, churn, probe.writer)
     with tempfile.TemporaryDirectory(prefix="churnml-score-", dir=workdir) as tmp:
         spool = Path(tmp) / SPOOL_FILE

@@ -96,7 +96,8 @@ def score_spark(
     config = config or ScoringConfig()
     churn = churn or ChurnConfig()
     spark = features.sparkSession
-    scorer = Scorer(models, config, churn, pd.Timestamp(cutoff), descriptions, scored_at)
+    scorer = Scorer(models, config, churn, pd.Timestamp(cutoff), descriptions, scored_at,
+                    columns=[str(c) for c in features.columns])
     check_spark_features(features, scorer.dtypes, models.version)
     churn_cols = [str(c) for c in models.churn.feature_names_in_]
     ltv_cols = [str(c) for c in models.ltv.feature_names_in_]
