@@ -71,6 +71,21 @@ def binary_target(y: Any, n_rows: int, name: str = "churned") -> np.ndarray:
     return arr.astype(int)
 
 
+def logistic_1d_state(model: LogisticRegression) -> dict[str, float]:
+    """Slope and intercept of a fitted one-feature binary logistic regression."""
+    return {"coef": float(model.coef_[0, 0]), "intercept": float(model.intercept_[0])}
+
+
+def logistic_1d_from_state(state: dict[str, Any], **params: Any) -> LogisticRegression:
+    """A fitted one-feature binary :class:`LogisticRegression` from :func:`logistic_1d_state`."""
+    model = LogisticRegression(**params)
+    model.coef_ = np.array([[float(require(state, "coef", (int, float)))]])
+    model.intercept_ = np.array([float(require(state, "intercept", (int, float)))])
+    model.classes_ = np.array([0, 1])
+    model.n_features_in_ = 1
+    return model
+
+
 @stateful
 class LogOddsCalibrator(BaseEstimator):
     """Map raw log-odds to probabilities: Platt scaling (``sigmoid``) or ``isotonic``."""
@@ -101,8 +116,7 @@ class LogOddsCalibrator(BaseEstimator):
         """Sigmoid: slope and intercept; isotonic: the step thresholds (``X``, ``y``)."""
         check_is_fitted(self, "model_")
         if self.method == "sigmoid":
-            fitted = {"coef": float(self.model_.coef_[0, 0]),
-                      "intercept": float(self.model_.intercept_[0])}
+            fitted = logistic_1d_state(self.model_)
         else:
             fitted = {"x": encode(self.model_.X_thresholds_),
                       "y": encode(self.model_.y_thresholds_)}
@@ -112,11 +126,7 @@ class LogOddsCalibrator(BaseEstimator):
     def from_state(cls, state: dict[str, Any]) -> LogOddsCalibrator:
         cal = restore_params(cls, state)
         if cal.method == "sigmoid":
-            model = LogisticRegression(C=SIGMOID_C)
-            model.coef_ = np.array([[float(require(state, "coef", (int, float)))]])
-            model.intercept_ = np.array([float(require(state, "intercept", (int, float)))])
-            model.classes_ = np.array([0, 1])
-            model.n_features_in_ = 1
+            model = logistic_1d_from_state(state, C=SIGMOID_C)
         elif cal.method == "isotonic":
             x = np.asarray(decode(require(state, "x", dict)), dtype=float)
             y = np.asarray(decode(require(state, "y", dict)), dtype=float)
