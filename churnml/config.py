@@ -161,7 +161,7 @@ class TrainingConfig(_Strict):
     )
 
 
-REGISTRY_NAME_FORBIDDEN = "/@:"  # would break models:/<name>@<alias> URIs
+REGISTRY_NAME_FORBIDDEN = "/@:'\""  # would break models:/<name>@<alias> URIs, filters
 CHURN_NAME_SUFFIX, LTV_NAME_SUFFIX = "-churn", "-ltv"
 
 
@@ -200,7 +200,9 @@ class TrackingConfig(_Strict):
     def _safe_names(self) -> TrackingConfig:
         for key in ("churn_model_name", "ltv_model_name"):
             value = getattr(self, key)
-            if value is not None and (not value.strip() or set(value) & set(REGISTRY_NAME_FORBIDDEN)):
+            bad = value is not None and (not value.strip() or set(value) & set(
+                REGISTRY_NAME_FORBIDDEN))
+            if bad:
                 raise ValueError(f"{key} {value!r}: must be non-empty without any of "
                                  f"{REGISTRY_NAME_FORBIDDEN!r}")
         return self
