@@ -345,6 +345,22 @@ def test_card_cannot_point_outside_its_folder(tmp_path):
 # ----------------------------------------------------------------------- stores
 
 
+def test_logged_models_hold_no_pickle(store, pair_models, model_data, tmp_path):
+    """The store holds the JSON state and churnml's entry-point file, and no pickle."""
+    import mlflow
+
+    log_pair(store, pair_models[0], model_data.X_train, summary(0.8, 0.7, 0.6, 0.5))
+    with tr.tracking(store, read_only=True):
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{CHURN}/1",
+                                                         dst_path=str(tmp_path)))
+    files = {p.name for p in local.rglob("*") if p.is_file()}
+    assert {"estimator.json", "pyfunc_model.py", "MLmodel"} <= files
+    assert not [f for f in files if f.endswith((".pkl", ".joblib", ".pickle"))]
+    loaded = tr.load_model(f"models:/{CHURN}/1", store)
+    X = model_data.X_test
+    assert np.array_equal(loaded.predict_proba(X), pair_models[0][0].predict_proba(X))
+
+
 def test_missing_store_is_not_created(tmp_path):
     missing = tmp_path / "typo" / "mlflow.db"
     uri = f"sqlite:///{missing}"
