@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import joblib
@@ -392,14 +391,17 @@ def test_missing_model_names_store_and_model(store, pair_models, model_data):
 
 RACE = """
 import sys, time
+from pathlib import Path
 import pandas as pd
 from churnml.models import RecencyBaseline
 from churnml.training.tracking import CHURN_OUTPUT, log_metrics, log_model, start_run
-uri, go = sys.argv[1], float(sys.argv[2])
+uri, barrier, me = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 X = pd.DataFrame({"days_since_last_purchase": [1.0, 50.0, 3.0, 90.0]})
 model = RecencyBaseline().fit(X, [0, 1, 0, 1])
-while time.time() < go:
-    time.sleep(0.002)
+(barrier / me).touch()  # imported and ready: start together
+deadline = time.time() + 120
+while len(list(barrier.iterdir())) < 2 and time.time() < deadline:
+    time.sleep(0.001)
 with start_run("race", tracking_uri=uri):
     log_metrics({"x": 1.0})
     log_model(model, X, output=CHURN_OUTPUT, registered_model_name="race-churn")
@@ -410,13 +412,14 @@ def test_two_runs_on_a_new_store_do_not_race(tmp_path):
     """Two processes start on the same new SQLite store at the same instant (old code: one
     crashed in the schema migration or the experiment creation)."""
     uri = f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}"
-    script = tmp_path / "race.py"
+    script, barrier = tmp_path / "race.py", tmp_path / "barrier"
     script.write_text(RACE)
+    barrier.mkdir()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    go = time.time() + 10  # both interpreters are up and importing by then
-    procs = [subprocess.Popen([sys.executable, str(script), uri, str(go)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [subprocess.Popen([sys.executable, str(script), uri, str(barrier), str(i)],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+             for i in range(2)]
     results = [p.communicate(timeout=300) for p in procs]
     for p, (_, err) in zip(procs, results, strict=True):
         assert p.returncode == 0, err[-2000:]
