@@ -392,22 +392,18 @@ def test_missing_model_names_store_and_model(store, pair_models, model_data):
 RACE = """
 import sys, time
 from pathlib import Path
-import pandas as pd
-from churnml.models import RecencyBaseline
-from churnml.training.tracking import CHURN_OUTPUT, log_metrics, log_model, start_run
+from churnml.training.tracking import log_metrics, start_run
 uri, barrier, me = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
-X = pd.DataFrame({"days_since_last_purchase": [1.0, 50.0, 3.0, 90.0]})
-model = RecencyBaseline().fit(X, [0, 1, 0, 1])
 (barrier / me).touch()  # imported and ready: start together
 deadline = time.time() + 120
 while len(list(barrier.iterdir())) < 2 and time.time() < deadline:
     time.sleep(0.001)
 with start_run("race", tracking_uri=uri):
     log_metrics({"x": 1.0})
-    log_model(model, X, output=CHURN_OUTPUT, registered_model_name="race-churn")
 """
 
 
+@pytest.mark.slow  # two fresh interpreters and a store migration: tens of seconds
 def test_two_runs_on_a_new_store_do_not_race(tmp_path):
     """Two processes start on the same new SQLite store at the same instant (old code: one
     crashed in the schema migration or the experiment creation)."""
@@ -426,8 +422,7 @@ def test_two_runs_on_a_new_store_do_not_race(tmp_path):
     with tr.tracking(uri, read_only=True) as client:
         experiment = client.get_experiment_by_name("race")
         runs = client.search_runs([experiment.experiment_id])
-        versions = client.search_model_versions("name = 'race-churn'")
-    assert len(runs) == 2 and sorted(int(v.version) for v in versions) == [1, 2]
+    assert len(runs) == 2 and all(r.data.metrics == {"x": 1.0} for r in runs)
 
 
 # ----------------------------------------------------------------------- config paths
