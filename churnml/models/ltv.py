@@ -23,6 +23,7 @@ network models for general insurance pricing", European Actuarial Journal 10).
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import lightgbm as lgb
@@ -56,8 +57,10 @@ KINDS = ("hurdle", "tweedie")
 TWEEDIE_VARIANCE_POWER = 1.5  # between Poisson (1) and gamma (2)
 SPEND_OBJECTIVE = "gamma"
 COMPONENTS = ("p_purchase", "spend_if_purchase", "predicted_value")
-# fitted boosters per kind (attribute names), as saved by LTVModel.to_state
+# fitted boosters each kind needs (attribute names); LTVModel.to_state saves every fitted
+# booster attribute named like BOOSTER_ATTR (so a sub-model added later is saved too)
 BOOSTERS = {"hurdle": ("purchase_model_", "spend_model_"), "tweedie": ("value_model_",)}
+BOOSTER_ATTR = re.compile(r"^[a-z][a-z0-9_]*_model_$")
 
 
 @stateful
@@ -203,13 +206,14 @@ class LTVModel(FrameModelMixin, RegressorMixin, BaseEstimator):
         return self.predict_components(X)[COMPONENTS[-1]].to_numpy()
 
     def to_state(self) -> dict[str, Any]:
-        """Parameters, encoder, the boosters of :data:`BOOSTERS` (LightGBM text), balance
-        scale and the clipped-label counts."""
+        """Parameters, encoder, every fitted booster (attributes ``*_model_``, LightGBM
+        text), balance scale and the clipped-label counts."""
         check_is_fitted(self, "balance_scale_")
         return {
             "params": params_state(self),
             "encoder": self.encoder_.to_state(),
-            "boosters": {a: getattr(self, a).to_state() for a in BOOSTERS[self.kind]},
+            "boosters": {a: v.to_state() for a, v in vars(self).items()
+                         if BOOSTER_ATTR.match(a) and isinstance(v, BoosterModel)},
             "balance_scale": self.balance_scale_,
             "n_negative_labels": self.n_negative_labels_,
             "clipped_value": self.clipped_value_,
@@ -223,7 +227,11 @@ class LTVModel(FrameModelMixin, RegressorMixin, BaseEstimator):
         est._set_encoder(FrameEncoder.from_state(require(state, "encoder", dict)))
         boosters = require(state, "boosters", dict)
         for attr in BOOSTERS[est.kind]:
-            setattr(est, attr, BoosterModel.from_state(require(boosters, attr, dict)))
+            require(boosters, attr, dict)
+        for attr, booster in boosters.items():
+            if not BOOSTER_ATTR.match(attr):
+                raise ModelStateError(f"LTVModel: {attr!r} is not a booster attribute name")
+            setattr(est, attr, BoosterModel.from_state(booster))
         est.balance_scale_ = float(require(state, "balance_scale", (int, float)))
         est.n_negative_labels_ = int(require(state, "n_negative_labels", int))
         est.clipped_value_ = float(require(state, "clipped_value", (int, float)))
