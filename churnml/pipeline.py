@@ -8,6 +8,7 @@ report reads) and records them in :class:`DemoResult`.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,22 +68,26 @@ def train_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResu
 
 
 def load_scoring_models(cfg: Config, models_dir: str | Path | None = None,
-                        tracking_uri: str | None = None) -> Any:
+                        tracking_uri: str | None = None, trust_pickle: bool | None = None,
+                        ) -> Any:
     """The models to score with: an exported folder (``models_dir`` or
-    ``scoring.models_dir``) or the registry aliases ``scoring.model_alias`` of the config's
-    model names in the tracking store."""
-    from churnml.scoring import load_exported_models, load_registered
-    from churnml.scoring.loading import ALIAS_SEP, MODELS_PREFIX
+    ``scoring.models_dir``; pickles only with ``trust_pickle`` / ``scoring.trust_pickle``) or
+    the pair behind ``scoring.model_alias`` of the config's model names in the tracking
+    store (opened read-only). Models trained for another config, data source, churn
+    definition or feature spec are refused (:mod:`churnml.training.lineage`)."""
+    from churnml.scoring import load_exported_models
+    from churnml.scoring.loading import load_registered_pair
+    from churnml.training.lineage import lineage
 
     names, sc = cfg.tracking, cfg.scoring
+    expected = lineage(cfg)
     folder = models_dir or sc.models_dir
     if folder is not None:
-        return load_exported_models(folder, names.churn_model_name, names.ltv_model_name)
-    return load_registered(
-        f"{MODELS_PREFIX}{names.churn_model_name}{ALIAS_SEP}{sc.model_alias}",
-        f"{MODELS_PREFIX}{names.ltv_model_name}{ALIAS_SEP}{sc.model_alias}",
-        tracking_uri or names.uri,
-    )
+        trust = sc.trust_pickle if trust_pickle is None else trust_pickle
+        return load_exported_models(folder, names.churn_model_name, names.ltv_model_name,
+                                    trust_pickle=trust, expected=expected)
+    return load_registered_pair(names.churn_model_name, names.ltv_model_name, sc.model_alias,
+                                tracking_uri or names.uri, expected=expected)
 
 
 def default_cutoff(data: CustomerData) -> pd.Timestamp:
@@ -133,10 +138,23 @@ def write_score_outputs(result: Any, out_dir: Path, scores_path: Path | None = N
 
 
 def score_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
-    """Score the whole base as of the day after the data ends with the champion models."""
+    """Score the whole base as of the day after the data ends with the champion models (the
+    pair just trained, with a warning, when no pair has become champion yet)."""
+    from churnml.errors import ModelSourceError
+    from churnml.training.tracking import CHALLENGER
+
     outputs = score_output_set(out_dir)
     outputs.check()
-    models = load_scoring_models(cfg)
+    try:
+        models = load_scoring_models(cfg)
+    except ModelSourceError as exc:
+        if result.train is None or cfg.scoring.model_alias == CHALLENGER:
+            raise
+        warnings.warn(f"{exc}; no pair has beaten its baselines yet, so the demo scores with "
+                      f"the pair just trained (alias {CHALLENGER!r})", stacklevel=2)
+        fallback = cfg.model_copy(deep=True)
+        fallback.scoring.model_alias = CHALLENGER
+        models = load_scoring_models(fallback)
     cutoff = default_cutoff(data)
     result.scores = score_customers(data, cfg, models, cutoff=cutoff)
     result.files.update(write_score_outputs(result.scores, out_dir, outputs=outputs,

@@ -59,6 +59,11 @@ def score(
                      help="prefix CSV text cells starting with = + - @ tab CR with ' so "
                      "spreadsheets do not run them (default: csv_escape_formulas, on)"),
     ] = None,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option("--trust-pickle", help="let --models-dir hold pickled (.joblib) models, "
+                     "which run code when loaded: only for files you made yourself"),
+    ] = False,
     scored_at: Annotated[
         str | None,
         typer.Option("--scored-at", help="timestamp recorded as scored_at (default: now, UTC); "
@@ -68,6 +73,8 @@ def score(
     """Score every customer: churn probability x predicted value = value at risk, ranked,
     with the top churn drivers in words, a segment and a suggested action. Writes the
     scores, segment_summary.csv and one CSV per segment; prints the segment summary."""
+    from mlflow.exceptions import MlflowException
+
     from churnml.data.customer_data import cutoff_warnings
     from churnml.pipeline import (
         default_cutoff,
@@ -87,8 +94,12 @@ def score(
         escape = cfg.csv_escape_formulas if escape_formulas is None else escape_formulas
         uri = tracking_uri or cfg.tracking.uri
         folder = models_dir or cfg.scoring.models_dir
+        trust = trust_pickle or cfg.scoring.trust_pickle
+        if folder and trust:
+            err.print("[yellow]warning:[/yellow] --trust-pickle: pickled models in "
+                      f"{folder} will be loaded, and loading a pickle runs the code it holds")
         with step("loading models " + (f"from {folder}" if folder else f"from {uri}")):
-            models = load_scoring_models(cfg, folder, uri)
+            models = load_scoring_models(cfg, folder, uri, trust_pickle=trust)
         customer_data = load(cfg)
         if cutoff is None:
             cut = default_cutoff(customer_data)
@@ -115,7 +126,7 @@ def score(
             files = write_score_outputs(result, out_dir, out, segments_dir, escape=escape,
                                         outputs=outputs)
         target = files["scores"]
-    except (ChurnmlError, ValueError, FileNotFoundError, LookupError) as exc:
+    except (ChurnmlError, ValueError, FileNotFoundError, LookupError, MlflowException) as exc:
         fail(exc)
     for note in result.warnings:
         err.print(f"[yellow]warning:[/yellow] {note}")

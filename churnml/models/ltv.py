@@ -23,12 +23,14 @@ network models for general insurance pricing", European Actuarial Journal 10).
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
 
 from churnml.models._lgbm import (
     COLSAMPLE_BYTREE,
@@ -42,19 +44,26 @@ from churnml.models._lgbm import (
     REG_LAMBDA,
     SEED,
     VALIDATION_FRACTION,
+    BoosterModel,
     booster_params,
     fit_booster,
     holdout_split,
 )
-from churnml.models._preprocess import FrameModelMixin, check_target
+from churnml.models._preprocess import FrameEncoder, FrameModelMixin, check_target
+from churnml.models._state import ModelStateError, params_state, require, restore_params, stateful
 
 LTVKind = Literal["hurdle", "tweedie"]
 KINDS = ("hurdle", "tweedie")
 TWEEDIE_VARIANCE_POWER = 1.5  # between Poisson (1) and gamma (2)
 SPEND_OBJECTIVE = "gamma"
 COMPONENTS = ("p_purchase", "spend_if_purchase", "predicted_value")
+# fitted boosters each kind needs (attribute names); LTVModel.to_state saves every fitted
+# booster attribute named like BOOSTER_ATTR (so a sub-model added later is saved too)
+BOOSTERS = {"hurdle": ("purchase_model_", "spend_model_"), "tweedie": ("value_model_",)}
+BOOSTER_ATTR = re.compile(r"^[a-z][a-z0-9_]*_model_$")
 
 
+@stateful
 class LTVModel(FrameModelMixin, RegressorMixin, BaseEstimator):
     """Expected net revenue per customer over the label horizon (input currency).
 
@@ -76,9 +85,9 @@ class LTVModel(FrameModelMixin, RegressorMixin, BaseEstimator):
 
     Attributes
     ----------
-    purchase_model_ : lightgbm.LGBMClassifier (hurdle)
-    spend_model_ : lightgbm.LGBMRegressor (hurdle, gamma objective, buyers only)
-    value_model_ : lightgbm.LGBMRegressor (tweedie)
+    purchase_model_ : churnml.models._lgbm.BoosterModel (hurdle, binary)
+    spend_model_ : BoosterModel (hurdle, gamma objective, buyers only)
+    value_model_ : BoosterModel (tweedie)
     balance_scale_ : float
         Factor applied to the value (Tweedie) or spend (hurdle) prediction; 1 without
         ``balance``.
@@ -195,3 +204,35 @@ class LTVModel(FrameModelMixin, RegressorMixin, BaseEstimator):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Expected net revenue over the horizon, input currency, >= 0."""
         return self.predict_components(X)[COMPONENTS[-1]].to_numpy()
+
+    def to_state(self) -> dict[str, Any]:
+        """Parameters, encoder, every fitted booster (attributes ``*_model_``, LightGBM
+        text), balance scale and the clipped-label counts."""
+        check_is_fitted(self, "balance_scale_")
+        return {
+            "params": params_state(self),
+            "encoder": self.encoder_.to_state(),
+            "boosters": {a: v.to_state() for a, v in vars(self).items()
+                         if BOOSTER_ATTR.match(a) and isinstance(v, BoosterModel)},
+            "balance_scale": self.balance_scale_,
+            "n_negative_labels": self.n_negative_labels_,
+            "clipped_value": self.clipped_value_,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> LTVModel:
+        est = restore_params(cls, state)
+        if est.kind not in KINDS:
+            raise ModelStateError(f"LTVModel kind {est.kind!r} is not one of {KINDS}")
+        est._set_encoder(FrameEncoder.from_state(require(state, "encoder", dict)))
+        boosters = require(state, "boosters", dict)
+        for attr in BOOSTERS[est.kind]:
+            require(boosters, attr, dict)
+        for attr, booster in boosters.items():
+            if not BOOSTER_ATTR.match(attr):
+                raise ModelStateError(f"LTVModel: {attr!r} is not a booster attribute name")
+            setattr(est, attr, BoosterModel.from_state(booster))
+        est.balance_scale_ = float(require(state, "balance_scale", (int, float)))
+        est.n_negative_labels_ = int(require(state, "n_negative_labels", int))
+        est.clipped_value_ = float(require(state, "clipped_value", (int, float)))
+        return est
