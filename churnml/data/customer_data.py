@@ -8,7 +8,7 @@ import pandas as pd
 
 from churnml.config import ValidationConfig, VoiceConfig
 from churnml.data.schema import TABLES
-from churnml.data.validation import raise_if_any, validate_table
+from churnml.data.validation import check_campaign_customers, raise_if_any, validate_table
 from churnml.errors import DataValidationError
 
 ID_COLUMNS = {"customer_id", "referred_by"}
@@ -22,7 +22,9 @@ class CustomerData:
     timestamps become naive ``datetime64[us]`` in the business's time zone, numbers
     ``float64``, categories strings, and ``customer_id`` has one dtype across tables.
     ``truth`` holds optional ground truth (e.g. the simulator's true churn probability);
-    no feature ever reads it.
+    no feature ever reads it. ``campaigns`` is the optional campaign log (contacts and their
+    randomly assigned arm, see :mod:`churnml.uplift.campaigns`); ``campaign_truth`` the
+    simulator's true effect of each contact.
     """
 
     transactions: pd.DataFrame
@@ -33,6 +35,8 @@ class CustomerData:
     name: str = "data"
     currency: str = "USD"
     truth: pd.DataFrame | None = field(default=None, repr=False)
+    campaigns: pd.DataFrame | None = None
+    campaign_truth: pd.DataFrame | None = field(default=None, repr=False)
 
     @classmethod
     def from_frames(
@@ -50,11 +54,13 @@ class CustomerData:
         voice: VoiceConfig | None = None,
         timezone: str = "UTC",
         ts_formats: dict[str, str | None] | None = None,
+        campaigns: pd.DataFrame | None = None,
+        campaign_truth: pd.DataFrame | None = None,
     ) -> CustomerData:
         """Validate and normalise the tables; raise :class:`DataValidationError` if broken."""
         raw = {
             "transactions": transactions, "events": events, "surveys": surveys,
-            "customers": customers, "subscriptions": subscriptions,
+            "customers": customers, "subscriptions": subscriptions, "campaigns": campaigns,
         }
         if transactions is None:
             raise DataValidationError("transactions", None, "table is required")
@@ -73,7 +79,10 @@ class CustomerData:
             problems += probs
         raise_if_any(problems)
         _unify_ids(out)
-        return cls(**out, name=name, currency=currency, truth=truth)
+        if out["campaigns"] is not None:
+            raise_if_any(check_campaign_customers(out["campaigns"], out))
+        return cls(**out, name=name, currency=currency, truth=truth,
+                   campaign_truth=campaign_truth)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The tables present, by contract name."""
@@ -91,12 +100,15 @@ class CustomerData:
     @property
     def start(self) -> pd.Timestamp:
         """Earliest transaction/event timestamp."""
-        return min(df["ts"].min() for n, df in self.tables().items() if "ts" in df)
+        return min(df["ts"].min() for n, df in self.tables().items()
+                   if "ts" in df and n != "campaigns")
 
     @property
     def end(self) -> pd.Timestamp:
-        """Latest transaction/event timestamp (the observation end)."""
-        return max(df["ts"].max() for n, df in self.tables().items() if "ts" in df)
+        """Latest transaction/event timestamp (the observation end; contact times of the
+        campaign log do not extend it)."""
+        return max(df["ts"].max() for n, df in self.tables().items()
+                   if "ts" in df and n != "campaigns")
 
     def before(self, cutoff: pd.Timestamp | str) -> CustomerData:
         """The data as known at ``cutoff``: only rows with ``ts < cutoff``.

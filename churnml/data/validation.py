@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from churnml.config import ValidationConfig, VoiceConfig
-from churnml.data.schema import NULLABLE, SURVEY_KINDS, TABLES, TableSpec
+from churnml.data.schema import CONTROL_ARM, NULLABLE, SURVEY_KINDS, TABLES, TableSpec
 from churnml.errors import DataValidationError
 
 _MAX_EXAMPLES = 5
@@ -167,7 +167,45 @@ def validate_table(
         if m.any():
             _fail(problems, name, "end_ts", "subscription ends before it starts", m,
                   out["end_ts"].astype(str))
+    if name == "campaigns":
+        _check_campaigns(out, problems)
     return out, problems
+
+
+def _check_campaigns(out: pd.DataFrame, problems: list[DataValidationError]) -> None:
+    """Arms are non-empty names (``control`` in any case becomes ``control``), one contact per
+    (customer, campaign), costs non-negative."""
+    arm = out["arm"].str.strip()
+    blank = arm.notna() & (arm == "")
+    if blank.any():
+        _fail(problems, "campaigns", "arm",
+              f"empty arm (use {CONTROL_ARM!r} or a treatment name)", blank, out["arm"])
+    out["arm"] = arm.where(arm.str.lower() != CONTROL_ARM, CONTROL_ARM)
+    key = ["customer_id", "campaign_id"]
+    dup = out[key].notna().all(axis=1) & out.duplicated(key, keep=False)
+    if dup.any():
+        pairs = out["customer_id"].astype(str) + " in campaign " + out["campaign_id"].astype(str)
+        _fail(problems, "campaigns", "customer_id",
+              "duplicate contact (a customer is contacted at most once per campaign)",
+              dup, pairs)
+    if "cost" in out:
+        neg = out["cost"] < 0
+        if neg.any():
+            _fail(problems, "campaigns", "cost", "negative contact cost", neg, out["cost"])
+
+
+def check_campaign_customers(
+    campaigns: pd.DataFrame, tables: dict[str, pd.DataFrame | None]
+) -> list[DataValidationError]:
+    """Contacts of customers that no other table knows (after id unification)."""
+    known = [df["customer_id"] for t, df in tables.items() if df is not None and t != "campaigns"]
+    ids = pd.concat(known, ignore_index=True).dropna().unique()
+    unknown = ~campaigns["customer_id"].isin(ids) & campaigns["customer_id"].notna()
+    problems: list[DataValidationError] = []
+    if unknown.any():
+        _fail(problems, "campaigns", "customer_id",
+              "unknown customer (in no other table)", unknown, campaigns["customer_id"])
+    return problems
 
 
 def raise_if_any(problems: list[DataValidationError]) -> None:
