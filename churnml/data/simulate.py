@@ -52,6 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from churnml.config import ScoreRange, VoiceConfig
 from churnml.data.customer_data import CustomerData
+from churnml.data.simulate_campaigns import CampaignEffects, CampaignSpec, run_campaigns
 
 SECONDS_PER_DAY = 86_400
 MONTHS_PER_YEAR = 12
@@ -244,6 +245,11 @@ class SimulatorConfig(_Strict):
     )
     resubscribe_gap_mean_days: float = Field(45.0, gt=0, description="mean days until return")
     resubscribe_gap_shape: float = Field(1.5, gt=0, description="Gamma shape of the gap")
+    # retention campaigns (churnml.data.simulate_campaigns)
+    campaigns: list[CampaignSpec] = Field(
+        default_factory=list, description="randomised retention campaigns (none by default)"
+    )
+    campaign_effects: CampaignEffects = CampaignEffects()
 
     @field_validator("acquisition_channels", "countries", "categories", "channels")
     @classmethod
@@ -337,6 +343,9 @@ def simulate(
 
     Returns all five tables (``subscriptions`` only when ``contractual``) and the ground truth
     described in the module docstring as ``data.truth``. Same arguments -> identical tables.
+    With ``config.campaigns`` the data also hold a randomised campaign log (``data.campaigns``)
+    and its true effects (``data.campaign_truth``), see :mod:`churnml.data.simulate_campaigns`;
+    customers never contacted keep exactly the rows of the simulation without campaigns.
     """
     cfg = config or SimulatorConfig()
     if n_customers < 1:
@@ -351,9 +360,27 @@ def simulate(
     customers = _customers_table(cust, lat, cal, cfg)
     subscriptions = _subscriptions_table(cust, lat, cal, cfg) if contractual else None
     truth = _truth_table(cust, lat, cal, cfg)
+    campaigns = campaign_truth = None
+    if cfg.campaigns:
+        if contractual:
+            raise ValueError("simulated campaigns need the non-contractual simulator")
+        sim = {
+            "cust": lat.cust, "t0": lat.t0, "t1": lat.t1, "sat": lat.sat,
+            "purchase_rate": lat.purchase_rate, "hazard": lat.hazard, "death_t": lat.death_t,
+            "propensity": cust.propensity, "spend_nu": cust.spend_nu,
+            "fav_category": cust.fav_category, "usual_channel": cust.usual_channel,
+        }
+        observed = {"transactions": transactions, "events": events, "surveys": surveys}
+        observed, campaigns, campaign_truth = run_campaigns(
+            seed, cfg, cal.start, cal.length_days, sim, observed)
+        transactions, events, surveys = (observed[k] for k in observed)
+        new_death = campaign_truth.set_index("customer_id")["death_ts"]
+        hit = truth["customer_id"].isin(new_death.index)
+        truth.loc[hit, "death_ts"] = truth.loc[hit, "customer_id"].map(new_death).to_numpy()
     return CustomerData.from_frames(
         transactions, events, surveys, customers, subscriptions,
-        name=SIMULATED_NAME, truth=truth, voice=cfg.voice,
+        name=SIMULATED_NAME, truth=truth, voice=cfg.voice, campaigns=campaigns,
+        campaign_truth=campaign_truth,
     )
 
 
