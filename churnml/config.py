@@ -209,7 +209,8 @@ class ScoringConfig(_Strict):
     """Batch scoring (``churnml score``): models, chunking, reasons in words and segments.
 
     Segment rules and reason conditions are SQL (DuckDB dialect) over the scored columns
-    (``churn_probability``, ``predicted_value``, ``value_at_risk``), any feature, the named
+    (``churn_probability``, ``expected_value``, ``value_if_retained``, ``value_at_risk``),
+    any feature, the named
     ``thresholds`` and ``quantiles``, and ``horizon_days`` / ``lookback_days`` of ``churn``.
     Each customer gets the first segment (lowest ``priority``) whose rule holds, else
     ``default_segment``.
@@ -292,7 +293,8 @@ class ScoringConfig(_Strict):
     )
     quantiles: dict[str, tuple[str, float]] = Field(
         default_factory=lambda: {
-            "vip_value": ("predicted_value", 0.9),
+            "vip_value": ("value_if_retained", 0.9),
+            "high_value": ("value_if_retained", 0.8),
             "top_value_at_risk": ("value_at_risk", 0.8),
             "high_past_value": ("net_revenue_total", 0.8),
         },
@@ -302,6 +304,7 @@ class ScoringConfig(_Strict):
     thresholds: dict[str, float] = Field(
         default_factory=lambda: {
             "high_risk_probability": 0.5,
+            "at_risk_probability": 0.3,
             "loyal_max_probability": 0.2,
             "loyal_min_purchases": 4,
             "new_customer_days": 90,
@@ -311,14 +314,16 @@ class ScoringConfig(_Strict):
     segments: list[dict[str, str | int | bool]] = Field(
         default_factory=lambda: [
             {"name": "vip_at_risk", "priority": 10, "reasons": True,
-             "when": "predicted_value >= vip_value AND churn_probability >= "
-                     "high_risk_probability",
+             "when": "value_if_retained >= vip_value AND churn_probability >= "
+                     "high_risk_probability AND days_since_last_purchase < horizon_days",
              "action": "personal call"},
             {"name": "at_risk", "priority": 20, "reasons": True,
-             "when": "value_at_risk >= top_value_at_risk", "action": "retention offer"},
+             "when": "value_at_risk >= top_value_at_risk AND churn_probability >= "
+                     "at_risk_probability AND days_since_last_purchase < horizon_days",
+             "action": "retention offer"},
             {"name": "lapsed_high_value", "priority": 30, "reasons": True,
-             "when": "days_since_last_purchase >= horizon_days AND net_revenue_total >= "
-                     "high_past_value",
+             "when": "days_since_last_purchase >= horizon_days AND (value_if_retained >= "
+                     "high_value OR net_revenue_total >= high_past_value)",
              "action": "win-back (reactivation) email"},
             {"name": "detractor", "priority": 40, "reasons": True,
              "when": "nps_detractor = 1", "action": "service follow-up"},

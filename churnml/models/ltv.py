@@ -19,6 +19,25 @@ spend part (hurdle) is multiplied by ``balance_scale_ = sum(y) / sum(prediction)
 training rows, which restores the balance property of a GLM with intercept: predicted and
 observed totals agree on the training data (Wuthrich 2020, "Bias regularization in neural
 network models for general insurance pricing", European Actuarial Journal 10).
+
+Value if retained (:meth:`LTVModel.predict_if_retained`): ``E[value | not churned]``, the
+horizon revenue a customer brings if they stay, fitted on the *retained* training rows
+(churn label 0; ``retained`` of :meth:`LTVModel.fit`, default: rows with a positive value).
+
+- ``if_retained="hurdle"`` reads the hurdle's conditional part ``E[value | value > 0]``: for
+  non-contractual churn with target action = purchase, "not churned" is "bought in the
+  horizon", so the spend booster was already fitted on (almost exactly) the retained rows;
+- ``if_retained="dedicated"`` fits its own LightGBM regressor on the retained rows (gamma
+  objective; Tweedie when some retained rows have a zero value, e.g. contractual or
+  event-based churn, where staying does not imply buying);
+- ``"auto"`` (default) takes the hurdle part when ``kind="hurdle"`` and the retained rows
+  differ from the buyers on at most :data:`HURDLE_MASK_TOLERANCE` of the rows, else fits a
+  dedicated regressor (``if_retained_`` records the choice).
+
+Either way the prediction is rescaled so that its total over the retained training rows
+equals their label total (``retained_scale_``, the balance property restricted to them), and
+it is never below 0. Value at risk = churn probability x value if retained (never the
+expected value, which already discounts the chance of leaving).
 """
 
 from __future__ import annotations
@@ -53,6 +72,10 @@ KINDS = ("hurdle", "tweedie")
 TWEEDIE_VARIANCE_POWER = 1.5  # between Poisson (1) and gamma (2)
 SPEND_OBJECTIVE = "gamma"
 COMPONENTS = ("p_purchase", "spend_if_purchase", "predicted_value")
+IF_RETAINED = ("auto", "hurdle", "dedicated")
+# "auto" reuses the hurdle's spend part when retained rows and buyers differ on at most this
+# share of the training rows (returns can make a non-churned buyer's net value 0)
+HURDLE_MASK_TOLERANCE = 0.01
 
 
 class LTVModel(FrameModelMixin, RegressorMixin, BaseEstimator):
@@ -68,6 +91,8 @@ class LTVModel(FrameModelMixin, RegressorMixin, BaseEstimator):
         Tweedie power ``p`` in (1, 2) for ``kind="tweedie"``.
     balance : bool
         Rescale predictions so their training total equals the label total (module doc).
+    if_retained : "auto", "hurdle" or "dedicated"
+        Source of :meth:`predict_if_retained` (module doc).
     validation_fraction : float or None
         Hold-out share for early stopping (stratified on ``value > 0``, or by ``groups``);
         None fits on all rows for ``n_estimators`` rounds.
@@ -79,6 +104,12 @@ class LTVModel(FrameModelMixin, RegressorMixin, BaseEstimator):
     purchase_model_ : lightgbm.LGBMClassifier (hurdle)
     spend_model_ : lightgbm.LGBMRegressor (hurdle, gamma objective, buyers only)
     value_model_ : lightgbm.LGBMRegressor (tweedie)
+    retained_model_ : lightgbm.LGBMRegressor or None
+        Dedicated regressor of the value of retained rows (None: the hurdle part is used).
+    if_retained_ : str
+        "hurdle" or "dedicated": what :meth:`predict_if_retained` reads.
+    retained_scale_ : float
+        Factor making the value-if-retained total of the retained rows match their labels.
     balance_scale_ : float
         Factor applied to the value (Tweedie) or spend (hurdle) prediction; 1 without
         ``balance``.
@@ -101,6 +132,7 @@ class LTVModel(FrameModelMixin, RegressorMixin, BaseEstimator):
         reg_lambda: float = REG_LAMBDA,
         tweedie_variance_power: float = TWEEDIE_VARIANCE_POWER,
         balance: bool = True,
+        if_retained: str = "auto",
         validation_fraction: float | None = VALIDATION_FRACTION,
         early_stopping_rounds: int | None = EARLY_STOPPING_ROUNDS,
         seed: int = SEED,
@@ -116,16 +148,24 @@ class LTVModel(FrameModelMixin, RegressorMixin, BaseEstimator):
         self.reg_lambda = reg_lambda
         self.tweedie_variance_power = tweedie_variance_power
         self.balance = balance
+        self.if_retained = if_retained
         self.validation_fraction = validation_fraction
         self.early_stopping_rounds = early_stopping_rounds
         self.seed = seed
         self.n_jobs = n_jobs
 
-    def fit(self, X: pd.DataFrame, y: Any, groups: Any = None) -> LTVModel:
+    def fit(self, X: pd.DataFrame, y: Any, groups: Any = None, retained: Any = None) -> LTVModel:
         """Fit on features ``X`` and horizon net revenue ``y``; ``groups`` as in
-        :meth:`ChurnClassifier.fit <churnml.models.churn.ChurnClassifier.fit>`."""
+        :meth:`ChurnClassifier.fit <churnml.models.churn.ChurnClassifier.fit>`.
+
+        ``retained``: boolean per row, True where the customer did not churn in the label
+        window (``churned == 0``); the value-if-retained part is fitted on these rows.
+        Default: the rows with a positive value."""
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.if_retained not in IF_RETAINED:
+            raise ValueError(f"if_retained must be one of {IF_RETAINED}, got "
+                             f"{self.if_retained!r}")
         Xe = self._fit_encoder(X)
         value = check_target(y, len(Xe), "ltv")
         negative = value < 0
@@ -151,15 +191,56 @@ class LTVModel(FrameModelMixin, RegressorMixin, BaseEstimator):
                 )
             )
             self.value_model_ = self._fit_part(regressor, Xe, target, in_hold)
-            return self._fit_balance(Xe, target)
-        if buyer.all():
-            raise ValueError("ltv: every row has a positive value; a hurdle model needs zeros")
-        classifier = lgb.LGBMClassifier(**booster_params(self, objective="binary"))
-        self.purchase_model_ = self._fit_part(classifier, Xe, buyer, in_hold)
-        pos = buyer.astype(bool)
-        spend = lgb.LGBMRegressor(**booster_params(self, objective=SPEND_OBJECTIVE))
-        self.spend_model_ = self._fit_part(spend, Xe[pos], target[pos], in_hold[pos])
-        return self._fit_balance(Xe, target)
+        else:
+            if buyer.all():
+                raise ValueError(
+                    "ltv: every row has a positive value; a hurdle model needs zeros")
+            classifier = lgb.LGBMClassifier(**booster_params(self, objective="binary"))
+            self.purchase_model_ = self._fit_part(classifier, Xe, buyer, in_hold)
+            pos = buyer.astype(bool)
+            spend = lgb.LGBMRegressor(**booster_params(self, objective=SPEND_OBJECTIVE))
+            self.spend_model_ = self._fit_part(spend, Xe[pos], target[pos], in_hold[pos])
+        self._fit_balance(Xe, target)
+        keep = buyer.astype(bool) if retained is None else _mask(retained, len(Xe))
+        return self._fit_retained(Xe, target, keep, buyer.astype(bool), in_hold)
+
+    def _fit_retained(
+        self, Xe: pd.DataFrame, target: np.ndarray, keep: np.ndarray, buyer: np.ndarray,
+        in_hold: np.ndarray,
+    ) -> LTVModel:
+        """The value-if-retained part (module doc) and its scale on the retained rows."""
+        if not keep.any():
+            raise ValueError("ltv: no retained (non-churned) row to fit the value if retained")
+        source = self.if_retained
+        if source == "auto":
+            close = np.mean(keep != buyer) <= HURDLE_MASK_TOLERANCE
+            source = "hurdle" if self.kind == "hurdle" and close else "dedicated"
+        if source == "hurdle" and self.kind != "hurdle":
+            raise ValueError('if_retained="hurdle" needs kind="hurdle"')
+        self.if_retained_ = source
+        self.retained_model_ = None
+        if source == "dedicated":
+            y = target[keep]
+            objective = SPEND_OBJECTIVE if (y > 0).all() else "tweedie"
+            extra = ({"tweedie_variance_power": self.tweedie_variance_power}
+                     if objective == "tweedie" else {})
+            model = lgb.LGBMRegressor(**booster_params(self, objective=objective, **extra))
+            self.retained_model_ = self._fit_part(model, Xe[keep], y, in_hold[keep])
+        self.retained_scale_ = 1.0
+        raw = self._retained_raw(Xe[keep])
+        if self.balance and raw.sum() > 0 and target[keep].sum() > 0:
+            self.retained_scale_ = float(target[keep].sum() / raw.sum())
+        return self
+
+    def _retained_raw(self, Xe: pd.DataFrame) -> np.ndarray:
+        model = self.spend_model_ if self.retained_model_ is None else self.retained_model_
+        return model.predict(Xe)
+
+    def predict_if_retained(self, X: pd.DataFrame) -> np.ndarray:
+        """Value if retained: ``E[net revenue over the horizon | not churned]`` (input
+        currency, >= 0), the revenue lost if the customer churns."""
+        raw = self._retained_raw(self._encode(X)) * self.retained_scale_
+        return np.maximum(raw, 0.0)
 
     def _fit_balance(self, Xe: pd.DataFrame, target: np.ndarray) -> LTVModel:
         self.balance_scale_ = 1.0
@@ -195,3 +276,15 @@ class LTVModel(FrameModelMixin, RegressorMixin, BaseEstimator):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Expected net revenue over the horizon, input currency, >= 0."""
         return self.predict_components(X)[COMPONENTS[-1]].to_numpy()
+
+
+def _mask(retained: Any, n_rows: int) -> np.ndarray:
+    """``retained`` as a boolean array of ``n_rows`` (0/1 or bool, no missing values)."""
+    arr = np.asarray(retained)
+    if arr.shape != (n_rows,):
+        raise ValueError(f"retained has shape {arr.shape}, expected ({n_rows},)")
+    if arr.dtype != bool:
+        if not np.isin(arr, (0, 1)).all():
+            raise ValueError("retained must be boolean or 0/1 (True: the customer did not churn)")
+        arr = arr.astype(bool)
+    return arr

@@ -5,10 +5,11 @@
 - One experiment per config name (:attr:`churnml.config.Config.name`).
 - Models are logged as MLflow pyfunc models: :class:`EstimatorModel` loads a joblib file of
   the fitted churnml estimator (avoiding the skops trusted-type checks of MLflow 3's
-  scikit-learn flavour) and returns a DataFrame with ``churn_probability`` or
-  ``predicted_value``. The signature lists every feature, numeric as ``double`` and
-  categorical as ``string`` (MLflow schema enforcement rejects pandas ``category`` and will
-  not cast int64 to double: use :func:`to_model_input` before ``pyfunc.predict``).
+  scikit-learn flavour) and returns a DataFrame with ``churn_probability`` (churn) or
+  ``expected_value`` and ``value_if_retained`` (LTV; :data:`LTV_OUTPUTS`). The signature
+  lists every feature, numeric as ``double`` and categorical as ``string`` (MLflow schema
+  enforcement rejects pandas ``category`` and will not cast int64 to double: use
+  :func:`to_model_input` before ``pyfunc.predict``).
 - Registry names ``churnml-churn`` / ``churnml-ltv``; a new version gets the alias
   ``challenger``; :func:`promote_if_better` moves ``champion``. Aliases, not stages.
 """
@@ -49,14 +50,15 @@ LOGGED_MODEL_NAME = "model"  # name of the logged model inside its run
 ESTIMATOR_ARTIFACT = "estimator"  # key (and file stem) of the joblib artifact
 ESTIMATOR_FILE = f"{ESTIMATOR_ARTIFACT}.joblib"
 CHURN_OUTPUT = "churn_probability"
-LTV_OUTPUT = "predicted_value"
+LTV_OUTPUT = "expected_value"  # "predicted_value" before value if retained was added
+LTV_OUTPUTS = (LTV_OUTPUT, "value_if_retained")  # columns of an LTV model's pyfunc output
 OUTPUTS = {CHURN_MODEL: CHURN_OUTPUT, LTV_MODEL: LTV_OUTPUT}
 WINDOW_PREFIX = "window."  # params describing the training window
 INPUT_EXAMPLE_ROWS = 5
 # distributions pinned in a logged model's requirements (skips MLflow's ~3 s inference)
 PINNED_DISTRIBUTIONS = ("mlflow", "lightgbm", "scikit-learn", "scipy", "pandas", "numpy", "joblib")
 SYSTEM_TAG_PREFIX = "mlflow."
-Output = Literal["churn_probability", "predicted_value"]
+Output = Literal["churn_probability", "expected_value"]
 
 
 def default_artifact_location(tracking_uri: str) -> str | None:
@@ -200,6 +202,11 @@ def to_model_input(X: pd.DataFrame, feature_dtypes: Mapping[str, str]) -> pd.Dat
     )
 
 
+def output_columns(output: str) -> tuple[str, ...]:
+    """Columns a logged model returns: the churn probability, or :data:`LTV_OUTPUTS`."""
+    return (CHURN_OUTPUT,) if output == CHURN_OUTPUT else LTV_OUTPUTS
+
+
 def _signature(feature_dtypes: Mapping[str, str], output: str) -> ModelSignature:
     inputs = Schema(
         [
@@ -207,7 +214,8 @@ def _signature(feature_dtypes: Mapping[str, str], output: str) -> ModelSignature
             for name, kind in feature_dtypes.items()
         ]
     )
-    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(DataType.double, output)]))
+    outputs = Schema([ColSpec(DataType.double, c) for c in output_columns(output)])
+    return ModelSignature(inputs=inputs, outputs=outputs)
 
 
 def pip_requirements() -> list[str]:
@@ -218,8 +226,9 @@ def pip_requirements() -> list[str]:
 class EstimatorModel(mlflow.pyfunc.PythonModel):
     """Pyfunc wrapper of a fitted churnml estimator stored as a joblib artifact.
 
-    ``predict`` returns a DataFrame with one column, ``output``: the churn probability
-    (``predict_proba[:, 1]``) for classifiers, ``predict`` for value models.
+    ``predict`` returns a DataFrame: ``churn_probability`` (``predict_proba[:, 1]``) for
+    classifiers; ``expected_value`` (``predict``) and ``value_if_retained``
+    (``predict_if_retained``) for value models.
     """
 
     def __init__(self, output: str, features: list[str], feature_dtypes: dict[str, str]):
@@ -235,10 +244,12 @@ class EstimatorModel(mlflow.pyfunc.PythonModel):
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
         if self.output == CHURN_OUTPUT:
-            values = self.estimator.predict_proba(model_input)[:, 1]
+            values = {CHURN_OUTPUT: self.estimator.predict_proba(model_input)[:, 1]}
         else:
-            values = self.estimator.predict(model_input)
-        return pd.DataFrame({self.output: values}, index=model_input.index)
+            values = dict(zip(LTV_OUTPUTS, (self.estimator.predict(model_input),
+                                            self.estimator.predict_if_retained(model_input)),
+                              strict=True))
+        return pd.DataFrame(values, index=model_input.index)
 
 
 @dataclass(frozen=True)
