@@ -347,6 +347,44 @@ class ScoringConfig(_Strict):
     )
 
 
+class UpliftConfig(_Strict):
+    """Campaigns and uplift (``churnml campaign plan|evaluate|train|target``)."""
+
+    learner: Literal["s", "t", "x", "dr"] = Field(
+        "x", description="meta-learner of churnml.uplift: S-, T-, X- or doubly robust"
+    )
+    outcome: Literal["retained", "revenue"] = Field(
+        "retained", description="effect modelled: on P(retained) (targeting value = uplift x "
+        "value_if_retained - cost) or on horizon revenue (uplift - cost)"
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="learner arguments (LightGBM, propensity, ...)"
+    )
+    train_campaigns: list[str] | None = Field(
+        None, description="campaign ids to learn from (None: every matured campaign)"
+    )
+    treatment: str | None = Field(
+        None, description="treatment arm to target with (None: the only one in the log)"
+    )
+    control_share: float = Field(
+        0.1, gt=0, lt=1, description="share of each segment held out as random control group"
+    )
+    arm: str = Field("treatment", description="arm name written for contacted customers")
+    channel: str | None = Field(None, description="campaigns.channel written by plan")
+    cost_per_contact: float = Field(0.0, ge=0, description="cost of one treated contact, "
+                                    "currency units")
+    budget_contacts: int | None = Field(
+        None, gt=0, description="at most this many customers per campaign (holdout included)"
+    )
+    budget_cost: float | None = Field(None, gt=0, description="at most this expected cost")
+    seed: int = Field(42, description="seed of the control-group draw")
+    interval_level: float = Field(0.95, gt=0, lt=1, description="confidence level of "
+                                  "campaign evaluation intervals")
+    experiment: str | None = Field(
+        None, description="MLflow experiment of campaign runs (default: <name>-campaigns)"
+    )
+
+
 class Config(_Strict):
     name: str = "churnml"
     data: DataConfig
@@ -358,6 +396,7 @@ class Config(_Strict):
     training: TrainingConfig = TrainingConfig()
     tracking: TrackingConfig = TrackingConfig()
     scoring: ScoringConfig = ScoringConfig()
+    uplift: UpliftConfig = UpliftConfig()
     output_dir: str = "out"
 
 
