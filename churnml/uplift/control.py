@@ -58,14 +58,15 @@ def assign_arms(
     strata = (pd.Series("all", index=ids.index) if strata is None
               else pd.Series(strata, index=ids.index).astype(str))
     rng = np.random.default_rng(seed)
-    arms = pd.Series(treatment, index=ids.index, dtype=object)
-    frame = pd.DataFrame({"id": ids, "stratum": strata}).sort_values(["stratum", "id"])
-    for _, group in frame.groupby("stratum", sort=True):
-        n = len(group)
-        k = int(np.floor(control_share * n + rng.random()))
-        pick = rng.choice(n, size=min(k, n), replace=False)
-        arms.loc[group.index[pick]] = CONTROL_ARM
-    return arms
+    frame = pd.DataFrame({"id": ids.to_numpy(), "stratum": strata.to_numpy(),
+                          "pos": np.arange(len(ids))}).sort_values(["stratum", "id"])
+    pos = frame["pos"].to_numpy()
+    bounds = np.flatnonzero(frame["stratum"].to_numpy()[1:] != frame["stratum"].to_numpy()[:-1])
+    control = np.zeros(len(ids), bool)
+    for group in np.split(pos, bounds + 1):
+        k = int(np.floor(control_share * group.size + rng.random()))
+        control[group[rng.choice(group.size, size=min(k, group.size), replace=False)]] = True
+    return pd.Series(np.where(control, CONTROL_ARM, treatment), index=ids.index, dtype=object)
 
 
 @dataclass
