@@ -21,6 +21,7 @@ from churnml.uplift.metrics import (
     uplift_intervals,
     uplift_scores,
 )
+from churnml.uplift.plots import plot_curve, plot_qini_curve, plot_uplift_curve
 from churnml.uplift.propensity import PropensityModel, propensity_auc
 from churnml.uplift.slearner import SLearner
 from churnml.uplift.tlearner import TLearner
@@ -35,6 +36,9 @@ __all__ = [
     "curve_band",
     "perfect_qini_curve",
     "perfect_uplift_curve",
+    "plot_curve",
+    "plot_qini_curve",
+    "plot_uplift_curve",
     "propensity_auc",
     "qini_auc_score",
     "qini_curve",

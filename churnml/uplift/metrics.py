@@ -55,7 +55,7 @@ def _check(y: Any, uplift: Any, treatment: Any) -> tuple[np.ndarray, np.ndarray,
     if t_raw.dtype == bool:
         t_arr = t_raw.astype(int)
     else:
-        t_arr = np.asarray(t_raw, dtype=float)
+        t_arr = pd.to_numeric(pd.Series(t_raw), errors="coerce").to_numpy(dtype=float)
         if not np.isin(t_arr, (0.0, 1.0)).all():
             raise ValueError(
                 "treatment must be 0/1 (1 = treated); for arm names use "
