@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from churnml.report import plots
+from churnml.report import campaigns, plots
 from churnml.report.html import figure_html, paragraph, table_html
 from churnml.report.inputs import (
     BACKTEST_METRICS,
@@ -326,5 +326,7 @@ SECTIONS: tuple[SectionSpec, ...] = (
                 _feature_importance),
     SectionSpec("segments", "Segments: size and value at risk", _files(SEGMENTS), _segments),
     SectionSpec("top-at-risk", "Top at-risk customers and why", _files(SCORES), _top_at_risk),
+    SectionSpec("campaigns", "Campaigns and uplift", _files(campaigns.EVALUATIONS),
+                campaigns.render),
 )
 SECTION_IDS: tuple[str, ...] = tuple(s.id for s in SECTIONS)

@@ -5,7 +5,8 @@ horizon has passed) -> train (an uplift model on the campaign log) -> target (sc
 incremental value) -> plan the next campaign.
 
 Files, under ``<output_dir>``: ``campaigns/<id>/{contacts.csv, campaign_log.csv, to_contact/,
-evaluation.csv}``, ``uplift/model.joblib`` (+ ``uplift/validation.csv``), ``targeting.parquet``.
+evaluation.csv}``, ``campaign_evaluations.csv`` and ``campaign_outcomes.parquet`` (every
+evaluated campaign, read by the report), ``uplift/model.joblib`` (+ ``uplift/validation.csv``), ``targeting.parquet``.
 Evaluation and training runs are logged to MLflow (``tracking.uri``).
 """
 
@@ -40,8 +41,13 @@ from churnml.uplift.xlearner import XLearner
 LEARNERS = {"s": SLearner, "t": TLearner, "x": XLearner, "dr": DRLearner}
 CAMPAIGNS_DIR = "campaigns"
 EVALUATION_FILE = "evaluation.csv"
+ALL_EVALUATIONS_FILE = "campaign_evaluations.csv"  # every evaluated campaign (the report's)
+ALL_OUTCOMES_FILE = "campaign_outcomes.parquet"
+OUTCOME_COLUMNS = ["customer_id", "campaign_id", "ts", "arm", "cost", "segment", "score",
+                   "retained", "revenue"]
 MODEL_FILE = Path("uplift") / "model.joblib"
 VALIDATION_FILE = Path("uplift") / "validation.csv"
+VALIDATION_PREDICTIONS_FILE = Path("uplift") / "validation_predictions.parquet"
 TARGETING_FILE = "targeting.parquet"
 VALIDATION_SHARE = 0.3  # contacts held out to report the model's Qini before the final fit
 
@@ -101,9 +107,27 @@ def evaluate(cfg: Config, data: CustomerData, campaign_id: str, *,
     result = CampaignEvaluation(str(campaign_id), table, out)
     result.files["evaluation"] = write_table(
         table, campaign_dir(cfg, campaign_id) / EVALUATION_FILE)
+    out_dir = Path(cfg.output_dir)
+    result.files["evaluations"] = _replace_rows(
+        out_dir / ALL_EVALUATIONS_FILE, table.assign(campaign_id=str(campaign_id)),
+        str(campaign_id))
+    kept = [c for c in OUTCOME_COLUMNS if c in out]
+    result.files["outcomes"] = _replace_rows(
+        out_dir / ALL_OUTCOMES_FILE, out[kept].assign(campaign_id=out["campaign_id"].astype(str)),
+        str(campaign_id))
     if log_mlflow:
         result.run_id = _log_evaluation(cfg, result)
     return result
+
+
+def _replace_rows(path: Path, rows: pd.DataFrame, campaign_id: str) -> Path:
+    """Write ``rows`` into the all-campaigns file at ``path`` in place of that campaign's."""
+    rows = rows[["campaign_id", *[c for c in rows if c != "campaign_id"]]]
+    if path.exists():
+        old = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        old = old[old["campaign_id"].astype(str) != campaign_id]
+        rows = pd.concat([old, rows], ignore_index=True) if len(old) else rows
+    return write_table(rows, path)
 
 
 def _log_evaluation(cfg: Config, ev: CampaignEvaluation) -> str:
@@ -194,6 +218,9 @@ def train_uplift(cfg: Config, data: CustomerData, *, log_mlflow: bool = True) ->
     out = Path(cfg.output_dir)
     fit.files["model"] = atomic_write(out / MODEL_FILE, lambda p: joblib.dump(fit, p))
     fit.files["validation"] = write_table(validation, out / VALIDATION_FILE)
+    held_out = log.loc[va, ["customer_id", "campaign_id", "arm", "retained", "revenue"]]
+    fit.files["validation_predictions"] = write_table(
+        held_out.assign(uplift=tau), out / VALIDATION_PREDICTIONS_FILE)
     if log_mlflow:
         fit.run_id = _log_training(cfg, fit)
     return fit
