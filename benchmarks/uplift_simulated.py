@@ -1,6 +1,6 @@
 """Uplift on the simulator's campaigns: learners vs the oracle, and targeting a fixed budget.
 
-    python benchmarks/uplift_simulated.py      # prints two tables, writes results/uplift_simulated.json
+    python benchmarks/uplift_simulated.py   # two tables; results/uplift_simulated.json
 
 Data: ``simulate(N_CUSTOMERS)`` with two randomised campaigns (50 % control each) of
 :mod:`churnml.data.simulate_campaigns`: a *training* campaign (spring 2024, 80 % of the eligible
@@ -44,7 +44,7 @@ from churnml.models import ChurnClassifier, LTVModel  # noqa: E402
 from churnml.training.train import feature_spec  # noqa: E402
 from churnml.uplift import DRLearner, SLearner, TLearner, XLearner  # noqa: E402
 from churnml.uplift.campaigns import campaign_frame, treated  # noqa: E402
-from churnml.uplift.metrics import qini_auc_score, uplift_intervals  # noqa: E402
+from churnml.uplift.metrics import uplift_intervals  # noqa: E402
 
 N_CUSTOMERS = 30_000
 SEED = 11

@@ -6,7 +6,8 @@ incremental value) -> plan the next campaign.
 
 Files, under ``<output_dir>``: ``campaigns/<id>/{contacts.csv, campaign_log.csv, to_contact/,
 evaluation.csv}``, ``campaign_evaluations.csv`` and ``campaign_outcomes.parquet`` (every
-evaluated campaign, read by the report), ``uplift/model.joblib`` (+ ``uplift/validation.csv``), ``targeting.parquet``.
+evaluated campaign, read by the report), ``uplift/model.joblib`` (+ ``uplift/validation.csv``
+and its held-out predictions), ``targeting.parquet``.
 Evaluation and training runs are logged to MLflow (``tracking.uri``).
 """
 
