@@ -82,7 +82,7 @@ def test_if_retained_auto_reuses_the_hurdle_part_only_when_retained_means_bought
     retained = bought | (rng.random(len(bought)) < 0.3)
     own = LTVModel(if_retained="auto", **FAST).fit(d.X_train, d.ltv_train, retained=retained)
     assert own.if_retained_ == "dedicated"
-    assert own.retained_model_.get_params()["objective"] == "tweedie"
+    assert own.retained_model_.objective == "tweedie"
     assert LTVModel(kind="tweedie", **FAST).fit(d.X_train, d.ltv_train).if_retained_ == (
         "dedicated")
     with pytest.raises(ValueError, match="retained must be boolean"):
