@@ -161,24 +161,51 @@ class TrainingConfig(_Strict):
     )
 
 
+REGISTRY_NAME_FORBIDDEN = "/@:'\""  # would break models:/<name>@<alias> URIs, filters
+CHURN_NAME_SUFFIX, LTV_NAME_SUFFIX = "-churn", "-ltv"
+
+
 class TrackingConfig(_Strict):
     """MLflow tracking store, model registry and champion rule."""
 
-    uri: str = Field("sqlite:///mlflow.db", description="MLflow tracking and registry URI")
+    uri: str = Field(
+        "sqlite:///mlflow.db",
+        description="MLflow tracking and registry URI; a relative sqlite:/// path in a config "
+        "file is read from the config file's folder",
+    )
     experiment: str | None = Field(None, description="experiment (default: the config name)")
-    churn_model_name: str = Field("churnml-churn", description="registered churn model")
-    ltv_model_name: str = Field("churnml-ltv", description="registered LTV model")
+    churn_model_name: str | None = Field(
+        None, description="registered churn model (default: '<name>-churn', name of the config)"
+    )
+    ltv_model_name: str | None = Field(
+        None, description="registered LTV model (default: '<name>-ltv')"
+    )
     churn_champion_metric: ChurnMetric = Field(
-        "roc_auc", description="backtest mean that a new churn version must beat"
+        "roc_auc",
+        description="backtest mean that a new churn version must beat (the champion's and the "
+        "recency baseline's)",
     )
     ltv_champion_metric: LTVMetric = Field(
-        "normalized_gini", description="backtest mean that a new LTV version must beat"
+        "normalized_gini",
+        description="backtest mean that a new LTV version must beat (the champion's and the "
+        "last-value baseline's)",
     )
     min_improvement: float = Field(
         1e-6, ge=0,
         description="a new version must beat the champion's metric by more than this "
         "(metric units): a rerun that differs only by floating-point noise never swaps",
     )
+
+    @model_validator(mode="after")
+    def _safe_names(self) -> TrackingConfig:
+        for key in ("churn_model_name", "ltv_model_name"):
+            value = getattr(self, key)
+            bad = value is not None and (not value.strip() or set(value) & set(
+                REGISTRY_NAME_FORBIDDEN))
+            if bad:
+                raise ValueError(f"{key} {value!r}: must be non-empty without any of "
+                                 f"{REGISTRY_NAME_FORBIDDEN!r}")
+        return self
 
 
 class FeaturesConfig(_Strict):
@@ -221,6 +248,11 @@ class ScoringConfig(_Strict):
     )
     models_dir: str | None = Field(
         None, description="folder written by `churnml export`; used instead of the registry"
+    )
+    trust_pickle: bool = Field(
+        False,
+        description="let models_dir hold pickled (.joblib) models: loading a pickle can run any "
+        "code, so only for files you made yourself (`churnml export` writes code-free JSON)",
     )
     chunk_size: int = Field(100_000, gt=0, description="customers per scoring chunk")
     reasons_count: int = Field(3, gt=0, description="churn drivers in words per customer")
@@ -399,6 +431,27 @@ class Config(_Strict):
     uplift: UpliftConfig = UpliftConfig()
     output_dir: str = "out"
 
+    @model_validator(mode="after")
+    def _registry_names(self) -> Config:
+        """Registered model names default to ``<name>-churn`` / ``<name>-ltv``, so configs
+        for different data never share (and silently swap) champions."""
+        t = self.tracking
+        if t.churn_model_name is None:
+            t.churn_model_name = _registry_name(self.name, CHURN_NAME_SUFFIX)
+        if t.ltv_model_name is None:
+            t.ltv_model_name = _registry_name(self.name, LTV_NAME_SUFFIX)
+        return self
+
+
+def _registry_name(config_name: str, suffix: str) -> str:
+    if not config_name.strip() or set(config_name) & set(REGISTRY_NAME_FORBIDDEN):
+        raise ValueError(
+            f"name {config_name!r} cannot name registered models (it must be non-empty without "
+            f"any of {REGISTRY_NAME_FORBIDDEN!r}); rename it or set tracking.churn_model_name "
+            "and tracking.ltv_model_name"
+        )
+    return f"{config_name}{suffix}"
+
 
 def load_config(path: str | Path) -> Config:
     """Read and validate a YAML config; errors name the file and the offending key."""
@@ -416,11 +469,39 @@ def load_config(path: str | Path) -> Config:
             f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
         ]
         raise ConfigError(f"{path}: " + "; ".join(parts)) from exc
-    cfg.data.dir = _relative_to(path.parent, cfg.data.dir)
+    return resolve_paths(cfg, path.parent)
+
+
+SQLITE_PREFIX = "sqlite:///"
+
+
+def resolve_paths(cfg: Config, base: Path) -> Config:
+    """Make the relative paths *written in a config file* absolute against its folder
+    ``base``: ``data.dir``, ``features.spec`` (a file), ``output_dir``, ``scoring.models_dir``
+    and a relative ``sqlite:///`` or plain-folder ``tracking.uri``. Values the file does not
+    set keep their defaults, which are relative to the working folder."""
+    cfg.data.dir = _relative_to(base, cfg.data.dir)
     if isinstance(cfg.features.spec, str):
-        cfg.features.spec = _relative_to(path.parent, cfg.features.spec)
-    cfg.scoring.models_dir = _relative_to(path.parent, cfg.scoring.models_dir)
+        cfg.features.spec = _relative_to(base, cfg.features.spec)
+    cfg.scoring.models_dir = _relative_to(base, cfg.scoring.models_dir)
+    if "output_dir" in cfg.model_fields_set:
+        cfg.output_dir = _relative_to(base, cfg.output_dir)
+    if "uri" in cfg.tracking.model_fields_set:
+        cfg.tracking.uri = _relative_uri(base, cfg.tracking.uri)
     return cfg
+
+
+def _relative_uri(base: Path, uri: str) -> str:
+    """``sqlite:///rel.db`` -> ``sqlite:////<base>/rel.db``; a plain relative folder (file
+    store) -> absolute; other URIs (``http://``, ``databricks``, absolute paths) unchanged."""
+    if uri.startswith(SQLITE_PREFIX):
+        db = uri.removeprefix(SQLITE_PREFIX)
+        if db and not db.startswith("/") and not db.startswith(":memory:"):
+            return SQLITE_PREFIX + _relative_to(base, db)
+        return uri
+    if "://" in uri or ":" in uri.split("/", 1)[0] or uri == "databricks":
+        return uri
+    return _relative_to(base, uri) or uri
 
 
 def _relative_to(base: Path, value: str | None) -> str | None:

@@ -59,3 +59,17 @@ def _show(value: Any) -> str:
     if isinstance(value, float) and value != value:
         return "null"
     return repr(value)
+
+
+class ModelSourceError(ChurnmlError, LookupError):
+    """A tracking store, registered model, alias or exported model folder was not found; the
+    message names the store (or folder) and the model."""
+
+
+class UntrustedModelError(ChurnmlError):
+    """A model file is a pickle, which runs code when loaded, and pickles were not trusted."""
+
+
+class ModelMismatchError(ChurnmlError):
+    """The models found were trained for another config or data source than the one given, or
+    the churn and value models are not a pair from one training run."""

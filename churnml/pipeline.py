@@ -66,22 +66,26 @@ def train_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResu
 
 
 def load_scoring_models(cfg: Config, models_dir: str | Path | None = None,
-                        tracking_uri: str | None = None) -> Any:
+                        tracking_uri: str | None = None, trust_pickle: bool | None = None,
+                        ) -> Any:
     """The models to score with: an exported folder (``models_dir`` or
-    ``scoring.models_dir``) or the registry aliases ``scoring.model_alias`` of the config's
-    model names in the tracking store."""
-    from churnml.scoring import load_exported_models, load_registered
-    from churnml.scoring.loading import ALIAS_SEP, MODELS_PREFIX
+    ``scoring.models_dir``; pickles only with ``trust_pickle`` / ``scoring.trust_pickle``) or
+    the pair behind ``scoring.model_alias`` of the config's model names in the tracking
+    store (opened read-only). Models trained for another config, data source, churn
+    definition or feature spec are refused (:mod:`churnml.training.lineage`)."""
+    from churnml.scoring import load_exported_models
+    from churnml.scoring.loading import load_registered_pair
+    from churnml.training.lineage import lineage
 
     names, sc = cfg.tracking, cfg.scoring
+    expected = lineage(cfg)
     folder = models_dir or sc.models_dir
     if folder is not None:
-        return load_exported_models(folder, names.churn_model_name, names.ltv_model_name)
-    return load_registered(
-        f"{MODELS_PREFIX}{names.churn_model_name}{ALIAS_SEP}{sc.model_alias}",
-        f"{MODELS_PREFIX}{names.ltv_model_name}{ALIAS_SEP}{sc.model_alias}",
-        tracking_uri or names.uri,
-    )
+        trust = sc.trust_pickle if trust_pickle is None else trust_pickle
+        return load_exported_models(folder, names.churn_model_name, names.ltv_model_name,
+                                    trust_pickle=trust, expected=expected)
+    return load_registered_pair(names.churn_model_name, names.ltv_model_name, sc.model_alias,
+                                tracking_uri or names.uri, expected=expected)
 
 
 def default_cutoff(data: CustomerData) -> pd.Timestamp:

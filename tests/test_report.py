@@ -99,6 +99,7 @@ def write_job_outputs(out: Path) -> dict[str, pd.DataFrame]:
         "churn_probability": churn.predict_proba(test[features])[:, 1],
         "baseline_probability": recency.predict_proba(test[features])[:, 1],
         "ltv_actual": test["ltv"].to_numpy(), "ltv_predicted": ltv.predict(test[features]),
+        "value_if_retained": ltv.predict_if_retained(test[features]),
         "baseline_ltv": last.predict(test[features]),
         "logistic_probability": logistic.predict_proba(test[features])[:, 1],
     })
@@ -125,11 +126,13 @@ def write_job_outputs(out: Path) -> dict[str, pd.DataFrame]:
 
     contrib = churn.contributions(test[features])[features].to_numpy()
     top = np.argsort(-contrib, axis=1)[:, :TOP_REASONS]
-    value_at_risk = pred["churn_probability"] * pred["ltv_predicted"]
-    segment = _segment(pred["churn_probability"].to_numpy(), pred["ltv_predicted"].to_numpy())
+    value_at_risk = pred["churn_probability"] * pred["value_if_retained"]
+    segment = _segment(pred["churn_probability"].to_numpy(),
+                       pred["value_if_retained"].to_numpy())
     scores = pd.DataFrame({
         "customer_id": pred["customer_id"], "churn_probability": pred["churn_probability"],
-        "predicted_value": pred["ltv_predicted"], "value_at_risk": value_at_risk,
+        "expected_value": pred["ltv_predicted"],
+        "value_if_retained": pred["value_if_retained"], "value_at_risk": value_at_risk,
         "rank": value_at_risk.rank(ascending=False, method="first").astype("int64"),
         "risk_segment": segment,
         "reasons": ["; ".join(f"{features[j]} <raised risk>" for j in row) for row in top],

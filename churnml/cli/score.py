@@ -52,6 +52,11 @@ def score(
     tracking_uri: Annotated[
         str | None, typer.Option("--tracking-uri", help="MLflow store (default: tracking.uri)")
     ] = None,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option("--trust-pickle", help="let --models-dir hold pickled (.joblib) models, "
+                     "which run code when loaded: only for files you made yourself"),
+    ] = False,
     scored_at: Annotated[
         str | None,
         typer.Option("--scored-at", help="timestamp recorded as scored_at (default: now, UTC); "
@@ -61,6 +66,8 @@ def score(
     """Score every customer: churn probability x predicted value = value at risk, ranked,
     with the top churn drivers in words, a segment and a suggested action. Writes the
     scores, segment_summary.csv and one CSV per segment; prints the segment summary."""
+    from mlflow.exceptions import MlflowException
+
     from churnml.pipeline import (
         default_cutoff,
         load_scoring_models,
@@ -72,8 +79,12 @@ def score(
         cfg = resolve_config(config, dataset, data)
         uri = tracking_uri or cfg.tracking.uri
         folder = models_dir or cfg.scoring.models_dir
+        trust = trust_pickle or cfg.scoring.trust_pickle
+        if folder and trust:
+            err.print("[yellow]warning:[/yellow] --trust-pickle: pickled models in "
+                      f"{folder} will be loaded, and loading a pickle runs the code it holds")
         with step("loading models " + (f"from {folder}" if folder else f"from {uri}")):
-            models = load_scoring_models(cfg, folder, uri)
+            models = load_scoring_models(cfg, folder, uri, trust_pickle=trust)
         customer_data = load(cfg)
         if cutoff is None and cfg.data.dataset is not None:  # a historical built-in log
             cutoff = default_cutoff(customer_data)
@@ -94,7 +105,7 @@ def score(
         with step("writing scores and segment files"):
             files = write_score_outputs(result, out_dir, out, segments_dir)
         target = files["scores"]
-    except (ChurnmlError, ValueError, FileNotFoundError, LookupError) as exc:
+    except (ChurnmlError, ValueError, FileNotFoundError, LookupError, MlflowException) as exc:
         fail(exc)
     for note in result.warnings:
         err.print(f"[yellow]warning:[/yellow] {note}")

@@ -75,9 +75,14 @@ def train(
         _print_table(table, TITLES[task])
     for reg in result.registrations.values():
         champion = "none" if reg.champion_version is None else f"v{reg.champion_version}"
-        verdict = "promoted to champion" if reg.promoted else f"champion stays {champion}"
+        verdict = ("promoted to champion" if reg.promoted
+                   else f"registered as challenger, champion stays {champion}")
         err.print(f"  {reg.name} v{reg.version} aliases={reg.aliases}: {verdict} "
                   f"({reg.metric})", soft_wrap=True)
+        err.print(f"    {reg.message}", soft_wrap=True, markup=False)
+    if result.registrations and not next(iter(result.registrations.values())).promoted:
+        err.print("  churn and LTV models are promoted together: both must beat their "
+                  "champion and their naive baseline", soft_wrap=True)
     for what, path in result.files.items():
         err.print(f"  {what:<22} {path}")
     err.print(f"  total {sum(result.seconds.values()):.1f} s; MLflow run {result.run_id}")
@@ -87,16 +92,17 @@ def train(
 @app.command()
 def export(
     alias: Annotated[str, typer.Option(help="registry alias to export")] = "champion",
-    out: Annotated[Path, typer.Option("--out", help="folder for the joblib files and cards")]
+    out: Annotated[Path, typer.Option("--out", help="folder for the model files and cards")]
     = Path("models"),
     config: ConfigOpt = None,
     tracking_uri: TrackingOpt = None,
 ) -> None:
-    """Write the registered models holding ALIAS as joblib files plus JSON model cards,
-    for scoring without an MLflow server."""
+    """Write the churn/LTV pair holding ALIAS as code-free JSON (LightGBM text models, no
+    pickle) plus JSON model cards, for scoring without an MLflow server. The store is only
+    read: a missing store or model is an error naming it."""
     from mlflow.exceptions import MlflowException
 
-    from churnml.training.export import export_models
+    from churnml.training.export import MODEL_SUFFIX, export_models
 
     try:
         cfg = resolve_config(config, None, None)
@@ -106,4 +112,5 @@ def export(
     except (ChurnmlError, LookupError, MlflowException, FileNotFoundError) as exc:
         fail(exc)
     for name, card in cards.items():
-        err.print(f"[green]✓[/green] {name}@{alias} -> {card.with_suffix('.joblib')}, {card}")
+        err.print(f"[green]✓[/green] {name}@{alias} -> {card.parent / (name + MODEL_SUFFIX)}, "
+                  f"{card}", soft_wrap=True)

@@ -917,3 +917,48 @@ def oracle_churn_probability(
     death_first = np.divide(h, total, out=np.zeros_like(total), where=total > 0)
     p = np.where(state["alive"].to_numpy(), quiet + death_first * (1 - quiet), 1.0)
     return pd.Series(p, index=state.index, name="oracle_churn_probability")
+
+
+def true_lost_value(
+    data: CustomerData, cutoff: pd.Timestamp | str, horizon_days: int
+) -> pd.DataFrame:
+    """The value each customer truly loses to churn over ``[cutoff, cutoff + H)``.
+
+    Index ``customer_id`` of the customers who signed up before ``cutoff``; columns (rates
+    per day, money in currency units, before returns):
+
+    - ``true_churn``: 1 if the customer is dead by ``cutoff + H`` (already before the
+      cutoff, or within the horizon), else 0;
+    - ``spend_if_alive`` = ``lambda x H x mean_spend``: the expected horizon spend had the
+      customer stayed alive, with ``lambda`` the purchase rate of the cutoff's month (for a
+      customer already dead: of the last month alive) and ``mean_spend`` the Gamma-Gamma
+      mean order value;
+    - ``lost_value`` = ``true_churn x spend_if_alive``;
+    - ``oracle_lost_value`` = ``P(dead by cutoff + H | truth at cutoff) x spend_if_alive``
+      with ``P = 1`` for the dead and ``1 - exp(-h H)`` for the living (hazard ``h`` of the
+      cutoff's month): the best ranking of ``lost_value`` that the truth allows.
+
+    Defined for the non-contractual simulator.
+    """
+    if data.subscriptions is not None:
+        raise ValueError("true_lost_value is defined for the non-contractual simulator")
+    if horizon_days <= 0:
+        raise ValueError(f"horizon_days must be positive, got {horizon_days}")
+    cutoff = pd.Timestamp(cutoff)
+    truth = _truth(data)
+    state = latent_state_at(data, cutoff)
+    per = customer_truth(data).loc[state.index]
+    month = cutoff.to_period("M").to_timestamp()
+    last = (truth[truth["month"] <= month].sort_values(["customer_id", "month"])
+            .drop_duplicates("customer_id", keep="last").set_index("customer_id"))
+    rate = last["purchase_rate_per_day"].reindex(state.index).fillna(0.0).to_numpy()
+    end = cutoff + pd.Timedelta(days=horizon_days)
+    death = per["death_ts"]
+    churn = (death.notna() & (death < end)).to_numpy().astype("int64")
+    spend = rate * horizon_days * per["mean_spend"].to_numpy()
+    alive = state["alive"].to_numpy()
+    hazard = state["churn_hazard_per_day"].fillna(0.0).to_numpy()
+    p_dead = np.where(alive, 1.0 - np.exp(-hazard * horizon_days), 1.0)
+    return pd.DataFrame({"true_churn": churn, "spend_if_alive": spend,
+                         "lost_value": churn * spend, "oracle_lost_value": p_dead * spend},
+                        index=state.index)

@@ -48,6 +48,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
 
 from churnml.models._lgbm import (
     COLSAMPLE_BYTREE,
@@ -61,11 +62,13 @@ from churnml.models._lgbm import (
     REG_LAMBDA,
     SEED,
     VALIDATION_FRACTION,
+    BoosterModel,
     booster_params,
     fit_booster,
     holdout_split,
 )
-from churnml.models._preprocess import FrameModelMixin, check_target
+from churnml.models._preprocess import FrameEncoder, FrameModelMixin, check_target
+from churnml.models._state import ModelStateError, params_state, require, restore_params, stateful
 
 LTVKind = Literal["hurdle", "tweedie"]
 KINDS = ("hurdle", "tweedie")
@@ -76,8 +79,12 @@ IF_RETAINED = ("auto", "hurdle", "dedicated")
 # "auto" reuses the hurdle's spend part when retained rows and buyers differ on at most this
 # share of the training rows (returns can make a non-churned buyer's net value 0)
 HURDLE_MASK_TOLERANCE = 0.01
+# fitted boosters per kind (attribute names), as saved by LTVModel.to_state
+BOOSTERS = {"hurdle": ("purchase_model_", "spend_model_"), "tweedie": ("value_model_",)}
+RETAINED_BOOSTER = "retained_model_"  # saved too when if_retained_ == "dedicated"
 
 
+@stateful
 class LTVModel(FrameModelMixin, RegressorMixin, BaseEstimator):
     """Expected net revenue per customer over the label horizon (input currency).
 
@@ -101,10 +108,10 @@ class LTVModel(FrameModelMixin, RegressorMixin, BaseEstimator):
 
     Attributes
     ----------
-    purchase_model_ : lightgbm.LGBMClassifier (hurdle)
-    spend_model_ : lightgbm.LGBMRegressor (hurdle, gamma objective, buyers only)
-    value_model_ : lightgbm.LGBMRegressor (tweedie)
-    retained_model_ : lightgbm.LGBMRegressor or None
+    purchase_model_ : churnml.models._lgbm.BoosterModel (hurdle, binary)
+    spend_model_ : BoosterModel (hurdle, gamma objective, buyers only)
+    value_model_ : BoosterModel (tweedie)
+    retained_model_ : BoosterModel or None
         Dedicated regressor of the value of retained rows (None: the hurdle part is used).
     if_retained_ : str
         "hurdle" or "dedicated": what :meth:`predict_if_retained` reads.
@@ -276,6 +283,47 @@ class LTVModel(FrameModelMixin, RegressorMixin, BaseEstimator):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Expected net revenue over the horizon, input currency, >= 0."""
         return self.predict_components(X)[COMPONENTS[-1]].to_numpy()
+
+    def to_state(self) -> dict[str, Any]:
+        """Parameters, encoder, the boosters of :data:`BOOSTERS` (LightGBM text), balance
+        scale and the clipped-label counts."""
+        check_is_fitted(self, "balance_scale_")
+        return {
+            "params": params_state(self),
+            "encoder": self.encoder_.to_state(),
+            "boosters": {a: getattr(self, a).to_state() for a in BOOSTERS[self.kind]},
+            "balance_scale": self.balance_scale_,
+            "if_retained": self.if_retained_,
+            "retained_scale": self.retained_scale_,
+            "retained_booster": (None if self.retained_model_ is None
+                                 else self.retained_model_.to_state()),
+            "n_negative_labels": self.n_negative_labels_,
+            "clipped_value": self.clipped_value_,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> LTVModel:
+        est = restore_params(cls, state)
+        if est.kind not in KINDS:
+            raise ModelStateError(f"LTVModel kind {est.kind!r} is not one of {KINDS}")
+        est._set_encoder(FrameEncoder.from_state(require(state, "encoder", dict)))
+        boosters = require(state, "boosters", dict)
+        for attr in BOOSTERS[est.kind]:
+            setattr(est, attr, BoosterModel.from_state(require(boosters, attr, dict)))
+        est.balance_scale_ = float(require(state, "balance_scale", (int, float)))
+        est.if_retained_ = require(state, "if_retained", str)
+        if est.if_retained_ not in IF_RETAINED[1:]:
+            raise ModelStateError(f"LTVModel if_retained {est.if_retained_!r} is not one of "
+                                  f"{IF_RETAINED[1:]}")
+        est.retained_scale_ = float(require(state, "retained_scale", (int, float)))
+        retained = state.get("retained_booster")
+        est.retained_model_ = None if retained is None else BoosterModel.from_state(retained)
+        if est.if_retained_ == "dedicated" and est.retained_model_ is None:
+            raise ModelStateError("LTVModel state: if_retained is 'dedicated' but "
+                                  "retained_booster is missing")
+        est.n_negative_labels_ = int(require(state, "n_negative_labels", int))
+        est.clipped_value_ = float(require(state, "clipped_value", (int, float)))
+        return est
 
 
 def _mask(retained: Any, n_rows: int) -> np.ndarray:

@@ -66,8 +66,9 @@ def _udf(spark: Any, uri: str | None, tracking_uri: str | None,
     from churnml.training.tracking import DEFAULT_TRACKING_URI, tracking
 
     if uri is None:
-        raise ValueError("Spark scoring needs registered models (load_registered), not an export")
-    with tracking(tracking_uri or DEFAULT_TRACKING_URI):
+        raise ValueError("Spark scoring needs registered models (load_registered_pair), not an "
+                         "export")
+    with tracking(tracking_uri or DEFAULT_TRACKING_URI, read_only=True):
         return mlflow.pyfunc.spark_udf(spark, uri, result_type=result_type, env_manager="local")
 
 

@@ -12,10 +12,11 @@ Stages (each a plain function, usable alone):
    under ``cfg.output_dir``.
 5. :func:`log_run`: one MLflow run in the experiment named by the config, holding params,
    backtest means (``backtest.<model>.<metric>``) and per-fold values (``fold.<model>.
-   <metric>``, step = fold), tables, figures, the config, the data fingerprint and both
-   models, registered with alias ``challenger``; :func:`promote` moves ``champion`` to a
-   new version only if its backtest mean of the configured metric strictly beats the
-   champion's.
+   <metric>``, step = fold), tables, figures, the config, the data fingerprint, the lineage
+   (:mod:`churnml.training.lineage`) and both models, registered with alias ``challenger``;
+   :func:`promote` moves ``champion`` to the new pair only if each model's backtest mean of
+   the configured metric beats both the champion's and its naive baseline's
+   (:mod:`churnml.training.champion`), both models or neither.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ from churnml.training.backtest import (
     FittedModels,
     backtest,
     fit_models,
-    higher_is_better,
 )
 
 FILES = {
@@ -71,6 +71,7 @@ class Registration:
     champion_version: str | None
     promoted: bool
     metric: str
+    message: str = ""  # the champion rule's verdict, with the numbers
 
 
 @dataclass
@@ -199,12 +200,6 @@ def write_outputs(result: TrainResult, out_dir: str | Path) -> dict[str, Path]:
     return {key: write_table(tables[key], out / name) for key, name in FILES.items()}
 
 
-def _champion_key(cfg: Config, task: str) -> str:
-    metric = (cfg.tracking.churn_champion_metric if task == "churn"
-              else cfg.tracking.ltv_champion_metric)
-    return f"{BACKTEST_PREFIX}{task}.{metric}"
-
-
 def log_run(
     result: TrainResult, cfg: Config, data: CustomerData, example: pd.DataFrame
 ) -> dict[str, Any]:
@@ -216,8 +211,10 @@ def log_run(
 
     t, bt, models = cfg.tracking, result.backtest, result.models
     summary = bt.summary
+    from churnml.training.lineage import lineage_tags
+
     tags = {"churnml.config": cfg.name, "churnml.dataset": data.name,
-            "churnml.backtest": cfg.training.backtest}
+            "churnml.backtest": cfg.training.backtest, **lineage_tags(cfg)}
     with tr.start_run(t.experiment or cfg.name, run_name=cfg.name, tracking_uri=t.uri,
                       tags=tags) as run:
         tr.log_config(cfg)
@@ -257,25 +254,31 @@ def log_run(
     return logged
 
 
-def promote(cfg: Config, logged: dict[str, Any]) -> dict[str, Registration]:
-    """Give each newly registered version ``champion`` if its run's backtest mean of the
-    configured champion metric beats the current champion's by more than
-    ``tracking.min_improvement`` (or there is no champion)."""
+def promote(cfg: Config, logged: dict[str, Any], summary: pd.DataFrame,
+            run_id: str | None = None) -> dict[str, Registration]:
+    """Promote the newly registered churn/LTV pair to ``champion`` if both models beat the
+    champions and their naive baselines on the configured backtest metrics by more than
+    ``tracking.min_improvement`` (:mod:`churnml.training.champion`); otherwise both stay
+    ``challenger``. ``summary`` is the run's backtest summary (``task, model, metric,
+    mean``); the verdicts are printed by ``churnml train`` and logged as tags."""
+    from churnml.training import champion
     from churnml.training import tracking as tr
 
+    t = cfg.tracking
+    metrics = {"churn": t.churn_champion_metric, "ltv": t.ltv_champion_metric}
+    candidates = {task: (entry.name, str(entry.version)) for task, entry in logged.items()}
+    run_id = run_id or next(iter(logged.values())).run_id
+    decision = champion.promote_pair(summary, metrics, candidates, t.uri, run_id=run_id,
+                                     min_delta=t.min_improvement)
     out = {}
-    for task, entry in logged.items():
-        key = _champion_key(cfg, task)
-        metric = key.rsplit(".", 1)[-1]
-        promoted = tr.promote_if_better(entry.name, entry.version, key,
-                                        higher_is_better=higher_is_better(metric),
-                                        tracking_uri=cfg.tracking.uri,
-                                        min_delta=cfg.tracking.min_improvement)
-        with tr.tracking(cfg.tracking.uri) as client:
-            version = client.get_model_version(entry.name, entry.version)
-            champion = client.get_registered_model(entry.name).aliases.get(tr.CHAMPION)
-        out[task] = Registration(entry.name, str(entry.version), sorted(version.aliases),
-                                 None if champion is None else str(champion), promoted, key)
+    with tr.tracking(t.uri) as client:
+        for task, (name, version) in candidates.items():
+            mv = client.get_model_version(name, version)
+            current = client.get_registered_model(name).aliases.get(tr.CHAMPION)
+            out[task] = Registration(
+                name, version, sorted(mv.aliases),
+                None if current is None else str(current), decision.promote,
+                f"{BACKTEST_PREFIX}{task}.{metrics[task]}", decision.verdicts[task].text)
     return out
 
 
@@ -314,5 +317,5 @@ def train(cfg: Config, data: CustomerData, console: Console | None = None) -> Tr
         result.files = write_outputs(result, cfg.output_dir)
     with _stage(console, f"MLflow run and registry ({cfg.tracking.uri})", seconds):
         logged = log_run(result, cfg, data, final[models.features])
-        result.registrations = promote(cfg, logged)
+        result.registrations = promote(cfg, logged, bt.summary, result.run_id)
     return result
