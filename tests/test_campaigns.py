@@ -377,3 +377,62 @@ def test_evaluate_train_target_loop(tmp_path, migrated_db, monkeypatch) -> None:
         evaluate(cfg, simulate(300, seed=1, end="2024-03-31",
                                config=SimulatorConfig(campaigns=[late])), "late",
                  log_mlflow=False)
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def test_cli_plan_evaluate_and_fallback_target(tmp_path, migrated_db) -> None:
+    """plan -> (campaign runs) -> evaluate from the command line, on a data folder."""
+    from typer.testing import CliRunner
+
+    from churnml.cli import app
+
+    runner = CliRunner()
+    folder = tmp_path / "data"
+    folder.mkdir()
+    n = 200
+    ids = np.arange(1, n + 1)
+    before = pd.DataFrame({"customer_id": ids, "ts": "2024-01-10", "amount": 10.0})
+    before.to_csv(folder / "transactions.csv", index=False)
+    shutil.copy(migrated_db, tmp_path / "mlflow.db")
+    (tmp_path / "cfg.yaml").write_text(
+        "name: clitest\ndata:\n  dir: data\nchurn:\n  horizon_days: 30\n"
+        f"tracking:\n  uri: sqlite:///{tmp_path / 'mlflow.db'}\n"
+        "uplift:\n  control_share: 0.5\n  arm: coupon\n  cost_per_contact: 1.0\n"
+        f"output_dir: {tmp_path / 'out'}\n")
+    scores = scores_frame(n).assign(cutoff=pd.Timestamp("2024-03-01"))
+    (tmp_path / "out").mkdir()
+    scores.to_parquet(tmp_path / "out" / "scores.parquet", index=False)
+    cfg = ["--config", str(tmp_path / "cfg.yaml")]
+
+    res = runner.invoke(app, ["campaign", "plan", *cfg, "--campaign", "c9",
+                              "--segments", "at_risk", "--log", str(folder / "campaigns.csv")])
+    assert res.exit_code == 0, res.output
+    log = pd.read_csv(folder / "campaigns.csv")
+    assert len(log) == 100 and (log["arm"] == "control").sum() == 50
+
+    res = runner.invoke(app, ["campaign", "evaluate", *cfg, "--campaign", "c9"])
+    assert res.exit_code == 2 and "has not passed" in res.output
+
+    # the campaign ran: treated customers bought in the window, half the controls did too
+    treated_ids = log.loc[log["arm"] == "coupon", "customer_id"]
+    control_ids = log.loc[log["arm"] == "control", "customer_id"].iloc[:25]
+    after = pd.DataFrame({"customer_id": pd.concat([treated_ids, control_ids]),
+                          "ts": "2024-03-10", "amount": 20.0})
+    late = pd.DataFrame({"customer_id": [1], "ts": ["2024-05-01"], "amount": [1.0]})
+    pd.concat([before, after, late]).to_csv(folder / "transactions.csv", index=False)
+    res = runner.invoke(app, ["campaign", "evaluate", *cfg, "--campaign", "c9",
+                              "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(tmp_path / "out" / "campaigns" / "c9" / "evaluation.csv")
+    row = table[table["segment"] == OVERALL].iloc[0]
+    assert (row["retention_treated"], row["retention_control"]) == (1.0, 0.5)
+    assert row["incremental_revenue"] == pytest.approx(50 * (20.0 - 10.0))
+    assert row["net_revenue"] == pytest.approx(500.0 - 50.0)
+
+    res = runner.invoke(app, ["campaign", "target", *cfg])
+    assert res.exit_code == 0, res.output
+    assert "targeting_value = value_at_risk" in " ".join(res.output.split())
+    tv = pd.read_parquet(tmp_path / "out" / "targeting.parquet")
+    assert tv["targeting_value"].tolist() == scores["value_at_risk"].tolist()
