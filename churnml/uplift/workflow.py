@@ -29,6 +29,7 @@ from churnml.errors import ChurnmlError, ConfigError
 from churnml.features.build import build_features
 from churnml.features.definitions import CUTOFF
 from churnml.io import atomic_write, write_table
+from churnml.labels import UnlabelledCutoffError
 from churnml.uplift.campaigns import campaign_frame, contact_outcomes, contacts
 from churnml.uplift.control import CampaignPlan, plan_campaign, write_plan
 from churnml.uplift.drlearner import DRLearner
@@ -194,8 +195,18 @@ def train_uplift(cfg: Config, data: CustomerData, *, log_mlflow: bool = True) ->
     ``uplift/model.joblib`` and logs the run to MLflow."""
     from churnml.training.train import feature_spec
 
-    ids = _campaign_ids(cfg, data)
-    frames = [campaign_frame(data, cfg.churn, feature_spec(cfg), cid) for cid in ids]
+    ids, frames = [], []
+    for cid in _campaign_ids(cfg, data):
+        try:
+            frames.append(campaign_frame(data, cfg.churn, feature_spec(cfg), cid))
+            ids.append(cid)
+        except UnlabelledCutoffError:
+            if cfg.uplift.train_campaigns is not None:  # asked for by name: say why not
+                raise
+    if not frames:
+        raise UnlabelledCutoffError(
+            f"no campaign has contacts whose {cfg.churn.horizon_days}-day outcome window has "
+            "passed: nothing to learn from yet")
     X = pd.concat([f[0] for f in frames], ignore_index=True)
     log = pd.concat([f[1] for f in frames], ignore_index=True)
     treatment = _treatment(cfg, log)
