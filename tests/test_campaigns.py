@@ -436,3 +436,16 @@ def test_cli_plan_evaluate_and_fallback_target(tmp_path, migrated_db) -> None:
     assert "targeting_value = value_at_risk" in " ".join(res.output.split())
     tv = pd.read_parquet(tmp_path / "out" / "targeting.parquet")
     assert tv["targeting_value"].tolist() == scores["value_at_risk"].tolist()
+
+
+def test_contractual_outcomes_follow_the_subscription_at_the_contact() -> None:
+    tx_rows = pd.DataFrame({"customer_id": [1, 2, 3], "ts": "2024-01-01", "amount": 9.99})
+    subs = pd.DataFrame({"customer_id": [1, 2, 3],
+                         "start_ts": ["2024-01-01", "2024-01-01", "2024-01-01"],
+                         "end_ts": [None, "2024-03-20", "2024-02-01"]})
+    d = CustomerData.from_frames(tx_rows, subscriptions=subs, campaigns=log())
+    churn = ChurnConfig(kind="contractual", horizon_days=30, resubscribe_grace_days=0)
+    out = contact_outcomes(d, churn, data_end=END).set_index("customer_id")
+    # 1 stays subscribed; 2 ends 19 days after the contact; 3 had left before it (no outcome)
+    assert out.loc[1, "retained"] == 1.0 and out.loc[2, "retained"] == 0.0
+    assert np.isnan(out.loc[3, "retained"])
