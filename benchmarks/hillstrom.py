@@ -1,6 +1,6 @@
 """Uplift learners on the Hillstrom e-mail experiment (real randomised campaign).
 
-    python benchmarks/hillstrom.py              # 5 splits, ~15 min on 2 shared cores
+    python benchmarks/hillstrom.py              # 5 splits, ~25 min on 2 shared cores
     python benchmarks/hillstrom.py --splits 2   # quicker look
 
 Data: ``../shared/data/hillstrom/hillstrom.csv.gz`` (64,000 customers randomly sent a Womens
@@ -41,7 +41,7 @@ OUTCOMES = ("visit", "conversion", "spend")
 ARMS = ("Womens E-Mail", "Mens E-Mail")
 CONTROL = "No E-Mail"
 K = 0.3
-INNER_SPLITS = 2
+INNER_SPLITS = 3
 METRICS = ("qini", "uplift_auc", "uplift_at_k")
 
 # The README's measured reference (Womens e-mail vs no e-mail), mean and sd over 5 splits.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -128,6 +130,8 @@ def test_fits_are_deterministic_and_clonable():
     b = clone(DRLearner(n_folds=3, **FAST)).fit(X, arm, retained).predict(X)
     pd.testing.assert_frame_equal(a, b)
     assert DRLearner(**FAST).get_params()["n_estimators"] == 60
+    model = SLearner(**FAST).fit(X, arm, retained)  # saved with joblib/pickle by callers
+    pd.testing.assert_frame_equal(pickle.loads(pickle.dumps(model)).predict(X), model.predict(X))
 
 
 def test_bad_inputs_name_the_problem():
