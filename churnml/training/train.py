@@ -39,6 +39,7 @@ from churnml.errors import ConfigError
 from churnml.features import FeatureSpec, spec_from_config
 from churnml.io import write_table
 from churnml.labels import build_panel, labelled_cutoffs
+from churnml.models.btyd import BTYDChurnModel, BTYDValueModel
 from churnml.training.backtest import (
     CUTOFF,
     BacktestResult,
@@ -158,17 +159,29 @@ def _gain_share(booster: Any, names: Any) -> pd.Series:
     return pd.Series(gain / total if total > 0 else gain, index=list(names))
 
 
+def _equal_share(names: Any) -> pd.Series:
+    names = list(names)
+    return pd.Series(1.0 / len(names), index=names)
+
+
 def feature_importance(models: FittedModels) -> pd.DataFrame:
     """``feature, importance, model``: each feature's share of the total split gain of the
     churn booster, and of the LTV boosters (hurdle: mean of the purchase and spend boosters'
-    shares); each model's importances sum to 1."""
+    shares); each model's importances sum to 1. A BTYD model (no split gain) shares its
+    importance equally among the purchase-history columns it reads."""
     ltv = models.ltv
-    parts = ([ltv.value_model_] if ltv.kind == "tweedie"
-             else [ltv.purchase_model_, ltv.spend_model_])
+    if isinstance(ltv, BTYDValueModel):
+        ltv_share = _equal_share(ltv.feature_names_in_)
+    else:
+        parts = ([ltv.value_model_] if ltv.kind == "tweedie"
+                 else [ltv.purchase_model_, ltv.spend_model_])
+        ltv_share = pd.concat([_gain_share(p.booster_, ltv.feature_names_in_) for p in parts],
+                              axis=1).mean(axis=1)
+    churn = models.churn
     shares = {
-        "churn": _gain_share(models.churn.booster_, models.churn.feature_names_in_),
-        "ltv": pd.concat([_gain_share(p.booster_, ltv.feature_names_in_) for p in parts],
-                         axis=1).mean(axis=1),
+        "churn": (_equal_share(churn.feature_names_in_) if isinstance(churn, BTYDChurnModel)
+                  else _gain_share(churn.booster_, churn.feature_names_in_)),
+        "ltv": ltv_share,
     }
     return pd.concat(
         [s.sort_values(ascending=False, kind="stable").rename_axis("feature")
