@@ -358,8 +358,7 @@ class ScoringConfig(_Strict):
     )
     quantiles: dict[str, tuple[str, float]] = Field(
         default_factory=lambda: {
-            "vip_value": ("value_if_retained", 0.9),
-            "high_value": ("value_if_retained", 0.8),
+            "vip_value": ("value_if_retained", 0.8),
             "top_value_at_risk": ("value_at_risk", 0.8),
             "high_past_value": ("net_revenue_total", 0.8),
         },
@@ -368,8 +367,7 @@ class ScoringConfig(_Strict):
     )
     thresholds: dict[str, float] = Field(
         default_factory=lambda: {
-            "high_risk_probability": 0.5,
-            "at_risk_probability": 0.3,
+            "high_risk_probability": 0.3,
             "loyal_max_probability": 0.2,
             "loyal_min_purchases": 4,
             "new_customer_days": 90,
@@ -384,11 +382,11 @@ class ScoringConfig(_Strict):
              "action": "personal call"},
             {"name": "at_risk", "priority": 20, "reasons": True,
              "when": "value_at_risk >= top_value_at_risk AND churn_probability >= "
-                     "at_risk_probability AND days_since_last_purchase < horizon_days",
+                     "high_risk_probability AND days_since_last_purchase < horizon_days",
              "action": "retention offer"},
             {"name": "lapsed_high_value", "priority": 30, "reasons": True,
              "when": "days_since_last_purchase >= horizon_days AND (value_if_retained >= "
-                     "high_value OR net_revenue_total >= high_past_value)",
+                     "vip_value OR net_revenue_total >= high_past_value)",
              "action": "win-back (reactivation) email"},
             {"name": "detractor", "priority": 40, "reasons": True,
              "when": "nps_detractor = 1", "action": "service follow-up"},

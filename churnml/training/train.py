@@ -41,7 +41,11 @@ from churnml.io import write_table
 from churnml.labels import build_panel, labelled_cutoffs
 from churnml.models.btyd import BTYDChurnModel, BTYDValueModel
 from churnml.training.backtest import (
+    CLASSIFICATION,
     CUTOFF,
+    IF_RETAINED,
+    REGRESSION,
+    VALUE_AT_RISK,
     BacktestResult,
     FittedModels,
     backtest,
@@ -56,6 +60,7 @@ FILES = {
 CHURN_SUMMARY = ("roc_auc", "pr_auc", "brier", "log_loss", "top_decile_lift")
 LTV_SUMMARY = ("normalized_gini", "top_10_capture", "top_20_capture", "spearman",
                "total_ratio")
+VAR_SUMMARY = ("var_normalized_gini", "var_coverage_top_10", "var_coverage_top_20")
 BACKTEST_PREFIX, FOLD_PREFIX = "backtest.", "fold."
 # DuckDB threads for the training panel: parallel float sums (e.g. net_revenue_total) differ
 # in the last bits from run to run, which can flip LightGBM splits; one thread is exact.
@@ -191,11 +196,22 @@ def feature_importance(models: FittedModels) -> pd.DataFrame:
 
 
 def summary_tables(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Backtest means as two wide tables, ``churn`` (models x :data:`CHURN_SUMMARY`) and
-    ``ltv`` (models x :data:`LTV_SUMMARY`), models in backtest order."""
+    """Backtest means as wide tables, models in backtest order: ``churn`` (models x
+    :data:`CHURN_SUMMARY`), ``ltv`` (models x :data:`LTV_SUMMARY`, regression metrics),
+    ``if_retained`` (predictors of the revenue of customers who did not churn x
+    :data:`LTV_SUMMARY`) and ``value_at_risk`` (rankings of the revenue lost x
+    :data:`VAR_SUMMARY`)."""
     out = {}
-    for task, metrics in (("churn", CHURN_SUMMARY), ("ltv", LTV_SUMMARY)):
-        rows = summary[(summary["task"] == task) & summary["metric"].isin(metrics)]
+    sets = summary["metric_set"]
+    for task, metrics, keep in (
+        ("churn", CHURN_SUMMARY, sets == CLASSIFICATION),
+        ("ltv", LTV_SUMMARY, sets == REGRESSION),
+        (IF_RETAINED, LTV_SUMMARY, sets == IF_RETAINED),
+        (VALUE_AT_RISK, VAR_SUMMARY, sets == VALUE_AT_RISK),
+    ):
+        rows = summary[keep & summary["metric"].isin(metrics)]
+        if rows.empty:
+            continue
         wide = rows.pivot(index="model", columns="metric", values="mean")
         order = list(dict.fromkeys(rows["model"]))
         out[task] = wide.loc[order, [m for m in metrics if m in wide]].reset_index()
