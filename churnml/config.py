@@ -142,11 +142,13 @@ class TrainingConfig(_Strict):
     ltv_params: dict[str, Any] = Field(default_factory=dict, description="LTVModel arguments")
     churn_candidates: list[dict[str, Any]] = Field(
         default_factory=list,
-        description="churn_params overrides compared by nested validation (empty: none)",
+        description="churn_params overrides compared by nested validation (empty: none); "
+        "{model: btyd, kind: pareto_nbd|bgnbd} is a BTYD churn model instead of LightGBM",
     )
     ltv_candidates: list[dict[str, Any]] = Field(
         default_factory=lambda: [{"kind": "hurdle"}, {"kind": "tweedie"}],
-        description="ltv_params overrides compared by nested validation (empty: none)",
+        description="ltv_params overrides compared by nested validation (empty: none); "
+        "{kind: btyd, btyd_model: pareto_nbd|bgnbd} is a BTYD (+ Gamma-Gamma) value model",
     )
     churn_selection_metric: ChurnMetric = "roc_auc"
     ltv_selection_metric: LTVMetric = "normalized_gini"
@@ -159,6 +161,37 @@ class TrainingConfig(_Strict):
     n_jobs: int = Field(
         1, gt=0, description="threads of LightGBM and BLAS (fixed: results may depend on it)"
     )
+
+    @model_validator(mode="after")
+    def _btyd_candidates(self) -> TrainingConfig:
+        for i, c in enumerate(self.churn_candidates):
+            model = c.get("model", LIGHTGBM)
+            if model not in (LIGHTGBM, BTYD):
+                raise ValueError(f"churn_candidates[{i}].model must be {LIGHTGBM!r} or "
+                                 f"{BTYD!r}, got {model!r}")
+            if model == BTYD:
+                _check_btyd(c, f"churn_candidates[{i}]", "kind", {"model", "kind"})
+        for i, c in enumerate(self.ltv_candidates):
+            if c.get("kind") == BTYD:
+                _check_btyd(c, f"ltv_candidates[{i}]", "btyd_model", {"kind", "btyd_model"})
+            elif "btyd_model" in c:
+                raise ValueError(f"ltv_candidates[{i}]: btyd_model needs kind: {BTYD}")
+        return self
+
+
+LIGHTGBM, BTYD = "lightgbm", "btyd"  # candidate model families
+BTYD_KINDS = ("pareto_nbd", "bgnbd")  # as churnml.models.btyd.KINDS
+
+
+def _check_btyd(candidate: dict[str, Any], where: str, kind_key: str, allowed: set[str]) -> None:
+    """A BTYD candidate names only ``allowed`` keys and a known transaction model."""
+    unknown = set(candidate) - allowed
+    if unknown:
+        raise ValueError(f"{where}: a BTYD candidate takes only {sorted(allowed)} (its "
+                         f"horizon is churn.horizon_days), got {sorted(unknown)}")
+    kind = candidate.get(kind_key, BTYD_KINDS[0])
+    if kind not in BTYD_KINDS:
+        raise ValueError(f"{where}.{kind_key} must be one of {BTYD_KINDS}, got {kind!r}")
 
 
 REGISTRY_NAME_FORBIDDEN = "/@:'\""  # would break models:/<name>@<alias> URIs, filters
@@ -325,8 +358,7 @@ class ScoringConfig(_Strict):
     )
     quantiles: dict[str, tuple[str, float]] = Field(
         default_factory=lambda: {
-            "vip_value": ("value_if_retained", 0.9),
-            "high_value": ("value_if_retained", 0.8),
+            "vip_value": ("value_if_retained", 0.8),
             "top_value_at_risk": ("value_at_risk", 0.8),
             "high_past_value": ("net_revenue_total", 0.8),
         },
@@ -335,8 +367,7 @@ class ScoringConfig(_Strict):
     )
     thresholds: dict[str, float] = Field(
         default_factory=lambda: {
-            "high_risk_probability": 0.5,
-            "at_risk_probability": 0.3,
+            "high_risk_probability": 0.3,
             "loyal_max_probability": 0.2,
             "loyal_min_purchases": 4,
             "new_customer_days": 90,
@@ -351,11 +382,11 @@ class ScoringConfig(_Strict):
              "action": "personal call"},
             {"name": "at_risk", "priority": 20, "reasons": True,
              "when": "value_at_risk >= top_value_at_risk AND churn_probability >= "
-                     "at_risk_probability AND days_since_last_purchase < horizon_days",
+                     "high_risk_probability AND days_since_last_purchase < horizon_days",
              "action": "retention offer"},
             {"name": "lapsed_high_value", "priority": 30, "reasons": True,
              "when": "days_since_last_purchase >= horizon_days AND (value_if_retained >= "
-                     "high_value OR net_revenue_total >= high_past_value)",
+                     "vip_value OR net_revenue_total >= high_past_value)",
              "action": "win-back (reactivation) email"},
             {"name": "detractor", "priority": 40, "reasons": True,
              "when": "nps_detractor = 1", "action": "service follow-up"},

@@ -152,10 +152,10 @@ def test_default_segments_follow_their_rules(result, features):
     recent = s["days_since_last_purchase"] < t["horizon_days"]
     vip = (s["value_if_retained"] >= t["vip_value"]) & (
         s["churn_probability"] >= t["high_risk_probability"]) & recent
-    at_risk = top & (s["churn_probability"] >= t["at_risk_probability"]) & recent
+    at_risk = top & (s["churn_probability"] >= t["high_risk_probability"]) & recent
     assert (s.loc[vip, "risk_segment"] == "vip_at_risk").all()
     assert (s.loc[at_risk & ~vip, "risk_segment"] == "at_risk").all()
-    lapsed_high = ~recent & ((s["value_if_retained"] >= t["high_value"])
+    lapsed_high = ~recent & ((s["value_if_retained"] >= t["vip_value"])
                              | (s["net_revenue_total"] >= t["high_past_value"]))
     assert (s.loc[lapsed_high & ~vip & ~at_risk, "risk_segment"] == "lapsed_high_value").all()
     # the explained segments all have reasons

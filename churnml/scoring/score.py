@@ -221,8 +221,13 @@ class Scorer:
         self._explainer: PathAttribution | None = None
 
     @property
+    def explainable(self) -> bool:
+        """Whether the churn model has trees to attribute (a BTYD churn model has none)."""
+        return hasattr(self.models.churn, "booster_")
+
+    @property
     def explainer(self) -> PathAttribution | None:
-        if self.config.attribution == "path" and self._explainer is None:
+        if self.config.attribution == "path" and self._explainer is None and self.explainable:
             self._explainer = PathAttribution(self.models.churn)
         return self._explainer
 
@@ -236,7 +241,10 @@ class Scorer:
                                          self.models.ltv.predict_if_retained(X)))
 
     def explain(self, X: pd.DataFrame) -> np.ndarray:
-        """Reasons in words for every row of ``X``."""
+        """Reasons in words for every row of ``X`` (missing when the churn model has no
+        trees to attribute: a BTYD model)."""
+        if not self.explainable:
+            return np.full(len(X), None, dtype=object)
         contrib = row_contributions(self.models.churn, X, self.config.attribution,
                                     self.explainer)
         drivers = top_drivers(contrib, self.config.reasons_count,

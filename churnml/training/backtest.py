@@ -34,7 +34,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 from threadpoolctl import threadpool_limits
 
-from churnml.config import ChurnConfig, TrainingConfig
+from churnml.config import BTYD, BTYD_KINDS, ChurnConfig, TrainingConfig
 from churnml.errors import ConfigError, DataValidationError
 from churnml.labels import label_window_days
 from churnml.models import (
@@ -46,6 +46,7 @@ from churnml.models import (
 )
 from churnml.models._lgbm import holdout_split
 from churnml.models.baselines import RECENCY_COLUMN
+from churnml.models.btyd import BTYDChurnModel, BTYDValueModel
 from churnml.training.evaluation import (
     calibration_table,
     classification_metrics,
@@ -240,9 +241,20 @@ def _estimator(cls: type, section: str, params: dict[str, Any]) -> Any:
         raise ConfigError(f"training.{section}: {exc}") from exc
 
 
-def make_estimator(task: Task, training: TrainingConfig, overrides: dict[str, Any]) -> Any:
+def make_estimator(task: Task, training: TrainingConfig, overrides: dict[str, Any],
+                   horizon_days: int = ChurnConfig().horizon_days) -> Any:
     """Unfitted churn classifier or LTV model: ``seed`` and ``n_jobs``, then the configured
-    params, then the candidate ``overrides``."""
+    params, then the candidate ``overrides``. A BTYD candidate (``{model: btyd, kind}`` for
+    churn, ``{kind: btyd, btyd_model}`` for LTV; validated by the config) is a
+    :class:`~churnml.models.btyd.BTYDChurnModel` / :class:`~churnml.models.btyd.BTYDValueModel`
+    over ``horizon_days`` and ignores the LightGBM params."""
+    if task == "churn" and overrides.get("model") == BTYD:
+        return BTYDChurnModel(kind=overrides.get("kind", BTYD_KINDS[0]),
+                              horizon_days=horizon_days)
+    if task == "ltv" and overrides.get("kind") == BTYD:
+        return BTYDValueModel(kind=overrides.get("btyd_model", BTYD_KINDS[0]),
+                              horizon_days=horizon_days)
+    overrides = {k: v for k, v in overrides.items() if not (task == "churn" and k == "model")}
     cls, section, params = (
         (ChurnClassifier, "churn_params", training.churn_params)
         if task == "churn" else (LTVModel, "ltv_params", training.ltv_params)
@@ -255,6 +267,8 @@ def _fit(task: Task, estimator: Any, X: pd.DataFrame, y: np.ndarray, groups: np.
          retained: np.ndarray) -> Any:
     """Fit one estimator; the LTV model also learns its value-if-retained part on the
     ``retained`` (not churned) rows."""
+    if isinstance(estimator, BTYDChurnModel | BTYDValueModel):
+        return estimator.fit(X)  # fitted to the purchase histories; labels unused
     if task == "ltv":
         return estimator.fit(X, y, groups=groups, retained=retained)
     return estimator.fit(X, y, groups=groups)
@@ -276,6 +290,7 @@ def select_candidate(
     groups: np.ndarray,
     split: tuple[np.ndarray, np.ndarray],
     retained: np.ndarray | None = None,
+    horizon_days: int = ChurnConfig().horizon_days,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Best of the configured candidates on the inner validation part of ``split``.
 
@@ -291,7 +306,7 @@ def select_candidate(
     retained = np.asarray(y == 0) if retained is None else np.asarray(retained)
     values = []
     for overrides in candidates:
-        est = make_estimator(task, training, overrides)
+        est = make_estimator(task, training, overrides, horizon_days)
         _fit(task, est, X.iloc[fit], y[fit], groups[fit], retained[fit])
         values.append(_metrics(task, y[val], _score(task, est, X.iloc[val]))[metric])
     signed = np.asarray(values) * (1.0 if higher_is_better(metric) else -1.0)
@@ -309,10 +324,10 @@ class FittedModels:
     """The five models of one fit, the features they read and the nested choices."""
 
     features: list[str]
-    churn: ChurnClassifier
+    churn: ChurnClassifier | BTYDChurnModel
     logistic: LogisticChurnBaseline
     recency: RecencyBaseline
-    ltv: LTVModel
+    ltv: LTVModel | BTYDValueModel
     last_value: LastValueBaseline
     selected: dict[str, dict[str, Any]] = field(default_factory=dict)
     selection: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -343,10 +358,10 @@ def fit_models(
     selected, tables, fitted = {}, [], {}
     for task in ("churn", "ltv"):
         selected[task], table = select_candidate(task, training, X, y[task], groups, split,
-                                                 retained)
+                                                 retained, churn.horizon_days)
         tables.append(table)
-        fitted[task] = _fit(task, make_estimator(task, training, selected[task]), X, y[task],
-                            groups, retained)
+        est = make_estimator(task, training, selected[task], churn.horizon_days)
+        fitted[task] = _fit(task, est, X, y[task], groups, retained)
     logistic = _estimator(LogisticChurnBaseline, "logistic_params", training.logistic_params)
     return FittedModels(
         features=features,
