@@ -358,9 +358,12 @@ def test_evaluate_train_target_loop(tmp_path, migrated_db, monkeypatch) -> None:
     ev = evaluate(cfg, d, "s1")
     direct = evaluate_campaign(contact_outcomes(d, cfg.churn, "s1"), 0.95)
     pd.testing.assert_frame_equal(ev.table, direct)
-    run = mlflow.MlflowClient(cfg.tracking.uri).get_run(ev.run_id)
+    client = mlflow.MlflowClient(cfg.tracking.uri)
+    run = client.get_run(ev.run_id)
     assert run.data.metrics["coupon_10.retention_lift"] == pytest.approx(
         direct.loc[0, "retention_lift"])
+    assert [a.path for a in client.list_artifacts(ev.run_id, "tables")] == [
+        "tables/campaign_evaluation.csv"]
     fit = train_uplift(cfg, d)
     assert set(fit.validation["outcome"]) == {"retained", "revenue"}
     assert load_uplift(cfg).treatment == "coupon_10"

@@ -13,6 +13,7 @@ Evaluation and training runs are logged to MLflow (``tracking.uri``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,7 +134,13 @@ def _replace_rows(path: Path, rows: pd.DataFrame, campaign_id: str) -> Path:
 
 
 def _log_evaluation(cfg: Config, ev: CampaignEvaluation) -> str:
-    from churnml.training.tracking import log_metrics, log_params, log_table, start_run
+    from churnml.training.tracking import (
+        log_figure,
+        log_metrics,
+        log_params,
+        log_table,
+        start_run,
+    )
 
     with start_run(experiment_name(cfg), run_name=f"evaluate {ev.campaign_id}",
                    tracking_uri=cfg.tracking.uri,
@@ -145,9 +152,30 @@ def _log_evaluation(cfg: Config, ev: CampaignEvaluation) -> str:
         for _, row in ev.table[ev.table["segment"] == OVERALL].iterrows():
             metrics = {k: v for k, v in row.items()
                        if k not in ("arm", "segment") and pd.notna(v)}
-            log_metrics(metrics, prefix=f"{row['arm']}.")
+            arm = re.sub(r"[^A-Za-z0-9_\-. /]", "_", str(row["arm"]))  # MLflow's key charset
+            log_metrics(metrics, prefix=f"{arm}.")
         log_table(ev.table, "campaign_evaluation")
+        figure = _score_qini_figure(ev)
+        if figure is not None:
+            log_figure(figure, "campaign_qini")
         return run.info.run_id
+
+
+def _score_qini_figure(ev: CampaignEvaluation) -> Any:
+    """Qini curve (retention) of the score recorded in the log, with its bootstrap band."""
+    from churnml.uplift.metrics import curve_band
+    from churnml.uplift.plots import plot_qini_curve
+
+    rows = ev.outcomes
+    if "score" not in rows or rows["score"].isna().any():
+        return None
+    y = rows["retained"].to_numpy(float)
+    t = (rows["arm"] != CONTROL_ARM).to_numpy().astype(int)
+    if np.unique(y).size < 2 or np.unique(t).size < 2:
+        return None
+    band = curve_band(y, rows["score"].to_numpy(float), t)
+    return plot_qini_curve({"targeting score": band},
+                           title=f"Campaign {ev.campaign_id}: Qini of the targeting score")
 
 
 # --------------------------------------------------------------------------- train
