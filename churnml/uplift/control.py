@@ -121,7 +121,8 @@ def plan_campaign(
                      "(train an uplift model and run `churnml campaign target` to rank by "
                      "incremental value)")
     else:
-        excluded = pool[NEGATIVE] | (pool[TARGETING_VALUE] <= 0)
+        negative = pool[NEGATIVE].astype(bool) if NEGATIVE in pool else False
+        excluded = negative | (pool[TARGETING_VALUE] <= 0)
         if excluded.any():
             notes.append(f"{int(excluded.sum())} customer(s) left out: negative uplift or "
                          "targeting value <= 0")
