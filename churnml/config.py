@@ -236,11 +236,13 @@ class TrainingConfig(_Strict):
     ltv_params: dict[str, Any] = Field(default_factory=dict, description="LTVModel arguments")
     churn_candidates: list[dict[str, Any]] = Field(
         default_factory=list,
-        description="churn_params overrides compared by nested validation (empty: none)",
+        description="churn_params overrides compared by nested validation (empty: none); "
+        "{model: btyd, kind: pareto_nbd|bgnbd} is a BTYD churn model instead of LightGBM",
     )
     ltv_candidates: list[dict[str, Any]] = Field(
         default_factory=lambda: [{"kind": "hurdle"}, {"kind": "tweedie"}],
-        description="ltv_params overrides compared by nested validation (empty: none)",
+        description="ltv_params overrides compared by nested validation (empty: none); "
+        "{kind: btyd, btyd_model: pareto_nbd|bgnbd} is a BTYD (+ Gamma-Gamma) value model",
     )
     churn_selection_metric: ChurnMetric = "roc_auc"
     ltv_selection_metric: LTVMetric = "normalized_gini"
@@ -253,6 +255,37 @@ class TrainingConfig(_Strict):
     n_jobs: int = Field(
         1, gt=0, description="threads of LightGBM and BLAS (fixed: results may depend on it)"
     )
+
+    @model_validator(mode="after")
+    def _btyd_candidates(self) -> TrainingConfig:
+        for i, c in enumerate(self.churn_candidates):
+            model = c.get("model", LIGHTGBM)
+            if model not in (LIGHTGBM, BTYD):
+                raise ValueError(f"churn_candidates[{i}].model must be {LIGHTGBM!r} or "
+                                 f"{BTYD!r}, got {model!r}")
+            if model == BTYD:
+                _check_btyd(c, f"churn_candidates[{i}]", "kind", {"model", "kind"})
+        for i, c in enumerate(self.ltv_candidates):
+            if c.get("kind") == BTYD:
+                _check_btyd(c, f"ltv_candidates[{i}]", "btyd_model", {"kind", "btyd_model"})
+            elif "btyd_model" in c:
+                raise ValueError(f"ltv_candidates[{i}]: btyd_model needs kind: {BTYD}")
+        return self
+
+
+LIGHTGBM, BTYD = "lightgbm", "btyd"  # candidate model families
+BTYD_KINDS = ("pareto_nbd", "bgnbd")  # as churnml.models.btyd.KINDS
+
+
+def _check_btyd(candidate: dict[str, Any], where: str, kind_key: str, allowed: set[str]) -> None:
+    """A BTYD candidate names only ``allowed`` keys and a known transaction model."""
+    unknown = set(candidate) - allowed
+    if unknown:
+        raise ValueError(f"{where}: a BTYD candidate takes only {sorted(allowed)} (its "
+                         f"horizon is churn.horizon_days), got {sorted(unknown)}")
+    kind = candidate.get(kind_key, BTYD_KINDS[0])
+    if kind not in BTYD_KINDS:
+        raise ValueError(f"{where}.{kind_key} must be one of {BTYD_KINDS}, got {kind!r}")
 
 
 REGISTRY_NAME_FORBIDDEN = "/@:'\""  # would break models:/<name>@<alias> URIs, filters
@@ -330,7 +363,8 @@ class ScoringConfig(_Strict):
     """Batch scoring (``churnml score``): models, chunking, reasons in words and segments.
 
     Segment rules and reason conditions are SQL (DuckDB dialect) over the scored columns
-    (``churn_probability``, ``predicted_value``, ``value_at_risk``), any feature, the named
+    (``churn_probability``, ``expected_value``, ``value_if_retained``, ``value_at_risk``),
+    any feature, the named
     ``thresholds`` and ``quantiles``, and ``horizon_days`` / ``lookback_days`` of ``churn``.
     Each customer gets the first segment (lowest ``priority``) whose rule holds, else
     ``default_segment``.
@@ -418,7 +452,7 @@ class ScoringConfig(_Strict):
     )
     quantiles: dict[str, tuple[str, float]] = Field(
         default_factory=lambda: {
-            "vip_value": ("predicted_value", 0.9),
+            "vip_value": ("value_if_retained", 0.8),
             "top_value_at_risk": ("value_at_risk", 0.8),
             "high_past_value": ("net_revenue_total", 0.8),
         },
@@ -427,7 +461,7 @@ class ScoringConfig(_Strict):
     )
     thresholds: dict[str, float] = Field(
         default_factory=lambda: {
-            "high_risk_probability": 0.5,
+            "high_risk_probability": 0.3,
             "loyal_max_probability": 0.2,
             "loyal_min_purchases": 4,
             "new_customer_days": 90,
@@ -437,14 +471,16 @@ class ScoringConfig(_Strict):
     segments: list[dict[str, str | int | bool]] = Field(
         default_factory=lambda: [
             {"name": "vip_at_risk", "priority": 10, "reasons": True,
-             "when": "predicted_value >= vip_value AND churn_probability >= "
-                     "high_risk_probability",
+             "when": "value_if_retained >= vip_value AND churn_probability >= "
+                     "high_risk_probability AND days_since_last_purchase < horizon_days",
              "action": "personal call"},
             {"name": "at_risk", "priority": 20, "reasons": True,
-             "when": "value_at_risk >= top_value_at_risk", "action": "retention offer"},
+             "when": "value_at_risk >= top_value_at_risk AND churn_probability >= "
+                     "high_risk_probability AND days_since_last_purchase < horizon_days",
+             "action": "retention offer"},
             {"name": "lapsed_high_value", "priority": 30, "reasons": True,
-             "when": "days_since_last_purchase >= horizon_days AND net_revenue_total >= "
-                     "high_past_value",
+             "when": "days_since_last_purchase >= horizon_days AND (value_if_retained >= "
+                     "vip_value OR net_revenue_total >= high_past_value)",
              "action": "win-back (reactivation) email"},
             {"name": "detractor", "priority": 40, "reasons": True,
              "when": "nps_detractor = 1", "action": "service follow-up"},
@@ -494,6 +530,44 @@ class ScoringConfig(_Strict):
         return self
 
 
+class UpliftConfig(_Strict):
+    """Campaigns and uplift (``churnml campaign plan|evaluate|train|target``)."""
+
+    learner: Literal["s", "t", "x", "dr"] = Field(
+        "x", description="meta-learner of churnml.uplift: S-, T-, X- or doubly robust"
+    )
+    outcome: Literal["retained", "revenue"] = Field(
+        "retained", description="effect modelled: on P(retained) (targeting value = uplift x "
+        "value_if_retained - cost) or on horizon revenue (uplift - cost)"
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="learner arguments (LightGBM, propensity, ...)"
+    )
+    train_campaigns: list[str] | None = Field(
+        None, description="campaign ids to learn from (None: every matured campaign)"
+    )
+    treatment: str | None = Field(
+        None, description="treatment arm to target with (None: the only one in the log)"
+    )
+    control_share: float = Field(
+        0.1, gt=0, lt=1, description="share of each segment held out as random control group"
+    )
+    arm: str = Field("treatment", description="arm name written for contacted customers")
+    channel: str | None = Field(None, description="campaigns.channel written by plan")
+    cost_per_contact: float = Field(0.0, ge=0, description="cost of one treated contact, "
+                                    "currency units")
+    budget_contacts: int | None = Field(
+        None, gt=0, description="at most this many customers per campaign (holdout included)"
+    )
+    budget_cost: float | None = Field(None, gt=0, description="at most this expected cost")
+    seed: int = Field(42, description="seed of the control-group draw")
+    interval_level: float = Field(0.95, gt=0, lt=1, description="confidence level of "
+                                  "campaign evaluation intervals")
+    experiment: str | None = Field(
+        None, description="MLflow experiment of campaign runs (default: <name>-campaigns)"
+    )
+
+
 class Config(_Strict):
     name: str = "churnml"
     data: DataConfig
@@ -505,6 +579,7 @@ class Config(_Strict):
     training: TrainingConfig = TrainingConfig()
     tracking: TrackingConfig = TrackingConfig()
     scoring: ScoringConfig = ScoringConfig()
+    uplift: UpliftConfig = UpliftConfig()
     output_dir: str = "out"
     csv_escape_formulas: bool = Field(
         True, description="prefix CSV text cells starting with = + - @ tab CR LF with ' so "

@@ -99,18 +99,23 @@ def _target_sql(engine: SqlEngine, churn: ChurnConfig) -> str:
     )
 
 
-def _at_risk_ctes(engine: SqlEngine, churn: ChurnConfig, cutoffs: str) -> list[tuple[str, str]]:
+def _at_risk_ctes(
+    engine: SqlEngine, churn: ChurnConfig, cutoffs: str, per_customer: bool = False
+) -> list[tuple[str, str]]:
     """``l_at_risk(customer_id, cutoff, churned)``."""
     h = churn.horizon_days
+    own = " AND t.customer_id = c.customer_id" if per_customer else ""
     if churn.kind == "non_contractual":
+        before = (f"SELECT DISTINCT customer_id, cutoff FROM {cutoffs}" if per_customer else
+                  f"SELECT DISTINCT t.customer_id, c.cutoff FROM l_target t "
+                  f"JOIN {cutoffs} c ON t.ts < c.cutoff "
+                  f"AND t.ts >= {shift_days('c.cutoff', -churn.lookback_days)}")
         return [
             ("l_target", _target_sql(engine, churn)),
-            ("l_before", f"SELECT DISTINCT t.customer_id, c.cutoff FROM l_target t "
-                         f"JOIN {cutoffs} c ON t.ts < c.cutoff "
-                         f"AND t.ts >= {shift_days('c.cutoff', -churn.lookback_days)}"),
+            ("l_before", before),
             ("l_after", f"SELECT DISTINCT t.customer_id, c.cutoff FROM l_target t "
                         f"JOIN {cutoffs} c ON t.ts >= c.cutoff "
-                        f"AND t.ts < {shift_days('c.cutoff', h)}"),
+                        f"AND t.ts < {shift_days('c.cutoff', h)}{own}"),
             ("l_at_risk", "SELECT b.customer_id, b.cutoff, "
                           "CASE WHEN a.customer_id IS NULL THEN 1 ELSE 0 END AS churned "
                           "FROM l_before b LEFT JOIN l_after a "
@@ -138,22 +143,30 @@ def _at_risk_ctes(engine: SqlEngine, churn: ChurnConfig, cutoffs: str) -> list[t
                       f"AS churned FROM l_spelled s JOIN l_spells e "
                       f"ON e.customer_id = s.customer_id AND e.spell = s.spell "
                       f"JOIN {cutoffs} c ON s.start_ts < c.cutoff "
-                      f"AND (s.end_ts IS NULL OR s.end_ts >= c.cutoff) "
+                      f"AND (s.end_ts IS NULL OR s.end_ts >= c.cutoff)"
+                      f"{own.replace('t.', 's.')} "
                       f"GROUP BY s.customer_id, c.cutoff"),
     ]
 
 
-def label_query(engine: SqlEngine, churn: ChurnConfig, cutoffs: str
+def label_query(engine: SqlEngine, churn: ChurnConfig, cutoffs: str, per_customer: bool = False
                 ) -> tuple[list[tuple[str, str]], str]:
     """``(ctes, select)`` returning ``customer_id, cutoff, churned, ltv`` for customers at
-    risk; ``cutoffs`` is the registered cutoffs relation."""
+    risk; ``cutoffs`` is the registered cutoffs relation.
+
+    With ``per_customer`` the relation holds ``customer_id, cutoff`` pairs (e.g. campaign
+    contacts at their contact times): each customer is labelled at its own cutoffs only, and
+    every non-contractual pair counts as at risk (no look-back condition); a contractual one
+    still needs a subscription running at its cutoff.
+    """
+    own = " AND t.customer_id = c.customer_id" if per_customer else ""
     revenue = (
         f"SELECT t.customer_id, c.cutoff, sum(t.amount) AS ltv "
         f"FROM {engine.relation('transactions')} t JOIN {cutoffs} c "
-        f"ON t.ts >= c.cutoff AND t.ts < {shift_days('c.cutoff', churn.horizon_days)} "
+        f"ON t.ts >= c.cutoff AND t.ts < {shift_days('c.cutoff', churn.horizon_days)}{own} "
         f"GROUP BY t.customer_id, c.cutoff"
     )
-    ctes = [*_at_risk_ctes(engine, churn, cutoffs), ("l_revenue", revenue)]
+    ctes = [*_at_risk_ctes(engine, churn, cutoffs, per_customer), ("l_revenue", revenue)]
     select = (
         "SELECT r.customer_id, r.cutoff, r.churned, CAST(COALESCE(v.ltv, 0) AS DOUBLE) AS ltv "
         "FROM l_at_risk r LEFT JOIN l_revenue v "

@@ -161,6 +161,27 @@ def score_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResu
                                             escape=cfg.csv_escape_formulas))
 
 
+def campaign_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
+    """With a campaign log: evaluate every campaign whose horizon has passed, fit the uplift
+    model on them and add targeting values to the scores (:mod:`churnml.uplift.workflow`)."""
+    from churnml.uplift.campaigns import contact_outcomes
+    from churnml.uplift.workflow import TARGETING_FILE, evaluate, target, train_uplift
+
+    if data.campaigns is None:
+        return
+    cfg = cfg.model_copy(update={"output_dir": str(out_dir)})
+    matured = contact_outcomes(data, cfg.churn).groupby("campaign_id")["matured"].all()
+    ids = [str(c) for c in matured[matured].index]
+    for cid in ids:
+        result.files[f"campaign:{cid}"] = evaluate(cfg, data, cid).files["evaluation"]
+    if ids:
+        fit = train_uplift(cfg, data)
+        result.files["uplift_model"] = fit.files["model"]
+        if result.scores is not None:
+            targeting = target(cfg, data, result.scores.scores, fit)
+            result.files["targeting"] = write_table(targeting, out_dir / TARGETING_FILE)
+
+
 def report_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
     """The HTML report over the files above, also logged to the training run in MLflow."""
     from churnml.report import build_report, log_report
@@ -192,6 +213,9 @@ def run_demo(data: CustomerData, cfg: Config, out_dir: str | Path,
             ("training (backtest, MLflow, registry)", train_stage, True),
             ("scoring and segments", score_stage, False),
         ]
+        if data.campaigns is not None:
+            stages.append(("campaigns: evaluation, uplift model, targeting", campaign_stage,
+                           False))
     stages.append(("HTML report", report_stage, False))
     for label, stage, verbose in stages:
         start = time.perf_counter()

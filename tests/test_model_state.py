@@ -39,7 +39,8 @@ def _round_trip(est):
 
 def _outputs(est, X: pd.DataFrame) -> list[np.ndarray]:
     out = []
-    for method in ("predict_proba", "decision_function", "predict", "predict_frame"):
+    for method in ("predict_proba", "decision_function", "predict", "predict_frame",
+                   "predict_if_retained"):
         if hasattr(est, method):
             value = getattr(est, method)(X)
             out.append(value.to_numpy() if isinstance(value, pd.DataFrame) else value)
@@ -70,6 +71,7 @@ CHURN_LIKE = {
 VALUE_LIKE = {
     "ltv_hurdle": lambda: LTVModel(kind="hurdle", **FAST),
     "ltv_tweedie": lambda: LTVModel(kind="tweedie", balance=False, **FAST),
+    "ltv_dedicated_if_retained": lambda: LTVModel(if_retained="dedicated", **FAST),
     "last_value": lambda: LastValueBaseline(),
 }
 

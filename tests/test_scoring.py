@@ -98,8 +98,16 @@ def test_scores_columns_and_value_at_risk(result, models, features):
     s = result.scores
     assert list(s.columns) == OUTPUT_COLUMNS
     assert len(s) == len(features) and s["customer_id"].is_unique
-    np.testing.assert_allclose(s["value_at_risk"], s["churn_probability"] * s["predicted_value"])
-    assert s["churn_probability"].between(0, 1).all() and (s["predicted_value"] >= 0).all()
+    # value at risk = p x value if retained, exactly (never p x the expected value)
+    np.testing.assert_array_equal(s["value_at_risk"],
+                                  s["churn_probability"] * s["value_if_retained"])
+    assert s["churn_probability"].between(0, 1).all() and (s["expected_value"] >= 0).all()
+    assert (s["value_if_retained"] >= 0).all()
+    ids = features["customer_id"]
+    got = s.set_index("customer_id").loc[ids]
+    np.testing.assert_allclose(got["value_if_retained"],
+                               models.ltv.predict_if_retained(features), rtol=1e-12)
+    np.testing.assert_allclose(got["expected_value"], models.ltv.predict(features), rtol=1e-12)
     assert (s["model_version"] == "churnml-churn v1, churnml-ltv v1").all()
     assert (s["cutoff"] == SCORE_CUTOFF).all() and (s["scored_at"] == SCORED_AT).all()
     # the probabilities are the registered model's on the features of the cutoff
@@ -135,15 +143,23 @@ def test_summary_matches_scores(result):
     assert summary["risk_segment"].tolist() == names  # every segment, priority order
 
 
-def test_default_segments_follow_their_rules(result):
-    s, t = result.scores, result.thresholds
+def test_default_segments_follow_their_rules(result, features):
+    t = result.thresholds
+    s = result.scores.merge(
+        features[["customer_id", "days_since_last_purchase", "net_revenue_total"]],
+        on="customer_id")
     top = s["value_at_risk"] >= t["top_value_at_risk"]
-    vip = (s["predicted_value"] >= t["vip_value"]) & (
-        s["churn_probability"] >= t["high_risk_probability"])
+    recent = s["days_since_last_purchase"] < t["horizon_days"]
+    vip = (s["value_if_retained"] >= t["vip_value"]) & (
+        s["churn_probability"] >= t["high_risk_probability"]) & recent
+    at_risk = top & (s["churn_probability"] >= t["high_risk_probability"]) & recent
     assert (s.loc[vip, "risk_segment"] == "vip_at_risk").all()
-    assert (s.loc[top & ~vip, "risk_segment"] == "at_risk").all()
-    # the top 20 % by value at risk are in explained segments and all have reasons
-    assert s.loc[top, "reasons"].notna().all()
+    assert (s.loc[at_risk & ~vip, "risk_segment"] == "at_risk").all()
+    lapsed_high = ~recent & ((s["value_if_retained"] >= t["vip_value"])
+                             | (s["net_revenue_total"] >= t["high_past_value"]))
+    assert (s.loc[lapsed_high & ~vip & ~at_risk, "risk_segment"] == "lapsed_high_value").all()
+    # the explained segments all have reasons
+    assert s.loc[vip | at_risk | lapsed_high, "reasons"].notna().all()
     assert (s.loc[s["risk_segment"] == "standard", "reasons"].isna()).all()
     actions = dict(zip(result.summary["risk_segment"], result.summary["suggested_action"],
                        strict=True))

@@ -166,6 +166,11 @@ def test_output_files_follow_the_contract(runs, cfg) -> None:
     tables = summary_tables(first.summary)
     assert list(tables["churn"]["model"]) == ["churn", "logistic", "recency"]
     assert list(tables["ltv"]["model"]) == ["ltv", "last_value"]
+    assert list(tables["if_retained"]["model"]) == ["value_if_retained", "expected_value",
+                                                    "trailing_value"]
+    assert list(tables["value_at_risk"]["model"]) == [
+        "churn", "churn_x_expected_value", "churn_x_trailing_value", "recency",
+        "recency_x_trailing_value"]
 
 
 def test_cli_export_writes_the_champions(runs, config_file, X, tmp_path) -> None:

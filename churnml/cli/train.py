@@ -31,7 +31,11 @@ LABELS = {"roc_auc": "AUC", "pr_auc": "PR AUC", "brier": "Brier", "log_loss": "l
           "top_decile_lift": "lift@10%", "normalized_gini": "Gini", "top_10_capture": "top 10%",
           "top_20_capture": "top 20%", "spearman": "Spearman", "total_ratio": "pred/actual"}
 TITLES = {"churn": "Churn: model vs baselines (backtest mean over folds)",
-          "ltv": "LTV over the horizon: model vs last-value baseline (backtest mean)"}
+          "ltv": "LTV over the horizon: model vs last-value baseline (backtest mean)",
+          "if_retained": "Revenue of customers who did not churn: value if retained vs "
+                         "expected value and trailing revenue (backtest mean)",
+          "value_at_risk": "Revenue lost to churn (churned x revenue of the horizon before "
+                           "the cutoff): rankings (backtest mean)"}
 
 
 def _print_table(df: pd.DataFrame, title: str) -> None:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from churnml.config import TableSource, ValidationConfig, VoiceConfig
 from churnml.data.schema import PURCHASES_UNIT, TABLES
-from churnml.data.validation import raise_if_any, validate_table
+from churnml.data.validation import check_campaign_customers, raise_if_any, validate_table
 from churnml.errors import DataValidationError, DataWarning
 
 ID_COLUMNS = {"customer_id", "referred_by"}
@@ -23,7 +23,9 @@ class CustomerData:
     timestamps become naive ``datetime64[us]`` in the business's time zone, numbers
     ``float64``, categories strings, and ``customer_id`` has one dtype across tables.
     ``truth`` holds optional ground truth (e.g. the simulator's true churn probability);
-    no feature ever reads it.
+    no feature ever reads it. ``campaigns`` is the optional campaign log (contacts and their
+    randomly assigned arm, see :mod:`churnml.uplift.campaigns`); ``campaign_truth`` the
+    simulator's true effect of each contact.
     """
 
     transactions: pd.DataFrame
@@ -35,6 +37,8 @@ class CustomerData:
     currency: str = "USD"
     truth: pd.DataFrame | None = field(default=None, repr=False)
     end_configured: pd.Timestamp | None = None  # ``data.end``: see :func:`data_end`
+    campaigns: pd.DataFrame | None = None
+    campaign_truth: pd.DataFrame | None = field(default=None, repr=False)
 
     @classmethod
     def from_frames(
@@ -54,6 +58,8 @@ class CustomerData:
         ts_formats: dict[str, str | list[str] | None] | None = None,
         sources: dict[str, TableSource] | None = None,
         end: pd.Timestamp | str | None = None,
+        campaigns: pd.DataFrame | None = None,
+        campaign_truth: pd.DataFrame | None = None,
     ) -> CustomerData:
         """Validate and normalise the tables; raise :class:`DataValidationError` if broken.
 
@@ -66,7 +72,7 @@ class CustomerData:
         """
         raw = {
             "transactions": transactions, "events": events, "surveys": surveys,
-            "customers": customers, "subscriptions": subscriptions,
+            "customers": customers, "subscriptions": subscriptions, "campaigns": campaigns,
         }
         if transactions is None:
             raise DataValidationError("transactions", None, "table is required")
@@ -88,13 +94,16 @@ class CustomerData:
             problems += probs
         raise_if_any(problems)
         unify_ids(out)
+        if out["campaigns"] is not None:
+            raise_if_any(check_campaign_customers(out["campaigns"], out))
         warn_id_overlap(out, (validation or ValidationConfig()).min_id_overlap)
         end_ts = None if end is None else pd.Timestamp(end)
         if end_ts is not None and end_ts.tzinfo is not None:
             end_ts = end_ts.tz_convert(timezone).tz_localize(None)
         if end_ts is not None:
             _warn_rows_after(out, end_ts)
-        return cls(**out, name=name, currency=currency, truth=truth, end_configured=end_ts)
+        return cls(**out, name=name, currency=currency, truth=truth, end_configured=end_ts,
+                   campaign_truth=campaign_truth)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The tables present, by contract name."""
@@ -112,12 +121,15 @@ class CustomerData:
     @property
     def start(self) -> pd.Timestamp:
         """Earliest transaction/event timestamp."""
-        return min(df["ts"].min() for n, df in self.tables().items() if "ts" in df)
+        return min(df["ts"].min() for n, df in self.tables().items()
+                   if "ts" in df and n != "campaigns")
 
     @property
     def end(self) -> pd.Timestamp:
-        """Latest transaction/event timestamp (the observation end)."""
-        return max(df["ts"].max() for n, df in self.tables().items() if "ts" in df)
+        """Latest transaction/event timestamp (the observation end; contact times of the
+        campaign log do not extend it)."""
+        return max(df["ts"].max() for n, df in self.tables().items()
+                   if "ts" in df and n != "campaigns")
 
     def before(self, cutoff: pd.Timestamp | str) -> CustomerData:
         """The data as known at ``cutoff``: only rows with ``ts < cutoff``.
@@ -241,19 +253,19 @@ def _warn_rows_after(tables: dict[str, pd.DataFrame | None], end: pd.Timestamp) 
 def data_end(data: CustomerData) -> pd.Timestamp:
     """End of the data, an exclusive bound: ``data.end`` when configured, else midnight after
     the latest timestamp of any table (transactions, events, surveys, subscription starts and
-    ends, sign-ups)."""
+    ends, sign-ups; campaign contacts do not extend it)."""
     if data.end_configured is not None:
         return pd.Timestamp(data.end_configured)
-    latest = [df[c].max() for df in data.tables().values() for c in df.columns
-              if pd.api.types.is_datetime64_any_dtype(df[c].dtype)]
+    latest = [df[c].max() for n, df in data.tables().items() for c in df.columns
+              if pd.api.types.is_datetime64_any_dtype(df[c].dtype) and n != "campaigns"]
     latest = [t for t in latest if pd.notna(t)]
     return pd.Timestamp(max(latest)).normalize() + pd.Timedelta(days=1)
 
 
 def data_start(data: CustomerData) -> pd.Timestamp:
     """Earliest timestamp of any table."""
-    earliest = [df[c].min() for df in data.tables().values() for c in df.columns
-                if pd.api.types.is_datetime64_any_dtype(df[c].dtype)]
+    earliest = [df[c].min() for n, df in data.tables().items() for c in df.columns
+                if pd.api.types.is_datetime64_any_dtype(df[c].dtype) and n != "campaigns"]
     return pd.Timestamp(min(t for t in earliest if pd.notna(t)))
 
 

@@ -1,4 +1,4 @@
-"""The data contract: the five input tables, their canonical columns and kinds.
+"""The data contract: the input tables, their canonical columns and kinds.
 
 Only ``transactions`` is required. Timestamps are timezone-naive ``datetime64`` in the
 business's local time zone (see :class:`churnml.config.DataConfig.timezone`); amounts are in
@@ -65,9 +65,16 @@ SUBSCRIPTIONS = TableSpec(
     optional={"plan": "category", "mrr": "number"},
 )
 
+CAMPAIGNS = TableSpec(
+    "campaigns",
+    required={"customer_id": "id", "campaign_id": "id", "ts": "timestamp", "arm": "category"},
+    optional={"channel": "category", "cost": "number"},
+)
+
 TABLES: dict[str, TableSpec] = {
-    t.name: t for t in (TRANSACTIONS, EVENTS, SURVEYS, CUSTOMERS, SUBSCRIPTIONS)
+    t.name: t for t in (TRANSACTIONS, EVENTS, SURVEYS, CUSTOMERS, SUBSCRIPTIONS, CAMPAIGNS)
 }
+CONTROL_ARM = "control"  # the campaigns.arm value of the random holdout
 SURVEY_KINDS = ("nps", "csat", "ces")
 # Columns that may legitimately be null (everything else in ``required`` must be present).
 NULLABLE = {("subscriptions", "end_ts")}

@@ -13,6 +13,7 @@ import pandas as pd
 
 from churnml.config import TableSource, ValidationConfig, VoiceConfig
 from churnml.data.schema import (
+    CONTROL_ARM,
     COUNT_ONLY_AMOUNT,
     MAX_ABS_MONEY,
     MONEY_COLUMNS,
@@ -189,6 +190,8 @@ def validate_table(
             _fail(problems, name, "order_id", "order_lines: true needs an order_id column")
         else:
             out = group_order_lines(out, problems)
+    if name == "campaigns":
+        _check_campaigns(out, problems)
     return out, problems
 
 
@@ -267,6 +270,42 @@ def group_order_lines(t: pd.DataFrame, problems: list[DataValidationError]) -> p
     orders.insert(list(t.columns).index("order_id"), "order_id", orders.index)
     orders.index = first_row.reindex(orders.index).to_numpy()
     return pd.concat([t[~has], orders[t.columns]]).sort_index()
+
+
+def _check_campaigns(out: pd.DataFrame, problems: list[DataValidationError]) -> None:
+    """Arms are non-empty names (``control`` in any case becomes ``control``), one contact per
+    (customer, campaign), costs non-negative."""
+    arm = out["arm"].str.strip()
+    blank = arm.notna() & (arm == "")
+    if blank.any():
+        _fail(problems, "campaigns", "arm",
+              f"empty arm (use {CONTROL_ARM!r} or a treatment name)", blank, out["arm"])
+    out["arm"] = arm.where(arm.str.lower() != CONTROL_ARM, CONTROL_ARM)
+    key = ["customer_id", "campaign_id"]
+    dup = out[key].notna().all(axis=1) & out.duplicated(key, keep=False)
+    if dup.any():
+        pairs = out["customer_id"].astype(str) + " in campaign " + out["campaign_id"].astype(str)
+        _fail(problems, "campaigns", "customer_id",
+              "duplicate contact (a customer is contacted at most once per campaign)",
+              dup, pairs)
+    if "cost" in out:
+        neg = out["cost"] < 0
+        if neg.any():
+            _fail(problems, "campaigns", "cost", "negative contact cost", neg, out["cost"])
+
+
+def check_campaign_customers(
+    campaigns: pd.DataFrame, tables: dict[str, pd.DataFrame | None]
+) -> list[DataValidationError]:
+    """Contacts of customers that no other table knows (after id unification)."""
+    known = [df["customer_id"] for t, df in tables.items() if df is not None and t != "campaigns"]
+    ids = pd.concat(known, ignore_index=True).dropna().unique()
+    unknown = ~campaigns["customer_id"].isin(ids) & campaigns["customer_id"].notna()
+    problems: list[DataValidationError] = []
+    if unknown.any():
+        _fail(problems, "campaigns", "customer_id",
+              "unknown customer (in no other table)", unknown, campaigns["customer_id"])
+    return problems
 
 
 def raise_if_any(problems: list[DataValidationError]) -> None:

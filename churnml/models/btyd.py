@@ -414,6 +414,16 @@ class _BTYDModel(BaseEstimator):
         self.btyd_ = BTYDFeatures(kind=self.kind, horizon_days=self.horizon_days).fit(X)
         self.n_features_in_ = self.btyd_.n_features_in_
 
+    @property
+    def feature_names_in_(self) -> np.ndarray:
+        """The feature columns read (:data:`COLUMNS`), as churnml's models list theirs."""
+        return np.asarray(list(COLUMNS.values()), dtype=object)
+
+    @property
+    def feature_dtypes_(self) -> dict[str, str]:
+        """Every column read is numeric (``float64``)."""
+        return dict.fromkeys(COLUMNS.values(), "float64")
+
     def _predict(self, X: pd.DataFrame, column: str) -> np.ndarray:
         check_is_fitted(self, "btyd_")
         return self.btyd_.predict_frame(X)[column].to_numpy()
@@ -467,3 +477,16 @@ class BTYDValueModel(RegressorMixin, _BTYDModel):
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self._predict(X, "btyd_expected_value")
+
+    def predict_if_retained(self, X: pd.DataFrame) -> np.ndarray:
+        """Value if retained = E[value | at least one purchase in the horizon]
+        = expected purchases / P(any purchase) x expected order value (currency, >= 0): for
+        non-contractual churn with target action = purchase, "not churned" is "bought"."""
+        check_is_fitted(self, "btyd_")
+        f = self.btyd_.predict_frame(X)
+        p_any = 1.0 - f["btyd_p_no_purchase"].to_numpy()
+        purchases = np.divide(f["btyd_expected_purchases"].to_numpy(), p_any,
+                              out=np.ones_like(p_any), where=p_any > 0)
+        # given a purchase there is at least one: E[X | X >= 1] >= 1
+        return np.maximum(purchases, 1.0) * np.maximum(
+            f["btyd_expected_order_value"].to_numpy(), 0.0)

@@ -30,14 +30,15 @@ BACKTEST_METRICS = OutputFile("backtest_metrics.csv", (), "churnml train")
 PREDICTIONS = OutputFile(
     "backtest_predictions.parquet",
     ("customer_id", "churned", "churn_probability", "baseline_probability", "ltv_actual",
-     "ltv_predicted", "baseline_ltv"),
+     "ltv_predicted", "value_if_retained", "baseline_ltv"),
     "churnml train",
 )
 IMPORTANCE = OutputFile("feature_importance.csv", ("feature", "importance", "model"),
                         "churnml train")
 SCORES = OutputFile(
     "scores.parquet",
-    ("customer_id", "churn_probability", "predicted_value", "value_at_risk", "rank",
+    ("customer_id", "churn_probability", "expected_value", "value_if_retained",
+     "value_at_risk", "rank",
      "risk_segment", "reasons", "suggested_action"),
     "churnml score",
 )

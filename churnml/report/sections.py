@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from churnml.report import plots
+from churnml.report import campaigns, plots
 from churnml.report.html import figure_html, paragraph, table_html
 from churnml.report.inputs import (
     BACKTEST_METRICS,
@@ -25,7 +25,15 @@ from churnml.report.inputs import (
     OutputFile,
     ReportInputs,
 )
-from churnml.training.evaluation import N_BINS, revenue_lost
+from churnml.training.backtest import VAR_LABELS, VIR_COLUMN, var_score
+from churnml.training.evaluation import (
+    CAPTURE_SHARES,
+    LOST_REVENUE_TEXT,
+    N_BINS,
+    capture,
+    normalized_gini,
+    revenue_lost,
+)
 
 TOP_CUSTOMERS = 25  # rows of the top at-risk table
 TOP_FEATURES = 15  # bars per model in the feature-importance chart
@@ -185,24 +193,30 @@ def _calibration(ctx: Context) -> str:
 
 def _gains(ctx: Context) -> str:
     cols = ["churned", "churn_probability", "baseline_probability", "ltv_predicted",
-            "baseline_ltv"]
+            VIR_COLUMN, "baseline_ltv"]
     pred = _predictions(ctx, cols)
     churned = pred["churned"].to_numpy(float)
     lost = revenue_lost(churned, pred["baseline_ltv"].to_numpy(float))
-    var_model = pred["churn_probability"].to_numpy(float) * pred["ltv_predicted"].to_numpy(float)
-    var_base = (pred["baseline_probability"].to_numpy(float)
-                * pred["baseline_ltv"].to_numpy(float))
+    rankings = {label: var_score(pred, name) for name, label in VAR_LABELS.items()}
     panels = {
         "Churners found, ranked by churn probability": (churned, _churn_scores(pred)),
-        "Revenue lost covered, ranked by value at risk": (
-            lost, {"churn model x LTV model": var_model, "baselines": var_base}),
+        "Revenue lost covered, by ranking": (lost, rankings),
     }
+    table = pd.DataFrame([
+        {"ranking": label, "normalized Gini": normalized_gini(lost, score),
+         **{f"top {round(k * 100)} %": capture(lost, score, k) for k in CAPTURE_SHARES}}
+        for label, score in rankings.items()
+    ]) if lost.sum() > 0 else pd.DataFrame()
     return paragraph(
         "If marketing contacts the top X % of customers, which share of all churners (left) "
-        "and of all revenue lost to churn (right) does it reach? Revenue lost = a churner's "
-        f"net revenue in the {ctx.horizon_days} days before the cutoff; value at risk = "
-        "churn probability x predicted value."
-    ) + figure_html(plots.gains_curves(panels), "cumulative gains curves")
+        "and of all revenue lost to churn (right) does it reach? Revenue lost = "
+        f"{LOST_REVENUE_TEXT.format(horizon=ctx.horizon_days)}; value at risk = churn "
+        "probability x value if retained (the revenue expected if the customer stays)."
+    ) + figure_html(plots.gains_curves(panels), "cumulative gains curves") + (
+        paragraph("Share of the revenue lost held by the top of each ranking (out-of-fold, "
+                  "all folds pooled):", "")
+        + table_html(table, {c: METRIC_FORMAT for c in table.columns if c != "ranking"})
+        if not table.empty else "")
 
 
 def ltv_decile_table(actual: np.ndarray, predictions: dict[str, np.ndarray],
@@ -272,8 +286,8 @@ def _top_at_risk(ctx: Context) -> str:
     scores = ctx.inputs.get(SCORES)
     top = scores.sort_values("rank", kind="stable").head(ctx.top_customers)
     top = top.assign(reasons=top["reasons"].map(_join_reasons))
-    columns = ["rank", "customer_id", "risk_segment", "churn_probability", "predicted_value",
-               "value_at_risk", "reasons", "suggested_action"]
+    columns = ["rank", "customer_id", "risk_segment", "churn_probability",
+               "value_if_retained", "value_at_risk", "reasons", "suggested_action"]
     about = []
     for col in ("cutoff", "model_version"):
         if col in scores and scores[col].notna().any():
@@ -281,9 +295,11 @@ def _top_at_risk(ctx: Context) -> str:
     return paragraph(
         f"The {len(top)} customers with the most value at risk of {len(scores):,} scored"
         + (f" ({', '.join(about)})" if about else "")
-        + f". Predicted value is net revenue over the next {ctx.horizon_days} days."
+        + f". Value if retained is the net revenue expected over the next "
+        f"{ctx.horizon_days} days if the customer stays; value at risk = churn probability "
+        "x value if retained."
     ) + table_html(top[columns], {"churn_probability": PERCENT_FORMAT,
-                                  "predicted_value": ctx.money(),
+                                  "value_if_retained": ctx.money(),
                                   "value_at_risk": ctx.money()})
 
 
@@ -310,5 +326,7 @@ SECTIONS: tuple[SectionSpec, ...] = (
                 _feature_importance),
     SectionSpec("segments", "Segments: size and value at risk", _files(SEGMENTS), _segments),
     SectionSpec("top-at-risk", "Top at-risk customers and why", _files(SCORES), _top_at_risk),
+    SectionSpec("campaigns", "Campaigns and uplift", _files(campaigns.EVALUATIONS),
+                campaigns.render),
 )
 SECTION_IDS: tuple[str, ...] = tuple(s.id for s in SECTIONS)

@@ -1,13 +1,21 @@
-"""Batch scoring: churn probability x predicted value = value at risk, ranked, segmented and
+"""Batch scoring: churn probability x value if retained = value at risk, ranked, segmented and
 explained, over chunks of customers.
 
 Flow (:func:`score`): the features as of the cutoff are written by DuckDB to a temporary
 Parquet spool (memory bounded by DuckDB's limit), then read back ``chunk_size`` customers at
 a time, twice:
 
-1. predict: churn probability (calibrated) and predicted value over the churn horizon (input
-   currency) per customer; ``value_at_risk = churn_probability x predicted_value``. Only a
-   narrow table (scores and the columns the rules read) is kept for all customers.
+1. predict, per customer, over the churn horizon (money in the input currency):
+
+   - ``churn_probability`` p (calibrated);
+   - ``expected_value`` = E[revenue] (it already discounts the chance of leaving; called
+     ``predicted_value`` before this release);
+   - ``value_if_retained`` = E[revenue | not churned] >= 0
+     (:meth:`~churnml.models.LTVModel.predict_if_retained`);
+   - ``value_at_risk = churn_probability x value_if_retained``: the revenue lost if the
+     predicted churn happens (never p x expected_value, which counts the risk twice).
+
+   Only a narrow table (scores and the columns the rules read) is kept for all customers.
 2. explain: once the quantile thresholds of the whole base are known and every customer has
    a segment, the customers of segments with ``reasons`` get their drivers in words.
 
@@ -45,12 +53,14 @@ from churnml.scoring.reasons import contributions as row_contributions
 
 ID = "customer_id"
 PROBABILITY = "churn_probability"
-VALUE = "predicted_value"
-VAR = "value_at_risk"
+VALUE = "expected_value"  # E[horizon revenue]; "predicted_value" before this release
+RETAINED = "value_if_retained"  # E[horizon revenue | not churned]
+VAR = "value_at_risk"  # churn_probability x value_if_retained
+SCORE_COLUMNS = (PROBABILITY, VALUE, RETAINED, VAR)
 RANK = "rank"
 REASONS = "reasons"
 OUTPUT_COLUMNS = [
-    ID, PROBABILITY, VALUE, VAR, RANK, seg.SEGMENT, REASONS, seg.ACTION,
+    ID, PROBABILITY, VALUE, RETAINED, VAR, RANK, seg.SEGMENT, REASONS, seg.ACTION,
     "model_version", CUTOFF, "scored_at",
 ]
 SPOOL_FILE = "features.parquet"
@@ -222,27 +232,35 @@ class Scorer:
                               *builtin_feature_names()})
         self.writer = ReasonWriter(config.reason_templates, descriptions, cutoff)
         self.dtypes = models.feature_dtypes()
-        self.keep = sorted(seg.rule_columns(config, churn) - {PROBABILITY, VALUE, VAR})
+        self.keep = sorted(seg.rule_columns(config, churn) - set(SCORE_COLUMNS))
         self.churn_features = [str(f) for f in models.churn.feature_names_in_]
         self._explainer: PathAttribution | None = None
 
     @property
+    def explainable(self) -> bool:
+        """Whether the churn model has trees to attribute (a BTYD churn model has none)."""
+        return hasattr(self.models.churn, "booster_")
+
+    @property
     def explainer(self) -> PathAttribution | None:
-        if self.config.attribution == "path" and self._explainer is None:
+        if self.config.attribution == "path" and self._explainer is None and self.explainable:
             self._explainer = PathAttribution(self.models.churn)
         return self._explainer
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Narrow scores of one chunk: id, probability, value, value at risk and the
-        columns the rules read."""
+        """Narrow scores of one chunk: id, :data:`SCORE_COLUMNS` and the columns the rules
+        read."""
         check_feature_table(X, self.dtypes, self.models.version)
-        p = self.models.churn.predict_proba(X)[:, 1]
-        v = self.models.ltv.predict(X)
         out = X[[ID, *[c for c in self.keep if c in X.columns]]].reset_index(drop=True)
-        return out.assign(**{PROBABILITY: p, VALUE: v, VAR: p * v})
+        return out.assign(**value_scores(self.models.churn.predict_proba(X)[:, 1],
+                                         self.models.ltv.predict(X),
+                                         self.models.ltv.predict_if_retained(X)))
 
     def explain(self, X: pd.DataFrame) -> np.ndarray:
-        """Reasons in words for every row of ``X``."""
+        """Reasons in words for every row of ``X`` (missing when the churn model has no
+        trees to attribute: a BTYD model)."""
+        if not self.explainable:
+            return np.full(len(X), None, dtype=object)
         contrib = row_contributions(self.models.churn, X, self.config.attribution,
                                     self.explainer)
         drivers = top_drivers(contrib, self.config.reasons_count,
@@ -264,9 +282,7 @@ class Scorer:
         """The output table in rank order."""
         out = pd.DataFrame({
             ID: narrow[ID].to_numpy(),
-            PROBABILITY: narrow[PROBABILITY].to_numpy(),
-            VALUE: narrow[VALUE].to_numpy(),
-            VAR: narrow[VAR].to_numpy(),
+            **{c: narrow[c].to_numpy() for c in SCORE_COLUMNS},
             seg.SEGMENT: segment.to_numpy(),
             REASONS: pd.array(reasons, dtype="str"),
         })
@@ -315,6 +331,15 @@ class Scorer:
         scores = self.finish(narrow, segment, reasons)
         table = seg.summary(seg.aggregate(scores), self.segments)
         return ScoreResult(scores, table, values, int(wanted.sum()), notes, timings)
+
+
+def value_scores(p: Any, expected: Any, if_retained: Any) -> dict[str, np.ndarray]:
+    """:data:`SCORE_COLUMNS` from the churn probability ``p``, the expected value and the
+    value if retained: ``value_at_risk = p x max(value_if_retained, 0)``."""
+    p = np.asarray(p, dtype=float)
+    retained = np.maximum(np.asarray(if_retained, dtype=float), 0.0)
+    return {PROBABILITY: p, VALUE: np.asarray(expected, dtype=float), RETAINED: retained,
+            VAR: p * retained}
 
 
 def rank(frame: pd.DataFrame) -> pd.DataFrame:

@@ -27,6 +27,8 @@ from churnml.scoring.score import (
     PROBABILITY,
     RANK,
     REASONS,
+    RETAINED,
+    SCORE_COLUMNS,
     VALUE,
     VAR,
     Scorer,
@@ -35,6 +37,8 @@ from churnml.scoring.score import (
 SPARK_NUMERIC = "double"
 SPARK_STRING = "string"
 UDF_RESULT = "double"
+LTV_UDF_RESULT = f"{VALUE} double, {RETAINED} double"  # the LTV pyfunc's two outputs
+_LTV_STRUCT = "_churnml_ltv"
 _PANDAS_WARNING = "PySpark does not yet fully support pandas"
 
 
@@ -55,7 +59,8 @@ def check_spark_features(sdf: Any, feature_dtypes: Mapping[str, str], model: str
                                   f"types differ from {model}: {detail}")
 
 
-def _udf(spark: Any, uri: str | None, tracking_uri: str | None) -> Any:
+def _udf(spark: Any, uri: str | None, tracking_uri: str | None,
+         result_type: str = UDF_RESULT) -> Any:
     import mlflow.pyfunc
 
     from churnml.training.tracking import DEFAULT_TRACKING_URI, tracking
@@ -64,7 +69,7 @@ def _udf(spark: Any, uri: str | None, tracking_uri: str | None) -> Any:
         raise ValueError("Spark scoring needs registered models (load_registered_pair), not an "
                          "export")
     with tracking(tracking_uri or DEFAULT_TRACKING_URI, read_only=True):
-        return mlflow.pyfunc.spark_udf(spark, uri, result_type=UDF_RESULT, env_manager="local")
+        return mlflow.pyfunc.spark_udf(spark, uri, result_type=result_type, env_manager="local")
 
 
 def _quantiles(sdf: Any, config: ScoringConfig) -> dict[str, float]:
@@ -105,8 +110,11 @@ def score_spark(
     sdf = features.withColumn(
         PROBABILITY, _udf(spark, models.churn_uri, models.tracking_uri)(F.struct(*churn_cols))
     ).withColumn(
-        VALUE, _udf(spark, models.ltv_uri, models.tracking_uri)(F.struct(*ltv_cols))
-    ).withColumn(VAR, F.col(PROBABILITY) * F.col(VALUE)).cache()
+        _LTV_STRUCT,
+        _udf(spark, models.ltv_uri, models.tracking_uri, LTV_UDF_RESULT)(F.struct(*ltv_cols)),
+    ).withColumn(VALUE, F.col(f"{_LTV_STRUCT}.{VALUE}")).withColumn(
+        RETAINED, F.greatest(F.col(f"{_LTV_STRUCT}.{RETAINED}"), F.lit(0.0))
+    ).drop(_LTV_STRUCT).withColumn(VAR, F.col(PROBABILITY) * F.col(RETAINED)).cache()
     values = seg.thresholds(pd.DataFrame(), config, churn)
     values.update(_quantiles(sdf, config))
     with warnings.catch_warnings(record=True) as caught:
@@ -132,7 +140,7 @@ def score_spark(
     explained = ranked.mapInPandas(explain, schema)
     action = F.create_map(*[F.lit(x) for s in scorer.segments for x in (s.name, s.action)])
     out = explained.select(
-        ID, PROBABILITY, VALUE, VAR, F.col(RANK).cast("long").alias(RANK), seg.SEGMENT, REASONS,
+        ID, *SCORE_COLUMNS, F.col(RANK).cast("long").alias(RANK), seg.SEGMENT, REASONS,
         action[F.col(seg.SEGMENT)].alias(seg.ACTION),
         F.lit(models.version).alias("model_version"),
         F.lit(scorer.cutoff.to_pydatetime()).cast("timestamp_ntz").alias(CUTOFF),

@@ -7,10 +7,11 @@
   nothing is pickled): :class:`EstimatorModel` loads the fitted churnml estimator from a
   code-free JSON state artifact (``estimator.json``,
   :mod:`churnml.models._state`; versions logged before it hold ``estimator.joblib``) and
-  returns a DataFrame with ``churn_probability`` or ``predicted_value``. The signature lists
-  every feature, numeric as ``double`` and categorical as ``string`` (MLflow schema
-  enforcement rejects pandas ``category`` and will not cast int64 to double: use
-  :func:`to_model_input` before ``pyfunc.predict``).
+  returns a DataFrame with ``churn_probability`` (churn) or ``expected_value`` and
+  ``value_if_retained`` (LTV; :data:`LTV_OUTPUTS`). The signature lists every feature,
+  numeric as ``double`` and categorical as ``string`` (MLflow schema enforcement rejects
+  pandas ``category`` and will not cast int64 to double: use :func:`to_model_input` before
+  ``pyfunc.predict``).
 - Registry names ``<config name>-churn`` / ``-ltv`` (:class:`churnml.config.TrackingConfig`);
   a new version gets the alias ``challenger``. The churn and LTV versions of one run are a
   *pair*: :func:`set_champions` moves both ``champion`` aliases, the LTV one first and the
@@ -65,14 +66,15 @@ PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")  # models-from-code en
 LOCK_SUFFIX = ".lock"  # beside a SQLite database: serialises store creation
 LOCK_TIMEOUT_SECONDS = 600
 CHURN_OUTPUT = "churn_probability"
-LTV_OUTPUT = "predicted_value"
+LTV_OUTPUT = "expected_value"  # "predicted_value" before value if retained was added
+LTV_OUTPUTS = (LTV_OUTPUT, "value_if_retained")  # columns of an LTV model's pyfunc output
 OUTPUTS = {CHURN_MODEL: CHURN_OUTPUT, LTV_MODEL: LTV_OUTPUT}
 WINDOW_PREFIX = "window."  # params describing the training window
 INPUT_EXAMPLE_ROWS = 5
 # distributions pinned in a logged model's requirements (skips MLflow's ~3 s inference)
 PINNED_DISTRIBUTIONS = ("mlflow", "lightgbm", "scikit-learn", "scipy", "pandas", "numpy")
 SYSTEM_TAG_PREFIX = "mlflow."
-Output = Literal["churn_probability", "predicted_value"]
+Output = Literal["churn_probability", "expected_value"]
 
 
 def default_artifact_location(tracking_uri: str) -> str | None:
@@ -274,6 +276,11 @@ def to_model_input(X: pd.DataFrame, feature_dtypes: Mapping[str, str]) -> pd.Dat
     )
 
 
+def output_columns(output: str) -> tuple[str, ...]:
+    """Columns a logged model returns: the churn probability, or :data:`LTV_OUTPUTS`."""
+    return (CHURN_OUTPUT,) if output == CHURN_OUTPUT else LTV_OUTPUTS
+
+
 def _signature(feature_dtypes: Mapping[str, str], output: str) -> ModelSignature:
     inputs = Schema(
         [
@@ -281,7 +288,8 @@ def _signature(feature_dtypes: Mapping[str, str], output: str) -> ModelSignature
             for name, kind in feature_dtypes.items()
         ]
     )
-    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(DataType.double, output)]))
+    outputs = Schema([ColSpec(DataType.double, c) for c in output_columns(output)])
+    return ModelSignature(inputs=inputs, outputs=outputs)
 
 
 def pip_requirements() -> list[str]:
@@ -295,8 +303,9 @@ class EstimatorModel(mlflow.pyfunc.PythonModel):
 
     Logged from code (:mod:`churnml.training.pyfunc_model`), so MLflow pickles nothing: the
     output column and features come from the logged ``model_config``. ``predict`` returns a
-    DataFrame with one column, ``output``: the churn probability (``predict_proba[:, 1]``)
-    for classifiers, ``predict`` for value models.
+    DataFrame: ``churn_probability`` (``predict_proba[:, 1]``) for classifiers;
+    ``expected_value`` (``predict``) and ``value_if_retained`` (``predict_if_retained``) for
+    value models.
     """
 
     def __init__(self, output: str | None = None, features: list[str] | None = None,
@@ -323,10 +332,12 @@ class EstimatorModel(mlflow.pyfunc.PythonModel):
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
         if self.output == CHURN_OUTPUT:
-            values = self.estimator.predict_proba(model_input)[:, 1]
+            values = {CHURN_OUTPUT: self.estimator.predict_proba(model_input)[:, 1]}
         else:
-            values = self.estimator.predict(model_input)
-        return pd.DataFrame({self.output: values}, index=model_input.index)
+            values = dict(zip(LTV_OUTPUTS, (self.estimator.predict(model_input),
+                                            self.estimator.predict_if_retained(model_input)),
+                              strict=True))
+        return pd.DataFrame(values, index=model_input.index)
 
 
 @dataclass(frozen=True)

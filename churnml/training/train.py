@@ -39,8 +39,13 @@ from churnml.errors import ConfigError
 from churnml.features import FeatureSpec, spec_from_config
 from churnml.io import write_table
 from churnml.labels import build_panel, labelled_cutoffs
+from churnml.models.btyd import BTYDChurnModel, BTYDValueModel
 from churnml.training.backtest import (
+    CLASSIFICATION,
     CUTOFF,
+    IF_RETAINED,
+    REGRESSION,
+    VALUE_AT_RISK,
     BacktestResult,
     FittedModels,
     backtest,
@@ -55,6 +60,7 @@ FILES = {
 CHURN_SUMMARY = ("roc_auc", "pr_auc", "brier", "log_loss", "top_decile_lift")
 LTV_SUMMARY = ("normalized_gini", "top_10_capture", "top_20_capture", "spearman",
                "total_ratio")
+VAR_SUMMARY = ("var_normalized_gini", "var_coverage_top_10", "var_coverage_top_20")
 BACKTEST_PREFIX, FOLD_PREFIX = "backtest.", "fold."
 # DuckDB threads for the training panel: parallel float sums (e.g. net_revenue_total) differ
 # in the last bits from run to run, which can flip LightGBM splits; one thread is exact.
@@ -158,17 +164,29 @@ def _gain_share(booster: Any, names: Any) -> pd.Series:
     return pd.Series(gain / total if total > 0 else gain, index=list(names))
 
 
+def _equal_share(names: Any) -> pd.Series:
+    names = list(names)
+    return pd.Series(1.0 / len(names), index=names)
+
+
 def feature_importance(models: FittedModels) -> pd.DataFrame:
     """``feature, importance, model``: each feature's share of the total split gain of the
     churn booster, and of the LTV boosters (hurdle: mean of the purchase and spend boosters'
-    shares); each model's importances sum to 1."""
+    shares); each model's importances sum to 1. A BTYD model (no split gain) shares its
+    importance equally among the purchase-history columns it reads."""
     ltv = models.ltv
-    parts = ([ltv.value_model_] if ltv.kind == "tweedie"
-             else [ltv.purchase_model_, ltv.spend_model_])
+    if isinstance(ltv, BTYDValueModel):
+        ltv_share = _equal_share(ltv.feature_names_in_)
+    else:
+        parts = ([ltv.value_model_] if ltv.kind == "tweedie"
+                 else [ltv.purchase_model_, ltv.spend_model_])
+        ltv_share = pd.concat([_gain_share(p.booster_, ltv.feature_names_in_) for p in parts],
+                              axis=1).mean(axis=1)
+    churn = models.churn
     shares = {
-        "churn": _gain_share(models.churn.booster_, models.churn.feature_names_in_),
-        "ltv": pd.concat([_gain_share(p.booster_, ltv.feature_names_in_) for p in parts],
-                         axis=1).mean(axis=1),
+        "churn": (_equal_share(churn.feature_names_in_) if isinstance(churn, BTYDChurnModel)
+                  else _gain_share(churn.booster_, churn.feature_names_in_)),
+        "ltv": ltv_share,
     }
     return pd.concat(
         [s.sort_values(ascending=False, kind="stable").rename_axis("feature")
@@ -178,11 +196,22 @@ def feature_importance(models: FittedModels) -> pd.DataFrame:
 
 
 def summary_tables(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Backtest means as two wide tables, ``churn`` (models x :data:`CHURN_SUMMARY`) and
-    ``ltv`` (models x :data:`LTV_SUMMARY`), models in backtest order."""
+    """Backtest means as wide tables, models in backtest order: ``churn`` (models x
+    :data:`CHURN_SUMMARY`), ``ltv`` (models x :data:`LTV_SUMMARY`, regression metrics),
+    ``if_retained`` (predictors of the revenue of customers who did not churn x
+    :data:`LTV_SUMMARY`) and ``value_at_risk`` (rankings of the revenue lost x
+    :data:`VAR_SUMMARY`)."""
     out = {}
-    for task, metrics in (("churn", CHURN_SUMMARY), ("ltv", LTV_SUMMARY)):
-        rows = summary[(summary["task"] == task) & summary["metric"].isin(metrics)]
+    sets = summary["metric_set"]
+    for task, metrics, keep in (
+        ("churn", CHURN_SUMMARY, sets == CLASSIFICATION),
+        ("ltv", LTV_SUMMARY, sets == REGRESSION),
+        (IF_RETAINED, LTV_SUMMARY, sets == IF_RETAINED),
+        (VALUE_AT_RISK, VAR_SUMMARY, sets == VALUE_AT_RISK),
+    ):
+        rows = summary[keep & summary["metric"].isin(metrics)]
+        if rows.empty:
+            continue
         wide = rows.pivot(index="model", columns="metric", values="mean")
         order = list(dict.fromkeys(rows["model"]))
         out[task] = wide.loc[order, [m for m in metrics if m in wide]].reset_index()
