@@ -130,7 +130,7 @@ def write_score_outputs(result: Any, out_dir: Path, scores_path: Path | None = N
 def score_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
     """Score the whole base as of the day after the data ends with the champion models."""
     outputs = score_output_set(out_dir)
-    outputs.check()
+    outputs.prepare()
     models = load_scoring_models(cfg)
     cutoff = default_cutoff(data)
     result.scores = score_customers(data, cfg, models, cutoff=cutoff)
