@@ -108,6 +108,13 @@ class OutputSet:
             if path.exists():
                 _probe(path)
 
+    def prepare(self) -> None:
+        """Before any work: :meth:`check` the targets, then (holding the lock) finish a
+        killed run's commit and remove staging litter."""
+        self.check()
+        with self.locked():
+            self.recover()
+
     def recover(self) -> None:
         """Finish a commit a killed run left half done, then remove staging litter of
         killed runs beside every target."""

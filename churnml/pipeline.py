@@ -144,7 +144,7 @@ def score_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResu
     from churnml.training.tracking import CHALLENGER
 
     outputs = score_output_set(out_dir)
-    outputs.check()
+    outputs.prepare()
     try:
         models = load_scoring_models(cfg)
     except ModelSourceError as exc:

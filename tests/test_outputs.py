@@ -239,3 +239,13 @@ def test_two_runs_at_once_never_mix_or_break(tmp_path):
     assert lists == sorted(summary) and scores == summary and summary in runs.values()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv", "segments",
                                                          "summary.csv"]
+
+
+def test_prepare_cleans_litter_of_killed_runs_before_the_work(tmp_path):
+    _write(tmp_path, _scores(["vip"]), ["vip"])
+    (tmp_path / ".segments.dead00000000.tmp").mkdir()
+    (tmp_path / ".scores.csv.dead00000000.tmp").write_text("partial")
+    score_outputs(tmp_path / "scores.csv", tmp_path / "summary.csv",
+                  tmp_path / "segments").prepare()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv", "segments",
+                                                         "summary.csv"]

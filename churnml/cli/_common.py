@@ -140,8 +140,11 @@ def _records(df: pd.DataFrame) -> list[dict]:
     return recs
 
 
-def emit(df: pd.DataFrame, fmt: OutFormat, out: Path | None, title: str) -> None:
-    """Print ``df`` as a rich table, CSV or JSON on stdout; optionally write ``out`` too."""
+def emit(df: pd.DataFrame, fmt: OutFormat, out: Path | None, title: str,
+         escape: bool = True) -> None:
+    """Print ``df`` as a rich table, CSV or JSON on stdout; optionally write ``out`` too
+    (a CSV ``out`` with text cells escaped against spreadsheet formulas unless ``escape`` is
+    false)."""
     from churnml.io import write_table
 
     if fmt == OutFormat.json:
@@ -165,7 +168,7 @@ def emit(df: pd.DataFrame, fmt: OutFormat, out: Path | None, title: str) -> None
 
             atomic_write(out, lambda p: p.write_text(json.dumps(_records(df), indent=1)))
         else:
-            write_table(df, out)
+            write_table(df, out, escape=escape)
         err.print(f"[green]✓[/green] wrote {out}")
 
 

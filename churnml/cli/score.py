@@ -90,7 +90,7 @@ def score(
             parse_iso_timestamp(scored_at, "--scored-at")
         out_dir = Path(cfg.output_dir)
         outputs = score_output_set(out_dir, out, segments_dir)
-        outputs.check()  # before any work: a bad --out fails in a second, not after scoring
+        outputs.prepare()  # before any work: a bad --out fails in a second, not after scoring
         escape = cfg.csv_escape_formulas if escape_formulas is None else escape_formulas
         uri = tracking_uri or cfg.tracking.uri
         folder = models_dir or cfg.scoring.models_dir
