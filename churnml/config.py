@@ -342,6 +342,34 @@ class ScoringConfig(_Strict):
     )
 
 
+class MonitoringConfig(_Strict):
+    """Score history and ``churnml monitor``: drift thresholds and the retrain signal."""
+
+    history: bool = Field(True, description="every `churnml score` run is kept in the "
+                          "score history (<output_dir>/score_history)")
+    history_dir: str | None = Field(
+        None, description="score history folder (default: <output_dir>/score_history)")
+    psi_warn: float = Field(0.1, gt=0, description="PSI above this is a moderate shift")
+    psi_alarm: float = Field(0.25, gt=0, description="PSI above this is drift: an alarm")
+    auc_margin: float = Field(
+        0.05, ge=0, description="alarm when realized ROC AUC < backtest mean - this")
+    brier_margin: float = Field(
+        0.03, ge=0, description="alarm when realized Brier > backtest mean + this")
+    n_draws: int = Field(200, ge=20, description="label draws behind the estimated intervals")
+    age_features: list[str] = Field(
+        default_factory=lambda: ["tenure_days", "days_since_first_*", "days_since_signup"],
+        description="features (fnmatch patterns) that grow with the calendar by construction "
+        "(the base ages): their drift is reported but raises no alarm")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MonitoringConfig:
+        if self.psi_warn > self.psi_alarm:
+            raise ValueError(f"psi_warn ({self.psi_warn}) must not exceed psi_alarm "
+                             f"({self.psi_alarm})")
+        return self
+
+
 class Config(_Strict):
     name: str = "churnml"
     data: DataConfig
@@ -353,6 +381,7 @@ class Config(_Strict):
     training: TrainingConfig = TrainingConfig()
     tracking: TrackingConfig = TrackingConfig()
     scoring: ScoringConfig = ScoringConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     output_dir: str = "out"
 
 

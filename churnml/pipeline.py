@@ -21,6 +21,7 @@ from churnml.data.customer_data import CustomerData
 from churnml.io import write_table
 
 DAY = pd.Timedelta(days=1)
+MONITOR_MONTHS = 6  # demo --monitor: past monthly scoring runs
 
 
 @dataclass
@@ -32,6 +33,7 @@ class DemoResult:
     kpis: pd.DataFrame | None = None
     train: Any = None  # churnml.training.train.TrainResult
     scores: Any = None  # churnml.scoring.ScoreResult
+    monitor: Any = None  # churnml.monitoring.MonitorResult
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -118,12 +120,55 @@ def write_score_outputs(result: Any, out_dir: Path, scores_path: Path | None = N
     return files
 
 
+def record_score_run(result: Any, cfg: Config, models: Any) -> Path | None:
+    """Keep a scoring run in the score history (``monitoring.history``; see
+    :func:`churnml.monitoring.jobs.record_scores`)."""
+    if not cfg.monitoring.history:
+        return None
+    from churnml.monitoring.jobs import record_scores
+
+    return record_scores(result, cfg, models)
+
+
 def score_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
     """Score the whole base as of the day after the data ends with the champion models."""
     models = load_scoring_models(cfg)
     cutoff = default_cutoff(data)
     result.scores = score_customers(data, cfg, models, cutoff=cutoff)
     result.files.update(write_score_outputs(result.scores, out_dir))
+    record_score_run(result.scores, cfg.model_copy(update={"output_dir": str(out_dir)}), models)
+
+
+def monitoring_cutoffs(data: CustomerData, months: int = MONITOR_MONTHS) -> pd.DatetimeIndex:
+    """Month starts of the last ``months`` months of the data (the demo's past scoring runs)."""
+    end = default_cutoff(data)
+    first = (end - pd.DateOffset(months=months)).normalize().replace(day=1)
+    return pd.date_range(first, end, freq="MS", inclusive="left").astype("datetime64[us]")
+
+
+def monitor_data(data: CustomerData, cfg: Config, models: Any = None,
+                 tracking_uri: str | None = None) -> Any:
+    """Run :func:`churnml.monitoring.jobs.run_monitor` over the score history of ``cfg``,
+    with the reference of the scoring models (loaded from the config when not given)."""
+    from churnml.monitoring.jobs import reference_for, run_monitor
+    from churnml.training.train import feature_spec
+
+    models = models or load_scoring_models(cfg, tracking_uri=tracking_uri)
+    reference = reference_for(
+        data, cfg, models, lambda c: score_customers(data, cfg, models, cutoff=c),
+        tracking_uri)
+    return run_monitor(data, cfg, reference, feature_spec(cfg), tracking_uri=tracking_uri)
+
+
+def monitor_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
+    """Score the month starts of the data's last months (the score history a deployment
+    would have kept), then monitor them: realized vs estimated performance and drift."""
+    cfg = cfg.model_copy(update={"output_dir": str(out_dir)})
+    models = load_scoring_models(cfg)
+    for cutoff in monitoring_cutoffs(data):
+        record_score_run(score_customers(data, cfg, models, cutoff=cutoff), cfg, models)
+    result.monitor, files = monitor_data(data, cfg, models)
+    result.files.update({f"monitoring_{k}": v for k, v in files.items()})
 
 
 def report_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
@@ -140,9 +185,11 @@ def report_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoRes
 
 
 def run_demo(data: CustomerData, cfg: Config, out_dir: str | Path,
-             console: Console | None = None, *, model_stages: bool = True) -> DemoResult:
+             console: Console | None = None, *, model_stages: bool = True,
+             monitor: bool = False) -> DemoResult:
     """Run every stage of the main job on ``data`` and write the outputs under ``out_dir``;
-    ``model_stages=False`` stops after the metrics (no training, scoring or models)."""
+    ``model_stages=False`` stops after the metrics (no training, scoring or models);
+    ``monitor=True`` adds past scoring runs and their monitoring before the report."""
     console = console or Console(stderr=True)
     out_dir = Path(out_dir)
     result = DemoResult(out_dir=out_dir)
@@ -154,6 +201,8 @@ def run_demo(data: CustomerData, cfg: Config, out_dir: str | Path,
             ("training (backtest, MLflow, registry)", train_stage, True),
             ("scoring and segments", score_stage, False),
         ]
+        if monitor:
+            stages.append(("monitoring (past scoring runs, drift)", monitor_stage, False))
     stages.append(("HTML report", report_stage, False))
     for label, stage, verbose in stages:
         start = time.perf_counter()

@@ -64,6 +64,7 @@ def score(
     from churnml.pipeline import (
         default_cutoff,
         load_scoring_models,
+        record_score_run,
         score_customers,
         write_score_outputs,
     )
@@ -94,6 +95,7 @@ def score(
         with step("writing scores and segment files"):
             files = write_score_outputs(result, out_dir, out, segments_dir)
         target = files["scores"]
+        history = record_score_run(result, cfg, models)
     except (ChurnmlError, ValueError, FileNotFoundError, LookupError) as exc:
         fail(exc)
     for note in result.warnings:
@@ -101,5 +103,7 @@ def score(
     scores = result.scores
     err.print(f"{len(scores):,} customers scored with {models.version}; reasons for "
               f"{result.n_reasons:,}; wrote {target}")
+    if history is not None:
+        err.print(f"  kept in the score history: {history}")
     emit(result.summary, OutFormat.table, None, "Segments (value at risk in the input currency "
          f"over {cfg.churn.horizon_days} days)")

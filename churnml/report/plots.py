@@ -261,3 +261,49 @@ def segment_bars(summary: pd.DataFrame, currency: str) -> Figure:
         ax.grid(alpha=0.3, axis="x")
         ax.xaxis.set_major_locator(MaxNLocator(5))
     return fig
+
+
+def monitoring_performance(perf: pd.DataFrame) -> Figure:
+    """Realized (dots) vs estimated (line, 95 % band) ROC AUC and Brier per scored cutoff;
+    estimates come from the probabilities alone (CBPE), realized values once labels mature."""
+    fig, (ax_auc, ax_brier) = _figure(1, 2)
+    cut = pd.to_datetime(perf["cutoff"])
+    for ax, metric, title in ((ax_auc, "roc_auc", "ROC AUC"), (ax_brier, "brier", "Brier score")):
+        est = perf[f"est_{metric}"].to_numpy(float)
+        ax.fill_between(cut, perf[f"est_{metric}_low"], perf[f"est_{metric}_high"],
+                        alpha=0.25, label="estimated, 95 % interval")
+        ax.plot(cut, est, marker=".", label="estimated (CBPE)")
+        real = f"real_{metric}"
+        if real in perf and perf[real].notna().any():
+            ax.plot(cut, perf[real], "o", color="black", label="realized")
+        baseline = perf.get("recency_roc_auc") if metric == "roc_auc" else None
+        if baseline is not None and baseline.notna().any():
+            ax.plot(cut, baseline, "x", color="0.5", label="recency baseline")
+        ax.set_title(f"{title} per scored cutoff")
+        ax.set_ylabel(title)
+        _date_axis(ax)
+    ax_auc.legend(fontsize="small")
+    return fig
+
+
+def monitoring_drift(drift: pd.DataFrame, warn: float, alarm: float, top: int = 15) -> Figure:
+    """Largest population stability indexes of the latest monitored cutoff (features, scores,
+    segment mix), with the warn and alarm thresholds."""
+    latest = drift[pd.to_datetime(drift["cutoff"]) == pd.to_datetime(drift["cutoff"]).max()]
+    latest = latest.sort_values("psi", ascending=False).head(top).iloc[::-1]
+    fig, (ax,) = _figure(height=max(PANEL_HEIGHT_IN, BAR_HEIGHT_IN * len(latest) + 1.2))
+    if latest.empty:
+        _no_data(ax)
+        return fig
+    labels = [f"{k}: {c}" if k != "feature" else c for k, c in zip(latest["kind"],
+                                                                    latest["column"],
+                                                                    strict=True)]
+    colors = ["tab:red" if v > alarm else "tab:orange" if v > warn else "tab:blue"
+              for v in latest["psi"]]
+    ax.barh(labels, latest["psi"], color=colors)
+    for x, style in ((warn, ":"), (alarm, "--")):
+        ax.axvline(x, color="0.3", linestyle=style, linewidth=1.0)
+    day = pd.to_datetime(latest["cutoff"]).max()
+    ax.set_title(f"Drift vs the training reference, cutoff {day:%Y-%m-%d}")
+    ax.set_xlabel(f"population stability index (warn > {warn}, alarm > {alarm})")
+    return fig
