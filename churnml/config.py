@@ -64,6 +64,16 @@ class ValidationConfig(_Strict):
     )
 
 
+class ChurnShock(_Strict):
+    """A regime change injected into the simulated data (:func:`churnml.data.scenarios.
+    churn_shock`): from ``start`` the customers of ``plan`` leave at ``monthly_hazard``."""
+
+    start: str
+    plan: str
+    monthly_hazard: float = Field(0.3, gt=0, description="extra leaving rate, per month")
+    seed: int = 0
+
+
 class DataConfig(_Strict):
     """Input data: a built-in dataset or a folder of CSV/Parquet tables."""
 
@@ -76,11 +86,16 @@ class DataConfig(_Strict):
     currency: str = "USD"
     simulated_customers: int = Field(20_000, description="size of the simulated dataset")
     seed: int = 42
+    churn_shock: ChurnShock | None = Field(
+        None, description="simulated data only: a price rise or similar shock that makes one "
+        "plan's customers leave from a date on (to try monitoring)")
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
         if self.dataset is None and self.dir is None:
             raise ValueError("data needs either `dataset` (cdnow|simulated) or `dir`")
+        if self.churn_shock is not None and self.dataset != "simulated":
+            raise ValueError("churn_shock applies to the simulated dataset only")
         return self
 
 
@@ -124,6 +139,9 @@ class TrainingConfig(_Strict):
     )
     cutoff_frequency: str = Field("MS", description="pandas offset alias between cutoffs")
     first_cutoff: str | None = Field(None, description="earliest cutoff (default: data start)")
+    last_cutoff: str | None = Field(
+        None, description="latest training cutoff (default: the latest labelled one); e.g. to "
+        "train as of an earlier date and monitor the months since")
     n_origins: int = Field(3, gt=0, description="rolling_origin: test cutoffs (the latest)")
     origin_step: int = Field(1, gt=0, description="rolling_origin: cutoffs between origins")
     max_train_cutoffs: int | None = Field(

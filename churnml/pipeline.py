@@ -189,10 +189,15 @@ def run_demo(data: CustomerData, cfg: Config, out_dir: str | Path,
              monitor: bool = False) -> DemoResult:
     """Run every stage of the main job on ``data`` and write the outputs under ``out_dir``;
     ``model_stages=False`` stops after the metrics (no training, scoring or models);
-    ``monitor=True`` adds past scoring runs and their monitoring before the report."""
+    ``monitor=True`` trains as of the first of the last :data:`MONITOR_MONTHS` months (only
+    on labels known by then), scores each month since and monitors those runs."""
     console = console or Console(stderr=True)
     out_dir = Path(out_dir)
     result = DemoResult(out_dir=out_dir)
+    if monitor and model_stages:  # deploy as of the first monitored month: train before it
+        cfg = cfg.model_copy(deep=True)
+        first = monitoring_cutoffs(data)[0]
+        cfg.training.last_cutoff = str(first - pd.Timedelta(days=cfg.churn.horizon_days))
     stages: list[tuple[str, Callable[..., None], bool]] = [
         ("retention metrics", metrics_stage, False),
     ]

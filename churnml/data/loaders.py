@@ -117,9 +117,16 @@ def load_data(config: Config | DataConfig) -> CustomerData:
     validation = full.validation if full else None
     voice = full.voice if full else None
     if data_cfg.dataset is not None:
-        return load_dataset(
+        data = load_dataset(
             data_cfg.dataset, n_customers=data_cfg.simulated_customers, seed=data_cfg.seed
         )
+        if data_cfg.churn_shock is not None:
+            from churnml.data.scenarios import churn_shock
+
+            shock = data_cfg.churn_shock
+            data = churn_shock(data, shock.start, plan=shock.plan,
+                               monthly_hazard=shock.monthly_hazard, seed=shock.seed)
+        return data
     return load_folder(
         data_cfg.dir, data_cfg.tables, timezone=data_cfg.timezone, currency=data_cfg.currency,
         validation=validation, voice=voice,
