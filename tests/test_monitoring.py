@@ -13,23 +13,21 @@ from sklearn.metrics import roc_auc_score
 from churnml.config import ChurnConfig, MonitoringConfig
 from churnml.data.scenarios import churn_shock
 from churnml.data.simulate import simulate
-from churnml.features.build import build_features
 from churnml.features.profile import GRID, profile_frame, profile_parquet
 from churnml.features.spec import FeatureSpec
 from churnml.labels import at_risk, build_panel
 from churnml.models import ChurnClassifier
 from churnml.monitoring import (
-    Reference,
     ScoreHistory,
     estimate,
     expected_auc,
     expected_brier,
     mix_psi,
-    monitor,
     profile_psi,
     psi,
 )
 from churnml.monitoring.monitor import treated_customers
+from churnml.monitoring.replay import replay
 from churnml.training.evaluation import classification_metrics
 
 # ----------------------------------------------------------------------------- CBPE
@@ -191,23 +189,9 @@ def _fitted(seed: int):
     return data, spec, model, list(X.columns), metrics
 
 
-def _score(data, spec, model, columns, cutoff) -> tuple[pd.DataFrame, dict]:
-    f = build_features(data, cutoff, spec)
-    scores = pd.DataFrame({"customer_id": f["customer_id"].astype(str),
-                           "churn_probability": model.predict_proba(f[columns])[:, 1]})
-    return scores, profile_frame(f, columns)
-
-
 def _monitor(tmp_path, data, spec, model, columns, metrics):
-    scores, prof = _score(data, spec, model, columns, BACKTEST_CUTOFF)
-    ref = Reference(pd.Timestamp(BACKTEST_CUTOFF), "m", prof,
-                    profile_frame(scores, ["churn_probability"]), {},
-                    {"roc_auc": metrics["roc_auc"], "brier": metrics["brier"]})
-    hist = ScoreHistory(tmp_path)
-    for cutoff in MONITORED:
-        s, p = _score(data, spec, model, columns, cutoff)
-        hist.write(s, {"cutoff": cutoff, "model_version": "m"}, p)
-    return monitor(data, hist, ref, ChurnConfig(), MonitoringConfig(), spec)
+    backtest = {"roc_auc": metrics["roc_auc"], "brier": metrics["brier"]}
+    return replay(data, model, MONITORED, BACKTEST_CUTOFF, backtest, tmp_path, spec=spec)
 
 
 @pytest.fixture(scope="module")

@@ -280,10 +280,13 @@ def summarise(result: MonitorResult) -> pd.DataFrame:
     cols = ["cutoff", "matured", "at_risk", "est_roc_auc", "real_roc_auc",
             "recency_roc_auc", "est_brier", "real_brier"]
     out = perf[[c for c in cols if c in perf]].copy()
+    out["matured"] = np.where(out["matured"], "yes", "no")
     if not result.drift.empty:
         worst = result.drift.sort_values("psi", ascending=False).groupby("cutoff").head(1)
         out = out.merge(worst[["cutoff", "column", "psi"]].rename(
             columns={"column": "most_drifted", "psi": "max_psi"}), on="cutoff", how="left")
+    out["cutoff"] = pd.to_datetime(out["cutoff"]).dt.strftime("%Y-%m-%d %H:%M").str.removesuffix(
+        " 00:00")
     return out
 
 
