@@ -239,3 +239,38 @@ def test_at_risk_is_known_at_the_cutoff(tmp_path):
         data.surveys, data.customers)
     assert len(later) > 0
     pd.testing.assert_frame_equal(risk, at_risk(trimmed, cutoff))
+
+
+def test_churn_shock_only_removes_the_plans_later_activity():
+    data = simulate(400, start="2023-01-01", end="2023-12-31", seed=2)
+    start = pd.Timestamp("2023-07-01")
+    shocked = churn_shock(data, start, plan="basic", monthly_hazard=0.5, seed=0)
+    basic = set(data.customers.loc[data.customers["plan"] == "basic", "customer_id"])
+    for name in ("transactions", "events", "surveys"):
+        before, after = getattr(data, name), getattr(shocked, name)
+        early = before[before["ts"] < start].reset_index(drop=True)
+        pd.testing.assert_frame_equal(after[after["ts"] < start].reset_index(drop=True), early)
+        others = before[~before["customer_id"].isin(basic)].reset_index(drop=True)
+        pd.testing.assert_frame_equal(
+            after[~after["customer_id"].isin(basic)].reset_index(drop=True), others)
+    late = data.transactions[(data.transactions["ts"] >= start)
+                             & data.transactions["customer_id"].isin(basic)]
+    late_after = shocked.transactions[(shocked.transactions["ts"] >= start)
+                                      & shocked.transactions["customer_id"].isin(basic)]
+    assert 0 < len(late_after) < 0.6 * len(late)
+
+
+def test_price_rise_example_config_loads_the_shock():
+    from pathlib import Path
+
+    from churnml.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = load_config(root / "configs" / "examples" / "price-rise.yaml")
+    assert cfg.data.churn_shock is not None and cfg.data.churn_shock.plan == "basic"
+    with pytest.raises(Exception, match="simulated dataset only"):
+        load_config_text = {"data": {"dataset": "cdnow", "churn_shock": {
+            "start": "2024-01-01", "plan": "basic"}}}
+        from churnml.config import Config
+
+        Config.model_validate(load_config_text)
