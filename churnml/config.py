@@ -125,6 +125,16 @@ class ValidationConfig(_Strict):
     )
 
 
+class ChurnShock(_Strict):
+    """A regime change injected into the simulated data (:func:`churnml.data.scenarios.
+    churn_shock`): from ``start`` the customers of ``plan`` leave at ``monthly_hazard``."""
+
+    start: str
+    plan: str
+    monthly_hazard: float = Field(0.3, gt=0, description="extra leaving rate, per month")
+    seed: int = 0
+
+
 class DataConfig(_Strict):
     """Input data: a built-in dataset or a folder of CSV/Parquet tables."""
 
@@ -142,6 +152,9 @@ class DataConfig(_Strict):
     )
     simulated_customers: int = Field(20_000, description="size of the simulated dataset")
     seed: int = 42
+    churn_shock: ChurnShock | None = Field(
+        None, description="simulated data only: a price rise or similar shock that makes one "
+        "plan's customers leave from a date on (to try monitoring)")
 
     @field_validator("timezone")
     @classmethod
@@ -175,6 +188,8 @@ class DataConfig(_Strict):
     def _one_source(self) -> DataConfig:
         if self.dataset is None and self.dir is None:
             raise ValueError("data needs either `dataset` (cdnow|simulated) or `dir`")
+        if self.churn_shock is not None and self.dataset != "simulated":
+            raise ValueError("churn_shock applies to the simulated dataset only")
         return self
 
 
@@ -218,6 +233,9 @@ class TrainingConfig(_Strict):
     )
     cutoff_frequency: str = Field("MS", description="pandas offset alias between cutoffs")
     first_cutoff: str | None = Field(None, description="earliest cutoff (default: data start)")
+    last_cutoff: str | None = Field(
+        None, description="latest training cutoff (default: the latest labelled one); e.g. to "
+        "train as of an earlier date and monitor the months since")
     n_origins: int = Field(3, gt=0, description="rolling_origin: test cutoffs (the latest)")
     origin_step: int = Field(1, gt=0, description="rolling_origin: cutoffs between origins")
     max_train_cutoffs: int | None = Field(
@@ -568,6 +586,34 @@ class UpliftConfig(_Strict):
     )
 
 
+class MonitoringConfig(_Strict):
+    """Score history and ``churnml monitor``: drift thresholds and the retrain signal."""
+
+    history: bool = Field(True, description="every `churnml score` run is kept in the "
+                          "score history (<output_dir>/score_history)")
+    history_dir: str | None = Field(
+        None, description="score history folder (default: <output_dir>/score_history)")
+    psi_warn: float = Field(0.1, gt=0, description="PSI above this is a moderate shift")
+    psi_alarm: float = Field(0.25, gt=0, description="PSI above this is drift: an alarm")
+    auc_margin: float = Field(
+        0.05, ge=0, description="alarm when realized ROC AUC < backtest mean - this")
+    brier_margin: float = Field(
+        0.03, ge=0, description="alarm when realized Brier > backtest mean + this")
+    n_draws: int = Field(200, ge=20, description="label draws behind the estimated intervals")
+    age_features: list[str] = Field(
+        default_factory=lambda: ["tenure_days", "days_since_first_*", "days_since_signup"],
+        description="features (fnmatch patterns) that grow with the calendar by construction "
+        "(the base ages): their drift is reported but raises no alarm")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MonitoringConfig:
+        if self.psi_warn > self.psi_alarm:
+            raise ValueError(f"psi_warn ({self.psi_warn}) must not exceed psi_alarm "
+                             f"({self.psi_alarm})")
+        return self
+
+
 class Config(_Strict):
     name: str = "churnml"
     data: DataConfig
@@ -580,6 +626,7 @@ class Config(_Strict):
     tracking: TrackingConfig = TrackingConfig()
     scoring: ScoringConfig = ScoringConfig()
     uplift: UpliftConfig = UpliftConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     output_dir: str = "out"
     csv_escape_formulas: bool = Field(
         True, description="prefix CSV text cells starting with = + - @ tab CR LF with ' so "

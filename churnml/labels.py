@@ -283,3 +283,32 @@ def labelled_cutoffs(
     first = pd.Timestamp(start) if start is not None else first
     last = end - pd.Timedelta(days=label_window_days(churn))
     return pd.date_range(first.normalize() + ONE_DAY, last, freq=freq).astype("datetime64[us]")
+
+
+def observation_end_of(data: Any, data_end: pd.Timestamp | str | None = None) -> pd.Timestamp:
+    """End of observation of ``data``: ``data_end`` if given, else midnight after its latest
+    timestamp (the instant up to which labels can be known)."""
+    eng, owned = open_engine(data, "duckdb")
+    try:
+        return observation_end(eng, data_end)
+    finally:
+        if owned:
+            eng.close()
+
+
+def at_risk(data: Any, cutoffs: CutoffsLike, churn: ChurnConfig | None = None) -> pd.DataFrame:
+    """``customer_id, cutoff`` of the customers at risk at each cutoff (the population of
+    :func:`build_labels`), known at the cutoff itself: no label window is needed."""
+    churn = churn or ChurnConfig()
+    cuts = as_cutoffs(cutoffs)
+    eng, owned = open_engine(data, "duckdb")
+    try:
+        relations = register_cutoffs(eng, cuts)
+        ctes = _at_risk_ctes(eng, churn, relations.cutoffs)
+        result = eng.run(ctes, "SELECT customer_id, cutoff FROM l_at_risk "
+                               "ORDER BY cutoff, customer_id")
+        result[CUTOFF] = result[CUTOFF].astype("datetime64[us]")
+        return result.reset_index(drop=True)
+    finally:
+        if owned:
+            eng.close()

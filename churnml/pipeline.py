@@ -23,6 +23,7 @@ from churnml.data.schema import PURCHASES_UNIT
 from churnml.io import write_table
 
 DAY = pd.Timedelta(days=1)
+MONITOR_MONTHS = 6  # demo --monitor: past monthly scoring runs
 
 
 @dataclass
@@ -34,6 +35,7 @@ class DemoResult:
     kpis: pd.DataFrame | None = None
     train: Any = None  # churnml.training.train.TrainResult
     scores: Any = None  # churnml.scoring.ScoreResult
+    monitor: Any = None  # churnml.monitoring.MonitorResult
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -137,6 +139,16 @@ def write_score_outputs(result: Any, out_dir: Path, scores_path: Path | None = N
             "segments": outputs.folders["segments"]}
 
 
+def record_score_run(result: Any, cfg: Config, models: Any) -> Path | None:
+    """Keep a scoring run in the score history (``monitoring.history``; see
+    :func:`churnml.monitoring.jobs.record_scores`)."""
+    if not cfg.monitoring.history:
+        return None
+    from churnml.monitoring.jobs import record_scores
+
+    return record_scores(result, cfg, models)
+
+
 def score_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
     """Score the whole base as of the day after the data ends with the champion models (the
     pair just trained, with a warning, when no pair has become champion yet)."""
@@ -159,6 +171,7 @@ def score_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResu
     result.scores = score_customers(data, cfg, models, cutoff=cutoff)
     result.files.update(write_score_outputs(result.scores, out_dir, outputs=outputs,
                                             escape=cfg.csv_escape_formulas))
+    record_score_run(result.scores, cfg.model_copy(update={"output_dir": str(out_dir)}), models)
 
 
 def campaign_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
@@ -182,6 +195,38 @@ def campaign_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoR
             result.files["targeting"] = write_table(targeting, out_dir / TARGETING_FILE)
 
 
+def monitoring_cutoffs(data: CustomerData, months: int = MONITOR_MONTHS) -> pd.DatetimeIndex:
+    """Month starts of the last ``months`` months of the data (the demo's past scoring runs)."""
+    end = default_cutoff(data)
+    first = (end - pd.DateOffset(months=months)).normalize().replace(day=1)
+    return pd.date_range(first, end, freq="MS", inclusive="left").astype("datetime64[us]")
+
+
+def monitor_data(data: CustomerData, cfg: Config, models: Any = None,
+                 tracking_uri: str | None = None) -> Any:
+    """Run :func:`churnml.monitoring.jobs.run_monitor` over the score history of ``cfg``,
+    with the reference of the scoring models (loaded from the config when not given)."""
+    from churnml.monitoring.jobs import reference_for, run_monitor
+    from churnml.training.train import feature_spec
+
+    models = models or load_scoring_models(cfg, tracking_uri=tracking_uri)
+    reference = reference_for(
+        data, cfg, models, lambda c: score_customers(data, cfg, models, cutoff=c),
+        tracking_uri)
+    return run_monitor(data, cfg, reference, feature_spec(cfg), tracking_uri=tracking_uri)
+
+
+def monitor_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
+    """Score the month starts of the data's last months (the score history a deployment
+    would have kept), then monitor them: realized vs estimated performance and drift."""
+    cfg = cfg.model_copy(update={"output_dir": str(out_dir)})
+    models = load_scoring_models(cfg)
+    for cutoff in monitoring_cutoffs(data):
+        record_score_run(score_customers(data, cfg, models, cutoff=cutoff), cfg, models)
+    result.monitor, files = monitor_data(data, cfg, models)
+    result.files.update({f"monitoring_{k}": v for k, v in files.items()})
+
+
 def report_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
     """The HTML report over the files above, also logged to the training run in MLflow."""
     from churnml.report import build_report, log_report
@@ -199,12 +244,19 @@ def report_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoRes
 
 
 def run_demo(data: CustomerData, cfg: Config, out_dir: str | Path,
-             console: Console | None = None, *, model_stages: bool = True) -> DemoResult:
+             console: Console | None = None, *, model_stages: bool = True,
+             monitor: bool = False) -> DemoResult:
     """Run every stage of the main job on ``data`` and write the outputs under ``out_dir``;
-    ``model_stages=False`` stops after the metrics (no training, scoring or models)."""
+    ``model_stages=False`` stops after the metrics (no training, scoring or models);
+    ``monitor=True`` trains as of the first of the last :data:`MONITOR_MONTHS` months (only
+    on labels known by then), scores each month since and monitors those runs."""
     console = console or Console(stderr=True)
     out_dir = Path(out_dir)
     result = DemoResult(out_dir=out_dir)
+    if monitor and model_stages:  # deploy as of the first monitored month: train before it
+        cfg = cfg.model_copy(deep=True)
+        first = monitoring_cutoffs(data)[0]
+        cfg.training.last_cutoff = str(first - pd.Timedelta(days=cfg.churn.horizon_days))
     stages: list[tuple[str, Callable[..., None], bool]] = [
         ("retention metrics", metrics_stage, False),
     ]
@@ -216,6 +268,8 @@ def run_demo(data: CustomerData, cfg: Config, out_dir: str | Path,
         if data.campaigns is not None:
             stages.append(("campaigns: evaluation, uplift model, targeting", campaign_stage,
                            False))
+        if monitor:
+            stages.append(("monitoring (past scoring runs, drift)", monitor_stage, False))
     stages.append(("HTML report", report_stage, False))
     for label, stage, verbose in stages:
         start = time.perf_counter()

@@ -1,4 +1,5 @@
-"""Command line: ``churnml metrics|retention|features|train|export|score|report|demo|campaign``.
+"""Command line: ``churnml metrics|retention|features|train|export|score|monitor|report|demo|
+campaign``.
 
 Each command lives in its own module below; importing it registers it on :data:`app`.
 """
@@ -8,6 +9,7 @@ from churnml.cli import (  # noqa: F401  (registers)
     demo,
     features,
     metrics,
+    monitor,
     report,
     score,
     train,

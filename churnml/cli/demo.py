@@ -38,6 +38,9 @@ def demo(
     metrics_only: Annotated[bool, typer.Option("--metrics-only",
                                                help="stop after the metrics and the report")]
     = False,
+    monitor: Annotated[bool, typer.Option("--monitor", help="also score the last months' "
+                                          "cutoffs and monitor them (score history, drift)")]
+    = False,
 ) -> None:
     """Run the main job end to end — metrics, backtest and training with MLflow, registry,
     scoring, segment export, HTML report — and say where everything went."""
@@ -52,7 +55,7 @@ def demo(
             cfg.output_dir = str(out_dir)
         customer_data = load(cfg)
         result = run_demo(customer_data, cfg, Path(cfg.output_dir), console=err,
-                          model_stages=not metrics_only)
+                          model_stages=not metrics_only, monitor=monitor)
     except (ChurnmlError, ValueError, FileNotFoundError, LookupError) as exc:
         fail(exc)
     kpis = result.kpis[[c for c in DEMO_COLUMNS if c in result.kpis]]

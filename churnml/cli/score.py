@@ -79,6 +79,7 @@ def score(
     from churnml.pipeline import (
         default_cutoff,
         load_scoring_models,
+        record_score_run,
         score_customers,
         score_output_set,
         write_score_outputs,
@@ -126,6 +127,7 @@ def score(
             files = write_score_outputs(result, out_dir, out, segments_dir, escape=escape,
                                         outputs=outputs)
         target = files["scores"]
+        history = record_score_run(result, cfg, models)
     except (ChurnmlError, ValueError, FileNotFoundError, LookupError, MlflowException) as exc:
         fail(exc)
     for note in result.warnings:
@@ -133,5 +135,7 @@ def score(
     scores = result.scores
     err.print(f"{len(scores):,} customers scored with {models.version}; reasons for "
               f"{result.n_reasons:,}; wrote {target}")
+    if history is not None:
+        err.print(f"  kept in the score history: {history}")
     emit(result.summary, OutFormat.table, None, f"Segments (value at risk in "
          f"{customer_data.currency} over {cfg.churn.horizon_days} days)")

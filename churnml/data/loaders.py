@@ -211,6 +211,12 @@ def load_data(config: Config | DataConfig) -> CustomerData:
         )
         if data_cfg.end is not None:
             data = replace(data, end_configured=pd.Timestamp(data_cfg.end))
+        if data_cfg.churn_shock is not None:
+            from churnml.data.scenarios import churn_shock
+
+            shock = data_cfg.churn_shock
+            data = churn_shock(data, shock.start, plan=shock.plan,
+                               monthly_hazard=shock.monthly_hazard, seed=shock.seed)
         return data
     return load_folder(
         data_cfg.dir, data_cfg.tables, timezone=data_cfg.timezone, currency=data_cfg.currency,

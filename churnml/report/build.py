@@ -46,7 +46,8 @@ def build_report(
         inputs=ReportInputs(out_dir), kpis=kpi_file(period), period=period,
         currency=cfg.data.currency, horizon_days=cfg.churn.horizon_days,
         target_action=cfg.churn.target_action, top_customers=top_customers,
-        top_features=top_features,
+        top_features=top_features, psi_warn=cfg.monitoring.psi_warn,
+        psi_alarm=cfg.monitoring.psi_alarm,
     )
     sections = []
     for spec in SECTIONS:

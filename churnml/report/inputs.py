@@ -48,6 +48,14 @@ SEGMENTS = OutputFile(
      "suggested_action"),
     "churnml score",
 )
+MONITOR_PERFORMANCE = OutputFile(
+    "monitoring/performance.csv",
+    ("cutoff", "matured", "est_roc_auc", "est_roc_auc_low", "est_roc_auc_high", "est_brier",
+     "est_brier_low", "est_brier_high"),
+    "churnml monitor",
+)
+MONITOR_DRIFT = OutputFile("monitoring/drift.csv", ("cutoff", "kind", "column", "psi", "level"),
+                           "churnml monitor")
 KPI_COLUMNS = ("period",)  # KPI columns absent from the file (e.g. no surveys) show "no data"
 
 

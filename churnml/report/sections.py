@@ -18,6 +18,8 @@ from churnml.report.inputs import (
     BACKTEST_METRICS,
     COHORTS,
     IMPORTANCE,
+    MONITOR_DRIFT,
+    MONITOR_PERFORMANCE,
     N_DAY,
     PREDICTIONS,
     SCORES,
@@ -58,6 +60,8 @@ class Context:
     target_action: str
     top_customers: int = TOP_CUSTOMERS
     top_features: int = TOP_FEATURES
+    psi_warn: float = 0.1
+    psi_alarm: float = 0.25
 
     def money(self) -> str:
         return "{:,.2f} " + self.currency
@@ -303,6 +307,35 @@ def _top_at_risk(ctx: Context) -> str:
                                   "value_at_risk": ctx.money()})
 
 
+# --------------------------------------------------------------------------- monitoring
+
+
+def _monitoring(ctx: Context) -> str:
+    perf = ctx.inputs.get(MONITOR_PERFORMANCE)
+    drift = ctx.inputs.get(MONITOR_DRIFT)
+    cols = [c for c in ("cutoff", "matured", "at_risk", "treated_excluded", "est_roc_auc",
+                        "real_roc_auc", "recency_roc_auc", "est_brier", "real_brier")
+            if c in perf]
+    body = paragraph(
+        "Every scoring run is kept in the score history. Before a cutoff's horizon has "
+        "passed, ROC AUC and Brier are estimated from the calibrated probabilities alone "
+        "(CBPE: assumes calibration and no concept drift); once the labels are known the "
+        "realized values are computed on the customers at risk, leaving out those a "
+        "campaign treated within the horizon.")
+    body += figure_html(plots.monitoring_performance(perf), "realized vs estimated performance")
+    body += table_html(perf[cols], {c: METRIC_FORMAT for c in cols if c.endswith(("auc",
+                                                                               "brier"))})
+    if drift is not None and not drift.empty:
+        levels = drift["level"].value_counts()
+        body += paragraph(
+            f"Drift (population stability index vs the champion's training reference): "
+            f"{int(levels.get('alarm', 0))} alarm(s), {int(levels.get('warn', 0))} warning(s) "
+            f"over {drift['cutoff'].nunique()} cutoff(s).")
+        body += figure_html(plots.monitoring_drift(drift, ctx.psi_warn, ctx.psi_alarm),
+                            "drift per feature")
+    return body
+
+
 def _files(*specs: OutputFile) -> Callable[[Context], tuple[OutputFile, ...]]:
     return lambda ctx: specs
 
@@ -328,5 +361,7 @@ SECTIONS: tuple[SectionSpec, ...] = (
     SectionSpec("top-at-risk", "Top at-risk customers and why", _files(SCORES), _top_at_risk),
     SectionSpec("campaigns", "Campaigns and uplift", _files(campaigns.EVALUATIONS),
                 campaigns.render),
+    SectionSpec("monitoring", "Monitoring: realized vs estimated performance, drift",
+                _files(MONITOR_PERFORMANCE), _monitoring),
 )
 SECTION_IDS: tuple[str, ...] = tuple(s.id for s in SECTIONS)

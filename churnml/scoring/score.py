@@ -45,6 +45,7 @@ from churnml.engine import open_engine
 from churnml.engine.sql import literal, render
 from churnml.features.build import as_cutoffs, feature_query, resolve_features, tidy
 from churnml.features.definitions import CUTOFF, SOURCES, DerivedFeature, Feature
+from churnml.features.profile import CATEGORICAL, NUMERIC, profile_frame, profile_parquet
 from churnml.features.spec import FeatureSpec
 from churnml.scoring import segments as seg
 from churnml.scoring.loading import ScoringModels, check_feature_table
@@ -78,6 +79,7 @@ class ScoreResult:
     n_reasons: int
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    profile: dict[str, Any] = field(default_factory=dict)  # model features, for monitoring
 
 
 def default_cutoff() -> pd.Timestamp:
@@ -174,6 +176,11 @@ def builtin_feature_names() -> frozenset[str]:
     """Names of every built-in feature over the full data contract (the names a segment rule
     may read besides the model's and the spec's features)."""
     return frozenset(feature_descriptions())
+
+
+def feature_kinds(dtypes: Mapping[str, str]) -> dict[str, str]:
+    """Model feature dtypes (``float64`` / ``category``) as profile kinds."""
+    return {name: CATEGORICAL if kind == "category" else NUMERIC for name, kind in dtypes.items()}
 
 
 def iter_parquet(path: Path, chunk_size: int, features: Sequence[Any]) -> Iterator[pd.DataFrame]:
@@ -376,7 +383,10 @@ def score_features(
         descriptions = feature_descriptions()
     scorer = Scorer(models, config, churn or ChurnConfig(), pd.Timestamp(cutoff),
                     descriptions, scored_at, columns=[str(c) for c in features.columns])
-    return scorer.run(lambda: iter_frame(features, config.chunk_size), len(features), progress)
+    result = scorer.run(lambda: iter_frame(features, config.chunk_size), len(features),
+                        progress)
+    result.profile = profile_frame(features, list(models.feature_dtypes()))
+    return result
 
 
 def score(
@@ -431,5 +441,6 @@ def score(
         total = pq.ParquetFile(spool).metadata.num_rows
         result = scorer.run(lambda: iter_parquet(spool, config.chunk_size, built), total,
                             progress)
+        result.profile = profile_parquet(spool, feature_kinds(models.feature_dtypes()))
     result.timings = {"features_s": features_s, **result.timings}
     return result

@@ -132,6 +132,8 @@ def training_cutoffs(data: CustomerData, cfg: Config) -> pd.DatetimeIndex:
         raise ConfigError(f"training.cutoff_frequency {t.cutoff_frequency!r}: {exc}") from exc
     cuts = labelled_cutoffs(data, cfg.churn, freq=t.cutoff_frequency,
                             start=_timestamp(t.first_cutoff, "first_cutoff"))
+    if t.last_cutoff is not None:
+        cuts = cuts[cuts <= _timestamp(t.last_cutoff, "last_cutoff")]
     if len(cuts) == 0:
         raise ConfigError(
             f"no labelled cutoff: the data ({data.start} .. {data.end}) are shorter than "
