@@ -6,6 +6,7 @@ Models are trained here on small simulated data and registered in a real SQLite 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -331,6 +332,35 @@ def test_reasons_are_the_largest_contributions_in_words(result, trained, feature
                 expected.append(words)
                 families.add(family)
         assert reasons.split("; ") == expected
+
+
+def test_reasons_on_simulated_scores_one_per_family_in_words(result, trained, features):
+    """Every customer of a segment with reasons has some; no row names two features of one
+    family, repeats itself, or shows a feature name, "unknown", "nan" or a zero amount."""
+    s, churn = result.scores, trained[0]
+    wanted = {seg.name for seg in parse_segments(ScoringConfig()) if seg.reasons}
+    explained = s["risk_segment"].isin(wanted)
+    assert explained.sum() > 100
+    assert (s.loc[explained, "reasons"].str.len() > 0).all()
+    assert s.loc[~explained, "reasons"].isna().all()
+    rows = s[explained]
+    X = features.set_index("customer_id").loc[rows["customer_id"]].reset_index()
+    names = [str(f) for f in churn.feature_names_in_]
+    definitions = {**feature_descriptions(event_types=["email_open", "push_click", "session",
+                                                       "support_ticket"]),
+                   **{f.name: f for f in CONTEXT_FEATURES}}
+    writer = ReasonWriter(ScoringConfig().reason_templates, definitions, SCORE_CUTOFF)
+    contrib = contributions(churn, X)
+    words, chosen = writer.choose(X, top_drivers(contrib, len(names)), names, k=3)
+    for i, reasons in enumerate(rows["reasons"]):
+        cols = chosen[i][chosen[i] >= 0]
+        assert reasons.split("; ") == list(words[i, :len(cols)])
+        families = [definitions[names[j]].reason_family for j in cols]
+        assert len(set(families)) == len(families), reasons
+        assert (contrib[i, cols] > 0).all()
+        assert len(set(reasons.split("; "))) == len(cols)
+    tokens = set(re.findall(r"[\w.,%]+", " ".join(rows["reasons"])))
+    assert not tokens & {*names, "unknown", "nan", "0", "0.00", "0.0", "="}
 
 
 def test_reason_wording_worked_examples():

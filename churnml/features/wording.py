@@ -31,7 +31,7 @@ DAYS_PER_YEAR = 365.25
 # Interval units of ``every``: (unit, days, the interval in days below which it is used).
 INTERVAL_UNITS = (
     ("day", 1.0, 10.5),
-    ("week", DAYS_PER_WEEK, 6.5 * DAYS_PER_WEEK),
+    ("week", DAYS_PER_WEEK, 3.5 * DAYS_PER_WEEK),
     ("month", DAYS_PER_MONTH, 11.5 * DAYS_PER_MONTH),
     ("year", DAYS_PER_YEAR, math.inf),
 )
