@@ -76,8 +76,9 @@ def resolve_config(config: Path | None, dataset: str | None, data: Path | None) 
 
 def load(cfg: Config):
     from churnml.data.loaders import load_data
+    from churnml.paths import portable
 
-    label = cfg.data.dataset or cfg.data.dir
+    label = cfg.data.dataset or portable(cfg.data.dir or "")
     with step(f"loading data ({label})"):
         return load_data(cfg)
 

@@ -36,6 +36,7 @@ from pydantic import BaseModel
 
 from churnml.config import TrackingConfig
 from churnml.models._preprocess import CATEGORICAL
+from churnml.paths import portable, portable_values
 
 _DEFAULTS = TrackingConfig()  # registry names and store: churnml.config.TrackingConfig
 DEFAULT_TRACKING_URI = _DEFAULTS.uri
@@ -166,8 +167,10 @@ def log_figure(figure: Any, name: str) -> str:
 
 
 def log_config(config: BaseModel | Mapping[str, Any]) -> None:
-    """Log the config as ``config.json`` and as ``config.*`` params."""
+    """Log the config as ``config.json`` and as ``config.*`` params, paths made portable
+    (:func:`churnml.paths.portable`: no absolute path of this machine)."""
     data = config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config)
+    data = portable_values(data)
     mlflow.log_dict(_plain(data), "config.json")
     log_params(data, prefix="config.")
 
@@ -384,7 +387,7 @@ def model_card(
         "aliases": sorted(mv.aliases),
         "run_id": mv.run_id,
         "model_uri": f"models:/{name}/{mv.version}",
-        "source": mv.source,
+        "source": portable(mv.source),
         "estimator": meta.get("estimator"),
         "output": meta.get("output"),
         "features": list(meta.get("features", [])),
