@@ -4,6 +4,8 @@ Each command lives in its own module below; importing it registers it on :data:`
 """
 
 from churnml.cli import demo, features, metrics, report, score, train  # noqa: F401  (registers)
-from churnml.cli._common import app
+from churnml.cli._common import app, quiet_libraries
+
+quiet_libraries()
 
 __all__ = ["app"]

@@ -234,11 +234,16 @@ class Scorer:
         return self.writer.render(X, drivers, self.churn_features, self.config.reasons_count)
 
     def segment(self, narrow: pd.DataFrame) -> tuple[pd.Series, dict[str, float], list[str]]:
-        """Segments of all customers, the named values and the rule warnings."""
+        """Segments of all customers, the named values and the rule warnings. Rules reading
+        a built-in feature of a table the data lack (e.g. ``nps_detractor`` without surveys)
+        hold for nobody, without a warning; other unknown columns are warned about."""
         values = seg.thresholds(narrow, self.config, self.churn)
+        absent = set(feature_descriptions()) - set(narrow.columns)
+        rules = [s for s in self.segments
+                 if not (s.when and seg.columns_of(s.when, s.name) & absent)]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            segment = seg.assign_segments(narrow, self.segments, values)
+            segment = seg.assign_segments(narrow, rules, values)
         return segment, values, [str(w.message) for w in caught]
 
     def reason_segments(self) -> list[str]:
