@@ -412,41 +412,37 @@ class ScoringConfig(_Strict):
     reason_templates: dict[str, list[dict[str, str]]] = Field(
         default_factory=lambda: {
             "days_since_last_purchase": [
-                {"text": "no purchase for {value:.0f} days (usual gap "
-                         "{purchase_gap_mean_days:.0f})"},
-                {"text": "no purchase for {value:.0f} days"},
+                {"text": "last purchase {value:.0f} days ago, usually every "
+                         "{purchase_gap_mean_days:.0f} days"},
             ],
-            "recency_vs_usual_gap": [
-                {"text": "no purchase for {days_since_last_purchase:.0f} days (usual gap "
-                         "{purchase_gap_mean_days:.0f})"},
-            ],
-            "nps_latest": [
-                {"when": "nps_detractor = 1",
-                 "text": "NPS detractor (score {value:.0f}) on {days_since_last_nps:date}"},
-                {"when": "nps_detractor = 1", "text": "NPS detractor (score {value:.0f})"},
-            ],
-            "nps_detractor": [
+            **{f"{kind}_latest": [
+                {"when": f"{flag} = 1",
+                 "text": f"{label} {{value:.0f}} ({word}) on {{days_since_last_{kind}:date}}"},
+                {"when": f"{flag} = 1", "text": f"{label} {{value:.0f}} ({word})"},
+                {"text": f"{label} {{value:.0f}} on {{days_since_last_{kind}:date}}"},
+            ] for kind, label, flag, word in (
+                ("nps", "NPS", "nps_detractor", "detractor"),
+                ("csat", "CSAT", "csat_dissatisfied", "dissatisfied"))},
+            **{flag: [
                 {"when": "value = 1",
-                 "text": "NPS detractor (score {nps_latest:.0f}) on {days_since_last_nps:date}"},
-                {"when": "value = 1", "text": "NPS detractor (score {nps_latest:.0f})"},
-                {"text": "latest NPS {nps_latest:.0f}"},
-            ],
-            "csat_dissatisfied": [
-                {"when": "value = 1",
-                 "text": "dissatisfied (CSAT {csat_latest:.0f}) on {days_since_last_csat:date}"},
-                {"when": "value = 1", "text": "dissatisfied (CSAT {csat_latest:.0f})"},
-                {"text": "latest CSAT {csat_latest:.0f}"},
-            ],
+                 "text": f"{label} {{{kind}_latest:.0f}} ({word}) on "
+                         f"{{days_since_last_{kind}:date}}"},
+            ] for kind, label, flag, word in (
+                ("nps", "NPS", "nps_detractor", "detractor"),
+                ("csat", "CSAT", "csat_dissatisfied", "dissatisfied"))},
+            "ces_latest": [{"text": "CES {value:.0f} on {days_since_last_ces:date}"}],
             "purchase_gap_mean_days": [
                 {"when": "value IS NULL", "text": "only one purchase so far"},
-                {"text": "buys every {value:.0f} days on average"},
             ],
             "purchase_gap_std_days": [
                 {"when": "value IS NULL", "text": "fewer than three purchases so far"},
             ],
-            "nps_trend": [{"when": "value IS NULL", "text": "no NPS answer"}],
-            "csat_trend": [{"when": "value IS NULL", "text": "no CSAT answer"}],
-            "ces_trend": [{"when": "value IS NULL", "text": "no CES answer"}],
+            "purchase_rate_per_day": [
+                {"when": "value >= 1", "text": "about {value:.0f} purchases a day"},
+            ],
+            "nps_trend": [{"when": "value IS NULL", "text": "no NPS answer yet"}],
+            "csat_trend": [{"when": "value IS NULL", "text": "no CSAT answer yet"}],
+            "ces_trend": [{"when": "value IS NULL", "text": "no CES answer yet"}],
             "satisfaction_index_60d": [
                 {"when": "value IS NULL", "text": "no survey answer in the last 60 days"},
             ],
@@ -456,17 +452,12 @@ class ScoringConfig(_Strict):
             "satisfaction_index_latest": [
                 {"when": "value IS NULL", "text": "no survey answer yet"},
             ],
-            "engagement_trend_30d": [
-                {"when": "value IS NULL", "text": "no engagement in the 30 days before last"},
-                {"text": "engagement {value:change} vs the previous 30 days"},
-            ],
-            "purchases_trend_90d": [{"text": "purchases {value:change} vs the previous 90 days"}],
-            "spend_trend_90d": [{"text": "spend {value:change} vs the previous 90 days"}],
         },
         description="feature -> alternatives {text, when}: the first whose SQL `when` holds "
-        "and whose fields are known is used, else the feature's own description; text is a "
-        "str.format template over `value`, features and `:change` (ratio -> 'down 80 %') / "
-        "`:date` (days before the cutoff -> date) formats",
+        "and whose fields are known is used, else the feature's own description (a driver "
+        "that nothing words is skipped); text is a str.format template over `value`, "
+        "features and the word formats of churnml.features.wording (`:change`, `:date`, "
+        "`:every`, `:count NOUN`, `:diff`)",
     )
     quantiles: dict[str, tuple[str, float]] = Field(
         default_factory=lambda: {

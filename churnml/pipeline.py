@@ -40,23 +40,16 @@ class DemoResult:
 
 
 def metrics_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
-    """KPIs per period, N-day retention (calendar and 24 h, on and on-or-after), cohort table."""
-    from churnml.metrics import cohort_table, kpi_table, n_day_retention
+    """KPIs per period, N-day retention (calendar and 24 h, on and on-or-after), cohort table
+    (:func:`churnml.metrics.tables.metric_tables`)."""
+    from churnml.metrics.tables import COHORTS_FILE, N_DAY_FILE, kpi_file_name, metric_tables
 
-    period = cfg.metrics.period
-    kpis = kpi_table(data, period=period, by=None, churn=cfg.churn, voice=cfg.voice)
-    result.kpis = kpis
-    result.files["kpis"] = write_table(kpis, out_dir / f"kpis_{period}.csv")
-    curves = []
-    for window in ("calendar", "24h"):
-        for mode in ("on", "on_or_after"):
-            r = n_day_retention(data, days=cfg.metrics.retention_days, window=window, mode=mode,
-                                churn=cfg.churn)
-            curves.append(r.assign(window=window, mode=mode))
-    result.files["retention"] = write_table(pd.concat(curves, ignore_index=True),
-                                            out_dir / "n_day_retention.csv")
-    cohorts = cohort_table(data, period=period, churn=cfg.churn)
-    result.files["cohorts"] = write_table(cohorts.reset_index(), out_dir / "cohorts.csv")
+    tables = metric_tables(data, cfg)
+    names = {"kpis": kpi_file_name(cfg.metrics.period), "retention": N_DAY_FILE,
+             "cohorts": COHORTS_FILE}
+    for key, name in names.items():
+        result.files[key] = write_table(tables[name], out_dir / name)
+    result.kpis = tables[names["kpis"]]
 
 
 def train_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult,

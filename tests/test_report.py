@@ -303,13 +303,18 @@ def test_cli_report(job, tmp_path):
     out, _ = job
     source = tmp_path / "job"
     source.mkdir()
-    shutil.copy(out / "n_day_retention.csv", source)  # one chart keeps the test quick
+    shutil.copy(out / "n_day_retention.csv", source)
     target = tmp_path / "nested" / "r.html"
-    result = CliRunner().invoke(app, ["report", "--out-dir", str(source), "--out", str(target)])
+    config = tmp_path / "small.yaml"  # KPI and cohort tables are computed from its data
+    config.write_text("data: {dataset: simulated, simulated_customers: 300}\n")
+    result = CliRunner().invoke(app, ["report", "--config", str(config), "--out-dir",
+                                      str(source), "--out", str(target)])
     assert result.exit_code == 0, result.output
     page = target.read_text()
     assert re.findall(r'<section id="([^"]+)"', page) == list(SECTION_IDS)
-    assert "<img" in _section(page, "n-day-retention") and page.count("<img") == 1
+    for sid in ("n-day-retention", "kpi-trends", "cohort-retention"):
+        assert "<img" in _section(page, sid)
+    assert page.count("<img") == 3 and "churnml demo" not in page
     assert not (source / "report.html").exists()
 
 

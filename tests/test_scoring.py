@@ -6,6 +6,7 @@ Models are trained here on small simulated data and registered in a real SQLite 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -335,22 +336,57 @@ def test_reasons_are_the_largest_contributions_in_words(result, trained, feature
     X = features.set_index("customer_id").loc[s["customer_id"]].reset_index()
     ref = _reference_path_contributions(churn, X)
     names = [str(f) for f in churn.feature_names_in_]
-    writer = ReasonWriter(ScoringConfig().reason_templates,
-                          {f.name: f.description for f in resolved}, SCORE_CUTOFF)
+    by_name = {f.name: f for f in resolved}
+    writer = ReasonWriter(ScoringConfig().reason_templates, by_name, SCORE_CUTOFF)
     for i, reasons in enumerate(s["reasons"]):
-        order = [j for j in np.argsort(-ref[i], kind="stable")[:3] if ref[i, j] > 0]
-        expected = [
-            writer.render_feature(X.iloc[[i]].assign(value=X[names[j]].iloc[i])
-                                  .reset_index(drop=True), names[j])[0]
-            for j in order
-        ]
+        # reference, one row at a time: positive drivers, largest first, worded, one per
+        # family, no repeated words, three at most
+        expected, families = [], set()
+        for j in np.argsort(-ref[i], kind="stable"):
+            if ref[i, j] <= 0 or len(expected) == 3:
+                break
+            words = writer.render_feature(X.iloc[[i]].assign(value=X[names[j]].iloc[i])
+                                          .reset_index(drop=True), names[j])[0]
+            family = by_name[names[j]].reason_family
+            if words is not None and family not in families and words not in expected:
+                expected.append(words)
+                families.add(family)
         assert reasons.split("; ") == expected
+
+
+def test_reasons_on_simulated_scores_one_per_family_in_words(result, trained, features):
+    """Every customer of a segment with reasons has some; no row names two features of one
+    family, repeats itself, or shows a feature name, "unknown", "nan" or a zero amount."""
+    s, churn = result.scores, trained[0]
+    wanted = {seg.name for seg in parse_segments(ScoringConfig()) if seg.reasons}
+    explained = s["risk_segment"].isin(wanted)
+    assert explained.sum() > 100
+    assert (s.loc[explained, "reasons"].str.len() > 0).all()
+    assert s.loc[~explained, "reasons"].isna().all()
+    rows = s[explained]
+    X = features.set_index("customer_id").loc[rows["customer_id"]].reset_index()
+    names = [str(f) for f in churn.feature_names_in_]
+    definitions = {**feature_descriptions(event_types=["email_open", "push_click", "session",
+                                                       "support_ticket"]),
+                   **{f.name: f for f in CONTEXT_FEATURES}}
+    writer = ReasonWriter(ScoringConfig().reason_templates, definitions, SCORE_CUTOFF)
+    contrib = contributions(churn, X)
+    words, chosen = writer.choose(X, top_drivers(contrib, len(names)), names, k=3)
+    for i, reasons in enumerate(rows["reasons"]):
+        cols = chosen[i][chosen[i] >= 0]
+        assert reasons.split("; ") == list(words[i, :len(cols)])
+        families = [definitions[names[j]].reason_family for j in cols]
+        assert len(set(families)) == len(families), reasons
+        assert (contrib[i, cols] > 0).all()
+        assert len(set(reasons.split("; "))) == len(cols)
+    tokens = set(re.findall(r"[\w.,%]+", " ".join(rows["reasons"])))
+    assert not tokens & {*names, "unknown", "nan", "0", "0.00", "0.0", "="}
 
 
 def test_reason_wording_worked_examples():
     cutoff = pd.Timestamp("2024-06-01")
     writer = ReasonWriter(ScoringConfig().reason_templates, {"purchases_90d":
-                          "{value:.0f} purchases in the last 90 days"}, cutoff)
+                          "{value:count purchase} in the last 90 days"}, cutoff)
     frame = pd.DataFrame({
         "days_since_last_purchase": [74.2, 74.0], "purchase_gap_mean_days": [21.4, np.nan],
         "nps_detractor": [1.0, 1.0], "nps_latest": [3.0, 2.0],
@@ -359,17 +395,15 @@ def test_reason_wording_worked_examples():
     })
     words = lambda f: writer.render_feature(frame.assign(value=frame[f]), f).tolist()  # noqa: E731
     assert words("days_since_last_purchase") == [
-        "no purchase for 74 days (usual gap 21)", "no purchase for 74 days"]
-    assert words("nps_detractor") == ["NPS detractor (score 3) on 2024-05-02",
-                                      "NPS detractor (score 2)"]
-    assert words("engagement_trend_30d") == ["engagement down 80 % vs the previous 30 days",
-                                             "engagement up 25 % vs the previous 30 days"]
-    assert words("purchases_90d") == ["2 purchases in the last 90 days", "purchases_90d unknown"]
+        "last purchase 74 days ago, usually every 21 days", None]
+    assert words("nps_detractor") == ["NPS 3 (detractor) on 2 May", None]
+    assert words("purchases_90d") == ["2 purchases in the last 90 days", None]
     assert format_value(1.0, "change", cutoff) == "unchanged"
     drivers = np.array([[0, 2], [2, -1]])
     joined = writer.render(frame, drivers, list(frame.columns)).tolist()
-    assert joined == ["no purchase for 74 days (usual gap 21); NPS detractor (score 3) on "
-                      "2024-05-02", "NPS detractor (score 2)"]
+    assert joined == ["last purchase 74 days ago, usually every 21 days; NPS 3 (detractor) on "
+                      "2 May", "no single driver stands out: the risk comes from the overall "
+                      "pattern"]
 
 
 # --------------------------------------------------------------------------- export

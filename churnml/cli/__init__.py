@@ -14,6 +14,8 @@ from churnml.cli import (  # noqa: F401  (registers)
     score,
     train,
 )
-from churnml.cli._common import app
+from churnml.cli._common import app, quiet_libraries
+
+quiet_libraries()
 
 __all__ = ["app"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from contextlib import contextmanager
@@ -15,7 +16,6 @@ import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from churnml.config import Config, DataConfig, default_config, load_config
 
@@ -24,7 +24,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True)
-PIPED_TABLE_WIDTH = 200  # characters, for tables printed to a pipe or a log
+# Library messages a churnml user cannot act on, silenced in routine runs unless the user
+# sets these variables: MLflow's INFO/WARNING log lines (store migrations, input-example
+# validation, its notice on pickled pyfunc models) and artifact download progress bars.
+QUIET_ENVIRONMENT = {
+    "MLFLOW_LOGGING_LEVEL": "ERROR", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
+
+def quiet_libraries() -> None:
+    """Apply :data:`QUIET_ENVIRONMENT` (before MLflow is imported; user settings win)."""
+    for key, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
 
 
 class OutFormat(StrEnum):
@@ -81,8 +92,9 @@ def load(cfg: Config):
     """Load the config's data; data warnings are printed as ``warning: ...`` lines."""
     from churnml.data.loaders import load_data
     from churnml.errors import DataWarning
+    from churnml.paths import portable
 
-    label = cfg.data.dataset or cfg.data.dir
+    label = cfg.data.dataset or portable(cfg.data.dir or "")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
         with step(f"loading data ({label})"):
@@ -151,17 +163,10 @@ def emit(df: pd.DataFrame, fmt: OutFormat, out: Path | None, title: str,
         sys.stdout.write(json.dumps(_records(df), indent=1) + "\n")
     elif fmt == OutFormat.csv:
         df.to_csv(sys.stdout, index=False)
-    else:
-        table = Table(title=title, show_lines=False)
-        for c in df.columns:
-            table.add_column(str(c), justify="right" if pd.api.types.is_numeric_dtype(df[c])
-                             else "left")
-        for row in df.itertuples(index=False):
-            table.add_row(*[_cell(v) for v in row])
-        out_console = Console()
-        if not out_console.is_terminal:  # piped/logged: do not squeeze to 80 columns
-            out_console = Console(width=PIPED_TABLE_WIDTH)
-        out_console.print(table)
+    else:  # split into column groups that fit the terminal (or $COLUMNS when piped)
+        from churnml.cli._tables import print_table
+
+        print_table(df, title, _cell)
     if out is not None:
         if out.suffix.lower() == ".json":
             from churnml.io import atomic_write

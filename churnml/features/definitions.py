@@ -2,11 +2,15 @@
 
 A :class:`Feature` aggregates rows of one *source* known at the cutoff; a
 :class:`DerivedFeature` combines other features of the same row (ratios, differences,
-thresholds). Both carry a unit and a description template used to explain scores in words::
+thresholds). Both carry a unit, a description template used to explain scores in words
+(with the word formats of :mod:`churnml.features.wording`), the wording of a zero value and
+a *family* (recency, frequency, spend, ...: a customer's reasons name at most one feature
+per family)::
 
     Feature(name="purchases_90d", table="transactions", agg="count", where="amount > 0",
-            window_days=90, unit="purchases",
-            description="{value:.0f} purchases in the last 90 days")
+            window_days=90, unit="purchases", family="frequency",
+            description="{value:count purchase} in the last 90 days",
+            zero_description="no purchase in the last 90 days")
 
 Expressions (``column``, ``where``, ``expr``) are SQL in the DuckDB dialect, kept to portable
 constructs so the same definition runs on Spark; they may reference the source's columns and
@@ -24,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_val
 from sqlglot import exp
 
 from churnml.expressions import expression_columns, parse_expression, quote_identifier
+from churnml.features.wording import fill
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 CUTOFF = "cutoff"  # column holding the cutoff in every feature query
@@ -38,6 +43,15 @@ SourceName = Literal[
 ]
 DerivedOp = Literal["ratio", "difference", "greatest", "at_most", "below", "expr"]
 Dtype = Literal["number", "category"]
+# Reason families of the built-in features (custom features may name these or their own).
+FAMILIES = (
+    "recency", "tenure", "frequency", "spend", "returns", "engagement", "support", "survey",
+    "subscription", "referral",
+)
+FAMILY_HELP = ("reason family (recency, frequency, spend, engagement, survey, ...): a "
+               "customer's reasons name at most one feature per family (None: its own)")
+ZERO_HELP = ("wording of a zero value; '' : a zero value is no reason (e.g. 0 returns); "
+             "None: the description")
 
 # Aggregations that need ``column`` (a value expression); ``days_since_*`` take an optional
 # timestamp expression (default: the source's time column); the rest take none.
@@ -50,11 +64,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _describe(template: str, name: str, value: Any, context: Mapping[str, Any] | None) -> str:
+def _describe(template: str, zero: str | None, name: str, value: Any,
+              context: Mapping[str, Any] | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return f"{name}: unknown"
+    if zero and isinstance(value, int | float) and value == 0:
+        template = zero
     try:
-        return template.format(value=value, **(context or {}))
+        return fill(template, {**(context or {}), "value": value})
     except (KeyError, ValueError, TypeError, IndexError):
         return f"{name} = {value}"
 
@@ -79,6 +96,8 @@ class Feature(_Strict):
                              "the cutoff (e.g. 'prior 90 days': window 90, offset 90)")
     unit: str = ""
     description: str = Field("", description="str.format template: {value} and any feature")
+    zero_description: str | None = Field(None, description=ZERO_HELP)
+    family: str | None = Field(None, pattern=NAME_PATTERN, description=FAMILY_HELP)
     dtype: Dtype = "number"
 
     @model_validator(mode="after")
@@ -113,7 +132,12 @@ class Feature(_Strict):
 
     def describe(self, value: Any, context: Mapping[str, Any] | None = None) -> str:
         """The description with ``value`` (and other features of ``context``) filled in."""
-        return _describe(self.description, self.name, value, context)
+        return _describe(self.description, self.zero_description, self.name, value, context)
+
+    @property
+    def reason_family(self) -> str:
+        """The family of the feature's reasons (its own name when none is set)."""
+        return self.family or self.name
 
 
 class DerivedFeature(_Strict):
@@ -133,6 +157,8 @@ class DerivedFeature(_Strict):
     expr: str | None = None
     unit: str = ""
     description: str = ""
+    zero_description: str | None = Field(None, description=ZERO_HELP)
+    family: str | None = Field(None, pattern=NAME_PATTERN, description=FAMILY_HELP)
     dtype: Dtype = "number"
 
     @model_validator(mode="after")
@@ -161,7 +187,12 @@ class DerivedFeature(_Strict):
 
     def describe(self, value: Any, context: Mapping[str, Any] | None = None) -> str:
         """The description with ``value`` (and other features of ``context``) filled in."""
-        return _describe(self.description, self.name, value, context)
+        return _describe(self.description, self.zero_description, self.name, value, context)
+
+    @property
+    def reason_family(self) -> str:
+        """The family of the feature's reasons (its own name when none is set)."""
+        return self.family or self.name
 
 
 def _kind(value: Any) -> str:

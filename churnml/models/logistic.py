@@ -45,7 +45,10 @@ MAX_ITER = 1000
 
 def _columns() -> ColumnTransformer:
     numeric = make_pipeline(
-        SimpleImputer(strategy="median", add_indicator=True), StandardScaler()
+        # keep_empty_features: a feature without any value in the training rows (e.g. a trend
+        # whose earlier window predates the data at the first cutoffs) is kept as 0, silently
+        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+        StandardScaler(),
     )
     categorical = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
     return ColumnTransformer(

@@ -7,6 +7,7 @@ column raises :class:`~churnml.errors.DataValidationError` naming the file and t
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +65,10 @@ def kpi_file(period: str) -> OutputFile:
     return OutputFile(f"kpis_{period}.csv", KPI_COLUMNS, "churnml demo")
 
 
+def read_csv_text(text: str) -> pd.DataFrame:
+    return pd.read_csv(io.StringIO(text))
+
+
 def read_output(path: Path) -> pd.DataFrame:
     """Read a CSV or Parquet output file."""
     if path.suffix.lower() == ".parquet":
@@ -80,6 +85,14 @@ class ReportInputs:
 
     def path(self, spec: OutputFile) -> Path:
         return self.out_dir / spec.name
+
+    def absent(self, spec: OutputFile) -> bool:
+        return spec.name not in self._cache and not self.path(spec).is_file()
+
+    def provide(self, spec: OutputFile, frame: pd.DataFrame) -> None:
+        """Use ``frame`` as the (absent) file ``spec``: typed as if written and read back."""
+        self._cache[spec.name] = read_csv_text(frame.to_csv(index=False)) if spec.name.endswith(
+            ".csv") else frame
 
     def get(self, spec: OutputFile) -> pd.DataFrame | None:
         """The file as a DataFrame, ``None`` when absent; contract columns are checked."""

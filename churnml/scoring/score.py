@@ -163,12 +163,13 @@ def spool_features(
 
 def feature_descriptions(
     spec: FeatureSpec | None = None, event_types: Sequence[str] = ()
-) -> dict[str, str]:
-    """Feature name -> description template of ``spec`` (default: every built-in group) for
-    the full data contract, plus the reason-only context features."""
+) -> dict[str, Feature | DerivedFeature]:
+    """Feature name -> definition (description, zero wording, reason family) of ``spec``
+    (default: every built-in group) for the full data contract, plus the reason-only context
+    features."""
     schema = {name: list(table.columns) for name, table in TABLES.items()}
     features = (spec or FeatureSpec()).resolve(schema, list(event_types))
-    return {f.name: f.description for f in [*features, *CONTEXT_FEATURES]}
+    return {f.name: f for f in [*features, *CONTEXT_FEATURES]}
 
 
 @functools.lru_cache(maxsize=1)
@@ -208,8 +209,8 @@ class Scorer:
     churn : ChurnConfig
         Its ``horizon_days`` / ``lookback_days`` are usable in rules.
     cutoff : timestamp
-    descriptions : mapping feature -> description template
-        Fallback wording of reasons.
+    descriptions : mapping feature -> definition (or bare description template)
+        Fallback wording and reason families of reasons.
     scored_at : timestamp, optional
         Recorded in ``scored_at`` (default: now, UTC).
     columns : names, optional
@@ -223,7 +224,7 @@ class Scorer:
         config: ScoringConfig,
         churn: ChurnConfig,
         cutoff: pd.Timestamp,
-        descriptions: Mapping[str, str] | None = None,
+        descriptions: Mapping[str, str | Feature | DerivedFeature] | None = None,
         scored_at: Any = None,
         columns: Sequence[str] = (),
     ) -> None:
@@ -270,16 +271,20 @@ class Scorer:
             return np.full(len(X), None, dtype=object)
         contrib = row_contributions(self.models.churn, X, self.config.attribution,
                                     self.explainer)
-        drivers = top_drivers(contrib, self.config.reasons_count,
-                              self.config.min_reason_contribution)
-        return self.writer.render(X, drivers, self.churn_features)
+        drivers = top_drivers(contrib, contrib.shape[1], self.config.min_reason_contribution)
+        return self.writer.render(X, drivers, self.churn_features, self.config.reasons_count)
 
     def segment(self, narrow: pd.DataFrame) -> tuple[pd.Series, dict[str, float], list[str]]:
-        """Segments of all customers, the named values and the rule warnings."""
+        """Segments of all customers, the named values and the rule warnings. Rules reading
+        a built-in feature of a table the data lack (e.g. ``nps_detractor`` without surveys)
+        hold for nobody, without a warning; other unknown columns are warned about."""
         values = seg.thresholds(narrow, self.config, self.churn)
+        absent = set(feature_descriptions()) - set(narrow.columns)
+        rules = [s for s in self.segments
+                 if not (s.when and seg.columns_of(s.when, s.name) & absent)]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            segment = seg.assign_segments(narrow, self.segments, values)
+            segment = seg.assign_segments(narrow, rules, values)
         return segment, values, [str(w.message) for w in caught]
 
     def reason_segments(self) -> list[str]:
@@ -364,12 +369,12 @@ def score_features(
     *,
     cutoff: Any = None,
     churn: ChurnConfig | None = None,
-    descriptions: Mapping[str, str] | None = None,
+    descriptions: Mapping[str, str | Feature | DerivedFeature] | None = None,
     scored_at: Any = None,
     progress: Progress | None = None,
 ) -> ScoreResult:
     """Score a ready feature table (``customer_id``, optional ``cutoff``, features), one
-    cutoff only; see :func:`score`. ``descriptions`` (feature -> template) word the
+    cutoff only; see :func:`score`. ``descriptions`` (feature -> definition) word the
     reasons; default: :func:`feature_descriptions`."""
     config = config or ScoringConfig()
     if cutoff is None and CUTOFF in features:
@@ -436,7 +441,7 @@ def score(
         t0 = time.perf_counter()
         built = spool_features(data, cut, needed, spool, spec, threads, memory_limit)
         features_s = time.perf_counter() - t0
-        descriptions = {f.name: f.description for f in built}
+        descriptions = {f.name: f for f in built}
         scorer = Scorer(models, config, churn, cut, descriptions, probe.scored_at)
         total = pq.ParquetFile(spool).metadata.num_rows
         result = scorer.run(lambda: iter_parquet(spool, config.chunk_size, built), total,

@@ -89,7 +89,7 @@ def score_spark(
     *,
     cutoff: Any,
     churn: ChurnConfig | None = None,
-    descriptions: Mapping[str, str] | None = None,
+    descriptions: Mapping[str, Any] | None = None,
     scored_at: Any = None,
 ) -> tuple[Any, pd.DataFrame]:
     """Scores of a Spark feature table (``customer_id``, features; one cutoff) as a Spark

@@ -49,6 +49,7 @@ from churnml.config import SQLITE_PREFIX, Config, TrackingConfig
 from churnml.errors import ModelSourceError
 from churnml.models._preprocess import CATEGORICAL
 from churnml.models._state import STATE_CLASSES, read_state, write_state
+from churnml.paths import portable, portable_values
 
 DEFAULT_TRACKING_URI = TrackingConfig().uri
 ARTIFACT_DIR = "mlartifacts"  # artifact root beside a SQLite tracking database
@@ -242,8 +243,10 @@ def log_figure(figure: Any, name: str) -> str:
 
 
 def log_config(config: BaseModel | Mapping[str, Any]) -> None:
-    """Log the config as ``config.json`` and as ``config.*`` params."""
+    """Log the config as ``config.json`` and as ``config.*`` params, paths made portable
+    (:func:`churnml.paths.portable`: no absolute path of this machine)."""
     data = config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config)
+    data = portable_values(data)
     mlflow.log_dict(_plain(data), "config.json")
     log_params(data, prefix="config.")
 
@@ -556,7 +559,7 @@ def model_card(
         "aliases": sorted(mv.aliases),
         "run_id": mv.run_id,
         "model_uri": f"models:/{name}/{mv.version}",
-        "source": mv.source,
+        "source": portable(mv.source),
         "estimator": meta.get("estimator"),
         "output": meta.get("output"),
         "features": list(meta.get("features", [])),
