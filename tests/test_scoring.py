@@ -474,7 +474,8 @@ def test_cli_score_defaults_to_the_data_end_and_warns_outside_the_data(models, s
     cfg.write_text(
         "name: t\ndata: {dataset: simulated, simulated_customers: 1200, seed: 5, "
         "end: 2024-10-01}\n"
-        f"tracking: {{uri: 'sqlite:///{store / 'mlflow.db'}'}}\n"
+        f"tracking: {{uri: 'sqlite:///{store / 'mlflow.db'}', churn_model_name: churnml-churn, "
+        "ltv_model_name: churnml-ltv}\n"
         f"output_dir: {tmp_path / 'out'}\n")
     run = CliRunner().invoke(app, ["score", "--config", str(cfg)])
     assert run.exit_code == 0, run.output
