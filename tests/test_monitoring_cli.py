@@ -70,6 +70,9 @@ def test_score_records_history_and_monitor_reports(store):
     for cutoff in (*CUTOFFS, CUTOFFS[0]):  # the first cutoff twice: replaced, not duplicated
         result = runner.invoke(app, ["score", "--config", config, "--cutoff", cutoff])
         assert result.exit_code == 0, result.output
+        # trained on cutoffs up to 2024-06-01 with a 90-day label: outcomes up to 2024-08-30
+        assert "earlier than the end of the models' latest training label window " \
+            "(2024-08-30 00:00:00)" in " ".join(result.output.split())
     history = ScoreHistory(folder / "quiet" / "score_history")
     assert history.cutoffs() == [pd.Timestamp(c) for c in CUTOFFS]
     scores = pd.read_parquet(folder / "quiet" / "scores.parquet")
@@ -109,3 +112,14 @@ def test_monitor_without_history_is_a_clear_error(store):
     result = runner.invoke(app, ["monitor", "--config", _config(folder, uri, "empty")])
     assert result.exit_code == 2
     assert "score history" in result.output and "churnml score" in result.output
+
+
+def test_overlap_warning_uses_the_training_label_window():
+    from churnml.scoring.loading import ScoringModels
+
+    models = ScoringModels(None, None, "c", "l", training_window={
+        "end": "2024-06-01 00:00:00", "horizon_days": "90", "label_window_days": "104"})
+    assert models.label_window_end == pd.Timestamp("2024-09-13")  # 2024-06-01 + 104 days
+    assert "optimistic" in models.overlap_warning(pd.Timestamp("2024-09-12"))
+    assert models.overlap_warning(pd.Timestamp("2024-09-13")) is None
+    assert ScoringModels(None, None, "c", "l").overlap_warning(pd.Timestamp("2000-01-01")) is None

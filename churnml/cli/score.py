@@ -112,6 +112,8 @@ def score(
             cut = parse_iso_timestamp(cutoff, "--cutoff", cfg.data.timezone)
             for note in cutoff_warnings(customer_data, cut):
                 err.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
+        if (overlap := models.overlap_warning(cut)) is not None:
+            err.print(f"[yellow]warning:[/yellow] {overlap}", highlight=False)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=err, transient=True) as bar:
             tasks: dict[str, int] = {}

@@ -44,6 +44,27 @@ class ScoringModels:
     churn_uri: str | None = None
     ltv_uri: str | None = None
     tracking_uri: str | None = None
+    training_window: Mapping[str, str] | None = None  # ``window.*`` params of the training run
+
+    @property
+    def label_window_end(self) -> pd.Timestamp | None:
+        """End of the latest training label window: last training cutoff + its label
+        window (horizon, plus the re-subscribe grace for contractual churn); None if unknown."""
+        window = self.training_window or {}
+        days = window.get("label_window_days", window.get("horizon_days"))
+        if window.get("end") is None or days is None:
+            return None
+        return pd.Timestamp(window["end"]) + pd.Timedelta(days=int(float(days)))
+
+    def overlap_warning(self, cutoff: pd.Timestamp) -> str | None:
+        """Why scores at ``cutoff`` would evaluate optimistically: the cutoff lies before the
+        end of the latest training label window, so the models saw these outcomes."""
+        end = self.label_window_end
+        if end is None or pd.Timestamp(cutoff) >= end:
+            return None
+        return (f"cutoff {pd.Timestamp(cutoff)} is earlier than the end of the models' latest "
+                f"training label window ({end}): they learned from outcomes after this cutoff, "
+                "so an evaluation of these scores would be optimistic")
 
     @property
     def version(self) -> str:
@@ -113,7 +134,10 @@ def load_registered_pair(
 
     with tracking(tracking_uri, read_only=True) as client:
         pair = resolve_pair(churn_name, ltv_name, alias, tracking_uri, client)
-        tags = {mv.name: client.get_run(mv.run_id).data.tags for mv in (pair.churn, pair.ltv)}
+        runs = {mv.name: client.get_run(mv.run_id).data for mv in (pair.churn, pair.ltv)}
+        tags = {name: run.tags for name, run in runs.items()}
+        window = {k.removeprefix("window."): v for k, v in runs[churn_name].params.items()
+                  if k.startswith("window.")}
     if pair.note:
         warnings.warn(pair.note, stacklevel=2)
     labels = {mv.name: f"{mv.name} v{mv.version}" for mv in (pair.churn, pair.ltv)}
@@ -130,6 +154,7 @@ def load_registered_pair(
         churn_uri=churn_pinned,
         ltv_uri=ltv_pinned,
         tracking_uri=tracking_uri,
+        training_window=window,
     )
 
 
@@ -157,7 +182,8 @@ def load_exported_models(
         for label, model in zip(labels, (churn, ltv), strict=True):
             check_lineage(model.card.get("tags", {}), expected, f"{label} ({models_dir})")
     return ScoringModels(churn=churn.estimator, ltv=ltv.estimator,
-                         churn_label=labels[0], ltv_label=labels[1])
+                         churn_label=labels[0], ltv_label=labels[1],
+                         training_window=churn.card.get("training_window"))
 
 
 def _kind(s: pd.Series) -> str:

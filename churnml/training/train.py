@@ -38,7 +38,7 @@ from churnml.data.customer_data import CustomerData
 from churnml.errors import ConfigError
 from churnml.features import FeatureSpec, spec_from_config
 from churnml.io import write_table
-from churnml.labels import build_panel, labelled_cutoffs
+from churnml.labels import build_panel, label_window_days, labelled_cutoffs
 from churnml.models.btyd import BTYDChurnModel, BTYDValueModel
 from churnml.training.backtest import (
     CLASSIFICATION,
@@ -251,7 +251,9 @@ def log_run(
         tr.log_fingerprint(data.fingerprint())
         cuts = result.train_cutoffs
         tr.log_training_window(start=cuts[0], end=cuts[-1], cutoffs=len(cuts),
-                               horizon_days=cfg.churn.horizon_days, rows=len(example))
+                               horizon_days=cfg.churn.horizon_days,
+                               label_window_days=label_window_days(cfg.churn),
+                               rows=len(example))
         for task, est in (("churn", models.churn), ("ltv", models.ltv),
                           ("logistic", models.logistic)):
             tr.log_params(est.get_params(), prefix=f"final.{task}.")
