@@ -183,6 +183,9 @@ def monitor(
             "cutoff": cutoff, "model_version": run.get("model_version", ""),
             "scored": len(scores), "at_risk": int(len(risk)), "treated_excluded": len(treated),
             "matured": bool(cutoff + window <= end),
+            # the model learned from these outcomes: realized metrics would be optimistic
+            "in_training_labels": bool(reference is not None
+                                       and cutoff < reference.cutoff + window),
         }
         row.update(estimate(pop[PROBABILITY].to_numpy(float), config.n_draws,
                             seed=config.seed + i))
@@ -205,6 +208,9 @@ def monitor(
             drift_rows += _drift_rows(cutoff, history, scores, reference, config, alarms)
     if reference is None:
         notes.append("no reference (the champion's training scores): drift not computed")
+    if seen := [f"{r['cutoff']:%Y-%m-%d}" for r in perf_rows if r["in_training_labels"]]:
+        notes.append(f"cutoff(s) {', '.join(seen)} lie before the end of the training label "
+                     "window: the model saw those outcomes, realized metrics are optimistic")
     if treated_count := sum(r["treated_excluded"] for r in perf_rows):
         notes.append(f"{treated_count:,} treated customer-cutoffs (campaign contacts in a "
                      "treatment arm within the horizon) excluded from realized churn metrics")
