@@ -8,6 +8,7 @@ report reads) and records them in :class:`DemoResult`.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,8 +124,21 @@ def write_score_outputs(result: Any, out_dir: Path, scores_path: Path | None = N
 
 
 def score_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
-    """Score the whole base as of the day after the data ends with the champion models."""
-    models = load_scoring_models(cfg)
+    """Score the whole base as of the day after the data ends with the champion models (the
+    pair just trained, with a warning, when no pair has become champion yet)."""
+    from churnml.errors import ModelSourceError
+    from churnml.training.tracking import CHALLENGER
+
+    try:
+        models = load_scoring_models(cfg)
+    except ModelSourceError as exc:
+        if result.train is None or cfg.scoring.model_alias == CHALLENGER:
+            raise
+        warnings.warn(f"{exc}; no pair has beaten its baselines yet, so the demo scores with "
+                      f"the pair just trained (alias {CHALLENGER!r})", stacklevel=2)
+        fallback = cfg.model_copy(deep=True)
+        fallback.scoring.model_alias = CHALLENGER
+        models = load_scoring_models(fallback)
     cutoff = default_cutoff(data)
     result.scores = score_customers(data, cfg, models, cutoff=cutoff)
     result.files.update(write_score_outputs(result.scores, out_dir))

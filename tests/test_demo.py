@@ -73,10 +73,10 @@ def test_scores_cover_the_base_and_segments_add_up(demo_run) -> None:
 def test_models_registered_and_report_logged_to_the_run(demo_run) -> None:
     out, uri, _ = demo_run
     with tracking(uri) as client:
-        for name in ("churnml-churn", "churnml-ltv"):
+        for name in ("demo-test-churn", "demo-test-ltv"):
             version = client.get_model_version_by_alias(name, "champion")
             assert int(version.version) == 1
-        run_id = client.get_model_version_by_alias("churnml-churn", "champion").run_id
+        run_id = client.get_model_version_by_alias("demo-test-churn", "champion").run_id
         logged = [a.path for a in client.list_artifacts(run_id, "report")]
     assert logged == ["report/report.html"]
     html = (out / "report.html").read_text()

@@ -410,7 +410,8 @@ def test_cli_score_writes_outputs(models, store, tmp_path, result):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(
         "name: t\ndata: {dataset: simulated, simulated_customers: 1200, seed: 5}\n"
-        f"tracking: {{uri: 'sqlite:///{store / 'mlflow.db'}'}}\n"
+        f"tracking: {{uri: 'sqlite:///{store / 'mlflow.db'}', churn_model_name: churnml-churn, "
+        "ltv_model_name: churnml-ltv}\n"
         f"output_dir: {tmp_path / 'out'}\n")
     run = CliRunner().invoke(app, ["score", "--config", str(cfg), "--cutoff", "2024-10-01",
                                    "--scored-at", "2024-10-02T08:00:00Z"])

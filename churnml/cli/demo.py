@@ -69,6 +69,7 @@ def demo(
         for reg in result.train.registrations.values():
             err.print(f"  registered {reg.name} v{reg.version} aliases={reg.aliases}",
                       soft_wrap=True)
+            err.print(f"    {reg.message}", soft_wrap=True, markup=False)
         err.print(f"  MLflow run {result.train.run_id}: mlflow ui --backend-store-uri "
                   f"{cfg.tracking.uri}", soft_wrap=True)
     err.print(f"  total {sum(result.seconds.values()):.0f} s", soft_wrap=True)

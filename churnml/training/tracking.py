@@ -3,8 +3,9 @@
 - Tracking store: SQLite (``sqlite:///mlflow.db``) by default; artifacts of a new experiment
   go to ``mlartifacts/`` beside the database file, not to the current directory.
 - One experiment per config name (:attr:`churnml.config.Config.name`).
-- Models are logged as MLflow pyfunc models: :class:`EstimatorModel` loads the fitted
-  churnml estimator from a code-free JSON state artifact (``estimator.json``,
+- Models are logged as MLflow pyfunc models from code (:mod:`churnml.training.pyfunc_model`;
+  nothing is pickled): :class:`EstimatorModel` loads the fitted churnml estimator from a
+  code-free JSON state artifact (``estimator.json``,
   :mod:`churnml.models._state`; versions logged before it hold ``estimator.joblib``) and
   returns a DataFrame with ``churn_probability`` (churn) or ``expected_value`` and
   ``value_if_retained`` (LTV; :data:`LTV_OUTPUTS`). The signature lists every feature,
@@ -60,6 +61,7 @@ LOGGED_MODEL_NAME = "model"  # name of the logged model inside its run
 ESTIMATOR_ARTIFACT = "estimator"  # key (and file stem) of the estimator artifact
 ESTIMATOR_FILE = f"{ESTIMATOR_ARTIFACT}.json"  # code-free state (churnml.models._state)
 LEGACY_ESTIMATOR_FILE = f"{ESTIMATOR_ARTIFACT}.joblib"  # pickles of versions logged earlier
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")  # models-from-code entry point
 LOCK_SUFFIX = ".lock"  # beside a SQLite database: serialises store creation
 LOCK_TIMEOUT_SECONDS = 600
 CHURN_OUTPUT = "churn_probability"
@@ -298,18 +300,25 @@ class EstimatorModel(mlflow.pyfunc.PythonModel):
     """Pyfunc wrapper of a fitted churnml estimator stored as a JSON state artifact (a joblib
     pickle for versions logged by earlier churnml releases: the store is trusted).
 
-    ``predict`` returns a DataFrame: ``churn_probability`` (``predict_proba[:, 1]``) for
-    classifiers; ``expected_value`` (``predict``) and ``value_if_retained``
-    (``predict_if_retained``) for value models.
+    Logged from code (:mod:`churnml.training.pyfunc_model`), so MLflow pickles nothing: the
+    output column and features come from the logged ``model_config``. ``predict`` returns a
+    DataFrame: ``churn_probability`` (``predict_proba[:, 1]``) for classifiers;
+    ``expected_value`` (``predict``) and ``value_if_retained`` (``predict_if_retained``) for
+    value models.
     """
 
-    def __init__(self, output: str, features: list[str], feature_dtypes: dict[str, str]):
+    def __init__(self, output: str | None = None, features: list[str] | None = None,
+                 feature_dtypes: dict[str, str] | None = None):
         self.output = output
         self.features = features
         self.feature_dtypes = feature_dtypes
         self.estimator: Any = None
 
     def load_context(self, context: Any) -> None:
+        config = getattr(context, "model_config", None) or {}
+        self.output = config.get("output", self.output)
+        self.features = config.get("features", self.features)
+        self.feature_dtypes = config.get("feature_dtypes", self.feature_dtypes)
         path = Path(context.artifacts[ESTIMATOR_ARTIFACT])
         if path.suffix == ".json":
             self.estimator = read_state(path)
@@ -362,7 +371,8 @@ def log_model(
         path = write_state(estimator, Path(tmp) / ESTIMATOR_FILE)
         info = mlflow.pyfunc.log_model(
             name=LOGGED_MODEL_NAME,
-            python_model=EstimatorModel(output, features, dtypes),
+            python_model=str(PYFUNC_CODE),
+            model_config={"output": output, "features": features, "feature_dtypes": dtypes},
             artifacts={ESTIMATOR_ARTIFACT: str(path)},
             signature=_signature(dtypes, output),
             input_example=example,

@@ -237,11 +237,10 @@ def log_run(
     ``{task: LoggedEstimator}`` and sets ``result.run_id``."""
     from churnml.training import figures
     from churnml.training import tracking as tr
+    from churnml.training.lineage import lineage_tags
 
     t, bt, models = cfg.tracking, result.backtest, result.models
     summary = bt.summary
-    from churnml.training.lineage import lineage_tags
-
     tags = {"churnml.config": cfg.name, "churnml.dataset": data.name,
             "churnml.backtest": cfg.training.backtest, **lineage_tags(cfg)}
     with tr.start_run(t.experiment or cfg.name, run_name=cfg.name, tracking_uri=t.uri,
