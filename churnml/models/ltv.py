@@ -74,7 +74,7 @@ LTVKind = Literal["hurdle", "tweedie"]
 KINDS = ("hurdle", "tweedie")
 TWEEDIE_VARIANCE_POWER = 1.5  # between Poisson (1) and gamma (2)
 SPEND_OBJECTIVE = "gamma"
-COMPONENTS = ("p_purchase", "spend_if_purchase", "predicted_value")
+COMPONENTS = ("p_purchase", "spend_if_purchase", "expected_value")
 IF_RETAINED = ("auto", "hurdle", "dedicated")
 # "auto" reuses the hurdle's spend part when retained rows and buyers differ on at most this
 # share of the training rows (returns can make a non-churned buyer's net value 0)
@@ -276,7 +276,7 @@ class LTVModel(FrameModelMixin, RegressorMixin, BaseEstimator):
 
     def predict_components(self, X: pd.DataFrame) -> pd.DataFrame:
         """Hurdle parts per row: ``p_purchase``, ``spend_if_purchase`` (currency) and their
-        product ``predicted_value``; the Tweedie model has only ``predicted_value``."""
+        product ``expected_value``; the Tweedie model has only ``expected_value``."""
         parts = self._components(self._encode(X))
         return pd.DataFrame(dict(zip(COMPONENTS[-len(parts) :], parts, strict=True)), index=X.index)
 
