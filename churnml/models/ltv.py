@@ -42,6 +42,7 @@ expected value, which already discounts the chance of leaving).
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import lightgbm as lgb
@@ -79,9 +80,10 @@ IF_RETAINED = ("auto", "hurdle", "dedicated")
 # "auto" reuses the hurdle's spend part when retained rows and buyers differ on at most this
 # share of the training rows (returns can make a non-churned buyer's net value 0)
 HURDLE_MASK_TOLERANCE = 0.01
-# fitted boosters per kind (attribute names), as saved by LTVModel.to_state
+# fitted boosters each kind needs (attribute names); LTVModel.to_state saves every fitted
+# booster attribute named like BOOSTER_ATTR (so a sub-model added later is saved too)
 BOOSTERS = {"hurdle": ("purchase_model_", "spend_model_"), "tweedie": ("value_model_",)}
-RETAINED_BOOSTER = "retained_model_"  # saved too when if_retained_ == "dedicated"
+BOOSTER_ATTR = re.compile(r"^[a-z][a-z0-9_]*_model_$")
 
 
 @stateful
@@ -285,18 +287,17 @@ class LTVModel(FrameModelMixin, RegressorMixin, BaseEstimator):
         return self.predict_components(X)[COMPONENTS[-1]].to_numpy()
 
     def to_state(self) -> dict[str, Any]:
-        """Parameters, encoder, the boosters of :data:`BOOSTERS` (LightGBM text), balance
-        scale and the clipped-label counts."""
+        """Parameters, encoder, every fitted booster (attributes ``*_model_``, LightGBM
+        text), balance scale and the clipped-label counts."""
         check_is_fitted(self, "balance_scale_")
         return {
             "params": params_state(self),
             "encoder": self.encoder_.to_state(),
-            "boosters": {a: getattr(self, a).to_state() for a in BOOSTERS[self.kind]},
+            "boosters": {a: v.to_state() for a, v in vars(self).items()
+                         if BOOSTER_ATTR.match(a) and isinstance(v, BoosterModel)},
             "balance_scale": self.balance_scale_,
-            "if_retained": self.if_retained_,
+            "if_retained": self.if_retained_,  # retained_model_ is among the boosters
             "retained_scale": self.retained_scale_,
-            "retained_booster": (None if self.retained_model_ is None
-                                 else self.retained_model_.to_state()),
             "n_negative_labels": self.n_negative_labels_,
             "clipped_value": self.clipped_value_,
         }
@@ -309,18 +310,21 @@ class LTVModel(FrameModelMixin, RegressorMixin, BaseEstimator):
         est._set_encoder(FrameEncoder.from_state(require(state, "encoder", dict)))
         boosters = require(state, "boosters", dict)
         for attr in BOOSTERS[est.kind]:
-            setattr(est, attr, BoosterModel.from_state(require(boosters, attr, dict)))
+            require(boosters, attr, dict)
+        for attr, booster in boosters.items():
+            if not BOOSTER_ATTR.match(attr):
+                raise ModelStateError(f"LTVModel: {attr!r} is not a booster attribute name")
+            setattr(est, attr, BoosterModel.from_state(booster))
         est.balance_scale_ = float(require(state, "balance_scale", (int, float)))
         est.if_retained_ = require(state, "if_retained", str)
         if est.if_retained_ not in IF_RETAINED[1:]:
             raise ModelStateError(f"LTVModel if_retained {est.if_retained_!r} is not one of "
                                   f"{IF_RETAINED[1:]}")
         est.retained_scale_ = float(require(state, "retained_scale", (int, float)))
-        retained = state.get("retained_booster")
-        est.retained_model_ = None if retained is None else BoosterModel.from_state(retained)
+        est.retained_model_ = getattr(est, "retained_model_", None)
         if est.if_retained_ == "dedicated" and est.retained_model_ is None:
-            raise ModelStateError("LTVModel state: if_retained is 'dedicated' but "
-                                  "retained_booster is missing")
+            raise ModelStateError("LTVModel state: if_retained is 'dedicated' but the "
+                                  "retained_model_ booster is missing")
         est.n_negative_labels_ = int(require(state, "n_negative_labels", int))
         est.clipped_value_ = float(require(state, "clipped_value", (int, float)))
         return est

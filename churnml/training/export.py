@@ -82,7 +82,11 @@ def _write_state_file(card: dict[str, Any], target: Path, tracking_uri: str) -> 
         import joblib  # your own MLflow store: trusted
 
         estimator = joblib.load(legacy)
-        atomic_write(target, lambda p: write_state(estimator, p))
+        try:
+            atomic_write(target, lambda p: write_state(estimator, p))
+        except TypeError as exc:
+            raise ModelStateError(f"{card['model_uri']}: {exc}; it cannot be exported "
+                                  "code-free") from exc
 
 
 def export_model(

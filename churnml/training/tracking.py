@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ from pydantic import BaseModel
 from churnml.config import SQLITE_PREFIX, Config, TrackingConfig
 from churnml.errors import ModelSourceError
 from churnml.models._preprocess import CATEGORICAL
-from churnml.models._state import read_state, write_state
+from churnml.models._state import STATE_CLASSES, read_state, write_state
 
 DEFAULT_TRACKING_URI = TrackingConfig().uri
 ARTIFACT_DIR = "mlartifacts"  # artifact root beside a SQLite tracking database
@@ -368,7 +369,16 @@ def log_model(
     dtypes = dict(estimator.feature_dtypes_)
     example = to_model_input(input_example.head(INPUT_EXAMPLE_ROWS), dtypes)
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_state(estimator, Path(tmp) / ESTIMATOR_FILE)
+        if STATE_CLASSES.get(type(estimator).__name__) is type(estimator):
+            path = write_state(estimator, Path(tmp) / ESTIMATOR_FILE)
+        else:  # not (yet) on the state protocol: a pickle in the trusted store, not exportable
+            import joblib
+
+            warnings.warn(f"{type(estimator).__name__} does not implement to_state/from_state: "
+                          "logged as a pickle, which `churnml export` cannot write code-free",
+                          stacklevel=2)
+            path = Path(tmp) / LEGACY_ESTIMATOR_FILE
+            joblib.dump(estimator, path)
         info = mlflow.pyfunc.log_model(
             name=LOGGED_MODEL_NAME,
             python_model=str(PYFUNC_CODE),
