@@ -40,6 +40,7 @@ def panel() -> pd.DataFrame:
     return build_panel(data, labelled_cutoffs(data, CHURN)[-2:], churn=CHURN)
 
 
+@pytest.mark.slow
 def test_btyd_candidates_compete_in_the_nested_selection(panel) -> None:
     training = TrainingConfig(
         churn_params=FAST, ltv_params=FAST,
@@ -58,6 +59,7 @@ def test_btyd_candidates_compete_in_the_nested_selection(panel) -> None:
     assert (pred["value_if_retained"] >= 0).all()
 
 
+@pytest.mark.slow
 def test_a_btyd_pair_trains_scores_and_explains_nothing(panel) -> None:
     training = TrainingConfig(churn_candidates=[{"model": "btyd"}],
                               ltv_candidates=[{"kind": "btyd", "btyd_model": "bgnbd"}])

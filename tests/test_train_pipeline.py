@@ -142,7 +142,8 @@ def test_run_logs_metrics_figures_config_and_fingerprint(runs, cfg, data) -> Non
     assert m["backtest.last_value.normalized_gini"] == pytest.approx(
         summary[("last_value", "normalized_gini")])
     assert figures == {f"{n}.png" for n in
-                       ("roc", "calibration", "lift", "ltv_deciles", "feature_importance")}
+                       ("roc", "calibration", "lift", "ltv_deciles", "value_at_risk",
+                        "feature_importance")}
     assert {"backtest_metrics.csv", "lift.csv", "calibration.csv"} <= tables
     assert run.data.params["config.training.n_origins"] == "2"
     assert run.data.tags["data.transactions.rows"] == str(len(data.transactions))

@@ -75,16 +75,15 @@ LTVKind = Literal["hurdle", "tweedie"]
 KINDS = ("hurdle", "tweedie")
 TWEEDIE_VARIANCE_POWER = 1.5  # between Poisson (1) and gamma (2)
 SPEND_OBJECTIVE = "gamma"
-COMPONENTS = ("p_purchase", "spend_if_purchase", "predicted_value")
-# fitted boosters each kind needs (attribute names); LTVModel.to_state saves every fitted
-# booster attribute named like BOOSTER_ATTR (so a sub-model added later is saved too)
-BOOSTERS = {"hurdle": ("purchase_model_", "spend_model_"), "tweedie": ("value_model_",)}
-BOOSTER_ATTR = re.compile(r"^[a-z][a-z0-9_]*_model_$")
+COMPONENTS = ("p_purchase", "spend_if_purchase", "expected_value")
 IF_RETAINED = ("auto", "hurdle", "dedicated")
 # "auto" reuses the hurdle's spend part when retained rows and buyers differ on at most this
 # share of the training rows (returns can make a non-churned buyer's net value 0)
 HURDLE_MASK_TOLERANCE = 0.01
-RETAINED_BOOSTER = "retained_model_"  # saved too when if_retained_ == "dedicated"
+# fitted boosters each kind needs (attribute names); LTVModel.to_state saves every fitted
+# booster attribute named like BOOSTER_ATTR (so a sub-model added later is saved too)
+BOOSTERS = {"hurdle": ("purchase_model_", "spend_model_"), "tweedie": ("value_model_",)}
+BOOSTER_ATTR = re.compile(r"^[a-z][a-z0-9_]*_model_$")
 
 
 @stateful
@@ -279,7 +278,7 @@ class LTVModel(FrameModelMixin, RegressorMixin, BaseEstimator):
 
     def predict_components(self, X: pd.DataFrame) -> pd.DataFrame:
         """Hurdle parts per row: ``p_purchase``, ``spend_if_purchase`` (currency) and their
-        product ``predicted_value``; the Tweedie model has only ``predicted_value``."""
+        product ``expected_value``; the Tweedie model has only ``expected_value``."""
         parts = self._components(self._encode(X))
         return pd.DataFrame(dict(zip(COMPONENTS[-len(parts) :], parts, strict=True)), index=X.index)
 
@@ -297,7 +296,7 @@ class LTVModel(FrameModelMixin, RegressorMixin, BaseEstimator):
             "boosters": {a: v.to_state() for a, v in vars(self).items()
                          if BOOSTER_ATTR.match(a) and isinstance(v, BoosterModel)},
             "balance_scale": self.balance_scale_,
-            "if_retained": self.if_retained_,
+            "if_retained": self.if_retained_,  # retained_model_ is among the boosters
             "retained_scale": self.retained_scale_,
             "n_negative_labels": self.n_negative_labels_,
             "clipped_value": self.clipped_value_,
@@ -322,11 +321,10 @@ class LTVModel(FrameModelMixin, RegressorMixin, BaseEstimator):
             raise ModelStateError(f"LTVModel if_retained {est.if_retained_!r} is not one of "
                                   f"{IF_RETAINED[1:]}")
         est.retained_scale_ = float(require(state, "retained_scale", (int, float)))
-        if RETAINED_BOOSTER not in boosters:
-            est.retained_model_ = None
+        est.retained_model_ = getattr(est, "retained_model_", None)
         if est.if_retained_ == "dedicated" and est.retained_model_ is None:
-            raise ModelStateError("LTVModel state: if_retained is 'dedicated' but "
-                                  "retained_booster is missing")
+            raise ModelStateError("LTVModel state: if_retained is 'dedicated' but the "
+                                  "retained_model_ booster is missing")
         est.n_negative_labels_ = int(require(state, "n_negative_labels", int))
         est.clipped_value_ = float(require(state, "clipped_value", (int, float)))
         return est

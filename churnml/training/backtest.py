@@ -264,9 +264,9 @@ def make_estimator(task: Task, training: TrainingConfig, overrides: dict[str, An
 
 
 def _fit(task: Task, estimator: Any, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray,
-         retained: np.ndarray) -> Any:
+         retained: np.ndarray | None) -> Any:
     """Fit one estimator; the LTV model also learns its value-if-retained part on the
-    ``retained`` (not churned) rows."""
+    ``retained`` (not churned) rows (None: the LTV model's default, rows with a value)."""
     if isinstance(estimator, BTYDChurnModel | BTYDValueModel):
         return estimator.fit(X)  # fitted to the purchase histories; labels unused
     if task == "ltv":
@@ -292,7 +292,9 @@ def select_candidate(
     retained: np.ndarray | None = None,
     horizon_days: int = ChurnConfig().horizon_days,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Best of the configured candidates on the inner validation part of ``split``.
+    """Best of the configured candidates on the inner validation part of ``split``
+    (``retained``: rows that did not churn, for the LTV model's value-if-retained part;
+    ``horizon_days``: of BTYD candidates).
 
     Returns the winning overrides and a table ``task, candidate, params, metric, value,
     selected``. With fewer than two candidates nothing is fitted.
@@ -303,11 +305,11 @@ def select_candidate(
     metric = (training.churn_selection_metric if task == "churn"
               else training.ltv_selection_metric)
     fit, val = split
-    retained = np.asarray(y == 0) if retained is None else np.asarray(retained)
     values = []
     for overrides in candidates:
         est = make_estimator(task, training, overrides, horizon_days)
-        _fit(task, est, X.iloc[fit], y[fit], groups[fit], retained[fit])
+        _fit(task, est, X.iloc[fit], y[fit], groups[fit],
+             None if retained is None else np.asarray(retained)[fit])
         values.append(_metrics(task, y[val], _score(task, est, X.iloc[val]))[metric])
     signed = np.asarray(values) * (1.0 if higher_is_better(metric) else -1.0)
     best = int(np.nanargmax(signed))
