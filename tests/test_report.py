@@ -34,6 +34,8 @@ from churnml.models import (
     LTVModel,
     RecencyBaseline,
 )
+from churnml.monitoring.monitor import write_monitor_outputs
+from churnml.monitoring.replay import replay
 from churnml.report import SECTION_IDS, build_report, log_report
 from churnml.report.sections import backtest_summary, ltv_decile_table
 from churnml.training.evaluation import classification_metrics, regression_metrics
@@ -126,6 +128,9 @@ def write_job_outputs(out: Path) -> dict[str, pd.DataFrame]:
                       "importance": ltv.value_model_.booster_.feature_importance("gain")}),
     ], ignore_index=True)
     importance.to_csv(out / "feature_importance.csv", index=False)
+    monitored = replay(data, churn, list(cutoffs[-2:]), cutoffs[-2],
+                       {"roc_auc": 0.8, "brier": 0.15}, out / "score_history")
+    write_monitor_outputs(monitored, out / "monitoring")
 
     contrib = churn.contributions(test[features])[features].to_numpy()
     top = np.argsort(-contrib, axis=1)[:, :TOP_REASONS]
@@ -192,6 +197,28 @@ def test_every_section_rendered_with_content(report):
         body = _section(report, sid)
         assert "not available" not in body, sid
         assert "<img" in body or "<table" in body, sid
+
+
+def test_optional_sections_are_left_out_without_their_files(job, tmp_path):
+    out, _ = job
+    for name in os.listdir(out):
+        if name != "monitoring" and not name.startswith("campaign"):
+            src = out / name
+            (tmp_path / name).symlink_to(src, target_is_directory=src.is_dir())
+    page = build_report(tmp_path, default_config(), tmp_path / "r.html").read_text()
+    ids = re.findall(r'<section id="([^"]+)"', page)
+    assert ids == [s for s in SECTION_IDS if s not in ("monitoring", "campaigns")]
+    assert 'class="notice"' not in page
+
+
+def test_monitoring_section_shows_realized_and_estimated(job, report):
+    out, _ = job
+    perf = pd.read_csv(out / "monitoring" / "performance.csv")
+    body = _section(report, "monitoring")
+    assert body.count("<img") == 2  # performance per cutoff, drift
+    assert perf["matured"].all()
+    assert f"{perf['real_roc_auc'].iloc[-1]:.3f}" in body
+    assert f"{perf['est_roc_auc'].iloc[-1]:.3f}" in body
 
 
 def test_campaign_section_shows_the_evaluation(job, report):
@@ -271,7 +298,9 @@ def test_missing_inputs_give_notices(job, tmp_path):
     for name in ("kpis_month.csv", "cohorts.csv", "n_day_retention.csv"):
         shutil.copy(out / name, partial / name)
     page = build_report(partial, default_config()).read_text()
-    assert re.findall(r'<section id="([^"]+)"', page) == list(SECTION_IDS)
+    optional = ("campaigns", "monitoring")  # optional stages: left out, no notice
+    assert re.findall(r'<section id="([^"]+)"', page) == [
+        s for s in SECTION_IDS if s not in optional]
     for sid in MODEL_SECTIONS:
         assert "not available" in _section(page, sid) and "churnml train" in _section(page, sid)
     for sid in SCORE_SECTIONS:
@@ -282,7 +311,7 @@ def test_missing_inputs_give_notices(job, tmp_path):
 
 def test_empty_folder_renders_only_notices(tmp_path):
     page = build_report(tmp_path, default_config(), out=tmp_path / "r.html").read_text()
-    assert page.count('class="notice"') >= len(SECTION_IDS)
+    assert page.count('class="notice"') >= len(SECTION_IDS) - 2  # optional sections left out
     assert "<img" not in page
 
 
@@ -311,7 +340,8 @@ def test_cli_report(job, tmp_path):
                                       str(source), "--out", str(target)])
     assert result.exit_code == 0, result.output
     page = target.read_text()
-    assert re.findall(r'<section id="([^"]+)"', page) == list(SECTION_IDS)
+    assert re.findall(r'<section id="([^"]+)"', page) == [
+        s for s in SECTION_IDS if s not in ("campaigns", "monitoring")]
     for sid in ("n-day-retention", "kpi-trends", "cohort-retention"):
         assert "<img" in _section(page, sid)
     assert page.count("<img") == 3 and "churnml demo" not in page

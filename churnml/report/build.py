@@ -61,6 +61,8 @@ def build_report(
     sections = []
     for spec in SECTIONS:
         absent = [f for f in spec.needs(ctx) if ctx.inputs.get(f) is None]
+        if absent and spec.optional:
+            continue
         if absent:
             body = "".join(notice(f"{f.name} not found in {portable(out_dir)}", f.produced_by)
                            for f in absent)

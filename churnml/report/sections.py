@@ -69,12 +69,15 @@ class Context:
 
 @dataclass(frozen=True)
 class SectionSpec:
-    """A section: anchor id, title, the files it needs and its renderer."""
+    """A section: anchor id, title, the files it needs and its renderer. An ``optional``
+    section (an optional stage: campaigns, monitoring) is left out when its files are absent,
+    instead of showing a notice."""
 
     id: str
     title: str
     needs: Callable[[Context], tuple[OutputFile, ...]]
     render: Callable[[Context], str]
+    optional: bool = False
 
 
 # --------------------------------------------------------------------------- retention
@@ -360,8 +363,8 @@ SECTIONS: tuple[SectionSpec, ...] = (
     SectionSpec("segments", "Segments: size and value at risk", _files(SEGMENTS), _segments),
     SectionSpec("top-at-risk", "Top at-risk customers and why", _files(SCORES), _top_at_risk),
     SectionSpec("campaigns", "Campaigns and uplift", _files(campaigns.EVALUATIONS),
-                campaigns.render),
+                campaigns.render, optional=True),
     SectionSpec("monitoring", "Monitoring: realized vs estimated performance, drift",
-                _files(MONITOR_PERFORMANCE), _monitoring),
+                _files(MONITOR_PERFORMANCE), _monitoring, optional=True),
 )
 SECTION_IDS: tuple[str, ...] = tuple(s.id for s in SECTIONS)
