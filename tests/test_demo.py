@@ -33,7 +33,7 @@ def demo_run(tmp_path_factory) -> tuple[Path, str, object]:
         "tracking": {"uri": uri},
         "output_dir": str(root / "out"),
     }))
-    res = CliRunner().invoke(app, ["demo", "--config", str(config)])
+    res = CliRunner().invoke(app, ["demo", "--config", str(config), "--monitor"])
     assert res.exit_code == 0, res.output
     return root / "out", uri, res
 
@@ -83,3 +83,19 @@ def test_models_registered_and_report_logged_to_the_run(demo_run) -> None:
     for section in SECTION_IDS:
         assert f'id="{section}"' in html
     assert "not available" not in html.split('id="segments"')[1].split("</section>")[0]
+
+
+def test_demo_monitor_scores_past_months_and_monitors_them(demo_run):
+    """--monitor trains as of six months before the data end, keeps a scoring run per month
+    since (plus the final one) and monitors them; the report shows it."""
+    import pandas as pd
+
+    out, _, _ = demo_run
+    history = sorted(p.name for p in (out / "score_history").iterdir()
+                     if p.name.startswith("cutoff="))
+    assert len(history) == 7  # six month starts and the data end
+    perf = pd.read_csv(out / "monitoring" / "performance.csv")
+    assert len(perf) == 7 and perf["matured"].any() and not perf["matured"].all()
+    assert perf.loc[perf["matured"], "real_roc_auc"].between(0.5, 1.0).all()
+    html = (out / "report.html").read_text()
+    assert 'id="monitoring"' in html and "realized vs estimated performance" in html
