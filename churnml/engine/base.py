@@ -144,6 +144,8 @@ def contract_tables(data: Any) -> dict[str, Any]:
 
     if isinstance(data, CustomerData):
         return data.tables()
+    if hasattr(data, "tables") and callable(data.tables):  # e.g. SparkData: tables as read
+        return data.tables()
     if isinstance(data, Mapping):
         tables = {k: v for k, v in data.items() if v is not None}
         if all(isinstance(v, pd.DataFrame) for v in tables.values()):

@@ -1,6 +1,9 @@
 """Spark backend: the same DuckDB-dialect SQL, transpiled by SQLGlot and run by ``spark.sql``.
 
 Tables become temporary views with a per-engine prefix (dropped by :meth:`SparkEngine.close`).
+pandas tables of more than :data:`STAGE_MIN_ROWS` rows are written to a temporary Parquet
+folder and read back by Spark on a local master, rather than shipped through the driver JVM
+(a heap the size of the tables; the old cause of driver out-of-memory failures).
 Timestamps are handled as Spark ``TIMESTAMP_NTZ`` (naive, like the contract): pandas columns are
 converted with an explicit schema and Spark ``TIMESTAMP`` columns are cast to ``TIMESTAMP_NTZ``
 (their wall-clock time in the session time zone).
@@ -8,9 +11,12 @@ converted with an explicit schema and Spark ``TIMESTAMP`` columns are cast to ``
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -23,6 +29,7 @@ WRITE_DIALECT = "spark"
 # PySpark 4.x warns on every pandas conversion that pandas 3 is not fully supported; the
 # conversions used here (explicit schema, Arrow off or on) are covered by churnml's tests.
 _PANDAS_WARNING = "PySpark does not yet fully support pandas"
+STAGE_MIN_ROWS = 10_000  # larger pandas tables go to Spark through Parquet (local masters)
 
 
 def transpile(sql: str) -> str:
@@ -52,6 +59,7 @@ class SparkEngine(SqlEngine):
             raise ValueError("engine='spark' needs a SparkSession: pass spark=... or start one")
         self.prefix = f"churnml_{uuid.uuid4().hex[:10]}_"
         self._views: list[str] = []
+        self._staging: str | None = None
         self.returns_native = all(isinstance(t, SparkDataFrame) for t in tables.values())
         for name, table in tables.items():
             if isinstance(table, pd.DataFrame):
@@ -74,9 +82,14 @@ class SparkEngine(SqlEngine):
         return view
 
     def _from_pandas(self, frame: pd.DataFrame) -> Any:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_PANDAS_WARNING)
-            return self.spark.createDataFrame(frame, schema=spark_schema(frame))
+        master = self.spark.sparkContext.master
+        if len(frame) < STAGE_MIN_ROWS or not master.startswith("local"):
+            return from_pandas(self.spark, frame)
+        if self._staging is None:
+            self._staging = tempfile.mkdtemp(prefix="churnml-spark-")
+        path = Path(self._staging) / f"{uuid.uuid4().hex}.parquet"
+        frame.to_parquet(path, index=False)
+        return self.spark.read.parquet(str(path))
 
     def relation(self, table: str) -> str:
         return self.prefix + table
@@ -96,6 +109,16 @@ class SparkEngine(SqlEngine):
         for view in self._views:
             self.spark.catalog.dropTempView(view)
         self._views.clear()
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
+
+
+def from_pandas(spark: Any, frame: pd.DataFrame) -> Any:
+    """A (small) pandas frame as a Spark DataFrame, through Arrow with an explicit schema."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_PANDAS_WARNING)
+        return spark.createDataFrame(frame, schema=spark_schema(frame))
 
 
 def spark_schema(frame: pd.DataFrame) -> Any:
