@@ -74,6 +74,9 @@ def score(
         folder = models_dir or cfg.scoring.models_dir
         with step("loading models " + (f"from {folder}" if folder else f"from {uri}")):
             models = load_scoring_models(cfg, folder, uri)
+        if cfg.features.engine == "spark":
+            _score_spark(cfg, models, cutoff, scored_at, out, segments_dir)
+            return
         customer_data = load(cfg)
         if cutoff is None and cfg.data.dataset is not None:  # a historical built-in log
             cutoff = default_cutoff(customer_data)
@@ -101,5 +104,27 @@ def score(
     scores = result.scores
     err.print(f"{len(scores):,} customers scored with {models.version}; reasons for "
               f"{result.n_reasons:,}; wrote {target}")
+    emit(result.summary, OutFormat.table, None, "Segments (value at risk in the input currency "
+         f"over {cfg.churn.horizon_days} days)")
+
+
+def _score_spark(cfg, models, cutoff, scored_at, out, segments_dir) -> None:  # noqa: ANN001
+    """``score`` with features.engine spark: features, predictions (mlflow spark_udf),
+    segments and reasons on the executors; outputs written by Spark."""
+    from churnml.pipeline import default_cutoff, score_customers_spark, spark_job
+
+    with spark_job(cfg) as (_, data):
+        if cutoff is None and cfg.data.dataset is not None:
+            cutoff = default_cutoff(data)
+            err.print(f"  {cfg.data.dataset}: scoring as of {cutoff:%Y-%m-%d}, the day after "
+                      "its last record (--cutoff to change)")
+        with step("scoring on spark (features, predictions, segments, reasons, files)"):
+            result = score_customers_spark(data, cfg, models, Path(cfg.output_dir),
+                                           cutoff=cutoff, scored_at=scored_at,
+                                           scores_path=out, segments_dir=segments_dir)
+    for note in result.warnings:
+        err.print(f"[yellow]warning:[/yellow] {note}")
+    err.print(f"{result.n_scored:,} customers scored with {models.version}; reasons for "
+              f"{result.n_reasons:,}; wrote {result.files['scores']}")
     emit(result.summary, OutFormat.table, None, "Segments (value at risk in the input currency "
          f"over {cfg.churn.horizon_days} days)")
