@@ -30,6 +30,7 @@ from churnml.data.schema import NULLABLE, SURVEY_KINDS, TABLES
 from churnml.data.spark_names import quote_table_name
 from churnml.data.validation import raise_if_any
 from churnml.errors import DataValidationError
+from churnml.errors import _show as show_value
 
 MAX_EXAMPLES = 5
 ID_COLUMNS = ("customer_id", "referred_by")
@@ -255,7 +256,7 @@ def _normalise(sdf: Any, table: str, tz: str, session_tz: str, fmt: str | None,
             if not numeric:
                 rules.append(_Rule(col, "not numeric", raw.isNotNull() & value.isNull(), raw))
             if not nullable:
-                rules.append(_Rule(col, "missing value", value.isNull(), raw))
+                rules.append(_Rule(col, "missing value", raw.isNull(), raw))
         else:  # category
             cols[col] = raw.cast("string")
             if not nullable:
@@ -286,7 +287,7 @@ def _examples(sdf: Any, rule: _Rule) -> tuple[list[str], list[Any]]:
 
     rows = sdf.filter(rule.bad).select(F.col("customer_id").alias("k"),
                                        rule.shown.alias("v")).limit(MAX_EXAMPLES).collect()
-    return [f"with customer_id {r['k']!r}" for r in rows], [r["v"] for r in rows]
+    return [f"with customer_id {show_value(r['k'])}" for r in rows], [r["v"] for r in rows]
 
 
 def _duplicates(sdf: Any, table: str, col: str) -> DataValidationError | None:
@@ -300,7 +301,7 @@ def _duplicates(sdf: Any, table: str, col: str) -> DataValidationError | None:
         return None
     shown = dup.limit(MAX_EXAMPLES).collect()
     return DataValidationError(table, col, "duplicate id",
-                               rows=[f"with customer_id {r['k']!r}" for r in shown],
+                               rows=[f"with customer_id {show_value(r['k'])}" for r in shown],
                                values=[r[col] for r in shown], n_rows=int(total))
 
 
@@ -330,8 +331,12 @@ def validate_spark_table(
     aggs += [F.count(F.lit(1)).alias("rows"),
              F.bit_xor(F.xxhash64(*[F.col(f"`{c}`") for c in sdf.columns])).alias("hash")]
     if times:
-        aggs += [F.min(F.least(*[exprs[t] for t in times])).alias("lo"),
-                 F.max(F.greatest(*[exprs[t] for t in times])).alias("hi")]
+        def across(fn: Any, cols: list[Any]) -> Any:
+            return cols[0] if len(cols) == 1 else fn(*cols)
+
+        parsed = [exprs[t] for t in times]
+        aggs += [F.min(across(F.least, parsed)).alias("lo"),
+                 F.max(across(F.greatest, parsed)).alias("hi")]
     row = sdf.agg(*aggs).first()
     span = {"lo": row["lo"], "hi": row["hi"]} if times else {"lo": None, "hi": None}
     problems = []

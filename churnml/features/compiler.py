@@ -462,5 +462,8 @@ def _final_select(features: Sequence[Feature | DerivedFeature], base: list[Featu
         f"AND {p.cte}.cutoff = p.cutoff"
         for p in parts
     )
-    cols = ", ".join(f"{sql_of[f.name]} AS {f.name}" for f in features)
+    # numbers are DOUBLE on every engine (Spark types a literal 1.0 as DECIMAL)
+    cols = ", ".join(
+        f"{sql_of[f.name]} AS {f.name}" if f.dtype != "number" or isinstance(f, Feature)
+        else f"CAST({sql_of[f.name]} AS DOUBLE) AS {f.name}" for f in features)
     return f"SELECT p.customer_id, p.cutoff, {cols}\nFROM f_population p{joins}"

@@ -50,7 +50,8 @@ def to_pandas(sdf: Any) -> pd.DataFrame:
         warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
         frame = sdf.toPandas()
     kinds = dict(sdf.dtypes)
-    wanted = {c: "float64" for c, k in kinds.items() if k == "double"}
+    wanted = {c: "float64" for c, k in kinds.items()
+              if k in ("double", "float") or k.startswith("decimal")}
     wanted |= {c: "str" for c, k in kinds.items() if k == "string" and c != "customer_id"}
     wanted[CUTOFF] = "datetime64[us]"
     if "churned" in frame:
