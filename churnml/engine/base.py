@@ -50,6 +50,8 @@ class SqlEngine(ABC):
 
     #: True when :meth:`query` results stay distributed (Spark DataFrames in, Spark out).
     returns_native: bool = False
+    #: The backend, for SQL shaped for it (see :mod:`churnml.features.compiler`).
+    dialect: str = "duckdb"
 
     def __init__(self) -> None:
         self._columns: dict[str, list[str]] = {}

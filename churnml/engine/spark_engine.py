@@ -49,6 +49,8 @@ class SparkEngine(SqlEngine):
         Defaults to the active session.
     """
 
+    dialect = "spark"
+
     def __init__(self, tables: Mapping[str, Any], spark: Any = None) -> None:
         super().__init__()
         from pyspark.sql import DataFrame as SparkDataFrame
