@@ -28,6 +28,13 @@ Time semantics, enforced here once for every feature:
 
 * The population at each cutoff is every customer with an *activity* row (transaction, event
   or subscription start) before it.
+
+On Spark (``Relations.engine == 'spark'``) two constructs are compiled differently, because
+Spark inlines a CTE at every use and shuffles for every change of partitioning: the
+population is the full outer join of the activity parts (not a UNION that rescans their
+tables), and gap windows are partitioned by ``customer_id`` alone, the row condition
+leading the ordering, so the aggregation after them needs no second shuffle. The physical
+plan then holds one scan per part and one shuffle per scan.
 """
 
 from __future__ import annotations
