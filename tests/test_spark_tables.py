@@ -119,7 +119,7 @@ def test_validation_errors_match_the_duckdb_path(spark, tmp_path) -> None:
     from churnml.data.spark_loader import load_spark_data
 
     tx = pd.DataFrame({
-        "customer_id": [1, 2, None, 4, 5, 6],
+        "customer_id": pd.array([1, 2, None, 4, 5, 6], dtype="Int64"),
         "ts": ["2024-01-01 10:00", "yesterday", "2024-01-03", "2024-01-04", "1900-01-01",
                "2024-01-06"],
         "amount": ["10", "12.5", "3", "abc", "7", "8"],

@@ -39,7 +39,15 @@ def transpile(sql: str) -> str:
     """DuckDB-dialect SQL as Spark SQL, exact money sums as integer sums (see
     :func:`_integer_money`)."""
     tree = sqlglot.parse_one(sql, read=READ_DIALECT)
-    return tree.transform(_integer_money).sql(dialect=WRITE_DIALECT)
+    return tree.transform(_integer_money).transform(_double_literal).sql(dialect=WRITE_DIALECT)
+
+
+def _double_literal(node: exp.Expression) -> exp.Expression:
+    """A literal with a decimal point is DOUBLE, as DuckDB's arithmetic treats it (Spark
+    would make ``x / 86400000000.0`` a DECIMAL quotient rounded to 13 decimals)."""
+    if isinstance(node, exp.Literal) and node.is_number and "." in node.this:
+        return exp.Cast(this=node.copy(), to=exp.DataType.build("DOUBLE"))
+    return node
 
 
 def _is_money_sum(node: exp.Expression) -> bool:
