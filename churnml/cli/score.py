@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -21,6 +21,7 @@ from churnml.cli._common import (
     resolve_config,
     step,
 )
+from churnml.config import Config
 from churnml.errors import ChurnmlError
 
 STAGES = {"predict": "scoring", "explain": "reasons"}
@@ -108,7 +109,8 @@ def score(
          f"over {cfg.churn.horizon_days} days)")
 
 
-def _score_spark(cfg, models, cutoff, scored_at, out, segments_dir) -> None:  # noqa: ANN001
+def _score_spark(cfg: Config, models: Any, cutoff: str | None, scored_at: str | None,
+                 out: Path | None, segments_dir: Path | None) -> None:
     """``score`` with features.engine spark: features, predictions (mlflow spark_udf),
     segments and reasons on the executors; outputs written by Spark."""
     from churnml.pipeline import default_cutoff, score_customers_spark, spark_job

@@ -114,7 +114,12 @@ def start_session(master: str = "local[*]", driver_memory: str = AUTO,
     builder = SparkSession.builder.master(master).appName(APP_NAME)
     for key, value in session_conf(master, driver_memory, conf).items():
         builder = builder.config(key, value)
-    session = builder.getOrCreate()
+    try:
+        session = builder.getOrCreate()
+    except Exception as exc:  # no Java, a bad setting, a master that does not answer
+        raise SparkJobError(f"could not start Spark on {master!r} (needs Java 17+; check "
+                            f"features.spark_master / spark_conf): "
+                            f"{str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
     session.sparkContext.setLogLevel("ERROR")
     return session, True
 
