@@ -27,4 +27,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check churnml tests benchmarks
 
 clean:
-	rm -rf $(VENV) out mlflow.db mlruns .pytest_cache
+	rm -rf $(VENV) out mlflow.db mlflow.db.lock mlruns mlartifacts .pytest_cache

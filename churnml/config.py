@@ -10,9 +10,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from churnml.errors import ConfigError
+from churnml.expressions import parse_expression
+from churnml.io import file_stem
 
 Period = Literal["day", "week", "month", "quarter", "year"]
 
@@ -34,8 +43,55 @@ class TableSource(_Strict):
     columns: dict[str, str] = Field(
         default_factory=dict, description="canonical name -> raw column name"
     )
-    ts_format: str | None = Field(None, description="strftime format of timestamp columns")
-    csv_options: dict[str, Any] = Field(default_factory=dict)
+    expressions: dict[str, str] = Field(
+        default_factory=dict,
+        description="canonical name -> SQL expression over the raw columns, e.g. "
+        "{amount: 'Quantity * UnitPrice'} (checked against the expression allow-list)",
+    )
+    ts_format: str | list[str] | None = Field(
+        None, description="strftime format(s) of timestamp columns (a list: each value read "
+        "by the first that fits); default: one format per column, inferred"
+    )
+    csv_options: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments of pandas.read_csv"
+    )
+    drop_missing_ids: bool = Field(
+        False, description="drop rows without a customer id (the count is reported)"
+    )
+    drop_duplicates: bool = Field(
+        False, description="drop rows identical in every column (the count is reported)"
+    )
+    order_lines: bool = Field(
+        False, description="transactions: rows are order lines; lines sharing an order_id "
+        "become one transaction (amount and quantity summed, earliest ts)"
+    )
+
+    @field_validator("expressions")
+    @classmethod
+    def _allowed_expressions(cls, value: dict[str, str]) -> dict[str, str]:
+        for canon, sql in value.items():
+            try:
+                parse_expression(sql, where=f"expressions.{canon}")
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("csv_options")
+    @classmethod
+    def _read_csv_keywords(cls, value: dict[str, Any]) -> dict[str, Any]:
+        import inspect
+
+        import pandas as pd
+
+        known = set(inspect.signature(pd.read_csv).parameters) - {"filepath_or_buffer"}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            import difflib
+
+            close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown pandas.read_csv option {unknown[0]!r}{hint}")
+        return value
 
     @model_validator(mode="after")
     def _one_location(self) -> TableSource:
@@ -81,6 +137,21 @@ class ValidationConfig(_Strict):
     allow_negative_amounts: bool = Field(
         True, description="returns/cancellations are negative amounts"
     )
+    min_id_overlap: float = Field(
+        0.5, ge=0, le=1,
+        description="warn when less than this share of the smaller table's customer ids "
+        "appear in transactions (ids mapped from the wrong column, `C1` vs `1`)",
+    )
+
+
+class ChurnShock(_Strict):
+    """A regime change injected into the simulated data (:func:`churnml.data.scenarios.
+    churn_shock`): from ``start`` the customers of ``plan`` leave at ``monthly_hazard``."""
+
+    start: str
+    plan: str
+    monthly_hazard: float = Field(0.3, gt=0, description="extra leaving rate, per month")
+    seed: int = 0
 
 
 class DataConfig(_Strict):
@@ -93,8 +164,44 @@ class DataConfig(_Strict):
         "UTC", description="time zone that naive timestamps are in / aware ones convert to"
     )
     currency: str = "USD"
+    end: str | None = Field(
+        None, description="end of the data, exclusive (timestamp or date in data.timezone): "
+        "default scoring cutoff and end of the label windows; default: midnight after the "
+        "latest timestamp of any table"
+    )
     simulated_customers: int = Field(20_000, description="size of the simulated dataset")
     seed: int = 42
+    churn_shock: ChurnShock | None = Field(
+        None, description="simulated data only: a price rise or similar shock that makes one "
+        "plan's customers leave from a date on (to try monitoring)")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {value!r}: give an IANA name such as 'Europe/Berlin', "
+                "'America/New_York' or 'UTC'"
+            ) from exc
+        return value
+
+    @field_validator("end", mode="before")
+    @classmethod
+    def _iso_end(cls, value: Any) -> Any:
+        from datetime import date, datetime
+
+        if isinstance(value, date):  # YAML reads an unquoted date as a date
+            return value.isoformat()
+        if isinstance(value, str):
+            try:
+                datetime.fromisoformat(value)
+            except ValueError as exc:
+                raise ValueError(f"not an ISO 8601 timestamp or date: {value!r}") from exc
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -102,6 +209,8 @@ class DataConfig(_Strict):
         if self.dataset is None and self.dir is None and not located:
             raise ValueError("data needs either `dataset` (cdnow|simulated), `dir`, or a "
                              "`table` / `path` for every entry of `tables`")
+        if self.churn_shock is not None and self.dataset != "simulated":
+            raise ValueError("churn_shock applies to the simulated dataset only")
         return self
 
 
@@ -145,6 +254,9 @@ class TrainingConfig(_Strict):
     )
     cutoff_frequency: str = Field("MS", description="pandas offset alias between cutoffs")
     first_cutoff: str | None = Field(None, description="earliest cutoff (default: data start)")
+    last_cutoff: str | None = Field(
+        None, description="latest training cutoff (default: the latest labelled one); e.g. to "
+        "train as of an earlier date and monitor the months since")
     n_origins: int = Field(3, gt=0, description="rolling_origin: test cutoffs (the latest)")
     origin_step: int = Field(1, gt=0, description="rolling_origin: cutoffs between origins")
     max_train_cutoffs: int | None = Field(
@@ -163,11 +275,13 @@ class TrainingConfig(_Strict):
     ltv_params: dict[str, Any] = Field(default_factory=dict, description="LTVModel arguments")
     churn_candidates: list[dict[str, Any]] = Field(
         default_factory=list,
-        description="churn_params overrides compared by nested validation (empty: none)",
+        description="churn_params overrides compared by nested validation (empty: none); "
+        "{model: btyd, kind: pareto_nbd|bgnbd} is a BTYD churn model instead of LightGBM",
     )
     ltv_candidates: list[dict[str, Any]] = Field(
         default_factory=lambda: [{"kind": "hurdle"}, {"kind": "tweedie"}],
-        description="ltv_params overrides compared by nested validation (empty: none)",
+        description="ltv_params overrides compared by nested validation (empty: none); "
+        "{kind: btyd, btyd_model: pareto_nbd|bgnbd} is a BTYD (+ Gamma-Gamma) value model",
     )
     churn_selection_metric: ChurnMetric = "roc_auc"
     ltv_selection_metric: LTVMetric = "normalized_gini"
@@ -186,25 +300,83 @@ class TrainingConfig(_Strict):
         1, gt=0, description="threads of LightGBM and BLAS (fixed: results may depend on it)"
     )
 
+    @model_validator(mode="after")
+    def _btyd_candidates(self) -> TrainingConfig:
+        for i, c in enumerate(self.churn_candidates):
+            model = c.get("model", LIGHTGBM)
+            if model not in (LIGHTGBM, BTYD):
+                raise ValueError(f"churn_candidates[{i}].model must be {LIGHTGBM!r} or "
+                                 f"{BTYD!r}, got {model!r}")
+            if model == BTYD:
+                _check_btyd(c, f"churn_candidates[{i}]", "kind", {"model", "kind"})
+        for i, c in enumerate(self.ltv_candidates):
+            if c.get("kind") == BTYD:
+                _check_btyd(c, f"ltv_candidates[{i}]", "btyd_model", {"kind", "btyd_model"})
+            elif "btyd_model" in c:
+                raise ValueError(f"ltv_candidates[{i}]: btyd_model needs kind: {BTYD}")
+        return self
+
+
+LIGHTGBM, BTYD = "lightgbm", "btyd"  # candidate model families
+BTYD_KINDS = ("pareto_nbd", "bgnbd")  # as churnml.models.btyd.KINDS
+
+
+def _check_btyd(candidate: dict[str, Any], where: str, kind_key: str, allowed: set[str]) -> None:
+    """A BTYD candidate names only ``allowed`` keys and a known transaction model."""
+    unknown = set(candidate) - allowed
+    if unknown:
+        raise ValueError(f"{where}: a BTYD candidate takes only {sorted(allowed)} (its "
+                         f"horizon is churn.horizon_days), got {sorted(unknown)}")
+    kind = candidate.get(kind_key, BTYD_KINDS[0])
+    if kind not in BTYD_KINDS:
+        raise ValueError(f"{where}.{kind_key} must be one of {BTYD_KINDS}, got {kind!r}")
+
+
+REGISTRY_NAME_FORBIDDEN = "/@:'\""  # would break models:/<name>@<alias> URIs, filters
+CHURN_NAME_SUFFIX, LTV_NAME_SUFFIX = "-churn", "-ltv"
+
 
 class TrackingConfig(_Strict):
     """MLflow tracking store, model registry and champion rule."""
 
-    uri: str = Field("sqlite:///mlflow.db", description="MLflow tracking and registry URI")
+    uri: str = Field(
+        "sqlite:///mlflow.db",
+        description="MLflow tracking and registry URI; a relative sqlite:/// path in a config "
+        "file is read from the config file's folder",
+    )
     experiment: str | None = Field(None, description="experiment (default: the config name)")
-    churn_model_name: str = Field("churnml-churn", description="registered churn model")
-    ltv_model_name: str = Field("churnml-ltv", description="registered LTV model")
+    churn_model_name: str | None = Field(
+        None, description="registered churn model (default: '<name>-churn', name of the config)"
+    )
+    ltv_model_name: str | None = Field(
+        None, description="registered LTV model (default: '<name>-ltv')"
+    )
     churn_champion_metric: ChurnMetric = Field(
-        "roc_auc", description="backtest mean that a new churn version must beat"
+        "roc_auc",
+        description="backtest mean that a new churn version must beat (the champion's and the "
+        "recency baseline's)",
     )
     ltv_champion_metric: LTVMetric = Field(
-        "normalized_gini", description="backtest mean that a new LTV version must beat"
+        "normalized_gini",
+        description="backtest mean that a new LTV version must beat (the champion's and the "
+        "last-value baseline's)",
     )
     min_improvement: float = Field(
         1e-6, ge=0,
         description="a new version must beat the champion's metric by more than this "
         "(metric units): a rerun that differs only by floating-point noise never swaps",
     )
+
+    @model_validator(mode="after")
+    def _safe_names(self) -> TrackingConfig:
+        for key in ("churn_model_name", "ltv_model_name"):
+            value = getattr(self, key)
+            bad = value is not None and (not value.strip() or set(value) & set(
+                REGISTRY_NAME_FORBIDDEN))
+            if bad:
+                raise ValueError(f"{key} {value!r}: must be non-empty without any of "
+                                 f"{REGISTRY_NAME_FORBIDDEN!r}")
+        return self
 
 
 class FeaturesConfig(_Strict):
@@ -239,7 +411,8 @@ class ScoringConfig(_Strict):
     """Batch scoring (``churnml score``): models, chunking, reasons in words and segments.
 
     Segment rules and reason conditions are SQL (DuckDB dialect) over the scored columns
-    (``churn_probability``, ``predicted_value``, ``value_at_risk``), any feature, the named
+    (``churn_probability``, ``expected_value``, ``value_if_retained``, ``value_at_risk``),
+    any feature, the named
     ``thresholds`` and ``quantiles``, and ``horizon_days`` / ``lookback_days`` of ``churn``.
     Each customer gets the first segment (lowest ``priority``) whose rule holds, else
     ``default_segment``.
@@ -250,6 +423,11 @@ class ScoringConfig(_Strict):
     )
     models_dir: str | None = Field(
         None, description="folder written by `churnml export`; used instead of the registry"
+    )
+    trust_pickle: bool = Field(
+        False,
+        description="let models_dir hold pickled (.joblib) models: loading a pickle can run any "
+        "code, so only for files you made yourself (`churnml export` writes code-free JSON)",
     )
     chunk_size: int = Field(100_000, gt=0, description="customers per scoring chunk")
     reasons_count: int = Field(3, gt=0, description="churn drivers in words per customer")
@@ -264,41 +442,37 @@ class ScoringConfig(_Strict):
     reason_templates: dict[str, list[dict[str, str]]] = Field(
         default_factory=lambda: {
             "days_since_last_purchase": [
-                {"text": "no purchase for {value:.0f} days (usual gap "
-                         "{purchase_gap_mean_days:.0f})"},
-                {"text": "no purchase for {value:.0f} days"},
+                {"text": "last purchase {value:.0f} days ago, usually every "
+                         "{purchase_gap_mean_days:.0f} days"},
             ],
-            "recency_vs_usual_gap": [
-                {"text": "no purchase for {days_since_last_purchase:.0f} days (usual gap "
-                         "{purchase_gap_mean_days:.0f})"},
-            ],
-            "nps_latest": [
-                {"when": "nps_detractor = 1",
-                 "text": "NPS detractor (score {value:.0f}) on {days_since_last_nps:date}"},
-                {"when": "nps_detractor = 1", "text": "NPS detractor (score {value:.0f})"},
-            ],
-            "nps_detractor": [
+            **{f"{kind}_latest": [
+                {"when": f"{flag} = 1",
+                 "text": f"{label} {{value:.0f}} ({word}) on {{days_since_last_{kind}:date}}"},
+                {"when": f"{flag} = 1", "text": f"{label} {{value:.0f}} ({word})"},
+                {"text": f"{label} {{value:.0f}} on {{days_since_last_{kind}:date}}"},
+            ] for kind, label, flag, word in (
+                ("nps", "NPS", "nps_detractor", "detractor"),
+                ("csat", "CSAT", "csat_dissatisfied", "dissatisfied"))},
+            **{flag: [
                 {"when": "value = 1",
-                 "text": "NPS detractor (score {nps_latest:.0f}) on {days_since_last_nps:date}"},
-                {"when": "value = 1", "text": "NPS detractor (score {nps_latest:.0f})"},
-                {"text": "latest NPS {nps_latest:.0f}"},
-            ],
-            "csat_dissatisfied": [
-                {"when": "value = 1",
-                 "text": "dissatisfied (CSAT {csat_latest:.0f}) on {days_since_last_csat:date}"},
-                {"when": "value = 1", "text": "dissatisfied (CSAT {csat_latest:.0f})"},
-                {"text": "latest CSAT {csat_latest:.0f}"},
-            ],
+                 "text": f"{label} {{{kind}_latest:.0f}} ({word}) on "
+                         f"{{days_since_last_{kind}:date}}"},
+            ] for kind, label, flag, word in (
+                ("nps", "NPS", "nps_detractor", "detractor"),
+                ("csat", "CSAT", "csat_dissatisfied", "dissatisfied"))},
+            "ces_latest": [{"text": "CES {value:.0f} on {days_since_last_ces:date}"}],
             "purchase_gap_mean_days": [
                 {"when": "value IS NULL", "text": "only one purchase so far"},
-                {"text": "buys every {value:.0f} days on average"},
             ],
             "purchase_gap_std_days": [
                 {"when": "value IS NULL", "text": "fewer than three purchases so far"},
             ],
-            "nps_trend": [{"when": "value IS NULL", "text": "no NPS answer"}],
-            "csat_trend": [{"when": "value IS NULL", "text": "no CSAT answer"}],
-            "ces_trend": [{"when": "value IS NULL", "text": "no CES answer"}],
+            "purchase_rate_per_day": [
+                {"when": "value >= 1", "text": "about {value:.0f} purchases a day"},
+            ],
+            "nps_trend": [{"when": "value IS NULL", "text": "no NPS answer yet"}],
+            "csat_trend": [{"when": "value IS NULL", "text": "no CSAT answer yet"}],
+            "ces_trend": [{"when": "value IS NULL", "text": "no CES answer yet"}],
             "satisfaction_index_60d": [
                 {"when": "value IS NULL", "text": "no survey answer in the last 60 days"},
             ],
@@ -308,21 +482,16 @@ class ScoringConfig(_Strict):
             "satisfaction_index_latest": [
                 {"when": "value IS NULL", "text": "no survey answer yet"},
             ],
-            "engagement_trend_30d": [
-                {"when": "value IS NULL", "text": "no engagement in the 30 days before last"},
-                {"text": "engagement {value:change} vs the previous 30 days"},
-            ],
-            "purchases_trend_90d": [{"text": "purchases {value:change} vs the previous 90 days"}],
-            "spend_trend_90d": [{"text": "spend {value:change} vs the previous 90 days"}],
         },
         description="feature -> alternatives {text, when}: the first whose SQL `when` holds "
-        "and whose fields are known is used, else the feature's own description; text is a "
-        "str.format template over `value`, features and `:change` (ratio -> 'down 80 %') / "
-        "`:date` (days before the cutoff -> date) formats",
+        "and whose fields are known is used, else the feature's own description (a driver "
+        "that nothing words is skipped); text is a str.format template over `value`, "
+        "features and the word formats of churnml.features.wording (`:change`, `:date`, "
+        "`:every`, `:count NOUN`, `:diff`)",
     )
     quantiles: dict[str, tuple[str, float]] = Field(
         default_factory=lambda: {
-            "vip_value": ("predicted_value", 0.9),
+            "vip_value": ("value_if_retained", 0.8),
             "top_value_at_risk": ("value_at_risk", 0.8),
             "high_past_value": ("net_revenue_total", 0.8),
         },
@@ -331,7 +500,7 @@ class ScoringConfig(_Strict):
     )
     thresholds: dict[str, float] = Field(
         default_factory=lambda: {
-            "high_risk_probability": 0.5,
+            "high_risk_probability": 0.3,
             "loyal_max_probability": 0.2,
             "loyal_min_purchases": 4,
             "new_customer_days": 90,
@@ -341,14 +510,16 @@ class ScoringConfig(_Strict):
     segments: list[dict[str, str | int | bool]] = Field(
         default_factory=lambda: [
             {"name": "vip_at_risk", "priority": 10, "reasons": True,
-             "when": "predicted_value >= vip_value AND churn_probability >= "
-                     "high_risk_probability",
+             "when": "value_if_retained >= vip_value AND churn_probability >= "
+                     "high_risk_probability AND days_since_last_purchase < horizon_days",
              "action": "personal call"},
             {"name": "at_risk", "priority": 20, "reasons": True,
-             "when": "value_at_risk >= top_value_at_risk", "action": "retention offer"},
+             "when": "value_at_risk >= top_value_at_risk AND churn_probability >= "
+                     "high_risk_probability AND days_since_last_purchase < horizon_days",
+             "action": "retention offer"},
             {"name": "lapsed_high_value", "priority": 30, "reasons": True,
-             "when": "days_since_last_purchase >= horizon_days AND net_revenue_total >= "
-                     "high_past_value",
+             "when": "days_since_last_purchase >= horizon_days AND (value_if_retained >= "
+                     "vip_value OR net_revenue_total >= high_past_value)",
              "action": "win-back (reactivation) email"},
             {"name": "detractor", "priority": 40, "reasons": True,
              "when": "nps_detractor = 1", "action": "service follow-up"},
@@ -363,13 +534,105 @@ class ScoringConfig(_Strict):
              "action": "referral invitation"},
         ],
         description="rules {name, when (SQL), action, priority (lower wins), reasons (bool: "
-        "explain these customers)}; a rule naming a column the data lack is skipped",
+        "explain these customers)}; a rule naming a feature the data lack is skipped, a "
+        "name that is no score column, feature or named value is an error",
     )
     default_segment: dict[str, str | bool] = Field(
         default_factory=lambda: {"name": "standard", "action": "regular newsletter",
                                  "reasons": False},
         description="segment {name, action, reasons} of customers no rule matches",
     )
+
+    @model_validator(mode="after")
+    def _safe(self) -> ScoringConfig:
+        """Rules and reason conditions pass the expression allow-list
+        (:mod:`churnml.expressions`); segment names map to distinct file names."""
+        try:
+            for i, rule in enumerate(self.segments):
+                if "when" in rule:
+                    where = f"scoring.segments[{rule.get('name', i)}].when"
+                    parse_expression(str(rule["when"]), where=where)
+            for feature, alternatives in self.reason_templates.items():
+                for i, t in enumerate(alternatives):
+                    if t.get("when"):
+                        where = f"scoring.reason_templates[{feature}][{i}].when"
+                        parse_expression(t["when"], where=where)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        files: dict[str, str] = {}
+        for rule in [*self.segments, self.default_segment]:
+            name = str(rule.get("name", ""))
+            other = files.setdefault(file_stem(name), name)
+            if other != name:
+                raise ValueError(f"scoring.segments: names {other!r} and {name!r} would both be "
+                                 f"written to segments/{file_stem(name)}.csv; rename one")
+        return self
+
+
+class UpliftConfig(_Strict):
+    """Campaigns and uplift (``churnml campaign plan|evaluate|train|target``)."""
+
+    learner: Literal["s", "t", "x", "dr"] = Field(
+        "x", description="meta-learner of churnml.uplift: S-, T-, X- or doubly robust"
+    )
+    outcome: Literal["retained", "revenue"] = Field(
+        "retained", description="effect modelled: on P(retained) (targeting value = uplift x "
+        "value_if_retained - cost) or on horizon revenue (uplift - cost)"
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="learner arguments (LightGBM, propensity, ...)"
+    )
+    train_campaigns: list[str] | None = Field(
+        None, description="campaign ids to learn from (None: every matured campaign)"
+    )
+    treatment: str | None = Field(
+        None, description="treatment arm to target with (None: the only one in the log)"
+    )
+    control_share: float = Field(
+        0.1, gt=0, lt=1, description="share of each segment held out as random control group"
+    )
+    arm: str = Field("treatment", description="arm name written for contacted customers")
+    channel: str | None = Field(None, description="campaigns.channel written by plan")
+    cost_per_contact: float = Field(0.0, ge=0, description="cost of one treated contact, "
+                                    "currency units")
+    budget_contacts: int | None = Field(
+        None, gt=0, description="at most this many customers per campaign (holdout included)"
+    )
+    budget_cost: float | None = Field(None, gt=0, description="at most this expected cost")
+    seed: int = Field(42, description="seed of the control-group draw")
+    interval_level: float = Field(0.95, gt=0, lt=1, description="confidence level of "
+                                  "campaign evaluation intervals")
+    experiment: str | None = Field(
+        None, description="MLflow experiment of campaign runs (default: <name>-campaigns)"
+    )
+
+
+class MonitoringConfig(_Strict):
+    """Score history and ``churnml monitor``: drift thresholds and the retrain signal."""
+
+    history: bool = Field(True, description="every `churnml score` run is kept in the "
+                          "score history (<output_dir>/score_history)")
+    history_dir: str | None = Field(
+        None, description="score history folder (default: <output_dir>/score_history)")
+    psi_warn: float = Field(0.1, gt=0, description="PSI above this is a moderate shift")
+    psi_alarm: float = Field(0.25, gt=0, description="PSI above this is drift: an alarm")
+    auc_margin: float = Field(
+        0.05, ge=0, description="alarm when realized ROC AUC < backtest mean - this")
+    brier_margin: float = Field(
+        0.03, ge=0, description="alarm when realized Brier > backtest mean + this")
+    n_draws: int = Field(200, ge=20, description="label draws behind the estimated intervals")
+    age_features: list[str] = Field(
+        default_factory=lambda: ["tenure_days", "days_since_first_*", "days_since_signup"],
+        description="features (fnmatch patterns) that grow with the calendar by construction "
+        "(the base ages): their drift is reported but raises no alarm")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MonitoringConfig:
+        if self.psi_warn > self.psi_alarm:
+            raise ValueError(f"psi_warn ({self.psi_warn}) must not exceed psi_alarm "
+                             f"({self.psi_alarm})")
+        return self
 
 
 class Config(_Strict):
@@ -383,7 +646,33 @@ class Config(_Strict):
     training: TrainingConfig = TrainingConfig()
     tracking: TrackingConfig = TrackingConfig()
     scoring: ScoringConfig = ScoringConfig()
+    uplift: UpliftConfig = UpliftConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     output_dir: str = "out"
+    csv_escape_formulas: bool = Field(
+        True, description="prefix CSV text cells starting with = + - @ tab CR LF with ' so "
+        "spreadsheets show them as text (OWASP); false for machine readers")
+
+    @model_validator(mode="after")
+    def _registry_names(self) -> Config:
+        """Registered model names default to ``<name>-churn`` / ``<name>-ltv``, so configs
+        for different data never share (and silently swap) champions."""
+        t = self.tracking
+        if t.churn_model_name is None:
+            t.churn_model_name = _registry_name(self.name, CHURN_NAME_SUFFIX)
+        if t.ltv_model_name is None:
+            t.ltv_model_name = _registry_name(self.name, LTV_NAME_SUFFIX)
+        return self
+
+
+def _registry_name(config_name: str, suffix: str) -> str:
+    if not config_name.strip() or set(config_name) & set(REGISTRY_NAME_FORBIDDEN):
+        raise ValueError(
+            f"name {config_name!r} cannot name registered models (it must be non-empty without "
+            f"any of {REGISTRY_NAME_FORBIDDEN!r}); rename it or set tracking.churn_model_name "
+            "and tracking.ltv_model_name"
+        )
+    return f"{config_name}{suffix}"
 
 
 def load_config(path: str | Path) -> Config:
@@ -399,14 +688,43 @@ def load_config(path: str | Path) -> Config:
         cfg = Config.model_validate(raw)
     except ValidationError as exc:
         parts = [
-            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
         ]
         raise ConfigError(f"{path}: " + "; ".join(parts)) from exc
-    cfg.data.dir = _relative_to(path.parent, cfg.data.dir)
+    return resolve_paths(cfg, path.parent)
+
+
+SQLITE_PREFIX = "sqlite:///"
+
+
+def resolve_paths(cfg: Config, base: Path) -> Config:
+    """Make the relative paths *written in a config file* absolute against its folder
+    ``base``: ``data.dir``, ``features.spec`` (a file), ``output_dir``, ``scoring.models_dir``
+    and a relative ``sqlite:///`` or plain-folder ``tracking.uri``. Values the file does not
+    set keep their defaults, which are relative to the working folder."""
+    cfg.data.dir = _relative_to(base, cfg.data.dir)
     if isinstance(cfg.features.spec, str):
-        cfg.features.spec = _relative_to(path.parent, cfg.features.spec)
-    cfg.scoring.models_dir = _relative_to(path.parent, cfg.scoring.models_dir)
+        cfg.features.spec = _relative_to(base, cfg.features.spec)
+    cfg.scoring.models_dir = _relative_to(base, cfg.scoring.models_dir)
+    if "output_dir" in cfg.model_fields_set:
+        cfg.output_dir = _relative_to(base, cfg.output_dir)
+    if "uri" in cfg.tracking.model_fields_set:
+        cfg.tracking.uri = _relative_uri(base, cfg.tracking.uri)
     return cfg
+
+
+def _relative_uri(base: Path, uri: str) -> str:
+    """``sqlite:///rel.db`` -> ``sqlite:////<base>/rel.db``; a plain relative folder (file
+    store) -> absolute; other URIs (``http://``, ``databricks``, absolute paths) unchanged."""
+    if uri.startswith(SQLITE_PREFIX):
+        db = uri.removeprefix(SQLITE_PREFIX)
+        if db and not db.startswith("/") and not db.startswith(":memory:"):
+            return SQLITE_PREFIX + _relative_to(base, db)
+        return uri
+    if "://" in uri or ":" in uri.split("/", 1)[0] or uri == "databricks":
+        return uri
+    return _relative_to(base, uri) or uri
 
 
 def _relative_to(base: Path, value: str | None) -> str | None:

@@ -14,6 +14,10 @@ class ConfigError(ChurnmlError):
     """A configuration file or value is invalid."""
 
 
+class OutputPathError(ChurnmlError):
+    """An output file or folder cannot be written (checked before the work starts)."""
+
+
 class DataValidationError(ChurnmlError, ValueError):
     """An input table breaks the data contract.
 
@@ -59,3 +63,22 @@ def _show(value: Any) -> str:
     if isinstance(value, float) and value != value:
         return "null"
     return repr(value)
+
+
+class DataWarning(UserWarning):
+    """The data load but look suspicious (duplicate rows, ids that barely overlap, ...).
+
+    Issued with :func:`warnings.warn`; the CLI prints each as ``warning: ...``.
+    """
+class ModelSourceError(ChurnmlError, LookupError):
+    """A tracking store, registered model, alias or exported model folder was not found; the
+    message names the store (or folder) and the model."""
+
+
+class UntrustedModelError(ChurnmlError):
+    """A model file is a pickle, which runs code when loaded, and pickles were not trusted."""
+
+
+class ModelMismatchError(ChurnmlError):
+    """The models found were trained for another config or data source than the one given, or
+    the churn and value models are not a pair from one training run."""

@@ -1,4 +1,11 @@
-"""Atomic table writers: a failed write never leaves a partial file behind."""
+"""Atomic table writers: a failed write never leaves a partial file behind.
+
+CSV files are for people as much as for programs: a text cell beginning with ``=``, ``+``,
+``-``, ``@``, a tab, CR or LF would run as a formula when the file is opened in a spreadsheet,
+so :func:`write_table` prefixes such cells with a single quote (OWASP's CSV-injection rule,
+:func:`escape_formulas`) unless told not to. Numbers are never changed (a negative amount
+stays a number); Parquet and JSON are written as they are.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pandas.api.types import is_object_dtype, is_string_dtype
 
 FORMATS = ("parquet", "csv", "json")
 FILE_MODE = 0o666  # before the umask, as open() creates files
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")  # OWASP CSV injection
+FORMULA_ESCAPE = "'"
+
+
+def file_stem(name: str, fallback: str = "segment") -> str:
+    """A file name stem for a user-given name: lower case, each run of characters other than
+    ``a-z0-9`` as one ``_`` (``"VIP at risk"`` and ``"vip-at-risk"`` both give
+    ``vip_at_risk``)."""
+    return re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_") or fallback
 
 
 def format_of(path: str | Path) -> str:
@@ -52,13 +69,38 @@ def _default_mode() -> int:
     return FILE_MODE & ~umask
 
 
-def write_table(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``df`` atomically as Parquet, CSV or JSON records (by the file suffix)."""
-    fmt = format_of(path)
+def _escape_cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return FORMULA_ESCAPE + value
+    return value
+
+
+def escape_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every text cell (and column name) that a spreadsheet would read as a
+    formula prefixed by ``'``; numeric columns and non-text cells are left as they are."""
+    out = df.rename(columns=_escape_cell)
+    for i in range(out.shape[1]):
+        s = out.iloc[:, i]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            s = s.astype(object)
+        elif not (is_object_dtype(s.dtype) or is_string_dtype(s.dtype)):
+            continue
+        escaped = s.map(_escape_cell, na_action="ignore")
+        if not escaped.equals(s):
+            out.isetitem(i, escaped)
+    return out
+
+
+def write_table(df: pd.DataFrame, path: str | Path, *, fmt: str | None = None,
+                escape: bool = True) -> Path:
+    """Write ``df`` atomically as Parquet, CSV or JSON records (by the file suffix, or
+    ``fmt``); CSV text cells are escaped (:func:`escape_formulas`) unless ``escape=False``."""
+    fmt = fmt or format_of(path)
     if fmt == "parquet":
         return atomic_write(path, lambda p: df.to_parquet(p, index=False))
     if fmt == "csv":
-        return atomic_write(path, lambda p: df.to_csv(p, index=False))
+        table = escape_formulas(df) if escape else df
+        return atomic_write(path, lambda p: table.to_csv(p, index=False))
     return atomic_write(
         path, lambda p: df.to_json(p, orient="records", date_format="iso", indent=1)
     )

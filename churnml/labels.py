@@ -71,6 +71,11 @@ def observation_end(engine: SqlEngine, data_end: pd.Timestamp | str | None = Non
     return data_observation_end(engine.observation_span()[1])
 
 
+def _data_end(data: Any, data_end: pd.Timestamp | str | None) -> pd.Timestamp | str | None:
+    """``data_end``, else the configured ``data.end`` a :class:`CustomerData` carries."""
+    return data_end if data_end is not None else getattr(data, "end_configured", None)
+
+
 def _check_labelled(cutoffs: pd.DatetimeIndex, churn: ChurnConfig, end: pd.Timestamp) -> None:
     window = pd.Timedelta(days=label_window_days(churn))
     late = cutoffs[cutoffs + window > end]
@@ -94,18 +99,23 @@ def _target_sql(engine: SqlEngine, churn: ChurnConfig) -> str:
     )
 
 
-def _at_risk_ctes(engine: SqlEngine, churn: ChurnConfig, cutoffs: str) -> list[tuple[str, str]]:
+def _at_risk_ctes(
+    engine: SqlEngine, churn: ChurnConfig, cutoffs: str, per_customer: bool = False
+) -> list[tuple[str, str]]:
     """``l_at_risk(customer_id, cutoff, churned)``."""
     h = churn.horizon_days
+    own = " AND t.customer_id = c.customer_id" if per_customer else ""
     if churn.kind == "non_contractual":
+        before = (f"SELECT DISTINCT customer_id, cutoff FROM {cutoffs}" if per_customer else
+                  f"SELECT DISTINCT t.customer_id, c.cutoff FROM l_target t "
+                  f"JOIN {cutoffs} c ON t.ts < c.cutoff "
+                  f"AND t.ts >= {shift_days('c.cutoff', -churn.lookback_days)}")
         return [
             ("l_target", _target_sql(engine, churn)),
-            ("l_before", f"SELECT DISTINCT t.customer_id, c.cutoff FROM l_target t "
-                         f"JOIN {cutoffs} c ON t.ts < c.cutoff "
-                         f"AND t.ts >= {shift_days('c.cutoff', -churn.lookback_days)}"),
+            ("l_before", before),
             ("l_after", f"SELECT DISTINCT t.customer_id, c.cutoff FROM l_target t "
                         f"JOIN {cutoffs} c ON t.ts >= c.cutoff "
-                        f"AND t.ts < {shift_days('c.cutoff', h)}"),
+                        f"AND t.ts < {shift_days('c.cutoff', h)}{own}"),
             ("l_at_risk", "SELECT b.customer_id, b.cutoff, "
                           "CASE WHEN a.customer_id IS NULL THEN 1 ELSE 0 END AS churned "
                           "FROM l_before b LEFT JOIN l_after a "
@@ -133,22 +143,30 @@ def _at_risk_ctes(engine: SqlEngine, churn: ChurnConfig, cutoffs: str) -> list[t
                       f"AS churned FROM l_spelled s JOIN l_spells e "
                       f"ON e.customer_id = s.customer_id AND e.spell = s.spell "
                       f"JOIN {cutoffs} c ON s.start_ts < c.cutoff "
-                      f"AND (s.end_ts IS NULL OR s.end_ts >= c.cutoff) "
+                      f"AND (s.end_ts IS NULL OR s.end_ts >= c.cutoff)"
+                      f"{own.replace('t.', 's.')} "
                       f"GROUP BY s.customer_id, c.cutoff"),
     ]
 
 
-def label_query(engine: SqlEngine, churn: ChurnConfig, cutoffs: str
+def label_query(engine: SqlEngine, churn: ChurnConfig, cutoffs: str, per_customer: bool = False
                 ) -> tuple[list[tuple[str, str]], str]:
     """``(ctes, select)`` returning ``customer_id, cutoff, churned, ltv`` for customers at
-    risk; ``cutoffs`` is the registered cutoffs relation."""
+    risk; ``cutoffs`` is the registered cutoffs relation.
+
+    With ``per_customer`` the relation holds ``customer_id, cutoff`` pairs (e.g. campaign
+    contacts at their contact times): each customer is labelled at its own cutoffs only, and
+    every non-contractual pair counts as at risk (no look-back condition); a contractual one
+    still needs a subscription running at its cutoff.
+    """
+    own = " AND t.customer_id = c.customer_id" if per_customer else ""
     revenue = (
         f"SELECT t.customer_id, c.cutoff, sum(t.amount) AS ltv "
         f"FROM {engine.relation('transactions')} t JOIN {cutoffs} c "
-        f"ON t.ts >= c.cutoff AND t.ts < {shift_days('c.cutoff', churn.horizon_days)} "
+        f"ON t.ts >= c.cutoff AND t.ts < {shift_days('c.cutoff', churn.horizon_days)}{own} "
         f"GROUP BY t.customer_id, c.cutoff"
     )
-    ctes = [*_at_risk_ctes(engine, churn, cutoffs), ("l_revenue", revenue)]
+    ctes = [*_at_risk_ctes(engine, churn, cutoffs, per_customer), ("l_revenue", revenue)]
     select = (
         "SELECT r.customer_id, r.cutoff, r.churned, CAST(COALESCE(v.ltv, 0) AS DOUBLE) AS ltv "
         "FROM l_at_risk r LEFT JOIN l_revenue v "
@@ -183,6 +201,7 @@ def build_labels(
     """
     churn = churn or ChurnConfig()
     cuts = as_cutoffs(cutoffs)
+    data_end = _data_end(data, data_end)
     eng, owned = open_engine(data, engine, spark=spark)
     try:
         _check_labelled(cuts, churn, observation_end(eng, data_end))
@@ -214,6 +233,7 @@ def build_panel(
     """
     churn = churn or ChurnConfig()
     cuts = as_cutoffs(cutoffs)
+    data_end = _data_end(data, data_end)
     eng, owned = open_engine(data, engine, spark=spark, threads=threads,
                              memory_limit=memory_limit)
     try:
@@ -252,6 +272,7 @@ def labelled_cutoffs(
     """Regular cutoffs (pandas offset alias ``freq``, default month starts) after ``start``
     (default: the first data) whose label window the data cover."""
     churn = churn or ChurnConfig()
+    data_end = _data_end(data, data_end)
     eng, owned = open_engine(data, engine, spark=spark)
     try:
         first, _ = eng.observation_span()
@@ -262,3 +283,32 @@ def labelled_cutoffs(
     first = pd.Timestamp(start) if start is not None else first
     last = end - pd.Timedelta(days=label_window_days(churn))
     return pd.date_range(first.normalize() + ONE_DAY, last, freq=freq).astype("datetime64[us]")
+
+
+def observation_end_of(data: Any, data_end: pd.Timestamp | str | None = None) -> pd.Timestamp:
+    """End of observation of ``data``: ``data_end`` if given, else midnight after its latest
+    timestamp (the instant up to which labels can be known)."""
+    eng, owned = open_engine(data, "duckdb")
+    try:
+        return observation_end(eng, data_end)
+    finally:
+        if owned:
+            eng.close()
+
+
+def at_risk(data: Any, cutoffs: CutoffsLike, churn: ChurnConfig | None = None) -> pd.DataFrame:
+    """``customer_id, cutoff`` of the customers at risk at each cutoff (the population of
+    :func:`build_labels`), known at the cutoff itself: no label window is needed."""
+    churn = churn or ChurnConfig()
+    cuts = as_cutoffs(cutoffs)
+    eng, owned = open_engine(data, "duckdb")
+    try:
+        relations = register_cutoffs(eng, cuts)
+        ctes = _at_risk_ctes(eng, churn, relations.cutoffs)
+        result = eng.run(ctes, "SELECT customer_id, cutoff FROM l_at_risk "
+                               "ORDER BY cutoff, customer_id")
+        result[CUTOFF] = result[CUTOFF].astype("datetime64[us]")
+        return result.reset_index(drop=True)
+    finally:
+        if owned:
+            eng.close()

@@ -8,6 +8,7 @@ report reads) and records them in :class:`DemoResult`.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,10 +19,12 @@ import pandas as pd
 from rich.console import Console
 
 from churnml.config import Config
-from churnml.data.customer_data import CustomerData
+from churnml.data.customer_data import CustomerData, data_end
+from churnml.data.schema import PURCHASES_UNIT
 from churnml.io import write_table
 
 DAY = pd.Timedelta(days=1)
+MONITOR_MONTHS = 6  # demo --monitor: past monthly scoring runs
 
 
 @dataclass
@@ -33,27 +36,21 @@ class DemoResult:
     kpis: pd.DataFrame | None = None
     train: Any = None  # churnml.training.train.TrainResult
     scores: Any = None  # churnml.scoring.ScoreResult
+    monitor: Any = None  # churnml.monitoring.MonitorResult
     seconds: dict[str, float] = field(default_factory=dict)
 
 
 def metrics_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
-    """KPIs per period, N-day retention (calendar and 24 h, on and on-or-after), cohort table."""
-    from churnml.metrics import cohort_table, kpi_table, n_day_retention
+    """KPIs per period, N-day retention (calendar and 24 h, on and on-or-after), cohort table
+    (:func:`churnml.metrics.tables.metric_tables`)."""
+    from churnml.metrics.tables import COHORTS_FILE, N_DAY_FILE, kpi_file_name, metric_tables
 
-    period = cfg.metrics.period
-    kpis = kpi_table(data, period=period, by=None, churn=cfg.churn, voice=cfg.voice)
-    result.kpis = kpis
-    result.files["kpis"] = write_table(kpis, out_dir / f"kpis_{period}.csv")
-    curves = []
-    for window in ("calendar", "24h"):
-        for mode in ("on", "on_or_after"):
-            r = n_day_retention(data, days=cfg.metrics.retention_days, window=window, mode=mode,
-                                churn=cfg.churn)
-            curves.append(r.assign(window=window, mode=mode))
-    result.files["retention"] = write_table(pd.concat(curves, ignore_index=True),
-                                            out_dir / "n_day_retention.csv")
-    cohorts = cohort_table(data, period=period, churn=cfg.churn)
-    result.files["cohorts"] = write_table(cohorts.reset_index(), out_dir / "cohorts.csv")
+    tables = metric_tables(data, cfg)
+    names = {"kpis": kpi_file_name(cfg.metrics.period), "retention": N_DAY_FILE,
+             "cohorts": COHORTS_FILE}
+    for key, name in names.items():
+        result.files[key] = write_table(tables[name], out_dir / name)
+    result.kpis = tables[names["kpis"]]
 
 
 def train_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult,
@@ -67,64 +64,161 @@ def train_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResu
 
 
 def load_scoring_models(cfg: Config, models_dir: str | Path | None = None,
-                        tracking_uri: str | None = None) -> Any:
+                        tracking_uri: str | None = None, trust_pickle: bool | None = None,
+                        ) -> Any:
     """The models to score with: an exported folder (``models_dir`` or
-    ``scoring.models_dir``) or the registry aliases ``scoring.model_alias`` of the config's
-    model names in the tracking store."""
-    from churnml.scoring import load_exported_models, load_registered
-    from churnml.scoring.loading import ALIAS_SEP, MODELS_PREFIX
+    ``scoring.models_dir``; pickles only with ``trust_pickle`` / ``scoring.trust_pickle``) or
+    the pair behind ``scoring.model_alias`` of the config's model names in the tracking
+    store (opened read-only). Models trained for another config, data source, churn
+    definition or feature spec are refused (:mod:`churnml.training.lineage`)."""
+    from churnml.scoring import load_exported_models
+    from churnml.scoring.loading import load_registered_pair
+    from churnml.training.lineage import lineage
 
     names, sc = cfg.tracking, cfg.scoring
+    expected = lineage(cfg)
     folder = models_dir or sc.models_dir
     if folder is not None:
-        return load_exported_models(folder, names.churn_model_name, names.ltv_model_name)
-    return load_registered(
-        f"{MODELS_PREFIX}{names.churn_model_name}{ALIAS_SEP}{sc.model_alias}",
-        f"{MODELS_PREFIX}{names.ltv_model_name}{ALIAS_SEP}{sc.model_alias}",
-        tracking_uri or names.uri,
-    )
+        trust = sc.trust_pickle if trust_pickle is None else trust_pickle
+        return load_exported_models(folder, names.churn_model_name, names.ltv_model_name,
+                                    trust_pickle=trust, expected=expected)
+    return load_registered_pair(names.churn_model_name, names.ltv_model_name, sc.model_alias,
+                                tracking_uri or names.uri, expected=expected)
 
 
-def default_cutoff(data: CustomerData | Any) -> pd.Timestamp:
-    """Scoring instant for a historical dataset: the day after its last recorded day."""
-    return data.end.normalize() + DAY
+def default_cutoff(data: CustomerData) -> pd.Timestamp:
+    """Default scoring instant: the end of the data (``data.end``, else the day after its
+    last recorded day; :func:`churnml.data.customer_data.data_end`), never the wall clock."""
+    return data_end(data)
 
 
 def score_customers(data: CustomerData, cfg: Config, models: Any, *, cutoff: Any = None,
                     scored_at: Any = None, progress: Callable[[str, int, int], None] | None = None,
                     ) -> Any:
-    """Score every customer at ``cutoff`` (default: now) with the features ``churnml train``
+    """Score every customer at ``cutoff`` (default: the end of the data,
+    :func:`default_cutoff`) with the features ``churnml train``
     fitted the models on; returns :class:`churnml.scoring.ScoreResult`."""
     from churnml.scoring import score
     from churnml.training.train import feature_spec
 
+    if cutoff is None:
+        cutoff = default_cutoff(data)
     return score(data, models, cfg.scoring, cutoff=cutoff, churn=cfg.churn,
                  spec=feature_spec(cfg), scored_at=scored_at, threads=cfg.features.threads,
                  memory_limit=cfg.features.memory_limit, progress=progress)
 
 
-def write_score_outputs(result: Any, out_dir: Path, scores_path: Path | None = None,
-                        segments_dir: Path | None = None) -> dict[str, Path]:
-    """Write scores, the segment summary and one CSV per segment (atomic writes)."""
-    from churnml.scoring import write_scores
-    from churnml.scoring.export import SCORES_FILE, SEGMENTS_DIR, SUMMARY_FILE
+def score_output_set(out_dir: Path, scores_path: Path | None = None,
+                     segments_dir: Path | None = None) -> Any:
+    """The :class:`~churnml.outputs.OutputSet` of ``churnml score``: scores, summary and
+    segment folder; call its ``check()`` before any work."""
+    from churnml.scoring.export import SCORES_FILE, SEGMENTS_DIR, SUMMARY_FILE, score_outputs
 
-    files = {
-        "scores": scores_path or out_dir / SCORES_FILE,
-        "segment_summary": out_dir / SUMMARY_FILE,
-        "segments": segments_dir or out_dir / SEGMENTS_DIR,
-    }
-    write_scores(result.scores, files["scores"], result.summary, files["segment_summary"],
-                 files["segments"])
-    return files
+    return score_outputs(scores_path or out_dir / SCORES_FILE, out_dir / SUMMARY_FILE,
+                         segments_dir or out_dir / SEGMENTS_DIR, journal_dir=out_dir)
+
+
+def write_score_outputs(result: Any, out_dir: Path, scores_path: Path | None = None,
+                        segments_dir: Path | None = None, *, escape: bool = True,
+                        outputs: Any = None) -> dict[str, Path]:
+    """Write scores, the segment summary and one CSV per segment as one unit (the segment
+    folder replaced whole); ``escape``: CSV text cells escaped against spreadsheet formulas."""
+    from churnml.scoring import write_scores
+
+    outputs = outputs or score_output_set(out_dir, scores_path, segments_dir)
+    write_scores(result.scores, outputs.files["scores"], result.summary,
+                 outputs.files["summary"], outputs.folders["segments"], escape=escape,
+                 outputs=outputs)
+    return {"scores": outputs.files["scores"], "segment_summary": outputs.files["summary"],
+            "segments": outputs.folders["segments"]}
+
+
+def record_score_run(result: Any, cfg: Config, models: Any) -> Path | None:
+    """Keep a scoring run in the score history (``monitoring.history``; see
+    :func:`churnml.monitoring.jobs.record_scores`)."""
+    if not cfg.monitoring.history:
+        return None
+    from churnml.monitoring.jobs import record_scores
+
+    return record_scores(result, cfg, models)
 
 
 def score_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
-    """Score the whole base as of the day after the data ends with the champion models."""
-    models = load_scoring_models(cfg)
+    """Score the whole base as of the day after the data ends with the champion models (the
+    pair just trained, with a warning, when no pair has become champion yet)."""
+    from churnml.errors import ModelSourceError
+    from churnml.training.tracking import CHALLENGER
+
+    outputs = score_output_set(out_dir)
+    outputs.prepare()
+    try:
+        models = load_scoring_models(cfg)
+    except ModelSourceError as exc:
+        if result.train is None or cfg.scoring.model_alias == CHALLENGER:
+            raise
+        warnings.warn(f"{exc}; no pair has beaten its baselines yet, so the demo scores with "
+                      f"the pair just trained (alias {CHALLENGER!r})", stacklevel=2)
+        fallback = cfg.model_copy(deep=True)
+        fallback.scoring.model_alias = CHALLENGER
+        models = load_scoring_models(fallback)
     cutoff = default_cutoff(data)
     result.scores = score_customers(data, cfg, models, cutoff=cutoff)
-    result.files.update(write_score_outputs(result.scores, out_dir))
+    result.files.update(write_score_outputs(result.scores, out_dir, outputs=outputs,
+                                            escape=cfg.csv_escape_formulas))
+    record_score_run(result.scores, cfg.model_copy(update={"output_dir": str(out_dir)}), models)
+
+
+def campaign_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
+    """With a campaign log: evaluate every campaign whose horizon has passed, fit the uplift
+    model on them and add targeting values to the scores (:mod:`churnml.uplift.workflow`)."""
+    from churnml.uplift.campaigns import contact_outcomes
+    from churnml.uplift.workflow import TARGETING_FILE, evaluate, target, train_uplift
+
+    if data.campaigns is None:
+        return
+    cfg = cfg.model_copy(update={"output_dir": str(out_dir)})
+    matured = contact_outcomes(data, cfg.churn).groupby("campaign_id")["matured"].all()
+    ids = [str(c) for c in matured[matured].index]
+    for cid in ids:
+        result.files[f"campaign:{cid}"] = evaluate(cfg, data, cid).files["evaluation"]
+    if ids:
+        fit = train_uplift(cfg, data)
+        result.files["uplift_model"] = fit.files["model"]
+        if result.scores is not None:
+            targeting = target(cfg, data, result.scores.scores, fit)
+            result.files["targeting"] = write_table(targeting, out_dir / TARGETING_FILE)
+
+
+def monitoring_cutoffs(data: CustomerData, months: int = MONITOR_MONTHS) -> pd.DatetimeIndex:
+    """Month starts of the last ``months`` months of the data (the demo's past scoring runs)."""
+    end = default_cutoff(data)
+    first = (end - pd.DateOffset(months=months)).normalize().replace(day=1)
+    return pd.date_range(first, end, freq="MS", inclusive="left").astype("datetime64[us]")
+
+
+def monitor_data(data: CustomerData, cfg: Config, models: Any = None,
+                 tracking_uri: str | None = None) -> Any:
+    """Run :func:`churnml.monitoring.jobs.run_monitor` over the score history of ``cfg``,
+    with the reference of the scoring models (loaded from the config when not given)."""
+    from churnml.monitoring.jobs import reference_for, run_monitor
+    from churnml.training.train import feature_spec
+
+    models = models or load_scoring_models(cfg, tracking_uri=tracking_uri)
+    reference = reference_for(
+        data, cfg, models, lambda c: score_customers(data, cfg, models, cutoff=c),
+        tracking_uri)
+    return run_monitor(data, cfg, reference, feature_spec(cfg), tracking_uri=tracking_uri)
+
+
+def monitor_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
+    """Score the month starts of the data's last months (the score history a deployment
+    would have kept), then monitor them: realized vs estimated performance and drift."""
+    cfg = cfg.model_copy(update={"output_dir": str(out_dir)})
+    models = load_scoring_models(cfg)
+    for cutoff in monitoring_cutoffs(data):
+        record_score_run(score_customers(data, cfg, models, cutoff=cutoff), cfg, models)
+    result.monitor, files = monitor_data(data, cfg, models)
+    result.files.update({f"monitoring_{k}": v for k, v in files.items()})
 
 
 def report_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
@@ -132,6 +226,9 @@ def report_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoRes
     from churnml.report import build_report, log_report
     from churnml.training.tracking import tracking
 
+    if data.currency == PURCHASES_UNIT:  # count-only data: values are purchases, not money
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(
+            update={"currency": data.currency})})
     path = build_report(out_dir, cfg)
     result.files["report"] = path
     run_id = getattr(result.train, "run_id", None)
@@ -141,12 +238,19 @@ def report_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoRes
 
 
 def run_demo(data: CustomerData, cfg: Config, out_dir: str | Path,
-             console: Console | None = None, *, model_stages: bool = True) -> DemoResult:
+             console: Console | None = None, *, model_stages: bool = True,
+             monitor: bool = False) -> DemoResult:
     """Run every stage of the main job on ``data`` and write the outputs under ``out_dir``;
-    ``model_stages=False`` stops after the metrics (no training, scoring or models)."""
+    ``model_stages=False`` stops after the metrics (no training, scoring or models);
+    ``monitor=True`` trains as of the first of the last :data:`MONITOR_MONTHS` months (only
+    on labels known by then), scores each month since and monitors those runs."""
     console = console or Console(stderr=True)
     out_dir = Path(out_dir)
     result = DemoResult(out_dir=out_dir)
+    if monitor and model_stages:  # deploy as of the first monitored month: train before it
+        cfg = cfg.model_copy(deep=True)
+        first = monitoring_cutoffs(data)[0]
+        cfg.training.last_cutoff = str(first - pd.Timedelta(days=cfg.churn.horizon_days))
     stages: list[tuple[str, Callable[..., None], bool]] = [
         ("retention metrics", metrics_stage, False),
     ]
@@ -155,6 +259,11 @@ def run_demo(data: CustomerData, cfg: Config, out_dir: str | Path,
             ("training (backtest, MLflow, registry)", train_stage, True),
             ("scoring and segments", score_stage, False),
         ]
+        if data.campaigns is not None:
+            stages.append(("campaigns: evaluation, uplift model, targeting", campaign_stage,
+                           False))
+        if monitor:
+            stages.append(("monitoring (past scoring runs, drift)", monitor_stage, False))
     stages.append(("HTML report", report_stage, False))
     for label, stage, verbose in stages:
         start = time.perf_counter()
@@ -221,6 +330,13 @@ def spark_features_job(cfg: Config, data: Any, cutoffs: Any, spec: Any, labels: 
                       F.countDistinct("cutoff").alias("cutoffs")).first()
     return {"rows": int(row["rows"]), "customers": int(row["customers"]),
             "cutoffs": int(row["cutoffs"]), "columns": len(written.columns)}
+
+
+def spark_default_cutoff(data: Any, cfg: Config) -> pd.Timestamp:
+    """:func:`default_cutoff` of Spark data: ``data.end`` when configured, else the day after
+    the latest timestamp of its transactions, events and surveys."""
+    end = getattr(cfg.data, "end", None)
+    return pd.Timestamp(end) if end is not None else data.end.normalize() + DAY
 
 
 def score_customers_spark(data: Any, cfg: Config, models: Any, out_dir: Path, *,

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.stats import spearmanr
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from churnml.config import ChurnConfig, TrainingConfig
@@ -148,8 +149,19 @@ def test_rolling_predictions_and_metrics_match_an_independent_computation(rollin
             assert row["brier"] == pytest.approx(brier_score_loss(p["churned"], p[col]))
         assert rows.loc[("ltv", "regression", fold), "total_actual"] == pytest.approx(
             p["ltv_actual"].sum())
-    # 3 churn + 2 LTV + 2 value-at-risk rows per fold
-    assert len(rolling.metrics) == 7 * 2
+    # 3 churn + 2 LTV + 3 value-if-retained predictors + 5 value-at-risk rankings per fold
+    assert len(rolling.metrics) == 13 * 2
+    for fold, p in pred.groupby("fold"):
+        stayed = p[p["churned"] == 0]
+        row = rows.loc[("value_if_retained", "if_retained", fold)]
+        assert row["n"] == len(stayed)
+        assert row["spearman"] == pytest.approx(
+            spearmanr(stayed["ltv_actual"], stayed["value_if_retained"]).statistic)
+        lost = p["churned"] * p["baseline_ltv"].clip(lower=0)
+        var = p["churn_probability"] * p["value_if_retained"]
+        top = np.argsort(-var.to_numpy(), kind="stable")[:round(0.1 * len(p))]
+        assert rows.loc[("churn", "value_at_risk", fold), "var_coverage_top_10"] == (
+            pytest.approx(lost.to_numpy()[top].sum() / lost.sum(), abs=1e-3))
     # the simulator's churn is learnable: the model beats the recency baseline on average
     summary = rolling.summary.set_index(["model", "metric"])["mean"]
     assert summary[("churn", "roc_auc")] > summary[("recency", "roc_auc")]

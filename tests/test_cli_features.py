@@ -144,7 +144,9 @@ def test_parse_cutoffs():
     [
         (["--cutoff", "2024-06-01", "--cutoffs", "2024-01-01"], "exactly one of"),
         ([], "exactly one of"),
-        (["--cutoff", "someday"], "not a timestamp"),
+        (["--cutoff", "someday"], "not an ISO 8601 date"),
+        (["--cutoff", "01/02/2024"], "not an ISO 8601 date"),
+        (["--cutoffs", "2024-01-01,01/02/2024"], "not an ISO 8601 date"),
         (["--cutoffs", "2024-01-01:2030-01-01:YS", "--labels"], "cannot be labelled"),
     ],
 )

@@ -39,9 +39,9 @@ def test_valid_tables_normalise_dtypes_and_keep_returns() -> None:
 
 
 def test_missing_required_column() -> None:
-    err = raises(["transactions.amount", "missing required column", "customer_id, ts"],
-                 transactions=tx().drop(columns="amount"))
-    assert err.table == "transactions" and err.column == "amount"
+    err = raises(["transactions.ts", "missing required column", "customer_id, amount"],
+                 transactions=tx().drop(columns="ts"))
+    assert err.table == "transactions" and err.column == "ts"
 
 
 def test_null_customer_id() -> None:

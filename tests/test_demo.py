@@ -62,15 +62,21 @@ def test_scores_cover_the_base_and_segments_add_up(demo_run) -> None:
     assert merged["value_at_risk"].to_numpy() == pytest.approx(merged["sum"].to_numpy())
     for segment, n in by_segment["size"].items():
         assert len(pd.read_csv(out / "segments" / f"{segment}.csv")) == n
+    # the segments marketing staffs exist (20,000 customers: 196 / 609 / 587, README)
+    for segment in ("vip_at_risk", "at_risk", "lapsed_high_value"):
+        assert 0.0025 * len(scores) <= by_segment["size"].get(segment, 0) <= 0.1 * len(scores)
+    # value at risk = churn probability x value if retained, exactly
+    assert (scores["value_at_risk"]
+            == scores["churn_probability"] * scores["value_if_retained"]).all()
 
 
 def test_models_registered_and_report_logged_to_the_run(demo_run) -> None:
     out, uri, _ = demo_run
     with tracking(uri) as client:
-        for name in ("churnml-churn", "churnml-ltv"):
+        for name in ("demo-test-churn", "demo-test-ltv"):
             version = client.get_model_version_by_alias(name, "champion")
             assert int(version.version) == 1
-        run_id = client.get_model_version_by_alias("churnml-churn", "champion").run_id
+        run_id = client.get_model_version_by_alias("demo-test-churn", "champion").run_id
         logged = [a.path for a in client.list_artifacts(run_id, "report")]
     assert logged == ["report/report.html"]
     html = (out / "report.html").read_text()

@@ -233,6 +233,9 @@ def test_value_at_risk_coverage_hand_example():
             "var_coverage_top_25": 100 / 120,
             "var_coverage_top_50": 100 / 120,
             "var_coverage_top_100": 1.0,
+            # gains curve (0, 5/6, 5/6, 5/6, 1): area 0.75, Gini 0.5; perfect order
+            # (0, 5/6, 1, 1, 1): area 5/6, Gini 2/3; normalized 0.5 / (2/3)
+            "var_normalized_gini": 0.75,
             "revenue_lost_total": 120.0,
         }
     )

@@ -351,7 +351,7 @@ def test_custom_features_in_code_and_descriptions(data: CustomerData) -> None:
     )
     words = describe([big, *spec_features], {**row, "recency_vs_usual_gap": 3.5})
     assert words["big_orders_180d"] == "3 orders of 100 or more in the last 180 days"
-    assert words["recency_vs_usual_gap"] == "no purchase for 74 days (usual gap 21)"
+    assert words["recency_vs_usual_gap"] == "last purchase 74 days ago, usually every 21 days"
     assert big.describe(float("nan")) == "big_orders_180d: unknown"
 
 

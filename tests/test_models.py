@@ -290,10 +290,10 @@ def test_ltv_balance_matches_training_total(ltv_model, model_data):
 def test_hurdle_components_multiply(model_data):
     est = LTVModel(kind="hurdle", **FAST).fit(model_data.X_train, model_data.ltv_train)
     parts = est.predict_components(model_data.X_test)
-    assert list(parts.columns) == ["p_purchase", "spend_if_purchase", "predicted_value"]
+    assert list(parts.columns) == ["p_purchase", "spend_if_purchase", "expected_value"]
     assert parts["p_purchase"].between(0, 1).all() and (parts["spend_if_purchase"] > 0).all()
     np.testing.assert_array_equal(
-        parts["predicted_value"], parts["p_purchase"] * parts["spend_if_purchase"]
+        parts["expected_value"], parts["p_purchase"] * parts["spend_if_purchase"]
     )
     # buyers (stayers) should get a higher purchase probability than churners
     stay = model_data.churn_test == 0

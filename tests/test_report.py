@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,8 @@ import pandas as pd
 import pytest
 
 from churnml.config import default_config
-from churnml.data.simulate import simulate
+from churnml.data.simulate import SimulatorConfig, simulate
+from churnml.data.simulate_campaigns import CampaignSpec
 from churnml.errors import DataValidationError
 from churnml.labels import build_panel, labelled_cutoffs
 from churnml.metrics import cohort_table, kpi_table, n_day_retention
@@ -35,6 +37,7 @@ from churnml.models import (
 from churnml.report import SECTION_IDS, build_report, log_report
 from churnml.report.sections import backtest_summary, ltv_decile_table
 from churnml.training.evaluation import classification_metrics, regression_metrics
+from churnml.uplift.workflow import evaluate
 
 N_CUSTOMERS = 600
 SEED = 7
@@ -99,6 +102,7 @@ def write_job_outputs(out: Path) -> dict[str, pd.DataFrame]:
         "churn_probability": churn.predict_proba(test[features])[:, 1],
         "baseline_probability": recency.predict_proba(test[features])[:, 1],
         "ltv_actual": test["ltv"].to_numpy(), "ltv_predicted": ltv.predict(test[features]),
+        "value_if_retained": ltv.predict_if_retained(test[features]),
         "baseline_ltv": last.predict(test[features]),
         "logistic_probability": logistic.predict_proba(test[features])[:, 1],
     })
@@ -125,11 +129,13 @@ def write_job_outputs(out: Path) -> dict[str, pd.DataFrame]:
 
     contrib = churn.contributions(test[features])[features].to_numpy()
     top = np.argsort(-contrib, axis=1)[:, :TOP_REASONS]
-    value_at_risk = pred["churn_probability"] * pred["ltv_predicted"]
-    segment = _segment(pred["churn_probability"].to_numpy(), pred["ltv_predicted"].to_numpy())
+    value_at_risk = pred["churn_probability"] * pred["value_if_retained"]
+    segment = _segment(pred["churn_probability"].to_numpy(),
+                       pred["value_if_retained"].to_numpy())
     scores = pd.DataFrame({
         "customer_id": pred["customer_id"], "churn_probability": pred["churn_probability"],
-        "predicted_value": pred["ltv_predicted"], "value_at_risk": value_at_risk,
+        "expected_value": pred["ltv_predicted"],
+        "value_if_retained": pred["value_if_retained"], "value_at_risk": value_at_risk,
         "rank": value_at_risk.rank(ascending=False, method="first").astype("int64"),
         "risk_segment": segment,
         "reasons": ["; ".join(f"{features[j]} <raised risk>" for j in row) for row in top],
@@ -142,7 +148,21 @@ def write_job_outputs(out: Path) -> dict[str, pd.DataFrame]:
                     mean_churn_probability=("churn_probability", "mean"),
                     suggested_action=("suggested_action", "first")))
     summary.to_csv(out / "segment_summary.csv", index=False)
-    return {"kpis": kpis, "predictions": pred, "scores": scores, "summary": summary}
+    evaluation = write_campaign_outputs(out)
+    return {"kpis": kpis, "predictions": pred, "scores": scores, "summary": summary,
+            "campaign": evaluation}
+
+
+def write_campaign_outputs(out: Path) -> pd.DataFrame:
+    """A simulated randomised campaign evaluated by churnml (segments and a targeting score
+    recorded in its log, as `churnml campaign plan` writes them)."""
+    spec = CampaignSpec(campaign_id="c1", date="2023-09-04", contact_share=1.0)
+    data = simulate(400, seed=SEED, end="2024-03-31", config=SimulatorConfig(campaigns=[spec]))
+    log = data.campaigns.assign(
+        segment=np.where(data.campaign_truth["satisfaction"] < 0, "unhappy", "other"),
+        score=data.campaign_truth["tau"].to_numpy())
+    cfg = default_config().model_copy(update={"output_dir": str(out)})
+    return evaluate(cfg, replace(data, campaigns=log), "c1", log_mlflow=False).table
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +192,17 @@ def test_every_section_rendered_with_content(report):
         body = _section(report, sid)
         assert "not available" not in body, sid
         assert "<img" in body or "<table" in body, sid
+
+
+def test_campaign_section_shows_the_evaluation(job, report):
+    _, tables = job
+    body = _section(report, "campaigns")
+    overall = tables["campaign"].iloc[0]
+    assert overall["segment"] == "(all)"
+    assert f'<td class="num">{overall["n_treated"]:,}</td>' in body
+    assert f'{overall["retention_lift"] * 100:+.1f}' in body
+    assert "<td>unhappy</td>" in body  # per-segment rows
+    assert body.count("<img") == 1  # the Qini curve of the recorded score
 
 
 def test_self_contained(report):
@@ -272,13 +303,18 @@ def test_cli_report(job, tmp_path):
     out, _ = job
     source = tmp_path / "job"
     source.mkdir()
-    shutil.copy(out / "n_day_retention.csv", source)  # one chart keeps the test quick
+    shutil.copy(out / "n_day_retention.csv", source)
     target = tmp_path / "nested" / "r.html"
-    result = CliRunner().invoke(app, ["report", "--out-dir", str(source), "--out", str(target)])
+    config = tmp_path / "small.yaml"  # KPI and cohort tables are computed from its data
+    config.write_text("data: {dataset: simulated, simulated_customers: 300}\n")
+    result = CliRunner().invoke(app, ["report", "--config", str(config), "--out-dir",
+                                      str(source), "--out", str(target)])
     assert result.exit_code == 0, result.output
     page = target.read_text()
     assert re.findall(r'<section id="([^"]+)"', page) == list(SECTION_IDS)
-    assert "<img" in _section(page, "n-day-retention") and page.count("<img") == 1
+    for sid in ("n-day-retention", "kpi-trends", "cohort-retention"):
+        assert "<img" in _section(page, sid)
+    assert page.count("<img") == 3 and "churnml demo" not in page
     assert not (source / "report.html").exists()
 
 

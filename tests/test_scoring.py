@@ -6,6 +6,7 @@ Models are trained here on small simulated data and registered in a real SQLite 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -98,8 +99,16 @@ def test_scores_columns_and_value_at_risk(result, models, features):
     s = result.scores
     assert list(s.columns) == OUTPUT_COLUMNS
     assert len(s) == len(features) and s["customer_id"].is_unique
-    np.testing.assert_allclose(s["value_at_risk"], s["churn_probability"] * s["predicted_value"])
-    assert s["churn_probability"].between(0, 1).all() and (s["predicted_value"] >= 0).all()
+    # value at risk = p x value if retained, exactly (never p x the expected value)
+    np.testing.assert_array_equal(s["value_at_risk"],
+                                  s["churn_probability"] * s["value_if_retained"])
+    assert s["churn_probability"].between(0, 1).all() and (s["expected_value"] >= 0).all()
+    assert (s["value_if_retained"] >= 0).all()
+    ids = features["customer_id"]
+    got = s.set_index("customer_id").loc[ids]
+    np.testing.assert_allclose(got["value_if_retained"],
+                               models.ltv.predict_if_retained(features), rtol=1e-12)
+    np.testing.assert_allclose(got["expected_value"], models.ltv.predict(features), rtol=1e-12)
     assert (s["model_version"] == "churnml-churn v1, churnml-ltv v1").all()
     assert (s["cutoff"] == SCORE_CUTOFF).all() and (s["scored_at"] == SCORED_AT).all()
     # the probabilities are the registered model's on the features of the cutoff
@@ -135,15 +144,23 @@ def test_summary_matches_scores(result):
     assert summary["risk_segment"].tolist() == names  # every segment, priority order
 
 
-def test_default_segments_follow_their_rules(result):
-    s, t = result.scores, result.thresholds
+def test_default_segments_follow_their_rules(result, features):
+    t = result.thresholds
+    s = result.scores.merge(
+        features[["customer_id", "days_since_last_purchase", "net_revenue_total"]],
+        on="customer_id")
     top = s["value_at_risk"] >= t["top_value_at_risk"]
-    vip = (s["predicted_value"] >= t["vip_value"]) & (
-        s["churn_probability"] >= t["high_risk_probability"])
+    recent = s["days_since_last_purchase"] < t["horizon_days"]
+    vip = (s["value_if_retained"] >= t["vip_value"]) & (
+        s["churn_probability"] >= t["high_risk_probability"]) & recent
+    at_risk = top & (s["churn_probability"] >= t["high_risk_probability"]) & recent
     assert (s.loc[vip, "risk_segment"] == "vip_at_risk").all()
-    assert (s.loc[top & ~vip, "risk_segment"] == "at_risk").all()
-    # the top 20 % by value at risk are in explained segments and all have reasons
-    assert s.loc[top, "reasons"].notna().all()
+    assert (s.loc[at_risk & ~vip, "risk_segment"] == "at_risk").all()
+    lapsed_high = ~recent & ((s["value_if_retained"] >= t["vip_value"])
+                             | (s["net_revenue_total"] >= t["high_past_value"]))
+    assert (s.loc[lapsed_high & ~vip & ~at_risk, "risk_segment"] == "lapsed_high_value").all()
+    # the explained segments all have reasons
+    assert s.loc[vip | at_risk | lapsed_high, "reasons"].notna().all()
     assert (s.loc[s["risk_segment"] == "standard", "reasons"].isna()).all()
     actions = dict(zip(result.summary["risk_segment"], result.summary["suggested_action"],
                        strict=True))
@@ -209,8 +226,12 @@ def test_bad_segment_config_is_refused():
             {"name": "b", "when": "x > 2", "action": "mail", "priority": 1}]))
     with pytest.raises(ConfigError, match="missing keys"):
         parse_segments(ScoringConfig(segments=[{"name": "a", "action": "call"}]))
+    with pytest.raises(ValueError, match=r"segments\[a\]\.when: invalid SQL"):  # at config load
+        ScoringConfig(segments=[{"name": "a", "when": "x >", "action": "c"}])
     with pytest.raises(ConfigError, match="invalid SQL"):
-        parse_segments(ScoringConfig(segments=[{"name": "a", "when": "x >", "action": "c"}]))
+        parse_segments(ScoringConfig.model_construct(
+            segments=[{"name": "a", "when": "x >", "action": "c"}],
+            default_segment={"name": "standard", "action": "n"}))
 
 
 # --------------------------------------------------------------------------- segments
@@ -315,22 +336,57 @@ def test_reasons_are_the_largest_contributions_in_words(result, trained, feature
     X = features.set_index("customer_id").loc[s["customer_id"]].reset_index()
     ref = _reference_path_contributions(churn, X)
     names = [str(f) for f in churn.feature_names_in_]
-    writer = ReasonWriter(ScoringConfig().reason_templates,
-                          {f.name: f.description for f in resolved}, SCORE_CUTOFF)
+    by_name = {f.name: f for f in resolved}
+    writer = ReasonWriter(ScoringConfig().reason_templates, by_name, SCORE_CUTOFF)
     for i, reasons in enumerate(s["reasons"]):
-        order = [j for j in np.argsort(-ref[i], kind="stable")[:3] if ref[i, j] > 0]
-        expected = [
-            writer.render_feature(X.iloc[[i]].assign(value=X[names[j]].iloc[i])
-                                  .reset_index(drop=True), names[j])[0]
-            for j in order
-        ]
+        # reference, one row at a time: positive drivers, largest first, worded, one per
+        # family, no repeated words, three at most
+        expected, families = [], set()
+        for j in np.argsort(-ref[i], kind="stable"):
+            if ref[i, j] <= 0 or len(expected) == 3:
+                break
+            words = writer.render_feature(X.iloc[[i]].assign(value=X[names[j]].iloc[i])
+                                          .reset_index(drop=True), names[j])[0]
+            family = by_name[names[j]].reason_family
+            if words is not None and family not in families and words not in expected:
+                expected.append(words)
+                families.add(family)
         assert reasons.split("; ") == expected
+
+
+def test_reasons_on_simulated_scores_one_per_family_in_words(result, trained, features):
+    """Every customer of a segment with reasons has some; no row names two features of one
+    family, repeats itself, or shows a feature name, "unknown", "nan" or a zero amount."""
+    s, churn = result.scores, trained[0]
+    wanted = {seg.name for seg in parse_segments(ScoringConfig()) if seg.reasons}
+    explained = s["risk_segment"].isin(wanted)
+    assert explained.sum() > 100
+    assert (s.loc[explained, "reasons"].str.len() > 0).all()
+    assert s.loc[~explained, "reasons"].isna().all()
+    rows = s[explained]
+    X = features.set_index("customer_id").loc[rows["customer_id"]].reset_index()
+    names = [str(f) for f in churn.feature_names_in_]
+    definitions = {**feature_descriptions(event_types=["email_open", "push_click", "session",
+                                                       "support_ticket"]),
+                   **{f.name: f for f in CONTEXT_FEATURES}}
+    writer = ReasonWriter(ScoringConfig().reason_templates, definitions, SCORE_CUTOFF)
+    contrib = contributions(churn, X)
+    words, chosen = writer.choose(X, top_drivers(contrib, len(names)), names, k=3)
+    for i, reasons in enumerate(rows["reasons"]):
+        cols = chosen[i][chosen[i] >= 0]
+        assert reasons.split("; ") == list(words[i, :len(cols)])
+        families = [definitions[names[j]].reason_family for j in cols]
+        assert len(set(families)) == len(families), reasons
+        assert (contrib[i, cols] > 0).all()
+        assert len(set(reasons.split("; "))) == len(cols)
+    tokens = set(re.findall(r"[\w.,%]+", " ".join(rows["reasons"])))
+    assert not tokens & {*names, "unknown", "nan", "0", "0.00", "0.0", "="}
 
 
 def test_reason_wording_worked_examples():
     cutoff = pd.Timestamp("2024-06-01")
     writer = ReasonWriter(ScoringConfig().reason_templates, {"purchases_90d":
-                          "{value:.0f} purchases in the last 90 days"}, cutoff)
+                          "{value:count purchase} in the last 90 days"}, cutoff)
     frame = pd.DataFrame({
         "days_since_last_purchase": [74.2, 74.0], "purchase_gap_mean_days": [21.4, np.nan],
         "nps_detractor": [1.0, 1.0], "nps_latest": [3.0, 2.0],
@@ -339,17 +395,15 @@ def test_reason_wording_worked_examples():
     })
     words = lambda f: writer.render_feature(frame.assign(value=frame[f]), f).tolist()  # noqa: E731
     assert words("days_since_last_purchase") == [
-        "no purchase for 74 days (usual gap 21)", "no purchase for 74 days"]
-    assert words("nps_detractor") == ["NPS detractor (score 3) on 2024-05-02",
-                                      "NPS detractor (score 2)"]
-    assert words("engagement_trend_30d") == ["engagement down 80 % vs the previous 30 days",
-                                             "engagement up 25 % vs the previous 30 days"]
-    assert words("purchases_90d") == ["2 purchases in the last 90 days", "purchases_90d unknown"]
+        "last purchase 74 days ago, usually every 21 days", None]
+    assert words("nps_detractor") == ["NPS 3 (detractor) on 2 May", None]
+    assert words("purchases_90d") == ["2 purchases in the last 90 days", None]
     assert format_value(1.0, "change", cutoff) == "unchanged"
     drivers = np.array([[0, 2], [2, -1]])
     joined = writer.render(frame, drivers, list(frame.columns)).tolist()
-    assert joined == ["no purchase for 74 days (usual gap 21); NPS detractor (score 3) on "
-                      "2024-05-02", "NPS detractor (score 2)"]
+    assert joined == ["last purchase 74 days ago, usually every 21 days; NPS 3 (detractor) on "
+                      "2 May", "no single driver stands out: the risk comes from the overall "
+                      "pattern"]
 
 
 # --------------------------------------------------------------------------- export
@@ -394,7 +448,8 @@ def test_cli_score_writes_outputs(models, store, tmp_path, result):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(
         "name: t\ndata: {dataset: simulated, simulated_customers: 1200, seed: 5}\n"
-        f"tracking: {{uri: 'sqlite:///{store / 'mlflow.db'}'}}\n"
+        f"tracking: {{uri: 'sqlite:///{store / 'mlflow.db'}', churn_model_name: churnml-churn, "
+        "ltv_model_name: churnml-ltv}\n"
         f"output_dir: {tmp_path / 'out'}\n")
     run = CliRunner().invoke(app, ["score", "--config", str(cfg), "--cutoff", "2024-10-01",
                                    "--scored-at", "2024-10-02T08:00:00Z"])
@@ -407,3 +462,31 @@ def test_cli_score_writes_outputs(models, store, tmp_path, result):
     assert "at_risk" in run.output
     churn_config = ChurnConfig()
     assert f"over {churn_config.horizon_days} days" in run.output
+
+
+def test_cli_score_defaults_to_the_data_end_and_warns_outside_the_data(models, store,
+                                                                        tmp_path):
+    """Without --cutoff, `score` scores at data.end (not now); a cutoff after the data is
+    scored with a warning; a non-ISO cutoff is refused."""
+    from churnml.cli import app
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(
+        "name: t\ndata: {dataset: simulated, simulated_customers: 1200, seed: 5, "
+        "end: 2024-10-01}\n"
+        f"tracking: {{uri: 'sqlite:///{store / 'mlflow.db'}', churn_model_name: churnml-churn, "
+        "ltv_model_name: churnml-ltv}\n"
+        f"output_dir: {tmp_path / 'out'}\n")
+    run = CliRunner().invoke(app, ["score", "--config", str(cfg)])
+    assert run.exit_code == 0, run.output
+    assert "scoring as of 2024-10-01 00:00:00, the end of the data (data.end" in run.output
+    scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
+    assert (scores["cutoff"] == pd.Timestamp("2024-10-01")).all()
+    late = CliRunner().invoke(app, ["score", "--config", str(cfg), "--cutoff", "2100-01-01"])
+    assert late.exit_code == 0, late.output
+    assert "warning: cutoff 2100-01-01 00:00:00 lies after the end of the data" in \
+        " ".join(late.output.split())
+    bad = CliRunner().invoke(app, ["score", "--config", str(cfg), "--cutoff", "01/10/2024"])
+    assert bad.exit_code != 0 and "not an ISO 8601 date" in bad.output
+    bad = CliRunner().invoke(app, ["score", "--config", str(cfg), "--scored-at", "02/10/2024"])
+    assert bad.exit_code != 0 and "--scored-at '02/10/2024': not an ISO 8601" in bad.output

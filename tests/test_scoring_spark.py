@@ -60,7 +60,7 @@ def test_spark_scores_equal_local_scores(spark, setup):
     assert list(remote.columns) == OUTPUT_COLUMNS
     exp = local.scores
     assert remote["customer_id"].tolist() == exp["customer_id"].tolist()
-    for col in ("churn_probability", "predicted_value", "value_at_risk"):
+    for col in ("churn_probability", "expected_value", "value_if_retained", "value_at_risk"):
         np.testing.assert_allclose(remote[col], exp[col], rtol=1e-12)
     assert remote["rank"].tolist() == exp["rank"].tolist()
     for col in ("risk_segment", "suggested_action", "model_version"):

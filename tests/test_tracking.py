@@ -14,7 +14,9 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.types import DataType
 
+from churnml.errors import ModelSourceError
 from churnml.models import ChurnClassifier, LTVModel
+from churnml.models._state import ModelStateError
 from churnml.training.export import export_models, load_exported
 from churnml.training.tracking import (
     CHALLENGER,
@@ -35,7 +37,7 @@ from churnml.training.tracking import (
     log_table,
     log_training_window,
     model_card,
-    promote_if_better,
+    set_champions,
     start_run,
     to_model_input,
     tracking,
@@ -149,34 +151,31 @@ def test_log_register_and_challenger_alias(store, churn, model_data):
     assert types["plan"] == DataType.string and types["noise"] == DataType.double
 
 
-def test_promote_if_better(store, churn, model_data):
+def test_set_champions_moves_both_aliases_ltv_first(store, churn, ltv, model_data):
     X = model_data.X_train
-    v1 = log_version(store, churn, X, {"roc_auc": 0.80, "brier": 0.20}).version
-    assert promote_if_better(CHURN_MODEL, v1, "roc_auc", tracking_uri=store)
-    assert aliases(store) == {CHAMPION: "1"}  # the promoted version is no challenger
-    v2 = log_version(store, churn, X, {"roc_auc": 0.70, "brier": 0.15}).version
-    assert not promote_if_better(CHURN_MODEL, v2, "roc_auc", tracking_uri=store)
-    assert aliases(store) == {CHAMPION: "1", CHALLENGER: "2"}
-    v3 = log_version(store, churn, X, {"roc_auc": 0.85, "brier": 0.25}).version
-    assert promote_if_better(CHURN_MODEL, v3, "roc_auc", tracking_uri=store)
-    assert aliases(store) == {CHAMPION: "3"}
-    # equal is not better
-    v4 = log_version(store, churn, X, {"roc_auc": 0.85, "brier": 0.30}).version
-    assert not promote_if_better(CHURN_MODEL, v4, "roc_auc", tracking_uri=store)
-    # lower is better: v2's Brier 0.15 beats champion v3's 0.25
-    assert promote_if_better(
-        CHURN_MODEL, v2, "brier", higher_is_better=False, tracking_uri=store
-    )
-    assert aliases(store) == {CHAMPION: "2", CHALLENGER: "4"}
-    with pytest.raises(ValueError, match="no metric 'pr_auc'"):
-        promote_if_better(CHURN_MODEL, v4, "pr_auc", tracking_uri=store)
+    churn_v = log_version(store, churn, X, {"roc_auc": 0.8}).version
+    ltv_v = log_version(store, ltv, X, {"gini": 0.5}, LTV_MODEL, LTV_OUTPUT).version
+    written = []
+    with tracking(store) as client:
+        original = client.set_registered_model_alias
+
+        def record(name, alias, version):
+            written.append(name)
+            original(name, alias, version)
+
+        client.set_registered_model_alias = record
+        set_champions(client, {"churn": (CHURN_MODEL, churn_v), "ltv": (LTV_MODEL, ltv_v)})
+    assert written == [LTV_MODEL, CHURN_MODEL]  # the churn alias commits the pair
+    assert aliases(store) == {CHAMPION: "1"}  # promoted versions are no challengers
+    assert aliases(store, LTV_MODEL) == {CHAMPION: "1"}
 
 
 def test_load_by_alias_equals_in_memory(store, churn, ltv, model_data):
     X = model_data.X_test
     for est, name, output in ((churn, CHURN_MODEL, CHURN_OUTPUT), (ltv, LTV_MODEL, LTV_OUTPUT)):
         version = log_version(store, est, model_data.X_train, {"m": 1.0}, name, output).version
-        assert promote_if_better(name, version, "m", tracking_uri=store)
+        with tracking(store) as client:
+            client.set_registered_model_alias(name, CHAMPION, version)
     loaded = load_model(f"models:/{CHURN_MODEL}@{CHAMPION}", tracking_uri=store)
     assert type(loaded) is ChurnClassifier
     assert np.array_equal(loaded.predict_proba(X), churn.predict_proba(X))
@@ -197,30 +196,46 @@ def test_load_by_alias_equals_in_memory(store, churn, ltv, model_data):
 def test_export_round_trip(store, churn, ltv, model_data, tmp_path):
     X = model_data.X_test
     out_dir = tmp_path / "models"
-    version = log_version(store, churn, model_data.X_train, {"roc_auc": 0.8}).version
-    promote_if_better(CHURN_MODEL, version, "roc_auc", tracking_uri=store)
-    log_version(store, ltv, model_data.X_train, {"gini": 0.5}, LTV_MODEL, LTV_OUTPUT)
-    # the LTV model has no champion yet: only the churn model is exported
+    with start_run(EXPERIMENT, tracking_uri=store):  # one run: a pair
+        log_metrics({"roc_auc": 0.8})
+        log_training_window(start="2023-01-01", end="2024-06-30", horizon_days=90)
+        churn_v = log_model(churn, model_data.X_train, output=CHURN_OUTPUT,
+                            registered_model_name=CHURN_MODEL).version
+        ltv_v = log_model(ltv, model_data.X_train, output=LTV_OUTPUT,
+                          registered_model_name=LTV_MODEL).version
+    # challengers, no champion yet: nothing to export under "champion"
+    with pytest.raises(ModelSourceError, match=f"'{CHURN_MODEL}' in MLflow store {store} has "
+                       "no version with alias 'champion'"):
+        export_models(CHAMPION, out_dir, tracking_uri=store)
+    with tracking(store) as client:
+        set_champions(client, {"churn": (CHURN_MODEL, churn_v), "ltv": (LTV_MODEL, ltv_v)})
+    (out_dir).mkdir()
+    (out_dir / "churnml-churn.joblib").write_bytes(b"an earlier export")
     paths = export_models(CHAMPION, out_dir, tracking_uri=store)
-    assert set(paths) == {CHURN_MODEL}
+    assert set(paths) == {CHURN_MODEL, LTV_MODEL}
     files = sorted(p.name for p in out_dir.iterdir())
-    assert files == ["churnml-churn.joblib", "churnml-churn.json"]
+    assert files == ["churnml-churn.json", "churnml-churn.model.json", "churnml-ltv.json",
+                     "churnml-ltv.model.json"]  # the stale pickle is gone
     exported = load_exported(out_dir, CHURN_MODEL)
+    assert type(exported.estimator) is ChurnClassifier
     assert np.array_equal(exported.estimator.predict_proba(X), churn.predict_proba(X))
     card = json.loads((out_dir / "churnml-churn.json").read_text())
     assert card == exported.card
+    assert card["file"] == "churnml-churn.model.json"
+    assert card["format"] == "churnml.estimator-state"
     assert card["features"] == list(churn.feature_names_in_)
     assert card["feature_dtypes"] == churn.feature_dtypes_
-    assert card["version"] == version and card["alias"] == CHAMPION
+    assert card["version"] == churn_v and card["alias"] == CHAMPION
     assert card["metrics"] == {"roc_auc": 0.8}
     assert card["training_window"]["end"] == "2024-06-30"
     assert card["mlflow_version"] == mlflow.__version__
-    challengers = export_models(CHALLENGER, tmp_path / "challengers", tracking_uri=store)
-    assert set(challengers) == {LTV_MODEL}
-    ltv_export = load_exported(tmp_path / "challengers", LTV_MODEL)
+    ltv_export = load_exported(out_dir, LTV_MODEL)
+    assert ltv_export.card["run_id"] == card["run_id"]
     assert np.array_equal(ltv_export.estimator.predict(X), ltv.predict(X))
-    with pytest.raises(LookupError, match="no model with alias 'gold'"):
+    with pytest.raises(ModelSourceError, match="has no version with alias 'gold'"):
         export_models("gold", tmp_path / "none", tracking_uri=store)
-    (out_dir / "churnml-churn.joblib").write_bytes(b"tampered")
-    with pytest.raises(ValueError, match="does not match its card"):
+    # a state file changed after export is refused (hash), and is never executed
+    state = out_dir / "churnml-churn.model.json"
+    state.write_text(state.read_text().replace('"calibrator"', '"calibrator" '))
+    with pytest.raises(ModelStateError, match="does not match its card"):
         load_exported(out_dir, CHURN_MODEL)

@@ -90,17 +90,17 @@ def test_both_models_registered_and_first_run_is_champion(runs) -> None:
     for task in ("churn", "ltv"):
         reg = first.registrations[task]
         assert reg.version == "1" and reg.promoted and reg.aliases == ["champion"]
-    assert first.registrations["churn"].name == "churnml-churn"
-    assert first.registrations["ltv"].name == "churnml-ltv"
+    assert first.registrations["churn"].name == "pipeline-test-churn"
+    assert first.registrations["ltv"].name == "pipeline-test-ltv"
 
 
 def test_equal_second_run_does_not_steal_champion(runs, cfg) -> None:
     first, cli = runs
     with tracking(cfg.tracking.uri) as client:
-        for name in ("churnml-churn", "churnml-ltv"):
+        for name in ("pipeline-test-churn", "pipeline-test-ltv"):
             assert client.get_registered_model(name).aliases == {"champion": 1,
                                                                   "challenger": 2}
-        second_run = client.get_model_version("churnml-churn", "2").run_id
+        second_run = client.get_model_version("pipeline-test-churn", "2").run_id
         metrics = client.get_run(second_run).data.metrics
     # seeded training: the second run reproduces the backtest numbers (up to BLAS
     # floating-point noise in the logistic fits, far below tracking.min_improvement)
@@ -109,7 +109,9 @@ def test_equal_second_run_does_not_steal_champion(runs, cfg) -> None:
                           ("logistic", "brier")):
         assert metrics[f"backtest.{model}.{metric}"] == pytest.approx(
             summary[(model, metric)], abs=cfg.tracking.min_improvement / 10)
-    assert "churnml-churn v2 aliases=['challenger']: champion stays v1" in cli.output
+    assert ("pipeline-test-churn v2 aliases=['challenger']: registered as challenger, "
+            "champion stays v1") in cli.output
+    assert "does not beat champion v1" in cli.output  # the verdict names the numbers
     assert "AUC" in cli.stdout and "Gini" in cli.stdout
     assert f"mlflow ui --backend-store-uri {cfg.tracking.uri}" in cli.output
 
@@ -118,11 +120,11 @@ def test_champion_loaded_from_registry_predicts_like_the_in_memory_model(runs, c
                                                                          X) -> None:
     first, _ = runs
     uri = cfg.tracking.uri
-    churn = load_pyfunc("models:/churnml-churn@champion", tracking_uri=uri)
+    churn = load_pyfunc("models:/pipeline-test-churn@champion", tracking_uri=uri)
     got = churn.predict(to_model_input(X, first.models.churn.feature_dtypes_))
     np.testing.assert_array_equal(got["churn_probability"].to_numpy(),
                                   first.models.churn.predict_proba(X)[:, 1])
-    ltv = load_model("models:/churnml-ltv@champion", tracking_uri=uri)
+    ltv = load_model("models:/pipeline-test-ltv@champion", tracking_uri=uri)
     np.testing.assert_array_equal(ltv.predict(X), first.models.ltv.predict(X))
 
 
@@ -140,7 +142,8 @@ def test_run_logs_metrics_figures_config_and_fingerprint(runs, cfg, data) -> Non
     assert m["backtest.last_value.normalized_gini"] == pytest.approx(
         summary[("last_value", "normalized_gini")])
     assert figures == {f"{n}.png" for n in
-                       ("roc", "calibration", "lift", "ltv_deciles", "feature_importance")}
+                       ("roc", "calibration", "lift", "ltv_deciles", "value_at_risk",
+                        "feature_importance")}
     assert {"backtest_metrics.csv", "lift.csv", "calibration.csv"} <= tables
     assert run.data.params["config.training.n_origins"] == "2"
     assert run.data.tags["data.transactions.rows"] == str(len(data.transactions))
@@ -164,6 +167,11 @@ def test_output_files_follow_the_contract(runs, cfg) -> None:
     tables = summary_tables(first.summary)
     assert list(tables["churn"]["model"]) == ["churn", "logistic", "recency"]
     assert list(tables["ltv"]["model"]) == ["ltv", "last_value"]
+    assert list(tables["if_retained"]["model"]) == ["value_if_retained", "expected_value",
+                                                    "trailing_value"]
+    assert list(tables["value_at_risk"]["model"]) == [
+        "churn", "churn_x_expected_value", "churn_x_trailing_value", "recency",
+        "recency_x_trailing_value"]
 
 
 def test_cli_export_writes_the_champions(runs, config_file, X, tmp_path) -> None:
@@ -172,11 +180,11 @@ def test_cli_export_writes_the_champions(runs, config_file, X, tmp_path) -> None
     res = runner.invoke(app, ["export", "--alias", "champion", "--out", str(models),
                               "--config", str(config_file)])
     assert res.exit_code == 0, res.output
-    churn = load_exported(models, "churnml-churn")
+    churn = load_exported(models, "pipeline-test-churn")
     assert churn.card["version"] == "1" and churn.card["alias"] == "champion"
     np.testing.assert_array_equal(churn.estimator.predict_proba(X),
                                   first.models.churn.predict_proba(X))
-    ltv = load_exported(models, "churnml-ltv")
+    ltv = load_exported(models, "pipeline-test-ltv")
     np.testing.assert_array_equal(ltv.estimator.predict(X), first.models.ltv.predict(X))
     res = runner.invoke(app, ["export", "--alias", "gold", "--out", str(tmp_path / "none"),
                               "--config", str(config_file)])

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import warnings
 from contextlib import contextmanager
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +16,6 @@ import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from churnml.config import Config, DataConfig, default_config, load_config
 
@@ -22,7 +24,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True)
-PIPED_TABLE_WIDTH = 200  # characters, for tables printed to a pipe or a log
+# Library messages a churnml user cannot act on, silenced in routine runs unless the user
+# sets these variables: MLflow's INFO/WARNING log lines (store migrations, input-example
+# validation, its notice on pickled pyfunc models) and artifact download progress bars.
+QUIET_ENVIRONMENT = {
+    "MLFLOW_LOGGING_LEVEL": "ERROR", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
+
+def quiet_libraries() -> None:
+    """Apply :data:`QUIET_ENVIRONMENT` (before MLflow is imported; user settings win)."""
+    for key, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
 
 
 class OutFormat(StrEnum):
@@ -70,16 +83,46 @@ def resolve_config(config: Path | None, dataset: str | None, data: Path | None) 
                               simulated_customers=cfg.data.simulated_customers)
     elif data is not None:
         cfg.data = DataConfig(dir=str(data), timezone=cfg.data.timezone,
-                              currency=cfg.data.currency, tables=cfg.data.tables)
+                              currency=cfg.data.currency, tables=cfg.data.tables,
+                              end=cfg.data.end)
     return cfg
 
 
 def load(cfg: Config):
+    """Load the config's data; data warnings are printed as ``warning: ...`` lines."""
     from churnml.data.loaders import load_data
+    from churnml.errors import DataWarning
+    from churnml.paths import portable
 
-    label = cfg.data.dataset or cfg.data.dir
-    with step(f"loading data ({label})"):
-        return load_data(cfg)
+    label = cfg.data.dataset or portable(cfg.data.dir or "")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        with step(f"loading data ({label})"):
+            data = load_data(cfg)
+    for w in caught:
+        if issubclass(w.category, DataWarning):
+            err.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return data
+
+
+def parse_iso_timestamp(text: str, option: str, timezone: str = "UTC") -> pd.Timestamp:
+    """A date or timestamp given on the command line: ISO 8601 only (``2024-02-01``,
+    ``2024-02-01T08:30``, ``2024-02-01 08:30:00+01:00``); day/month orders such as
+    ``01/02/2024`` are refused, never guessed. An aware value is converted to ``timezone``
+    (business time) and made naive."""
+    try:
+        value = pd.Timestamp(datetime.fromisoformat(text.strip()))
+    except ValueError as exc:
+        raise ValueError(
+            f"{option} {text!r}: not an ISO 8601 date or timestamp; write YYYY-MM-DD or "
+            "YYYY-MM-DDTHH:MM[:SS] (e.g. 2024-02-01), never a day/month order like "
+            "01/02/2024, which is ambiguous"
+        ) from exc
+    if value.tzinfo is not None:
+        value = value.tz_convert(timezone).tz_localize(None)
+    return value
 
 
 def period_label(ts: pd.Timestamp, period: str) -> str:
@@ -109,32 +152,28 @@ def _records(df: pd.DataFrame) -> list[dict]:
     return recs
 
 
-def emit(df: pd.DataFrame, fmt: OutFormat, out: Path | None, title: str) -> None:
-    """Print ``df`` as a rich table, CSV or JSON on stdout; optionally write ``out`` too."""
+def emit(df: pd.DataFrame, fmt: OutFormat, out: Path | None, title: str,
+         escape: bool = True) -> None:
+    """Print ``df`` as a rich table, CSV or JSON on stdout; optionally write ``out`` too
+    (a CSV ``out`` with text cells escaped against spreadsheet formulas unless ``escape`` is
+    false)."""
     from churnml.io import write_table
 
     if fmt == OutFormat.json:
         sys.stdout.write(json.dumps(_records(df), indent=1) + "\n")
     elif fmt == OutFormat.csv:
         df.to_csv(sys.stdout, index=False)
-    else:
-        table = Table(title=title, show_lines=False)
-        for c in df.columns:
-            table.add_column(str(c), justify="right" if pd.api.types.is_numeric_dtype(df[c])
-                             else "left")
-        for row in df.itertuples(index=False):
-            table.add_row(*[_cell(v) for v in row])
-        out_console = Console()
-        if not out_console.is_terminal:  # piped/logged: do not squeeze to 80 columns
-            out_console = Console(width=PIPED_TABLE_WIDTH)
-        out_console.print(table)
+    else:  # split into column groups that fit the terminal (or $COLUMNS when piped)
+        from churnml.cli._tables import print_table
+
+        print_table(df, title, _cell)
     if out is not None:
         if out.suffix.lower() == ".json":
             from churnml.io import atomic_write
 
             atomic_write(out, lambda p: p.write_text(json.dumps(_records(df), indent=1)))
         else:
-            write_table(df, out)
+            write_table(df, out, escape=escape)
         err.print(f"[green]✓[/green] wrote {out}")
 
 

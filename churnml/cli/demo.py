@@ -38,6 +38,9 @@ def demo(
     metrics_only: Annotated[bool, typer.Option("--metrics-only",
                                                help="stop after the metrics and the report")]
     = False,
+    monitor: Annotated[bool, typer.Option("--monitor", help="also score the last months' "
+                                          "cutoffs and monitor them (score history, drift)")]
+    = False,
 ) -> None:
     """Run the main job end to end — metrics, backtest and training with MLflow, registry,
     scoring, segment export, HTML report — and say where everything went."""
@@ -52,7 +55,7 @@ def demo(
             cfg.output_dir = str(out_dir)
         customer_data = load(cfg)
         result = run_demo(customer_data, cfg, Path(cfg.output_dir), console=err,
-                          model_stages=not metrics_only)
+                          model_stages=not metrics_only, monitor=monitor)
     except (ChurnmlError, ValueError, FileNotFoundError, LookupError) as exc:
         fail(exc)
     kpis = result.kpis[[c for c in DEMO_COLUMNS if c in result.kpis]]
@@ -69,6 +72,7 @@ def demo(
         for reg in result.train.registrations.values():
             err.print(f"  registered {reg.name} v{reg.version} aliases={reg.aliases}",
                       soft_wrap=True)
+            err.print(f"    {reg.message}", soft_wrap=True, markup=False)
         err.print(f"  MLflow run {result.train.run_id}: mlflow ui --backend-store-uri "
                   f"{cfg.tracking.uri}", soft_wrap=True)
     err.print(f"  total {sum(result.seconds.values()):.0f} s", soft_wrap=True)

@@ -18,6 +18,7 @@ from churnml.cli._common import (
     err,
     fail,
     load,
+    parse_iso_timestamp,
     resolve_config,
     step,
 )
@@ -36,9 +37,9 @@ class Engine(StrEnum):
 
 
 def parse_cutoffs(text: str) -> pd.DatetimeIndex:
-    """Cutoffs from ``--cutoffs``: a comma list of timestamps, or a range of dates
-    ``START:END[:FREQ]`` (both ends included when on the grid; ``FREQ`` a pandas offset alias,
-    default month starts), e.g. ``2024-01-01:2024-06-01:MS``."""
+    """Cutoffs from ``--cutoffs``: a comma list of ISO 8601 timestamps, or a range of ISO
+    dates ``START:END[:FREQ]`` (both ends included when on the grid; ``FREQ`` a pandas offset
+    alias, default month starts), e.g. ``2024-01-01:2024-06-01:MS``."""
     text = text.strip()
     parts = text.split(":")
     if "," not in text and len(parts) in (2, 3) and all(DATE.match(p) for p in parts[:2]):
@@ -51,7 +52,8 @@ def parse_cutoffs(text: str) -> pd.DatetimeIndex:
             raise ValueError(f"--cutoffs {text!r}: the range holds no cutoff")
         return cuts
     try:
-        return pd.DatetimeIndex([pd.Timestamp(p.strip()) for p in text.split(",") if p.strip()])
+        return pd.DatetimeIndex([parse_iso_timestamp(p, "--cutoffs")
+                                 for p in text.split(",") if p.strip()])
     except ValueError as exc:
         raise ValueError(
             f"--cutoffs {text!r}: give timestamps separated by commas or a range "
@@ -63,10 +65,7 @@ def _cutoffs(cutoff: str | None, cutoffs: str | None) -> pd.DatetimeIndex:
     if (cutoff is None) == (cutoffs is None):
         raise typer.BadParameter("give exactly one of --cutoff or --cutoffs")
     if cutoff is not None:
-        try:
-            return pd.DatetimeIndex([pd.Timestamp(cutoff)])
-        except ValueError as exc:
-            raise ValueError(f"--cutoff {cutoff!r} is not a timestamp") from exc
+        return pd.DatetimeIndex([parse_iso_timestamp(cutoff, "--cutoff")])
     return parse_cutoffs(cutoffs or "")
 
 

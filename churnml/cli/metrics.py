@@ -51,7 +51,8 @@ def metrics(
                              voice=cfg.voice)
     except (ChurnmlError, ValueError, FileNotFoundError) as exc:
         fail(exc)
-    emit(_label_periods(kpis, period), fmt, out, f"{customer_data.name}: KPIs per {period}")
+    emit(_label_periods(kpis, period), fmt, out, f"{customer_data.name}: KPIs per {period}",
+         escape=cfg.csv_escape_formulas)
 
 
 @app.command()
@@ -90,4 +91,5 @@ def retention(
         fail(exc)
     if period:
         res = _label_periods(res, period)
-    emit(res, fmt, out, f"{customer_data.name}: {mode.value} day-N retention ({window.value})")
+    emit(res, fmt, out, f"{customer_data.name}: {mode.value} day-N retention ({window.value})",
+         escape=cfg.csv_escape_formulas)

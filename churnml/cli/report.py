@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from churnml.cli._common import ConfigOpt, app, err, fail, resolve_config, step
+from churnml.cli._common import ConfigOpt, app, err, fail, load, resolve_config, step
 from churnml.errors import ChurnmlError
 
 
@@ -29,8 +29,9 @@ def report(
     try:
         cfg = resolve_config(config, None, None)
         source = out_dir or Path(cfg.output_dir)
-        with step(f"building the report from {source}"):
-            path = build_report(source, cfg, out)
+        # metric tables absent from the folder (e.g. after train and score) are computed
+        path = build_report(source, cfg, out, data=lambda: load(cfg))
+        err.print(f"[green]✓[/green] built the report from {source}")
         if mlflow_run is not None:
             with step(f"logging the report to MLflow run {mlflow_run}"):
                 log_report(path, run_id=mlflow_run)

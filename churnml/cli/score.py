@@ -18,6 +18,7 @@ from churnml.cli._common import (
     err,
     fail,
     load,
+    parse_iso_timestamp,
     resolve_config,
     step,
 )
@@ -33,8 +34,8 @@ def score(
     dataset: DatasetOpt = None,
     data: DataDirOpt = None,
     cutoff: Annotated[
-        str | None, typer.Option(help="score as of this instant (default: now; for a built-in "
-                                "dataset the day after its last record)")
+        str | None, typer.Option(help="score as of this instant, ISO 8601 (default: the end "
+                                "of the data: data.end, else the day after its last record)")
     ] = None,
     out: Annotated[
         Path | None,
@@ -53,6 +54,17 @@ def score(
     tracking_uri: Annotated[
         str | None, typer.Option("--tracking-uri", help="MLflow store (default: tracking.uri)")
     ] = None,
+    escape_formulas: Annotated[
+        bool | None,
+        typer.Option("--escape-formulas/--no-escape-formulas",
+                     help="prefix CSV text cells starting with = + - @ tab CR with ' so "
+                     "spreadsheets do not run them (default: csv_escape_formulas, on)"),
+    ] = None,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option("--trust-pickle", help="let --models-dir hold pickled (.joblib) models, "
+                     "which run code when loaded: only for files you made yourself"),
+    ] = False,
     scored_at: Annotated[
         str | None,
         typer.Option("--scored-at", help="timestamp recorded as scored_at (default: now, UTC); "
@@ -62,27 +74,50 @@ def score(
     """Score every customer: churn probability x predicted value = value at risk, ranked,
     with the top churn drivers in words, a segment and a suggested action. Writes the
     scores, segment_summary.csv and one CSV per segment; prints the segment summary."""
+    from mlflow.exceptions import MlflowException
+
+    from churnml.data.customer_data import cutoff_warnings
     from churnml.pipeline import (
         default_cutoff,
         load_scoring_models,
+        record_score_run,
         score_customers,
+        score_output_set,
         write_score_outputs,
     )
 
     try:
         cfg = resolve_config(config, dataset, data)
+        if scored_at is not None:  # ISO 8601 only, like --cutoff (checked before any work)
+            parse_iso_timestamp(scored_at, "--scored-at")
+        out_dir = Path(cfg.output_dir)
+        outputs = score_output_set(out_dir, out, segments_dir)
+        outputs.prepare()  # before any work: a bad --out fails in a second, not after scoring
+        escape = cfg.csv_escape_formulas if escape_formulas is None else escape_formulas
         uri = tracking_uri or cfg.tracking.uri
         folder = models_dir or cfg.scoring.models_dir
+        trust = trust_pickle or cfg.scoring.trust_pickle
+        if folder and trust:
+            err.print("[yellow]warning:[/yellow] --trust-pickle: pickled models in "
+                      f"{folder} will be loaded, and loading a pickle runs the code it holds")
         with step("loading models " + (f"from {folder}" if folder else f"from {uri}")):
-            models = load_scoring_models(cfg, folder, uri)
+            models = load_scoring_models(cfg, folder, uri, trust_pickle=trust)
         if cfg.features.engine == "spark":
             _score_spark(cfg, models, cutoff, scored_at, out, segments_dir)
             return
         customer_data = load(cfg)
-        if cutoff is None and cfg.data.dataset is not None:  # a historical built-in log
-            cutoff = default_cutoff(customer_data)
-            err.print(f"  {cfg.data.dataset}: scoring as of {cutoff:%Y-%m-%d}, the day after "
-                      "its last record (--cutoff to change)")
+        if cutoff is None:
+            cut = default_cutoff(customer_data)
+            err.print(f"  scoring as of {cut}, the end of the data ("
+                      + ("data.end" if customer_data.end_configured is not None
+                         else "the day after its last record") + "; --cutoff to change)",
+                      highlight=False)
+        else:
+            cut = parse_iso_timestamp(cutoff, "--cutoff", cfg.data.timezone)
+            for note in cutoff_warnings(customer_data, cut):
+                err.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
+        if (overlap := models.overlap_warning(cut)) is not None:
+            err.print(f"[yellow]warning:[/yellow] {overlap}", highlight=False)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=err, transient=True) as bar:
             tasks: dict[str, int] = {}
@@ -92,37 +127,42 @@ def score(
                     tasks[stage] = bar.add_task(STAGES.get(stage, stage), total=total)
                 bar.update(tasks[stage], completed=done, total=total)
 
-            result = score_customers(customer_data, cfg, models, cutoff=cutoff,
+            result = score_customers(customer_data, cfg, models, cutoff=cut,
                                      scored_at=scored_at, progress=progress)
-        out_dir = Path(cfg.output_dir)
         with step("writing scores and segment files"):
-            files = write_score_outputs(result, out_dir, out, segments_dir)
+            files = write_score_outputs(result, out_dir, out, segments_dir, escape=escape,
+                                        outputs=outputs)
         target = files["scores"]
-    except (ChurnmlError, ValueError, FileNotFoundError, LookupError) as exc:
+        history = record_score_run(result, cfg, models)
+    except (ChurnmlError, ValueError, FileNotFoundError, LookupError, MlflowException) as exc:
         fail(exc)
     for note in result.warnings:
         err.print(f"[yellow]warning:[/yellow] {note}")
     scores = result.scores
     err.print(f"{len(scores):,} customers scored with {models.version}; reasons for "
               f"{result.n_reasons:,}; wrote {target}")
-    emit(result.summary, OutFormat.table, None, "Segments (value at risk in the input currency "
-         f"over {cfg.churn.horizon_days} days)")
+    if history is not None:
+        err.print(f"  kept in the score history: {history}")
+    emit(result.summary, OutFormat.table, None, f"Segments (value at risk in "
+         f"{customer_data.currency} over {cfg.churn.horizon_days} days)")
 
 
 def _score_spark(cfg: Config, models: Any, cutoff: str | None, scored_at: str | None,
                  out: Path | None, segments_dir: Path | None) -> None:
     """``score`` with features.engine spark: features, predictions (mlflow spark_udf),
     segments and reasons on the executors; outputs written by Spark."""
-    from churnml.pipeline import default_cutoff, score_customers_spark, spark_job
+    from churnml.pipeline import score_customers_spark, spark_default_cutoff, spark_job
 
     with spark_job(cfg) as (_, data):
-        if cutoff is None and cfg.data.dataset is not None:
-            cutoff = default_cutoff(data)
-            err.print(f"  {cfg.data.dataset}: scoring as of {cutoff:%Y-%m-%d}, the day after "
-                      "its last record (--cutoff to change)")
+        if cutoff is None:
+            cut = spark_default_cutoff(data, cfg)
+            err.print(f"  scoring as of {cut}, the end of the data (--cutoff to change)",
+                      highlight=False)
+        else:
+            cut = parse_iso_timestamp(cutoff, "--cutoff", cfg.data.timezone)
         with step("scoring on spark (features, predictions, segments, reasons, files)"):
             result = score_customers_spark(data, cfg, models, Path(cfg.output_dir),
-                                           cutoff=cutoff, scored_at=scored_at,
+                                           cutoff=cut, scored_at=scored_at,
                                            scores_path=out, segments_dir=segments_dir)
     for note in result.warnings:
         err.print(f"[yellow]warning:[/yellow] {note}")

@@ -31,7 +31,11 @@ LABELS = {"roc_auc": "AUC", "pr_auc": "PR AUC", "brier": "Brier", "log_loss": "l
           "top_decile_lift": "lift@10%", "normalized_gini": "Gini", "top_10_capture": "top 10%",
           "top_20_capture": "top 20%", "spearman": "Spearman", "total_ratio": "pred/actual"}
 TITLES = {"churn": "Churn: model vs baselines (backtest mean over folds)",
-          "ltv": "LTV over the horizon: model vs last-value baseline (backtest mean)"}
+          "ltv": "LTV over the horizon: model vs last-value baseline (backtest mean)",
+          "if_retained": "Revenue of customers who did not churn: value if retained vs "
+                         "expected value and trailing revenue (backtest mean)",
+          "value_at_risk": "Revenue lost to churn (churned x revenue of the horizon before "
+                           "the cutoff): rankings (backtest mean)"}
 
 
 def _print_table(df: pd.DataFrame, title: str) -> None:
@@ -80,9 +84,14 @@ def train(
         _print_table(table, TITLES[task])
     for reg in result.registrations.values():
         champion = "none" if reg.champion_version is None else f"v{reg.champion_version}"
-        verdict = "promoted to champion" if reg.promoted else f"champion stays {champion}"
+        verdict = ("promoted to champion" if reg.promoted
+                   else f"registered as challenger, champion stays {champion}")
         err.print(f"  {reg.name} v{reg.version} aliases={reg.aliases}: {verdict} "
                   f"({reg.metric})", soft_wrap=True)
+        err.print(f"    {reg.message}", soft_wrap=True, markup=False)
+    if result.registrations and not next(iter(result.registrations.values())).promoted:
+        err.print("  churn and LTV models are promoted together: both must beat their "
+                  "champion and their naive baseline", soft_wrap=True)
     for what, path in result.files.items():
         err.print(f"  {what:<22} {path}")
     err.print(f"  total {sum(result.seconds.values()):.1f} s; MLflow run {result.run_id}")
@@ -92,16 +101,17 @@ def train(
 @app.command()
 def export(
     alias: Annotated[str, typer.Option(help="registry alias to export")] = "champion",
-    out: Annotated[Path, typer.Option("--out", help="folder for the joblib files and cards")]
+    out: Annotated[Path, typer.Option("--out", help="folder for the model files and cards")]
     = Path("models"),
     config: ConfigOpt = None,
     tracking_uri: TrackingOpt = None,
 ) -> None:
-    """Write the registered models holding ALIAS as joblib files plus JSON model cards,
-    for scoring without an MLflow server."""
+    """Write the churn/LTV pair holding ALIAS as code-free JSON (LightGBM text models, no
+    pickle) plus JSON model cards, for scoring without an MLflow server. The store is only
+    read: a missing store or model is an error naming it."""
     from mlflow.exceptions import MlflowException
 
-    from churnml.training.export import export_models
+    from churnml.training.export import MODEL_SUFFIX, export_models
 
     try:
         cfg = resolve_config(config, None, None)
@@ -111,4 +121,5 @@ def export(
     except (ChurnmlError, LookupError, MlflowException, FileNotFoundError) as exc:
         fail(exc)
     for name, card in cards.items():
-        err.print(f"[green]✓[/green] {name}@{alias} -> {card.with_suffix('.joblib')}, {card}")
+        err.print(f"[green]✓[/green] {name}@{alias} -> {card.parent / (name + MODEL_SUFFIX)}, "
+                  f"{card}", soft_wrap=True)

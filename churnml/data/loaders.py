@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -9,7 +10,7 @@ import pandas as pd
 from churnml.config import Config, DataConfig, TableSource, ValidationConfig, VoiceConfig
 from churnml.data.customer_data import CustomerData
 from churnml.data.schema import TABLES
-from churnml.errors import DataValidationError
+from churnml.errors import ConfigError, DataValidationError
 
 SUFFIXES = (".parquet", ".csv", ".csv.gz", ".tsv")
 
@@ -22,15 +23,87 @@ def _find_file(directory: Path, table: str) -> Path | None:
     return None
 
 
-def read_raw(path: Path, source: TableSource | None = None) -> pd.DataFrame:
-    """Read one CSV/TSV/Parquet file as it is (no renaming, no parsing)."""
+def _id_raw_columns(table: str | None, source: TableSource | None) -> list[str]:
+    """Raw names of the id columns of ``table`` under the mapping of ``source``."""
+    if table is None:
+        return []
+    columns = source.columns if source else {}
+    return [columns.get(c, c) for c, kind in TABLES[table].columns.items() if kind == "id"]
+
+
+def read_raw(path: Path, source: TableSource | None = None, table: str | None = None
+             ) -> pd.DataFrame:
+    """Read one CSV/TSV/Parquet file as it is (no renaming, no parsing); the id columns of
+    ``table`` are read as text (``007`` stays ``007``). Errors name the file and the fix."""
     name = path.name.lower()
+    label = table or path.stem
     if name.endswith(".parquet"):
-        return pd.read_parquet(path)
+        try:
+            return pd.read_parquet(path)
+        except (OSError, ValueError) as exc:  # pyarrow errors derive from these
+            raise DataValidationError(label, None, f"{path}: not a readable Parquet file "
+                                      f"({type(exc).__name__}: {exc})") from exc
     options = dict(source.csv_options) if source else {}
     if name.endswith(".tsv"):
         options.setdefault("sep", "\t")
-    return pd.read_csv(path, **options)
+    ids = _id_raw_columns(table, source)
+    dtype = options.get("dtype")
+    if ids and (dtype is None or isinstance(dtype, dict)):
+        options["dtype"] = {**{c: "str" for c in ids}, **(dtype or {})}
+    try:
+        return pd.read_csv(path, **options)
+    except pd.errors.EmptyDataError as exc:
+        raise DataValidationError(
+            label, None, f"{path}: the file is empty (no header row); export the table with "
+            "its column names, or remove the file if the table is optional"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        enc = options.get("encoding", "utf-8")
+        raise DataValidationError(
+            label, None, f"{path}: not {enc} text (byte {exc.object[exc.start]:#04x} at "
+            f"position {exc.start}); set the file's encoding, e.g. data.tables.{label}."
+            "csv_options: {encoding: latin-1} (or cp1252, utf-16)"
+        ) from exc
+    except TypeError as exc:  # a read_csv option of the wrong kind
+        raise ConfigError(f"data.tables.{label}.csv_options: {exc}") from exc
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise DataValidationError(label, None, f"{path}: cannot be read as CSV with "
+                                  f"csv_options {options}: {exc}") from exc
+
+
+def apply_expressions(df: pd.DataFrame, table: str, expressions: dict[str, str]
+                      ) -> pd.DataFrame:
+    """Compute canonical columns from SQL expressions over the raw columns (e.g.
+    ``{"amount": "Quantity * UnitPrice"}``). Each expression is checked against the shared
+    allow-list (:func:`churnml.expressions.parse_expression`: columns, literals, arithmetic,
+    CASE, scalar functions; no subqueries, tables or files) and evaluated by DuckDB."""
+    if not expressions:
+        return df
+    import duckdb
+
+    from churnml.expressions import parse_expression, quote_identifier, render_expression
+
+    spec = TABLES[table]
+    selects = []
+    for canon, sql in expressions.items():
+        where = f"data.tables.{table}.expressions.{canon}"
+        if canon not in spec.columns:
+            raise ConfigError(f"{where}: unknown canonical column; the contract has "
+                              f"{list(spec.columns)}")
+        tree = parse_expression(sql, where=where, columns=[str(c) for c in df.columns])
+        selects.append(f"{render_expression(tree, where=where)} AS {quote_identifier(canon)}")
+    con = duckdb.connect()
+    try:
+        con.register("raw_rows", df)
+        computed = con.execute(f"SELECT {', '.join(selects)} FROM raw_rows").df()
+    except duckdb.Error as exc:
+        raise DataValidationError(table, next(iter(expressions)),
+                                  f"expression failed on the data: {exc}") from exc
+    finally:
+        con.close()
+    out = df.drop(columns=[c for c in expressions if c in df.columns])
+    computed.index = df.index
+    return pd.concat([out, computed], axis=1)
 
 
 def apply_mapping(
@@ -56,6 +129,18 @@ def apply_mapping(
     return df.rename(columns={raw: canon for canon, raw in columns.items()})
 
 
+
+def ids_as_text(df: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Id columns of a table read from a file as text (Parquet integer ids: ``7`` -> ``"7"``),
+    so ids compare the same across tables and formats."""
+    from churnml.data.customer_data import id_strings
+
+    for c, kind in TABLES[table].columns.items():
+        if kind == "id" and c in df.columns:
+            df[c] = id_strings(df[c])
+    return df
+
+
 def load_folder(
     directory: str | Path,
     tables: dict[str, TableSource] | None = None,
@@ -64,12 +149,13 @@ def load_folder(
     currency: str = "USD",
     validation: ValidationConfig | None = None,
     voice: VoiceConfig | None = None,
+    end: str | pd.Timestamp | None = None,
 ) -> CustomerData:
     """Load the contract tables from ``directory`` and validate them.
 
     A table is read from ``tables[name].path`` when given, else from ``<name>.parquet``,
     ``<name>.csv``, ``<name>.csv.gz`` or ``<name>.tsv`` in the folder. Only transactions are
-    required.
+    required. Customer ids read from files are text in every table. ``end`` is ``data.end``.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -81,7 +167,6 @@ def load_folder(
             unknown[0], None, f"unknown table; expected one of {list(TABLES)}"
         )
     frames: dict[str, pd.DataFrame | None] = {}
-    formats: dict[str, str | None] = {}
     for name in TABLES:
         source = tables.get(name)
         if source is not None and source.path:
@@ -93,9 +178,13 @@ def load_folder(
         if path is None:
             frames[name] = None
             continue
-        raw = read_raw(path, source)
-        frames[name] = apply_mapping(raw, name, source.columns if source else {}, str(path))
-        formats[name] = source.ts_format if source else None
+        raw = read_raw(path, source, name)
+        if name == "transactions" and raw.empty:
+            raise DataValidationError(name, None, f"{path}: the file has a header but no rows")
+        if source is not None and source.expressions:
+            raw = apply_expressions(raw, name, source.expressions)
+        mapped = apply_mapping(raw, name, source.columns if source else {}, str(path))
+        frames[name] = ids_as_text(mapped, name)
     if frames["transactions"] is None:
         raise DataValidationError(
             "transactions", None,
@@ -104,7 +193,7 @@ def load_folder(
         )
     return CustomerData.from_frames(
         **frames, name=directory.name, currency=currency, validation=validation, voice=voice,
-        timezone=timezone, ts_formats=formats,
+        timezone=timezone, sources=tables, end=end,
     )
 
 
@@ -117,10 +206,19 @@ def load_data(config: Config | DataConfig) -> CustomerData:
     validation = full.validation if full else None
     voice = full.voice if full else None
     if data_cfg.dataset is not None:
-        return load_dataset(
+        data = load_dataset(
             data_cfg.dataset, n_customers=data_cfg.simulated_customers, seed=data_cfg.seed
         )
+        if data_cfg.end is not None:
+            data = replace(data, end_configured=pd.Timestamp(data_cfg.end))
+        if data_cfg.churn_shock is not None:
+            from churnml.data.scenarios import churn_shock
+
+            shock = data_cfg.churn_shock
+            data = churn_shock(data, shock.start, plan=shock.plan,
+                               monthly_hazard=shock.monthly_hazard, seed=shock.seed)
+        return data
     return load_folder(
         data_cfg.dir, data_cfg.tables, timezone=data_cfg.timezone, currency=data_cfg.currency,
-        validation=validation, voice=voice,
+        validation=validation, voice=voice, end=data_cfg.end,
     )

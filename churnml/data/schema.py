@@ -1,4 +1,4 @@
-"""The data contract: the five input tables, their canonical columns and kinds.
+"""The data contract: the input tables, their canonical columns and kinds.
 
 Only ``transactions`` is required. Timestamps are timezone-naive ``datetime64`` in the
 business's local time zone (see :class:`churnml.config.DataConfig.timezone`); amounts are in
@@ -65,9 +65,24 @@ SUBSCRIPTIONS = TableSpec(
     optional={"plan": "category", "mrr": "number"},
 )
 
+CAMPAIGNS = TableSpec(
+    "campaigns",
+    required={"customer_id": "id", "campaign_id": "id", "ts": "timestamp", "arm": "category"},
+    optional={"channel": "category", "cost": "number"},
+)
+
 TABLES: dict[str, TableSpec] = {
-    t.name: t for t in (TRANSACTIONS, EVENTS, SURVEYS, CUSTOMERS, SUBSCRIPTIONS)
+    t.name: t for t in (TRANSACTIONS, EVENTS, SURVEYS, CUSTOMERS, SUBSCRIPTIONS, CAMPAIGNS)
 }
+CONTROL_ARM = "control"  # the campaigns.arm value of the random holdout
 SURVEY_KINDS = ("nps", "csat", "ces")
 # Columns that may legitimately be null (everything else in ``required`` must be present).
 NULLABLE = {("subscriptions", "end_ts")}
+# Money columns: summed as exact decimals by the feature SQL (DECIMAL(18, 4), see
+# churnml.engine.sql.MONEY_DECIMAL), so each value must stay below 10^14 in absolute value.
+MONEY_COLUMNS = {("transactions", "amount"), ("subscriptions", "mrr")}
+MAX_ABS_MONEY = 1e14 - 1
+# Count-only logs (transactions without an amount column): each transaction counts this much,
+# so "value" is a number of purchases.
+COUNT_ONLY_AMOUNT = 1.0
+PURCHASES_UNIT = "purchases"

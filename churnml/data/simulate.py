@@ -52,6 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from churnml.config import ScoreRange, VoiceConfig
 from churnml.data.customer_data import CustomerData
+from churnml.data.simulate_campaigns import CampaignEffects, CampaignSpec, run_campaigns
 
 SECONDS_PER_DAY = 86_400
 MONTHS_PER_YEAR = 12
@@ -244,6 +245,11 @@ class SimulatorConfig(_Strict):
     )
     resubscribe_gap_mean_days: float = Field(45.0, gt=0, description="mean days until return")
     resubscribe_gap_shape: float = Field(1.5, gt=0, description="Gamma shape of the gap")
+    # retention campaigns (churnml.data.simulate_campaigns)
+    campaigns: list[CampaignSpec] = Field(
+        default_factory=list, description="randomised retention campaigns (none by default)"
+    )
+    campaign_effects: CampaignEffects = CampaignEffects()
 
     @field_validator("acquisition_channels", "countries", "categories", "channels")
     @classmethod
@@ -337,6 +343,9 @@ def simulate(
 
     Returns all five tables (``subscriptions`` only when ``contractual``) and the ground truth
     described in the module docstring as ``data.truth``. Same arguments -> identical tables.
+    With ``config.campaigns`` the data also hold a randomised campaign log (``data.campaigns``)
+    and its true effects (``data.campaign_truth``), see :mod:`churnml.data.simulate_campaigns`;
+    customers never contacted keep exactly the rows of the simulation without campaigns.
     """
     cfg = config or SimulatorConfig()
     if n_customers < 1:
@@ -351,9 +360,27 @@ def simulate(
     customers = _customers_table(cust, lat, cal, cfg)
     subscriptions = _subscriptions_table(cust, lat, cal, cfg) if contractual else None
     truth = _truth_table(cust, lat, cal, cfg)
+    campaigns = campaign_truth = None
+    if cfg.campaigns:
+        if contractual:
+            raise ValueError("simulated campaigns need the non-contractual simulator")
+        sim = {
+            "cust": lat.cust, "t0": lat.t0, "t1": lat.t1, "sat": lat.sat,
+            "purchase_rate": lat.purchase_rate, "hazard": lat.hazard, "death_t": lat.death_t,
+            "propensity": cust.propensity, "spend_nu": cust.spend_nu,
+            "fav_category": cust.fav_category, "usual_channel": cust.usual_channel,
+        }
+        observed = {"transactions": transactions, "events": events, "surveys": surveys}
+        observed, campaigns, campaign_truth = run_campaigns(
+            seed, cfg, cal.start, cal.length_days, sim, observed)
+        transactions, events, surveys = (observed[k] for k in observed)
+        new_death = campaign_truth.set_index("customer_id")["death_ts"]
+        hit = truth["customer_id"].isin(new_death.index)
+        truth.loc[hit, "death_ts"] = truth.loc[hit, "customer_id"].map(new_death).to_numpy()
     return CustomerData.from_frames(
         transactions, events, surveys, customers, subscriptions,
-        name=SIMULATED_NAME, truth=truth, voice=cfg.voice,
+        name=SIMULATED_NAME, truth=truth, voice=cfg.voice, campaigns=campaigns,
+        campaign_truth=campaign_truth,
     )
 
 
@@ -890,3 +917,48 @@ def oracle_churn_probability(
     death_first = np.divide(h, total, out=np.zeros_like(total), where=total > 0)
     p = np.where(state["alive"].to_numpy(), quiet + death_first * (1 - quiet), 1.0)
     return pd.Series(p, index=state.index, name="oracle_churn_probability")
+
+
+def true_lost_value(
+    data: CustomerData, cutoff: pd.Timestamp | str, horizon_days: int
+) -> pd.DataFrame:
+    """The value each customer truly loses to churn over ``[cutoff, cutoff + H)``.
+
+    Index ``customer_id`` of the customers who signed up before ``cutoff``; columns (rates
+    per day, money in currency units, before returns):
+
+    - ``true_churn``: 1 if the customer is dead by ``cutoff + H`` (already before the
+      cutoff, or within the horizon), else 0;
+    - ``spend_if_alive`` = ``lambda x H x mean_spend``: the expected horizon spend had the
+      customer stayed alive, with ``lambda`` the purchase rate of the cutoff's month (for a
+      customer already dead: of the last month alive) and ``mean_spend`` the Gamma-Gamma
+      mean order value;
+    - ``lost_value`` = ``true_churn x spend_if_alive``;
+    - ``oracle_lost_value`` = ``P(dead by cutoff + H | truth at cutoff) x spend_if_alive``
+      with ``P = 1`` for the dead and ``1 - exp(-h H)`` for the living (hazard ``h`` of the
+      cutoff's month): the best ranking of ``lost_value`` that the truth allows.
+
+    Defined for the non-contractual simulator.
+    """
+    if data.subscriptions is not None:
+        raise ValueError("true_lost_value is defined for the non-contractual simulator")
+    if horizon_days <= 0:
+        raise ValueError(f"horizon_days must be positive, got {horizon_days}")
+    cutoff = pd.Timestamp(cutoff)
+    truth = _truth(data)
+    state = latent_state_at(data, cutoff)
+    per = customer_truth(data).loc[state.index]
+    month = cutoff.to_period("M").to_timestamp()
+    last = (truth[truth["month"] <= month].sort_values(["customer_id", "month"])
+            .drop_duplicates("customer_id", keep="last").set_index("customer_id"))
+    rate = last["purchase_rate_per_day"].reindex(state.index).fillna(0.0).to_numpy()
+    end = cutoff + pd.Timedelta(days=horizon_days)
+    death = per["death_ts"]
+    churn = (death.notna() & (death < end)).to_numpy().astype("int64")
+    spend = rate * horizon_days * per["mean_spend"].to_numpy()
+    alive = state["alive"].to_numpy()
+    hazard = state["churn_hazard_per_day"].fillna(0.0).to_numpy()
+    p_dead = np.where(alive, 1.0 - np.exp(-hazard * horizon_days), 1.0)
+    return pd.DataFrame({"true_churn": churn, "spend_if_alive": spend,
+                         "lost_value": churn * spend, "oracle_lost_value": p_dead * spend},
+                        index=state.index)

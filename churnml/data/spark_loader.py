@@ -29,10 +29,12 @@ from churnml.data.loaders import SUFFIXES, apply_mapping
 from churnml.data.schema import NULLABLE, SURVEY_KINDS, TABLES
 from churnml.data.spark_names import quote_table_name
 from churnml.data.validation import raise_if_any
-from churnml.errors import DataValidationError
+from churnml.errors import ConfigError, DataValidationError
 from churnml.errors import _show as show_value
 
 MAX_EXAMPLES = 5
+# loader options of the pandas route that the Spark route does not implement
+UNSUPPORTED = ("expressions", "order_lines", "drop_missing_ids", "drop_duplicates")
 ID_COLUMNS = ("customer_id", "referred_by")
 URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:/")
 OFFSET = r"(Z|[+-]\d{2}:?\d{2})$"  # a timestamp string with a UTC offset
@@ -190,7 +192,8 @@ def _spark_pattern(fmt: str) -> str:
     return "".join(out)
 
 
-def _timestamp(raw: Any, dtype: str, tz: str, session_tz: str, fmt: str | None) -> Any:
+def _timestamp(raw: Any, dtype: str, tz: str, session_tz: str,
+               fmt: str | list[str] | None) -> Any:
     """A raw column as naive wall-clock time in ``tz``."""
     from pyspark.sql import functions as F
 
@@ -205,9 +208,13 @@ def _timestamp(raw: Any, dtype: str, tz: str, session_tz: str, fmt: str | None) 
         return to_tz(raw.cast("timestamp_ntz")) if dtype == "timestamp" else raw.cast(
             "timestamp_ntz")
     text = raw.cast("string")
-    if fmt is not None:
-        parsed = F.try_to_timestamp(text, F.lit(_spark_pattern(fmt))).cast("timestamp_ntz")
-        return to_tz(parsed) if "%z" in fmt else parsed
+    formats = [f for f in ([fmt] if isinstance(fmt, str) else list(fmt or []))
+               if f.upper() != "ISO8601"]
+    if formats:  # each value read by the first format that fits
+        parsed = [F.try_to_timestamp(text, F.lit(_spark_pattern(f))).cast("timestamp_ntz")
+                  for f in formats]
+        parsed = [to_tz(p) if "%z" in f else p for p, f in zip(parsed, formats, strict=True)]
+        return parsed[0] if len(parsed) == 1 else F.coalesce(*parsed)
     # naive strings are wall-clock time already; those with an offset are instants
     parsed = F.try_to_timestamp(text).cast("timestamp_ntz")
     return F.when(text.rlike(OFFSET), to_tz(parsed)).otherwise(parsed)
@@ -392,6 +399,12 @@ def load_spark_data(cfg: Config, spark: Any, staging: str | Path | None = None,
         raise DataValidationError(unknown[0], None,
                                   f"unknown table; expected one of {list(TABLES)}")
     frames, stats, problems = {}, {}, []
+    for table, source in d.tables.items():
+        used = [k for k in UNSUPPORTED if getattr(source, k, None)]
+        if used:
+            raise ConfigError(f"data.tables.{table}: {', '.join(used)} not supported with "
+                              "features.engine spark (prepare the table in Spark, or use "
+                              "the duckdb engine)")
     for table in TABLES:
         source = d.tables.get(table)
         found = read_source(spark, table, source, d.dir)

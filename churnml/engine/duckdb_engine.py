@@ -11,7 +11,7 @@ import duckdb
 import pandas as pd
 
 from churnml.engine.base import SqlEngine
-from churnml.engine.sql import literal, render
+from churnml.engine.sql import ident, literal, render
 
 
 class DuckDBEngine(SqlEngine):
@@ -49,8 +49,9 @@ class DuckDBEngine(SqlEngine):
                 self._columns[name] = [str(c) for c in table.columns]
             elif isinstance(table, str | os.PathLike):
                 path = literal(str(Path(table)))
-                self.con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({path})")
-                described = self.con.execute(f"DESCRIBE {name}").fetchall()
+                view = ident(name)
+                self.con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet({path})")
+                described = self.con.execute(f"DESCRIBE {view}").fetchall()
                 self._columns[name] = [row[0] for row in described]
             else:
                 raise TypeError(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from churnml.expressions import quote_identifier
+
 MICROSECONDS_PER_DAY = 86_400_000_000
 # One money value as an exact decimal: up to 1e14 currency units, 4 decimals (exact for
 # amounts in cents). Sums of such values are exact, so they do not depend on the order in
@@ -23,8 +25,8 @@ def literal(value: str) -> str:
 
 
 def ident(name: str) -> str:
-    """A quoted SQL identifier."""
-    return '"' + str(name).replace('"', '""') + '"'
+    """A quoted SQL identifier (:func:`churnml.expressions.quote_identifier`)."""
+    return quote_identifier(name)
 
 
 def ts_literal(ts: pd.Timestamp | str) -> str:

@@ -44,21 +44,18 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import pandas as pd
-import sqlglot
-from sqlglot import exp
 
 from churnml.engine.sql import conjunction, flag, shift_days, ts_literal
 from churnml.errors import ConfigError, DataValidationError
+from churnml.expressions import quote_identifier, render_expression
 from churnml.features.aggregations import AGGREGATIONS, MONEY_UNIT, PREV, Ctx
 from churnml.features.definitions import (
     CUTOFF,
     SOURCES,
-    SQL_DIALECT,
     DerivedFeature,
     Feature,
     Source,
     columns_of,
-    parse_sql,
 )
 
 ROWS = "__rows"  # hidden all-time row count of activity sources: defines the population
@@ -103,8 +100,12 @@ class _Part:
             if not self.prefiltered:
                 used |= f.references()
             elif f.column is not None:
-                used |= columns_of(f.column, f.name)
+                used |= columns_of(f.column, f.name, "column")
         return [c for c in self.source.columns(schema) if c in used]
+
+    def read(self) -> set[str]:
+        """Every source column the part's features, conditions included, read."""
+        return {"customer_id", self.source.time}.union(*(f.references() for f in self.features))
 
     @property
     def needs_history(self) -> bool:
@@ -115,6 +116,12 @@ class _Part:
         """Helper kind -> column name, for the rows matching ``cond``."""
         i = list(self.helpers).index(cond) if cond in self.helpers else -1
         return {h: f"__{h}{i}" for h in self.helpers.get(cond, ())}
+
+
+def _user_sql(text: str | None) -> str | None:
+    """A user expression (already checked when its feature was built) as the SQL
+    regenerated from its tree, every identifier quoted (never the user's text)."""
+    return None if text is None else render_expression(text, where="feature expression")
 
 
 def cutoff_intervals(cutoffs: pd.DatetimeIndex) -> pd.DataFrame:
@@ -286,12 +293,13 @@ def _helper_sql(part: _Part, time: str, spark: bool = False) -> str:
     out = []
     for cond in part.helpers:
         names = part.helper_names(cond).items()
+        sql_cond = flag(_user_sql(cond) or "") if cond else ""
         if spark and cond and not part.prefiltered:
-            over = f"OVER (PARTITION BY customer_id ORDER BY {flag(cond)}, {time})"
-            out += [f", CASE WHEN lag({flag(cond)}) {over} = {flag(cond)} "
+            over = f"OVER (PARTITION BY customer_id ORDER BY {sql_cond}, {time})"
+            out += [f", CASE WHEN lag({sql_cond}) {over} = {sql_cond} "
                     f"THEN {fn[h]}({time}) {over} END AS {name}" for h, name in names]
             continue
-        by = "customer_id" if part.prefiltered or not cond else f"customer_id, {flag(cond)}"
+        by = "customer_id" if part.prefiltered or not cond else f"customer_id, {sql_cond}"
         over = f"OVER (PARTITION BY {by} ORDER BY {time})"
         out += [f", {fn[h]}({time}) {over} AS {name}" for h, name in names]
     return "".join(out)
@@ -309,14 +317,14 @@ def _window_cond(f: Feature, time: str, cut: str) -> str | None:
 def _ctx(f: Feature, part: _Part, time: str, cut: str, window: bool) -> Ctx:
     """What ``f``'s aggregate reads; ``window``: restrict rows to ``f``'s window."""
     if f.column is not None:
-        x = f"({f.column})"
+        x = _user_sql(f.column) or ""
     elif f.agg in ("days_since_last", "days_since_first"):
         x = time
     else:
         x = "*"
     names = part.helper_names(f.where)
     # a sequence part's rows already satisfy the feature's where
-    where = None if part.prefiltered else f.where
+    where = None if part.prefiltered else _user_sql(f.where)
     cond = conjunction(where, _window_cond(f, time, cut)) if window else where
     lower = shift_days(cut, -f.span_days) if window and f.span_days is not None else None
     return Ctx(x=x, cond=cond, time=time, cut=cut, lower=lower,
@@ -336,17 +344,17 @@ def _pre_source(part: _Part, schema: Mapping[str, list[str]], cutoffs: pd.Dateti
     """The part's rows that can be known at some cutoff (its columns only), with the helper
     columns of a sequence part."""
     source = part.source
-    base = source.select_sql(relations.table(source.table), schema)
+    base = source.select_sql(relations.table(source.table), schema, only=part.read())
     # gaps look back across the whole history, so only the upper bound applies then; other
     # helpers only compare ``prev`` with the window's lower bound (module docstring)
     bound = None if part.needs_history else part.bound_days
     where = _known_before(source, source.time, ts_literal(cutoffs.max()), None)
     if part.prefiltered:
-        where = conjunction(where, *part.helpers)
+        where = conjunction(where, *(_user_sql(c) for c in part.helpers))
     if bound is not None:
         earliest = shift_days(ts_literal(cutoffs.min()), -bound)
         where = conjunction(where, f"{source.time} >= {earliest}")
-    cols = ", ".join(f"s.{c}" for c in part.columns(schema))
+    cols = ", ".join(f"s.{quote_identifier(c)}" for c in part.columns(schema))
     helpers = _helper_sql(part, source.time, relations.engine == "spark")
     return f"SELECT {cols}{helpers} FROM ({base}) s WHERE {where}"
 
@@ -363,9 +371,10 @@ def _direct_sql(part: _Part, schema: Mapping[str, list[str]], cutoffs: pd.Dateti
                 relations: Relations, single: bool, pre: str) -> str:
     source = part.source
     cut = ts_literal(cutoffs[0]) if single else "c.cutoff"
+    q = quote_identifier
     cols = [
-        f"CASE WHEN t.{c} < {cut} THEN t.{c} END AS {c}" if c in source.known_when_passed
-        else f"t.{c}"
+        f"CASE WHEN t.{q(c)} < {cut} THEN t.{q(c)} END AS {q(c)}"
+        if c in source.known_when_passed else f"t.{q(c)}"
         for c in part.columns(schema)
     ] + [f"t.{name}" for cond in part.helpers for name in part.helper_names(cond).values()]
     known = _known_before(source, f"t.{source.time}", cut, part.bound_days)
@@ -443,12 +452,8 @@ def _derived_sql(f: DerivedFeature, sql_of: Mapping[str, str]) -> str:
             f"(CASE WHEN {args[0]} IS NULL THEN NULL WHEN {args[0]} {cmp} {f.threshold!r} "
             f"THEN 1.0 ELSE 0.0 END)"
         )
-    tree = parse_sql(f.expr or "", f.name)
-    tree = tree.transform(
-        lambda node: sqlglot.parse_one(sql_of[node.name], read=SQL_DIALECT)
-        if isinstance(node, exp.Column) and node.name in sql_of else node
-    )
-    return f"({tree.sql(dialect=SQL_DIALECT)})"
+    return render_expression(f.expr or "", where=f"feature {f.name!r} expr",
+                             replace={n: sql_of[n] for n in f.dependencies()})
 
 
 def _final_select(features: Sequence[Feature | DerivedFeature], base: list[Feature],

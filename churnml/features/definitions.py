@@ -2,11 +2,15 @@
 
 A :class:`Feature` aggregates rows of one *source* known at the cutoff; a
 :class:`DerivedFeature` combines other features of the same row (ratios, differences,
-thresholds). Both carry a unit and a description template used to explain scores in words::
+thresholds). Both carry a unit, a description template used to explain scores in words
+(with the word formats of :mod:`churnml.features.wording`), the wording of a zero value and
+a *family* (recency, frequency, spend, ...: a customer's reasons name at most one feature
+per family)::
 
     Feature(name="purchases_90d", table="transactions", agg="count", where="amount > 0",
-            window_days=90, unit="purchases",
-            description="{value:.0f} purchases in the last 90 days")
+            window_days=90, unit="purchases", family="frequency",
+            description="{value:count purchase} in the last 90 days",
+            zero_description="no purchase in the last 90 days")
 
 Expressions (``column``, ``where``, ``expr``) are SQL in the DuckDB dialect, kept to portable
 constructs so the same definition runs on Spark; they may reference the source's columns and
@@ -18,14 +22,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-import sqlglot
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 from sqlglot import exp
 
-from churnml.errors import ConfigError
+from churnml.expressions import expression_columns, parse_expression, quote_identifier
+from churnml.features.wording import fill
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 CUTOFF = "cutoff"  # column holding the cutoff in every feature query
@@ -40,6 +43,15 @@ SourceName = Literal[
 ]
 DerivedOp = Literal["ratio", "difference", "greatest", "at_most", "below", "expr"]
 Dtype = Literal["number", "category"]
+# Reason families of the built-in features (custom features may name these or their own).
+FAMILIES = (
+    "recency", "tenure", "frequency", "spend", "returns", "engagement", "support", "survey",
+    "subscription", "referral",
+)
+FAMILY_HELP = ("reason family (recency, frequency, spend, engagement, survey, ...): a "
+               "customer's reasons name at most one feature per family (None: its own)")
+ZERO_HELP = ("wording of a zero value; '' : a zero value is no reason (e.g. 0 returns); "
+             "None: the description")
 
 # Aggregations that need ``column`` (a value expression); ``days_since_*`` take an optional
 # timestamp expression (default: the source's time column); the rest take none.
@@ -52,11 +64,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _describe(template: str, name: str, value: Any, context: Mapping[str, Any] | None) -> str:
+def _describe(template: str, zero: str | None, name: str, value: Any,
+              context: Mapping[str, Any] | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return f"{name}: unknown"
+    if zero and isinstance(value, int | float) and value == 0:
+        template = zero
     try:
-        return template.format(value=value, **(context or {}))
+        return fill(template, {**(context or {}), "value": value})
     except (KeyError, ValueError, TypeError, IndexError):
         return f"{name} = {value}"
 
@@ -81,6 +96,8 @@ class Feature(_Strict):
                              "the cutoff (e.g. 'prior 90 days': window 90, offset 90)")
     unit: str = ""
     description: str = Field("", description="str.format template: {value} and any feature")
+    zero_description: str | None = Field(None, description=ZERO_HELP)
+    family: str | None = Field(None, pattern=NAME_PATTERN, description=FAMILY_HELP)
     dtype: Dtype = "number"
 
     @model_validator(mode="after")
@@ -93,9 +110,10 @@ class Feature(_Strict):
             raise ValueError(f"feature {self.name!r}: offset_days needs window_days")
         if self.dtype == "category" and self.agg != "latest":
             raise ValueError(f"feature {self.name!r}: category features use agg 'latest'")
-        for text in (self.column, self.where):
+        for field_name in ("column", "where"):
+            text = getattr(self, field_name)
             if text is not None:
-                parse_sql(text, self.name)
+                parse_sql(text, self.name, field_name)
         return self
 
     @property
@@ -109,11 +127,17 @@ class Feature(_Strict):
 
     def references(self) -> set[str]:
         """Column names the feature's expressions read."""
-        return set().union(*(columns_of(t, self.name) for t in (self.column, self.where) if t))
+        return set().union(*(columns_of(t, self.name, k)
+                             for k, t in (("column", self.column), ("where", self.where)) if t))
 
     def describe(self, value: Any, context: Mapping[str, Any] | None = None) -> str:
         """The description with ``value`` (and other features of ``context``) filled in."""
-        return _describe(self.description, self.name, value, context)
+        return _describe(self.description, self.zero_description, self.name, value, context)
+
+    @property
+    def reason_family(self) -> str:
+        """The family of the feature's reasons (its own name when none is set)."""
+        return self.family or self.name
 
 
 class DerivedFeature(_Strict):
@@ -133,6 +157,8 @@ class DerivedFeature(_Strict):
     expr: str | None = None
     unit: str = ""
     description: str = ""
+    zero_description: str | None = Field(None, description=ZERO_HELP)
+    family: str | None = Field(None, pattern=NAME_PATTERN, description=FAMILY_HELP)
     dtype: Dtype = "number"
 
     @model_validator(mode="after")
@@ -150,18 +176,23 @@ class DerivedFeature(_Strict):
         if self.op == "expr":
             if self.expr is None:
                 raise ValueError(f"feature {self.name!r}: op 'expr' needs expr")
-            parse_sql(self.expr, self.name)
+            parse_sql(self.expr, self.name, "expr")
         return self
 
     def dependencies(self) -> list[str]:
         """Names of the features this one is computed from."""
         if self.op == "expr":
-            return sorted(columns_of(self.expr or "", self.name))
+            return sorted(columns_of(self.expr or "", self.name, "expr"))
         return list(self.inputs)
 
     def describe(self, value: Any, context: Mapping[str, Any] | None = None) -> str:
         """The description with ``value`` (and other features of ``context``) filled in."""
-        return _describe(self.description, self.name, value, context)
+        return _describe(self.description, self.zero_description, self.name, value, context)
+
+    @property
+    def reason_family(self) -> str:
+        """The family of the feature's reasons (its own name when none is set)."""
+        return self.family or self.name
 
 
 def _kind(value: Any) -> str:
@@ -184,21 +215,15 @@ def describe(features: list[Feature | DerivedFeature], row: Mapping[str, Any]) -
     return {f.name: f.describe(row.get(f.name), row) for f in features if f.name in row}
 
 
-def parse_sql(text: str, feature: str) -> exp.Expression:
-    """Parse one SQL expression; a :class:`ConfigError` names the feature if it is invalid."""
-    try:
-        tree = sqlglot.parse_one(text, read=SQL_DIALECT)
-    except sqlglot.errors.ParseError as exc:
-        raise ConfigError(f"feature {feature!r}: invalid SQL {text!r}: {exc}") from exc
-    if tree.find(exp.Select, exp.Subquery) is not None:
-        raise ConfigError(f"feature {feature!r}: subqueries are not allowed in {text!r}")
-    return tree
+def parse_sql(text: str, feature: str, field: str = "expression") -> exp.Expression:
+    """Parse one SQL expression against the allow-list of :mod:`churnml.expressions`; a
+    :class:`~churnml.errors.ConfigError` names the feature and field if it is not allowed."""
+    return parse_expression(text, where=f"feature {feature!r} {field}")
 
 
-@lru_cache(maxsize=4096)
-def columns_of(text: str, feature: str) -> frozenset[str]:
+def columns_of(text: str, feature: str, field: str = "expression") -> frozenset[str]:
     """Column names referenced by a SQL expression."""
-    return frozenset(c.name for c in parse_sql(text, feature).find_all(exp.Column))
+    return expression_columns(text, where=f"feature {feature!r} {field}")
 
 
 # --------------------------------------------------------------------------- sources
@@ -238,12 +263,16 @@ class Source:
             c in schema[self.table] for c in (self.time, self.key, *(c for _, c in self.renames))
         )
 
-    def select_sql(self, relation: str, schema: Mapping[str, list[str]]) -> str:
-        """``SELECT ... FROM relation`` exposing :meth:`columns`."""
+    def select_sql(
+        self, relation: str, schema: Mapping[str, list[str]], only: set[str] | None = None
+    ) -> str:
+        """``SELECT ... FROM relation`` exposing :meth:`columns` (those in ``only``, when
+        given), every name quoted: a data column's name never reads as SQL."""
         renamed = dict(self.renames)
-        cols = self.columns(schema)
-        parts = [f"{self.key} AS customer_id"] + [
-            f"{renamed[c]} AS {c}" if c in renamed else c for c in cols[1:]
+        q = quote_identifier
+        cols = [c for c in self.columns(schema)[1:] if only is None or c in only]
+        parts = [f"{q(self.key)} AS customer_id"] + [
+            f"{q(renamed[c])} AS {q(c)}" if c in renamed else q(c) for c in cols
         ]
         where = f" WHERE {self.where}" if self.where else ""
         return f"SELECT {', '.join(parts)} FROM {relation}{where}"

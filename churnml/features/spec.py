@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from churnml.config import FeaturesConfig, VoiceConfig
 from churnml.data.schema import SURVEY_KINDS
 from churnml.errors import ConfigError
+from churnml.expressions import parse_expression
 from churnml.features.definitions import AnyFeature, DerivedFeature, Feature
 from churnml.features.groups import GROUPS
 
@@ -78,6 +79,15 @@ class FeatureSpec(BaseModel):
         "amount > 0", description="SQL condition on transactions that makes a purchase")
     extra: list[AnyFeature] = Field(default_factory=list, description="custom features")
     exclude: list[str] = Field(default_factory=list, description="feature names to drop")
+
+    @field_validator("purchase_where")
+    @classmethod
+    def _allowed(cls, value: str) -> str:
+        try:
+            parse_expression(value, where="features.spec.purchase_where")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> FeatureSpec:

@@ -83,6 +83,70 @@ def holdout_split(
     return np.sort(fit), np.sort(hold)
 
 
+class BoosterModel:
+    """A fitted LightGBM booster with the prediction API of LightGBM's scikit-learn wrapper.
+
+    :func:`fit_booster` returns one; :meth:`to_state` / :meth:`from_state` round-trip it
+    through LightGBM's text model format (no pickle). Only the trees up to ``n_iter_`` (the
+    best iteration under early stopping) are used and saved.
+
+    Attributes
+    ----------
+    booster_ : lightgbm.Booster
+    objective : str
+        LightGBM objective (``"binary"``: :meth:`predict_proba` is available).
+    n_iter_ : int
+        Trees used for prediction.
+    """
+
+    def __init__(self, booster: lgb.Booster, objective: str, n_iter: int) -> None:
+        self.booster_ = booster
+        self.objective = objective
+        self.n_iter_ = int(n_iter)
+
+    @property
+    def best_iteration_(self) -> int:
+        return self.n_iter_
+
+    @classmethod
+    def from_fitted(cls, model: lgb.LGBMModel) -> BoosterModel:
+        """Wrap the booster of a fitted scikit-learn-style LightGBM model."""
+        n_iter = int(model.best_iteration_ or model.n_iter_)
+        return cls(model.booster_, str(model.objective_), n_iter)
+
+    def predict(self, X: Any, raw_score: bool = False, pred_leaf: bool = False,
+                pred_contrib: bool = False, num_iteration: int | None = None) -> np.ndarray:
+        """Booster predictions on the first ``num_iteration`` (default ``n_iter_``) trees:
+        probabilities (binary), values (regression), raw scores, leaves or contributions."""
+        return self.booster_.predict(
+            X, raw_score=raw_score, pred_leaf=pred_leaf, pred_contrib=pred_contrib,
+            num_iteration=self.n_iter_ if num_iteration is None else num_iteration,
+        )
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """``[[1 - p, p], ...]`` of a binary booster."""
+        if self.objective != "binary":
+            raise AttributeError(f"predict_proba needs a binary booster, not {self.objective}")
+        p = self.predict(X)
+        return np.column_stack([1.0 - p, p])
+
+    def to_state(self) -> dict[str, Any]:
+        """``{"objective", "n_iter", "model"}``; ``model`` is LightGBM's text format."""
+        text = self.booster_.model_to_string(num_iteration=self.n_iter_)
+        return {"objective": self.objective, "n_iter": self.n_iter_, "model": text}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> BoosterModel:
+        from churnml.models._state import ModelStateError, require
+
+        text = require(state, "model", str)
+        try:
+            booster = lgb.Booster(model_str=text)
+        except lgb.basic.LightGBMError as exc:
+            raise ModelStateError(f"unreadable LightGBM model text: {exc}") from exc
+        return cls(booster, require(state, "objective", str), require(state, "n_iter", int))
+
+
 def fit_booster(
     model: lgb.LGBMModel,
     X: Any,
@@ -90,23 +154,24 @@ def fit_booster(
     fit_idx: np.ndarray | None,
     hold_idx: np.ndarray | None,
     early_stopping_rounds: int | None,
-) -> lgb.LGBMModel:
-    """Fit ``model`` on the ``fit_idx`` rows, early-stopping on the ``hold_idx`` rows.
+) -> BoosterModel:
+    """Fit ``model`` on the ``fit_idx`` rows, early-stopping on the ``hold_idx`` rows; returns
+    the fitted booster (:class:`BoosterModel`).
 
     Without a hold-out (``hold_idx is None``) the model is fitted on all rows for
     ``n_estimators`` rounds.
     """
     if hold_idx is None:
-        return model.fit(X, y)
+        return BoosterModel.from_fitted(model.fit(X, y))
     callbacks = (
         [lgb.early_stopping(early_stopping_rounds, verbose=False)]
         if early_stopping_rounds
         else None
     )
-    return model.fit(
+    return BoosterModel.from_fitted(model.fit(
         X.iloc[fit_idx],
         y[fit_idx],
         eval_X=(X.iloc[hold_idx],),
         eval_y=(y[hold_idx],),
         callbacks=callbacks,
-    )
+    ))

@@ -149,6 +149,30 @@ class FrameEncoder(TransformerMixin, BaseEstimator):
         """Names of the categorical features, in fit order."""
         return [n for n, k in self.feature_dtypes_.items() if k == CATEGORICAL]
 
+    def to_state(self) -> dict[str, Any]:
+        """``{"feature_dtypes": {name: kind}, "categories": {name: [...]}}`` (fit order)."""
+        check_is_fitted(self, "feature_dtypes_")
+        return {"feature_dtypes": dict(self.feature_dtypes_),
+                "categories": {k: list(v) for k, v in self.categories_.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> FrameEncoder:
+        from churnml.models._state import ModelStateError, require
+
+        dtypes = require(state, "feature_dtypes", dict)
+        categories = require(state, "categories", dict)
+        bad = {n: k for n, k in dtypes.items() if k not in (NUMERIC, CATEGORICAL)}
+        if bad or set(categories) != {n for n, k in dtypes.items() if k == CATEGORICAL}:
+            raise ModelStateError(
+                f"feature dtypes {bad or dtypes} do not match the categories of {list(categories)}"
+            )
+        enc = cls()
+        enc.feature_names_in_ = np.asarray(list(dtypes), dtype=object)
+        enc.n_features_in_ = len(dtypes)
+        enc.feature_dtypes_ = {str(n): str(k) for n, k in dtypes.items()}
+        enc.categories_ = {str(n): [str(c) for c in v] for n, v in categories.items()}
+        return enc
+
 
 class FrameModelMixin:
     """Shared fit-time bookkeeping of churnml models: encoder, feature names and dtypes."""
@@ -164,6 +188,14 @@ class FrameModelMixin:
     def _encode(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "encoder_")
         return self.encoder_.transform(X)
+
+    def _set_encoder(self, encoder: FrameEncoder) -> None:
+        """Restore ``encoder_`` and the feature schema (the inverse of :meth:`_fit_encoder`
+        without data, for ``from_state``)."""
+        self.encoder_ = encoder
+        self.feature_names_in_ = encoder.feature_names_in_
+        self.n_features_in_ = encoder.n_features_in_
+        self.feature_dtypes_ = dict(encoder.feature_dtypes_)
 
 
 def check_target(y: Any, n_rows: int, name: str) -> np.ndarray:

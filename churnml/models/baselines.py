@@ -15,8 +15,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
 from churnml.errors import DataValidationError
-from churnml.models._preprocess import FEATURE_TABLE, FrameModelMixin, check_target
-from churnml.models.churn import THRESHOLD, binary_target
+from churnml.models._preprocess import FEATURE_TABLE, FrameEncoder, FrameModelMixin, check_target
+from churnml.models._state import params_state, require, restore_params, stateful
+from churnml.models.churn import (
+    THRESHOLD,
+    binary_target,
+    logistic_1d_from_state,
+    logistic_1d_state,
+)
 
 # default columns: names of the built-in features (churnml.features, recency and monetary
 # groups); LAST_VALUE_COLUMN matches the default 90-day horizon (ChurnConfig.horizon_days)
@@ -39,7 +45,18 @@ class _OneColumnMixin(FrameModelMixin):
     def _column(self, X: pd.DataFrame) -> np.ndarray:
         return self._encode(X)[self.column].to_numpy()
 
+    def _column_state(self) -> dict[str, Any]:
+        check_is_fitted(self, "encoder_")
+        return {"params": params_state(self), "encoder": self.encoder_.to_state()}
 
+    @classmethod
+    def _from_column_state(cls, state: dict[str, Any]) -> Any:
+        est = restore_params(cls, state)
+        est._set_encoder(FrameEncoder.from_state(require(state, "encoder", dict)))
+        return est
+
+
+@stateful
 class RecencyBaseline(_OneColumnMixin, ClassifierMixin, BaseEstimator):
     """Churn score = days since the last purchase (``column``).
 
@@ -76,10 +93,25 @@ class RecencyBaseline(_OneColumnMixin, ClassifierMixin, BaseEstimator):
         z = self._transform(self.decision_function(X)).reshape(-1, 1)
         return self.model_.predict_proba(z)
 
+    def to_state(self) -> dict[str, Any]:
+        """Parameters, encoder, fill value and the logistic slope and intercept."""
+        check_is_fitted(self, "fill_value_")
+        return {**self._column_state(), "fill_value": self.fill_value_,
+                "logistic": logistic_1d_state(self.model_)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> RecencyBaseline:
+        est = cls._from_column_state(state)
+        est.classes_ = np.array([0, 1])
+        est.fill_value_ = float(require(state, "fill_value", (int, float)))
+        est.model_ = logistic_1d_from_state(require(state, "logistic", dict))
+        return est
+
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] >= THRESHOLD).astype(int)
 
 
+@stateful
 class LastValueBaseline(_OneColumnMixin, RegressorMixin, BaseEstimator):
     """LTV = revenue in the last horizon-long window before the cutoff (``column``; the
     default is the 90-day purchase spend feature: pass ``spend_<horizon>d`` for another
@@ -101,3 +133,11 @@ class LastValueBaseline(_OneColumnMixin, RegressorMixin, BaseEstimator):
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Last-window net revenue, clipped at 0, input currency."""
         return np.clip(np.nan_to_num(self._column(X), nan=0.0), 0.0, None)
+
+    def to_state(self) -> dict[str, Any]:
+        """Parameters and encoder (nothing else is learned)."""
+        return self._column_state()
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> LastValueBaseline:
+        return cls._from_column_state(state)

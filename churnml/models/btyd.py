@@ -75,6 +75,15 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, Transfo
 from sklearn.utils.validation import check_is_fitted
 
 from churnml.errors import DataValidationError
+from churnml.models._state import (
+    ModelStateError,
+    decode,
+    encode,
+    params_state,
+    require,
+    restore_params,
+    stateful,
+)
 from churnml.models.churn import THRESHOLD
 
 BTYDKind = Literal["pareto_nbd", "bgnbd"]
@@ -313,6 +322,7 @@ def fit_gamma_gamma(m: np.ndarray, n: np.ndarray) -> np.ndarray:
     return params
 
 
+@stateful
 class BTYDFeatures(TransformerMixin, BaseEstimator):
     """Append BTYD predictions (:data:`OUTPUTS`) to a churnml feature frame.
 
@@ -362,6 +372,27 @@ class BTYDFeatures(TransformerMixin, BaseEstimator):
                   expected * order_value]
         return pd.DataFrame(dict(zip(OUTPUTS, values, strict=True)), index=X.index)
 
+    def to_state(self) -> dict[str, Any]:
+        """Parameters and the fitted population parameters (transaction and spend)."""
+        check_is_fitted(self, "params_")
+        return {"params": params_state(self), "transaction": encode(self.params_),
+                "spend": encode(self.spend_params_), "n_features_in": self.n_features_in_}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> BTYDFeatures:
+        est = restore_params(cls, state)
+        if est.kind not in KINDS:
+            raise ModelStateError(f"BTYD kind {est.kind!r} is not one of {KINDS}")
+        est.params_ = np.asarray(decode(require(state, "transaction", dict)), dtype=float)
+        est.spend_params_ = np.asarray(decode(require(state, "spend", dict)), dtype=float)
+        if est.params_.shape != (4,) or est.spend_params_.shape != (3,):
+            raise ModelStateError("BTYD state needs 4 transaction and 3 spend parameters")
+        if not (np.isfinite(est.params_).all() and (est.params_ > 0).all()
+                and np.isfinite(est.spend_params_).all() and (est.spend_params_ > 0).all()):
+            raise ModelStateError("BTYD parameters must be finite and positive")
+        est.n_features_in_ = int(require(state, "n_features_in", int))
+        return est
+
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """``X`` with the :data:`OUTPUTS` columns appended."""
         return pd.concat([X, self.predict_frame(X)], axis=1)
@@ -383,11 +414,36 @@ class _BTYDModel(BaseEstimator):
         self.btyd_ = BTYDFeatures(kind=self.kind, horizon_days=self.horizon_days).fit(X)
         self.n_features_in_ = self.btyd_.n_features_in_
 
+    @property
+    def feature_names_in_(self) -> np.ndarray:
+        """The feature columns read (:data:`COLUMNS`), as churnml's models list theirs."""
+        return np.asarray(list(COLUMNS.values()), dtype=object)
+
+    @property
+    def feature_dtypes_(self) -> dict[str, str]:
+        """Every column read is numeric (``float64``)."""
+        return dict.fromkeys(COLUMNS.values(), "float64")
+
     def _predict(self, X: pd.DataFrame, column: str) -> np.ndarray:
         check_is_fitted(self, "btyd_")
         return self.btyd_.predict_frame(X)[column].to_numpy()
 
+    def to_state(self) -> dict[str, Any]:
+        """Parameters and the fitted :class:`BTYDFeatures` state."""
+        check_is_fitted(self, "btyd_")
+        return {"params": params_state(self), "btyd": self.btyd_.to_state()}
 
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Any:
+        est = restore_params(cls, state)
+        est.btyd_ = BTYDFeatures.from_state(require(state, "btyd", dict))
+        est.n_features_in_ = est.btyd_.n_features_in_
+        if isinstance(est, ClassifierMixin):
+            est.classes_ = np.array([0, 1])
+        return est
+
+
+@stateful
 class BTYDChurnModel(ClassifierMixin, _BTYDModel):
     """Churn probability = BTYD P(no purchase in the next ``horizon_days`` days).
 
@@ -410,6 +466,7 @@ class BTYDChurnModel(ClassifierMixin, _BTYDModel):
         return (self.predict_proba(X)[:, 1] >= THRESHOLD).astype(int)
 
 
+@stateful
 class BTYDValueModel(RegressorMixin, _BTYDModel):
     """Value over the horizon = BTYD expected purchases x Gamma-Gamma expected order value
     (currency); labels are not used (see :class:`BTYDChurnModel`)."""
@@ -420,3 +477,16 @@ class BTYDValueModel(RegressorMixin, _BTYDModel):
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self._predict(X, "btyd_expected_value")
+
+    def predict_if_retained(self, X: pd.DataFrame) -> np.ndarray:
+        """Value if retained = E[value | at least one purchase in the horizon]
+        = expected purchases / P(any purchase) x expected order value (currency, >= 0): for
+        non-contractual churn with target action = purchase, "not churned" is "bought"."""
+        check_is_fitted(self, "btyd_")
+        f = self.btyd_.predict_frame(X)
+        p_any = 1.0 - f["btyd_p_no_purchase"].to_numpy()
+        purchases = np.divide(f["btyd_expected_purchases"].to_numpy(), p_any,
+                              out=np.ones_like(p_any), where=p_any > 0)
+        # given a purchase there is at least one: E[X | X >= 1] >= 1
+        return np.maximum(purchases, 1.0) * np.maximum(
+            f["btyd_expected_order_value"].to_numpy(), 0.0)

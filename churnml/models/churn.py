@@ -37,11 +37,21 @@ from churnml.models._lgbm import (
     REG_LAMBDA,
     SEED,
     VALIDATION_FRACTION,
+    BoosterModel,
     booster_params,
     fit_booster,
     holdout_split,
 )
-from churnml.models._preprocess import FrameModelMixin, check_target
+from churnml.models._preprocess import FrameEncoder, FrameModelMixin, check_target
+from churnml.models._state import (
+    ModelStateError,
+    decode,
+    encode,
+    params_state,
+    require,
+    restore_params,
+    stateful,
+)
 
 Calibration = Literal["sigmoid", "isotonic"]
 CALIBRATIONS = ("sigmoid", "isotonic")
@@ -61,6 +71,22 @@ def binary_target(y: Any, n_rows: int, name: str = "churned") -> np.ndarray:
     return arr.astype(int)
 
 
+def logistic_1d_state(model: LogisticRegression) -> dict[str, float]:
+    """Slope and intercept of a fitted one-feature binary logistic regression."""
+    return {"coef": float(model.coef_[0, 0]), "intercept": float(model.intercept_[0])}
+
+
+def logistic_1d_from_state(state: dict[str, Any], **params: Any) -> LogisticRegression:
+    """A fitted one-feature binary :class:`LogisticRegression` from :func:`logistic_1d_state`."""
+    model = LogisticRegression(**params)
+    model.coef_ = np.array([[float(require(state, "coef", (int, float)))]])
+    model.intercept_ = np.array([float(require(state, "intercept", (int, float)))])
+    model.classes_ = np.array([0, 1])
+    model.n_features_in_ = 1
+    return model
+
+
+@stateful
 class LogOddsCalibrator(BaseEstimator):
     """Map raw log-odds to probabilities: Platt scaling (``sigmoid``) or ``isotonic``."""
 
@@ -86,7 +112,38 @@ class LogOddsCalibrator(BaseEstimator):
             return self.model_.predict_proba(raw.reshape(-1, 1))[:, 1]
         return self.model_.predict(raw)
 
+    def to_state(self) -> dict[str, Any]:
+        """Sigmoid: slope and intercept; isotonic: the step thresholds (``X``, ``y``)."""
+        check_is_fitted(self, "model_")
+        if self.method == "sigmoid":
+            fitted = logistic_1d_state(self.model_)
+        else:
+            fitted = {"x": encode(self.model_.X_thresholds_),
+                      "y": encode(self.model_.y_thresholds_)}
+        return {"params": params_state(self), **fitted}
 
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> LogOddsCalibrator:
+        cal = restore_params(cls, state)
+        if cal.method == "sigmoid":
+            model = logistic_1d_from_state(state, C=SIGMOID_C)
+        elif cal.method == "isotonic":
+            x = np.asarray(decode(require(state, "x", dict)), dtype=float)
+            y = np.asarray(decode(require(state, "y", dict)), dtype=float)
+            if x.ndim != 1 or x.shape != y.shape or x.size < 1:
+                raise ModelStateError("isotonic thresholds x and y must be equal-length lists")
+            model = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+            model.X_thresholds_, model.y_thresholds_ = x, y
+            model.X_min_, model.X_max_ = float(x.min()), float(x.max())
+            model.increasing_ = True
+            model._build_f(x, y)  # the interpolation function, as after fit or unpickling
+        else:
+            raise ModelStateError(f"unknown calibration method {cal.method!r}")
+        cal.model_ = model
+        return cal
+
+
+@stateful
 class ChurnClassifier(FrameModelMixin, ClassifierMixin, BaseEstimator):
     """Calibrated LightGBM churn classifier on a feature frame.
 
@@ -111,7 +168,8 @@ class ChurnClassifier(FrameModelMixin, ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     classes_ : ndarray ``[0, 1]``
-    model_ : lightgbm.LGBMClassifier
+    model_ : churnml.models._lgbm.BoosterModel
+        The fitted booster (LightGBM text model in :meth:`to_state`).
     calibrator_ : LogOddsCalibrator or None
     n_iter_ : int
         Trees used (best iteration under early stopping).
@@ -165,7 +223,7 @@ class ChurnClassifier(FrameModelMixin, ClassifierMixin, BaseEstimator):
         self.model_ = fit_booster(
             lgb.LGBMClassifier(**params), Xe, y01, fit_idx, hold_idx, self.early_stopping_rounds
         )
-        self.n_iter_ = int(self.model_.best_iteration_ or self.model_.n_iter_)
+        self.n_iter_ = self.model_.n_iter_
         self.calibrator_ = None
         if self.calibration is not None:
             raw = self._raw(Xe.iloc[hold_idx])
@@ -198,6 +256,27 @@ class ChurnClassifier(FrameModelMixin, ClassifierMixin, BaseEstimator):
         contrib = self.model_.predict(self._encode(X), pred_contrib=True)
         columns = [*self.feature_names_in_, BIAS]
         return pd.DataFrame(contrib, columns=columns, index=X.index)
+
+    def to_state(self) -> dict[str, Any]:
+        """Parameters, encoder (features, dtypes, categories), booster text, calibrator."""
+        check_is_fitted(self, "model_")
+        return {
+            "params": params_state(self),
+            "encoder": self.encoder_.to_state(),
+            "booster": self.model_.to_state(),
+            "calibrator": None if self.calibrator_ is None else self.calibrator_.to_state(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ChurnClassifier:
+        est = restore_params(cls, state)
+        est._set_encoder(FrameEncoder.from_state(require(state, "encoder", dict)))
+        est.classes_ = np.array([0, 1])
+        est.model_ = BoosterModel.from_state(require(state, "booster", dict))
+        est.n_iter_ = est.model_.n_iter_
+        cal = require(state, "calibrator", (dict, type(None)))
+        est.calibrator_ = None if cal is None else LogOddsCalibrator.from_state(cal)
+        return est
 
     @property
     def booster_(self) -> lgb.Booster:

@@ -7,6 +7,7 @@ column raises :class:`~churnml.errors.DataValidationError` naming the file and t
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,14 +31,15 @@ BACKTEST_METRICS = OutputFile("backtest_metrics.csv", (), "churnml train")
 PREDICTIONS = OutputFile(
     "backtest_predictions.parquet",
     ("customer_id", "churned", "churn_probability", "baseline_probability", "ltv_actual",
-     "ltv_predicted", "baseline_ltv"),
+     "ltv_predicted", "value_if_retained", "baseline_ltv"),
     "churnml train",
 )
 IMPORTANCE = OutputFile("feature_importance.csv", ("feature", "importance", "model"),
                         "churnml train")
 SCORES = OutputFile(
     "scores.parquet",
-    ("customer_id", "churn_probability", "predicted_value", "value_at_risk", "rank",
+    ("customer_id", "churn_probability", "expected_value", "value_if_retained",
+     "value_at_risk", "rank",
      "risk_segment", "reasons", "suggested_action"),
     "churnml score",
 )
@@ -47,12 +49,24 @@ SEGMENTS = OutputFile(
      "suggested_action"),
     "churnml score",
 )
+MONITOR_PERFORMANCE = OutputFile(
+    "monitoring/performance.csv",
+    ("cutoff", "matured", "est_roc_auc", "est_roc_auc_low", "est_roc_auc_high", "est_brier",
+     "est_brier_low", "est_brier_high"),
+    "churnml monitor",
+)
+MONITOR_DRIFT = OutputFile("monitoring/drift.csv", ("cutoff", "kind", "column", "psi", "level"),
+                           "churnml monitor")
 KPI_COLUMNS = ("period",)  # KPI columns absent from the file (e.g. no surveys) show "no data"
 
 
 def kpi_file(period: str) -> OutputFile:
     """``kpis_<period>.csv`` written by :func:`churnml.metrics.kpi_table`."""
     return OutputFile(f"kpis_{period}.csv", KPI_COLUMNS, "churnml demo")
+
+
+def read_csv_text(text: str) -> pd.DataFrame:
+    return pd.read_csv(io.StringIO(text))
 
 
 def read_output(path: Path) -> pd.DataFrame:
@@ -71,6 +85,14 @@ class ReportInputs:
 
     def path(self, spec: OutputFile) -> Path:
         return self.out_dir / spec.name
+
+    def absent(self, spec: OutputFile) -> bool:
+        return spec.name not in self._cache and not self.path(spec).is_file()
+
+    def provide(self, spec: OutputFile, frame: pd.DataFrame) -> None:
+        """Use ``frame`` as the (absent) file ``spec``: typed as if written and read back."""
+        self._cache[spec.name] = read_csv_text(frame.to_csv(index=False)) if spec.name.endswith(
+            ".csv") else frame
 
     def get(self, spec: OutputFile) -> pd.DataFrame | None:
         """The file as a DataFrame, ``None`` when absent; contract columns are checked."""

@@ -261,3 +261,73 @@ def segment_bars(summary: pd.DataFrame, currency: str) -> Figure:
         ax.grid(alpha=0.3, axis="x")
         ax.xaxis.set_major_locator(MaxNLocator(5))
     return fig
+
+
+def monitoring_performance(perf: pd.DataFrame) -> Figure:
+    """Realized (dots) vs estimated (line, 95 % band) ROC AUC and Brier per scored cutoff;
+    estimates come from the probabilities alone (CBPE), realized values once labels mature."""
+    fig, (ax_auc, ax_brier) = _figure(1, 2)
+    cut = pd.to_datetime(perf["cutoff"])
+    for ax, metric, title in ((ax_auc, "roc_auc", "ROC AUC"), (ax_brier, "brier", "Brier score")):
+        est = perf[f"est_{metric}"].to_numpy(float)
+        ax.fill_between(cut, perf[f"est_{metric}_low"], perf[f"est_{metric}_high"],
+                        alpha=0.25, label="estimated, 95 % interval")
+        ax.plot(cut, est, marker=".", label="estimated (CBPE)")
+        real = f"real_{metric}"
+        if real in perf and perf[real].notna().any():
+            ax.plot(cut, perf[real], "o", color="black", label="realized")
+        baseline = perf.get("recency_roc_auc") if metric == "roc_auc" else None
+        if baseline is not None and baseline.notna().any():
+            ax.plot(cut, baseline, "x", color="0.5", label="recency baseline")
+        ax.set_title(f"{title} per scored cutoff")
+        ax.set_ylabel(title)
+        _date_axis(ax)
+    ax_auc.legend(fontsize="small")
+    return fig
+
+
+def monitoring_drift(drift: pd.DataFrame, warn: float, alarm: float, top: int = 15) -> Figure:
+    """Drift against the training reference: the largest population stability indexes of the
+    latest cutoff (bars; age features, which grow with the calendar, in grey) and, per
+    cutoff, the largest feature PSI, the score PSI and the segment-mix PSI (lines), with the
+    warn and alarm thresholds."""
+    cutoffs = pd.to_datetime(drift["cutoff"])
+    latest = drift[cutoffs == cutoffs.max()]
+    latest = latest.sort_values("psi", ascending=False).head(top).iloc[::-1]
+    height = max(PANEL_HEIGHT_IN, BAR_HEIGHT_IN * len(latest) + 1.2) + PANEL_HEIGHT_IN
+    fig = Figure(figsize=(WIDTH_IN, height), layout="constrained")
+    ax_bar, ax_time = fig.subplots(2, 1, height_ratios=[height - PANEL_HEIGHT_IN,
+                                                        PANEL_HEIGHT_IN])
+    if latest.empty:
+        _no_data(ax_bar)
+        _no_data(ax_time)
+        return fig
+    labels = [f"{k}: {c}" if k != "feature" else c
+              for k, c in zip(latest["kind"], latest["column"], strict=True)]
+    age = latest["level"].astype(str).str.endswith("(age)").to_numpy()
+    colors = ["0.7" if a else "tab:red" if v > alarm else "tab:orange" if v > warn
+              else "tab:blue" for v, a in zip(latest["psi"], age, strict=True)]
+    ax_bar.barh(labels, latest["psi"], color=colors)
+    for ax in (ax_bar, ax_time):
+        for value, style in ((warn, ":"), (alarm, "--")):
+            (ax.axvline if ax is ax_bar else ax.axhline)(value, color="0.3", linestyle=style,
+                                                         linewidth=1.0)
+    ax_bar.set_title(f"Drift vs the training reference, cutoff {cutoffs.max():%Y-%m-%d} "
+                     "(grey: age features, no alarm)")
+    ax_bar.set_xlabel(f"population stability index (warn > {warn}, alarm > {alarm})")
+    frame = drift.assign(cutoff=cutoffs,
+                         age=drift["level"].astype(str).str.endswith("(age)"))
+    series = {
+        "largest feature PSI": frame[(frame["kind"] == "feature") & ~frame["age"]],
+        "churn probability PSI": frame[frame["column"] == "churn_probability"],
+        "segment mix PSI": frame[frame["kind"] == "segment_mix"],
+    }
+    for label, rows in series.items():
+        if not rows.empty:
+            per_cut = rows.groupby("cutoff")["psi"].max()
+            ax_time.plot(per_cut.index, per_cut.to_numpy(), marker="o", label=label)
+    ax_time.set_ylabel("PSI")
+    ax_time.set_title("Drift per scored cutoff")
+    ax_time.legend(fontsize="small")
+    _date_axis(ax_time)
+    return fig

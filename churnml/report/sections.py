@@ -12,12 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from churnml.report import plots
+from churnml.report import campaigns, plots
 from churnml.report.html import figure_html, paragraph, table_html
 from churnml.report.inputs import (
     BACKTEST_METRICS,
     COHORTS,
     IMPORTANCE,
+    MONITOR_DRIFT,
+    MONITOR_PERFORMANCE,
     N_DAY,
     PREDICTIONS,
     SCORES,
@@ -25,7 +27,15 @@ from churnml.report.inputs import (
     OutputFile,
     ReportInputs,
 )
-from churnml.training.evaluation import N_BINS, revenue_lost
+from churnml.training.backtest import VAR_LABELS, VIR_COLUMN, var_score
+from churnml.training.evaluation import (
+    CAPTURE_SHARES,
+    LOST_REVENUE_TEXT,
+    N_BINS,
+    capture,
+    normalized_gini,
+    revenue_lost,
+)
 
 TOP_CUSTOMERS = 25  # rows of the top at-risk table
 TOP_FEATURES = 15  # bars per model in the feature-importance chart
@@ -50,6 +60,8 @@ class Context:
     target_action: str
     top_customers: int = TOP_CUSTOMERS
     top_features: int = TOP_FEATURES
+    psi_warn: float = 0.1
+    psi_alarm: float = 0.25
 
     def money(self) -> str:
         return "{:,.2f} " + self.currency
@@ -185,24 +197,30 @@ def _calibration(ctx: Context) -> str:
 
 def _gains(ctx: Context) -> str:
     cols = ["churned", "churn_probability", "baseline_probability", "ltv_predicted",
-            "baseline_ltv"]
+            VIR_COLUMN, "baseline_ltv"]
     pred = _predictions(ctx, cols)
     churned = pred["churned"].to_numpy(float)
     lost = revenue_lost(churned, pred["baseline_ltv"].to_numpy(float))
-    var_model = pred["churn_probability"].to_numpy(float) * pred["ltv_predicted"].to_numpy(float)
-    var_base = (pred["baseline_probability"].to_numpy(float)
-                * pred["baseline_ltv"].to_numpy(float))
+    rankings = {label: var_score(pred, name) for name, label in VAR_LABELS.items()}
     panels = {
         "Churners found, ranked by churn probability": (churned, _churn_scores(pred)),
-        "Revenue lost covered, ranked by value at risk": (
-            lost, {"churn model x LTV model": var_model, "baselines": var_base}),
+        "Revenue lost covered, by ranking": (lost, rankings),
     }
+    table = pd.DataFrame([
+        {"ranking": label, "normalized Gini": normalized_gini(lost, score),
+         **{f"top {round(k * 100)} %": capture(lost, score, k) for k in CAPTURE_SHARES}}
+        for label, score in rankings.items()
+    ]) if lost.sum() > 0 else pd.DataFrame()
     return paragraph(
         "If marketing contacts the top X % of customers, which share of all churners (left) "
-        "and of all revenue lost to churn (right) does it reach? Revenue lost = a churner's "
-        f"net revenue in the {ctx.horizon_days} days before the cutoff; value at risk = "
-        "churn probability x predicted value."
-    ) + figure_html(plots.gains_curves(panels), "cumulative gains curves")
+        "and of all revenue lost to churn (right) does it reach? Revenue lost = "
+        f"{LOST_REVENUE_TEXT.format(horizon=ctx.horizon_days)}; value at risk = churn "
+        "probability x value if retained (the revenue expected if the customer stays)."
+    ) + figure_html(plots.gains_curves(panels), "cumulative gains curves") + (
+        paragraph("Share of the revenue lost held by the top of each ranking (out-of-fold, "
+                  "all folds pooled):", "")
+        + table_html(table, {c: METRIC_FORMAT for c in table.columns if c != "ranking"})
+        if not table.empty else "")
 
 
 def ltv_decile_table(actual: np.ndarray, predictions: dict[str, np.ndarray],
@@ -272,8 +290,8 @@ def _top_at_risk(ctx: Context) -> str:
     scores = ctx.inputs.get(SCORES)
     top = scores.sort_values("rank", kind="stable").head(ctx.top_customers)
     top = top.assign(reasons=top["reasons"].map(_join_reasons))
-    columns = ["rank", "customer_id", "risk_segment", "churn_probability", "predicted_value",
-               "value_at_risk", "reasons", "suggested_action"]
+    columns = ["rank", "customer_id", "risk_segment", "churn_probability",
+               "value_if_retained", "value_at_risk", "reasons", "suggested_action"]
     about = []
     for col in ("cutoff", "model_version"):
         if col in scores and scores[col].notna().any():
@@ -281,10 +299,41 @@ def _top_at_risk(ctx: Context) -> str:
     return paragraph(
         f"The {len(top)} customers with the most value at risk of {len(scores):,} scored"
         + (f" ({', '.join(about)})" if about else "")
-        + f". Predicted value is net revenue over the next {ctx.horizon_days} days."
+        + f". Value if retained is the net revenue expected over the next "
+        f"{ctx.horizon_days} days if the customer stays; value at risk = churn probability "
+        "x value if retained."
     ) + table_html(top[columns], {"churn_probability": PERCENT_FORMAT,
-                                  "predicted_value": ctx.money(),
+                                  "value_if_retained": ctx.money(),
                                   "value_at_risk": ctx.money()})
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+def _monitoring(ctx: Context) -> str:
+    perf = ctx.inputs.get(MONITOR_PERFORMANCE)
+    drift = ctx.inputs.get(MONITOR_DRIFT)
+    cols = [c for c in ("cutoff", "matured", "at_risk", "treated_excluded", "est_roc_auc",
+                        "real_roc_auc", "recency_roc_auc", "est_brier", "real_brier")
+            if c in perf]
+    body = paragraph(
+        "Every scoring run is kept in the score history. Before a cutoff's horizon has "
+        "passed, ROC AUC and Brier are estimated from the calibrated probabilities alone "
+        "(CBPE: assumes calibration and no concept drift); once the labels are known the "
+        "realized values are computed on the customers at risk, leaving out those a "
+        "campaign treated within the horizon.")
+    body += figure_html(plots.monitoring_performance(perf), "realized vs estimated performance")
+    body += table_html(perf[cols], {c: METRIC_FORMAT for c in cols if c.endswith(("auc",
+                                                                               "brier"))})
+    if drift is not None and not drift.empty:
+        levels = drift["level"].value_counts()
+        body += paragraph(
+            f"Drift (population stability index vs the champion's training reference): "
+            f"{int(levels.get('alarm', 0))} alarm(s), {int(levels.get('warn', 0))} warning(s) "
+            f"over {drift['cutoff'].nunique()} cutoff(s).")
+        body += figure_html(plots.monitoring_drift(drift, ctx.psi_warn, ctx.psi_alarm),
+                            "drift per feature")
+    return body
 
 
 def _files(*specs: OutputFile) -> Callable[[Context], tuple[OutputFile, ...]]:
@@ -310,5 +359,9 @@ SECTIONS: tuple[SectionSpec, ...] = (
                 _feature_importance),
     SectionSpec("segments", "Segments: size and value at risk", _files(SEGMENTS), _segments),
     SectionSpec("top-at-risk", "Top at-risk customers and why", _files(SCORES), _top_at_risk),
+    SectionSpec("campaigns", "Campaigns and uplift", _files(campaigns.EVALUATIONS),
+                campaigns.render),
+    SectionSpec("monitoring", "Monitoring: realized vs estimated performance, drift",
+                _files(MONITOR_PERFORMANCE), _monitoring),
 )
 SECTION_IDS: tuple[str, ...] = tuple(s.id for s in SECTIONS)

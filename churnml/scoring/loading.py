@@ -1,12 +1,19 @@
 """Load the churn and value models to score with, and check a feature table against them.
 
-Models come from the MLflow registry (``models:/churnml-churn@champion``; the alias is
-resolved to a version once, and that version is loaded) or from a folder written by
-``churnml export`` (:func:`churnml.training.export.load_exported`).
+Models come from the MLflow registry or from a folder written by ``churnml export``
+(:func:`churnml.training.export.load_exported`: code-free JSON; pickles only with
+``trust_pickle``). Either way the two models are a *pair* from one training run: from the
+registry, the churn version holding the alias and the LTV version of its run
+(:func:`churnml.training.tracking.resolve_pair`); from a folder, two cards with one run id.
+Stores are opened read-only (a missing store is an error, not a new empty store), and with
+an ``expected`` lineage (:func:`churnml.training.lineage.lineage` of the scoring config)
+models trained for another config, data source, churn definition or feature spec are
+refused (:func:`churnml.training.lineage.check_lineage`).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from churnml.errors import DataValidationError
+from churnml.errors import DataValidationError, ModelMismatchError
 from churnml.models._preprocess import CATEGORICAL, FEATURE_TABLE, NUMERIC, is_categorical
 
 MODELS_PREFIX = "models:/"
@@ -37,6 +44,27 @@ class ScoringModels:
     churn_uri: str | None = None
     ltv_uri: str | None = None
     tracking_uri: str | None = None
+    training_window: Mapping[str, str] | None = None  # ``window.*`` params of the training run
+
+    @property
+    def label_window_end(self) -> pd.Timestamp | None:
+        """End of the latest training label window: last training cutoff + its label
+        window (horizon, plus the re-subscribe grace for contractual churn); None if unknown."""
+        window = self.training_window or {}
+        days = window.get("label_window_days", window.get("horizon_days"))
+        if window.get("end") is None or days is None:
+            return None
+        return pd.Timestamp(window["end"]) + pd.Timedelta(days=int(float(days)))
+
+    def overlap_warning(self, cutoff: pd.Timestamp) -> str | None:
+        """Why scores at ``cutoff`` would evaluate optimistically: the cutoff lies before the
+        end of the latest training label window, so the models saw these outcomes."""
+        end = self.label_window_end
+        if end is None or pd.Timestamp(cutoff) >= end:
+            return None
+        return (f"cutoff {pd.Timestamp(cutoff)} is earlier than the end of the models' latest "
+                f"training label window ({end}): they learned from outcomes after this cutoff, "
+                "so an evaluation of these scores would be optimistic")
 
     @property
     def version(self) -> str:
@@ -56,14 +84,16 @@ class ScoringModels:
         return out
 
 
-def _resolve(client: Any, uri: str) -> tuple[str, str]:
+def _resolve(client: Any, uri: str, tracking_uri: str) -> tuple[str, str]:
     """``(pinned uri, "name vN")`` of ``models:/name@alias`` or ``models:/name/N``."""
+    from churnml.training.tracking import version_by_alias
+
     if not uri.startswith(MODELS_PREFIX):
         return uri, uri
     ref = uri.removeprefix(MODELS_PREFIX)
     if ALIAS_SEP in ref:
         name, alias = ref.split(ALIAS_SEP, 1)
-        version = client.get_model_version_by_alias(name, alias).version
+        version = version_by_alias(client, name, alias, tracking_uri).version
     else:
         name, version = ref.rsplit("/", 1)
     return f"{MODELS_PREFIX}{name}/{version}", f"{name} v{version}"
@@ -72,13 +102,15 @@ def _resolve(client: Any, uri: str) -> tuple[str, str]:
 def load_registered(
     churn_uri: str, ltv_uri: str, tracking_uri: str
 ) -> ScoringModels:
-    """Both models from an MLflow store; aliases are resolved to versions first, so the two
-    models and the recorded ``model_version`` agree even if an alias moves meanwhile."""
+    """Both models from an MLflow store, by explicit URIs (``models:/name@alias`` or
+    ``models:/name/N``); aliases are resolved to versions first, so the two models and the
+    recorded ``model_version`` agree even if an alias moves meanwhile. Scoring with a
+    config uses :func:`load_registered_pair` instead."""
     from churnml.training.tracking import load_model, tracking
 
-    with tracking(tracking_uri) as client:
+    with tracking(tracking_uri, read_only=True) as client:
         (churn_pinned, churn_label), (ltv_pinned, ltv_label) = (
-            _resolve(client, churn_uri), _resolve(client, ltv_uri)
+            _resolve(client, churn_uri, tracking_uri), _resolve(client, ltv_uri, tracking_uri)
         )
     return ScoringModels(
         churn=load_model(churn_pinned, tracking_uri),
@@ -91,17 +123,67 @@ def load_registered(
     )
 
 
-def load_exported_models(models_dir: str | Path, churn_name: str, ltv_name: str) -> ScoringModels:
-    """Both models from a ``churnml export`` folder (hashes checked against the cards)."""
-    from churnml.training.export import load_exported
+def load_registered_pair(
+    churn_name: str, ltv_name: str, alias: str, tracking_uri: str,
+    expected: Mapping[str, str] | None = None,
+) -> ScoringModels:
+    """The pair behind ``alias`` (module docstring) from a store opened read-only; with
+    ``expected`` (a lineage), models trained for another setup are refused."""
+    from churnml.training.lineage import check_lineage
+    from churnml.training.tracking import load_model, resolve_pair, tracking
 
-    churn, ltv = load_exported(models_dir, churn_name), load_exported(models_dir, ltv_name)
+    with tracking(tracking_uri, read_only=True) as client:
+        pair = resolve_pair(churn_name, ltv_name, alias, tracking_uri, client)
+        runs = {mv.name: client.get_run(mv.run_id).data for mv in (pair.churn, pair.ltv)}
+        tags = {name: run.tags for name, run in runs.items()}
+        window = {k.removeprefix("window."): v for k, v in runs[churn_name].params.items()
+                  if k.startswith("window.")}
+    if pair.note:
+        warnings.warn(pair.note, stacklevel=2)
+    labels = {mv.name: f"{mv.name} v{mv.version}" for mv in (pair.churn, pair.ltv)}
+    if expected is not None:
+        for name, run_tags in tags.items():
+            check_lineage(run_tags, expected, f"{labels[name]} ({tracking_uri})")
+    churn_pinned = f"{MODELS_PREFIX}{churn_name}/{pair.churn.version}"
+    ltv_pinned = f"{MODELS_PREFIX}{ltv_name}/{pair.ltv.version}"
     return ScoringModels(
-        churn=churn.estimator,
-        ltv=ltv.estimator,
-        churn_label=f"{churn_name} v{churn.card.get('version')}",
-        ltv_label=f"{ltv_name} v{ltv.card.get('version')}",
+        churn=load_model(churn_pinned, tracking_uri),
+        ltv=load_model(ltv_pinned, tracking_uri),
+        churn_label=labels[churn_name],
+        ltv_label=labels[ltv_name],
+        churn_uri=churn_pinned,
+        ltv_uri=ltv_pinned,
+        tracking_uri=tracking_uri,
+        training_window=window,
     )
+
+
+def load_exported_models(
+    models_dir: str | Path, churn_name: str, ltv_name: str, trust_pickle: bool = False,
+    expected: Mapping[str, str] | None = None,
+) -> ScoringModels:
+    """Both models from a ``churnml export`` folder (hashes checked against the cards; the
+    two cards must name one training run; pickles only with ``trust_pickle``); with
+    ``expected`` (a lineage), models trained for another setup are refused."""
+    from churnml.training.export import load_exported
+    from churnml.training.lineage import check_lineage
+
+    churn = load_exported(models_dir, churn_name, trust_pickle)
+    ltv = load_exported(models_dir, ltv_name, trust_pickle)
+    labels = [f"{name} v{m.card.get('version')}" for name, m in
+              ((churn_name, churn), (ltv_name, ltv))]
+    runs = churn.card.get("run_id"), ltv.card.get("run_id")
+    if runs[0] != runs[1]:
+        raise ModelMismatchError(
+            f"{models_dir}: {labels[0]} (run {runs[0]}) and {labels[1]} (run {runs[1]}) were "
+            "not trained together; export both with one `churnml export`"
+        )
+    if expected is not None:
+        for label, model in zip(labels, (churn, ltv), strict=True):
+            check_lineage(model.card.get("tags", {}), expected, f"{label} ({models_dir})")
+    return ScoringModels(churn=churn.estimator, ltv=ltv.estimator,
+                         churn_label=labels[0], ltv_label=labels[1],
+                         training_window=churn.card.get("training_window"))
 
 
 def _kind(s: pd.Series) -> str:

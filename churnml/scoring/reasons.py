@@ -17,10 +17,19 @@ methods, both exact additive decompositions (contributions + bias = the raw log-
 
 **Words.** Each driver is rendered with a template: the first configured alternative
 (``ScoringConfig.reason_templates``) whose SQL ``when`` holds and whose fields are known, else
-the feature's own description template. Templates are ``str.format`` strings over ``value``
-(the driver's value), any feature of the row and two extra formats: ``{x:change}`` for a
-ratio (0.2 -> "down 80 %") and ``{x:date}`` for a number of days before the cutoff (the
-date). Formatting is column-wise over unique values, not per customer.
+the feature's own description (its ``zero_description`` when the value is 0). A driver that
+no template words -- a missing value, a zero whose wording is empty such as "returned 0.00",
+a feature without a description -- is skipped, never shown as a raw name or "unknown".
+Templates are ``str.format`` strings over ``value`` (the driver's value), any feature of the
+row and the word formats of :mod:`churnml.features.wording` (``{x:change}``: ratio -> "down
+80 %", ``{x:date}``: days before the cutoff -> "2 May", ``{x:every}``: rate per day -> "four
+months", ``{x:count purchase}``, ``{x:diff}``). Formatting is column-wise over unique values,
+not per customer.
+
+**Choice.** A customer's reasons are the drivers in decreasing contribution, keeping only
+those that raise the churn log-odds, at most one per feature *family* (recency, frequency,
+spend, engagement, survey, support, subscription, ...: ``Feature.family``) and no repeated
+text, until ``k`` are worded. A customer with no such driver gets :data:`NO_DRIVER`.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 import duckdb
@@ -35,24 +45,22 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from churnml.features.definitions import Feature
-from churnml.scoring.segments import columns_of
+from churnml.expressions import expression_columns, parse_expression, render_expression
+from churnml.features.definitions import DerivedFeature, Feature
+from churnml.features.wording import format_value
 
 Attribution = Literal["path", "tree_shap"]
 VALUE = "value"  # template field holding the driver's own value
 SEPARATOR = "; "  # between the reasons of one customer
-UNKNOWN = "unknown"  # a driver whose value is missing and that no template words
-PLAIN_FORMAT = "g"  # value format when no template applies
-DATE_FORMAT = "%Y-%m-%d"
-PERCENT = 100.0
-CHANGE_WORDS = ("down", "up", "unchanged")
+CANDIDATES_PER_REASON = 3  # candidate ranks worded at once, per reason wanted
+NO_DRIVER = "no single driver stands out: the risk comes from the overall pattern"
 LEAF_MARK = "-L"  # LightGBM trees_to_dataframe: node ids "<tree>-L<leaf>"
 _FRAME = "churnml_reason_rows"
 
 # Features built only to word reasons (not model inputs): when each survey kind was answered.
 CONTEXT_FEATURES = [
     Feature(name=f"days_since_last_{kind}", table="surveys", agg="days_since_last",
-            where=f"kind = '{kind}'", unit="days",
+            where=f"kind = '{kind}'", unit="days", family="survey",
             description=f"last {kind.upper()} answer {{value:.0f}} days ago")
     for kind in ("nps", "csat", "ces")
 ]
@@ -145,42 +153,55 @@ def top_drivers(contrib: np.ndarray, k: int, min_contribution: float = 0.0) -> n
 # --------------------------------------------------------------------------- templates
 
 
-def format_value(value: Any, spec: str, cutoff: pd.Timestamp) -> str:
-    """``format(value, spec)``, plus ``change`` (ratio r -> "down 80 %" / "up 25 %" /
-    "unchanged") and ``date`` (days before ``cutoff`` -> YYYY-MM-DD)."""
-    if spec == "change":
-        pct = (float(value) - 1.0) * PERCENT
-        word = CHANGE_WORDS[0] if pct < 0 else CHANGE_WORDS[1]
-        return f"{word} {abs(pct):.0f} %" if round(pct) != 0 else CHANGE_WORDS[2]
-    if spec == "date":
-        return (cutoff - pd.Timedelta(days=float(value))).strftime(DATE_FORMAT)
-    return format(value, spec)
+ValueSide = Literal["any", "zero", "nonzero"]
 
 
 @dataclass(frozen=True)
 class Template:
-    """A compiled alternative: literal/field parts and an optional SQL condition."""
+    """A compiled alternative: literal/field parts, an optional SQL condition and the values
+    it words (``zero`` / ``nonzero``: a feature's zero and non-zero descriptions)."""
 
     text: str
     when: str | None = None
     parts: tuple[tuple[str, str | None, str], ...] = field(default=(), compare=False)
+    values: ValueSide = "any"
 
     @classmethod
-    def compile(cls, text: str, when: str | None = None) -> Template:
+    def compile(cls, text: str, when: str | None = None, values: ValueSide = "any") -> Template:
         parts = tuple(
             (literal, name, spec or "")
             for literal, name, spec, _ in string.Formatter().parse(text)
         )
-        return cls(text, when, parts)
+        return cls(text, when, parts, values)
 
     @property
     def fields(self) -> set[str]:
         return {name for _, name, _ in self.parts if name is not None}
 
+    @cached_property
+    def condition_columns(self) -> frozenset[str]:
+        """Columns (and ``value``) the condition reads."""
+        return frozenset(expression_columns(self.when, where="scoring.reason_templates when")
+                         if self.when else ())
+
     def columns(self) -> set[str]:
         """Columns read by the text and the condition (``value`` excluded)."""
-        cols = self.fields | (columns_of(self.when, "reason template") if self.when else set())
-        return cols - {VALUE}
+        return (self.fields | self.condition_columns) - {VALUE}
+
+
+def _own_templates(feature: str | Feature | DerivedFeature) -> list[Template]:
+    """A feature's description as the last alternatives: for zero values its
+    ``zero_description`` (none when empty), for the others its description."""
+    if isinstance(feature, str):
+        return [Template.compile(feature)] if feature else []
+    out = []
+    zero = feature.zero_description
+    if zero is not None:
+        out += [Template.compile(zero, values="zero")] if zero else []
+    if feature.description:
+        side: ValueSide = "any" if zero is None else "nonzero"
+        out.append(Template.compile(feature.description, values=side))
+    return out
 
 
 class ReasonWriter:
@@ -190,8 +211,9 @@ class ReasonWriter:
     ----------
     templates : mapping feature -> list of ``{"text": ..., "when": ...}``
         Configured alternatives, tried in order.
-    descriptions : mapping feature -> description template
-        The features' own descriptions (the last alternative).
+    features : mapping name -> feature definition (or a bare description template)
+        The features' own descriptions (the last alternatives) and reason families; a bare
+        template is its own family.
     cutoff : timestamp
         For the ``date`` format.
     """
@@ -199,16 +221,37 @@ class ReasonWriter:
     def __init__(
         self,
         templates: Mapping[str, Sequence[Mapping[str, str]]],
-        descriptions: Mapping[str, str],
+        features: Mapping[str, str | Feature | DerivedFeature],
         cutoff: pd.Timestamp,
     ) -> None:
         self.cutoff = pd.Timestamp(cutoff)
-        names = set(templates) | set(descriptions)
+        names = set(templates) | set(features)
+        for name, alternatives in templates.items():
+            for i, t in enumerate(alternatives):
+                if t.get("when"):
+                    parse_expression(t["when"],
+                                     where=f"scoring.reason_templates[{name}][{i}].when")
         self.alternatives: dict[str, list[Template]] = {
             name: [Template.compile(t["text"], t.get("when")) for t in templates.get(name, ())]
-            + ([Template.compile(descriptions[name])] if descriptions.get(name) else [])
+            + (_own_templates(features[name]) if name in features else [])
             for name in names
         }
+        self.families = {
+            name: name if isinstance(f, str) else f.reason_family for name, f in features.items()
+        }
+        self._con: duckdb.DuckDBPyConnection | None = None  # evaluates `when`; not pickled
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_con": None}
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._con = duckdb.connect()
+        return self._con
+
+    def family(self, feature: str) -> str:
+        """The reason family of ``feature`` (its own name when unknown)."""
+        return self.families.get(feature, feature)
 
     def columns(self, features: Sequence[str]) -> set[str]:
         """Columns the templates of ``features`` read (to build them along)."""
@@ -225,19 +268,25 @@ class ReasonWriter:
         if not template.columns() <= set(frame.columns):
             return np.zeros(len(frame), dtype=bool)
         ok = frame[list(template.fields)].notna().all(axis=1).to_numpy()
+        if template.values != "any":
+            value = frame[VALUE]
+            zero = (value == 0).to_numpy(dtype=bool) if pd.api.types.is_numeric_dtype(
+                value) else np.zeros(len(frame), dtype=bool)
+            ok = ok & (zero if template.values == "zero" else ~zero)
         if template.when:
-            con = duckdb.connect()
+            con = self._connection()
             try:
-                con.register(_FRAME, frame)
-                cond = con.sql(f"SELECT coalesce(({template.when}), false) AS ok FROM {_FRAME}")
+                con.register(_FRAME, frame[sorted(template.condition_columns)])
+                when = render_expression(template.when, where="scoring.reason_templates when")
+                cond = con.sql(f"SELECT coalesce({when}, false) AS ok FROM {_FRAME}")
                 ok = ok & np.asarray(cond.fetchnumpy()["ok"], dtype=bool)
             finally:
-                con.close()
+                con.unregister(_FRAME)
         return ok
 
     def render_feature(self, frame: pd.DataFrame, feature: str) -> np.ndarray:
         """Words for ``feature`` on each row of ``frame`` (whose ``value`` column is the
-        feature's value)."""
+        feature's value); ``None`` where no alternative applies."""
         out = np.full(len(frame), None, dtype=object)
         todo = np.ones(len(frame), dtype=bool)
         for template in self.alternatives.get(feature, []):
@@ -252,27 +301,72 @@ class ReasonWriter:
                     text = text + self._format(sub, name, spec)
             out[rows] = text
             todo &= ~rows
-        missing = todo & frame[VALUE].isna().to_numpy()
-        out[missing] = f"{feature} {UNKNOWN}"
-        known = todo & ~missing
-        if known.any():  # no template applies: name = value
-            out[known] = f"{feature} = " + self._format(frame.loc[known], VALUE, PLAIN_FORMAT)
         return out
 
-    def render(self, X: pd.DataFrame, drivers: np.ndarray, features: Sequence[str]) -> np.ndarray:
-        """One string per row: the drivers' words joined by ``"; "`` (rows of ``X`` align
-        with ``drivers``, column positions index ``features``)."""
-        n, k = drivers.shape
-        words = np.full((n, k), None, dtype=object)
-        frame = X.reset_index(drop=True)
-        for j in np.unique(drivers[drivers >= 0]):
-            rows, ranks = np.nonzero(drivers == j)
-            name = features[j]
-            sub = frame.iloc[rows].assign(**{VALUE: frame[name].to_numpy()[rows]})
-            words[rows, ranks] = self.render_feature(sub.reset_index(drop=True), name)
-        out = np.full(n, "", dtype=object)
-        for r in range(k):
-            have = words[:, r] != None  # noqa: E711 - elementwise on an object array
-            sep = np.where((out != "") & have, SEPARATOR, "").astype(object)
-            out = np.where(have, out + sep + np.where(have, words[:, r], ""), out)
+    def render(
+        self, X: pd.DataFrame, drivers: np.ndarray, features: Sequence[str], k: int | None = None
+    ) -> np.ndarray:
+        """One string per row: up to ``k`` (default: all) drivers' words joined by ``"; "``
+        (see :meth:`choose`); rows with no reason read :data:`NO_DRIVER`."""
+        words, _ = self.choose(X, drivers, features, k)
+        out = np.full(len(words), NO_DRIVER, dtype=object)
+        filled = (words != None).sum(axis=1)  # noqa: E711 - elementwise on an object array
+        for i in np.flatnonzero(filled):
+            out[i] = SEPARATOR.join(words[i, :filled[i]])
         return out
+
+    def _words_of(self, frame: pd.DataFrame, rows: np.ndarray, block: np.ndarray,
+                  features: Sequence[str]) -> np.ndarray:
+        """Words of every candidate ``block[i, c]`` (a column position, -1: none) of row
+        ``rows[i]`` of ``frame``, one :meth:`render_feature` call per feature."""
+        text = np.full(block.shape, None, dtype=object)
+        for j in np.unique(block[block >= 0]):
+            i, c = np.nonzero(block == j)
+            name = features[j]
+            reads = self.columns([name])
+            cols = [x for x in frame.columns if x in reads and x != name]
+            sub = frame[[name, *cols]].iloc[rows[i]].rename(columns={name: VALUE})
+            sub = sub.assign(**{name: sub[VALUE]}).reset_index(drop=True)
+            text[i, c] = self.render_feature(sub, name)
+        return text
+
+    def choose(
+        self, X: pd.DataFrame, drivers: np.ndarray, features: Sequence[str], k: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's reasons (words, shape rows x k, ``None`` after the last) and the
+        columns they word (-1 after the last).
+
+        ``drivers`` holds each row's candidate columns (positions in ``features``) in order
+        of preference, -1 after the last (as from :func:`top_drivers`); rows align with
+        ``X``. A candidate is taken when it is worded, its family is not yet taken in the
+        row and its words are not already there, until ``k`` (default: all) are taken.
+        """
+        n, m = drivers.shape
+        k = m if k is None else k
+        frame = X.reset_index(drop=True)
+        fam_ids: dict[str, int] = {}
+        fam = np.array([fam_ids.setdefault(self.family(f), len(fam_ids)) for f in features],
+                       dtype=np.int64)
+        taken = np.zeros((n, max(len(fam_ids), 1)), dtype=bool)
+        words = np.full((n, max(k, 1)), None, dtype=object)
+        chosen = np.full((n, max(k, 1)), -1, dtype=np.int64)
+        filled = np.zeros(n, dtype=np.int64)
+        step = max(CANDIDATES_PER_REASON * k, 1)
+        for first in range(0, m, step):  # a block of candidate ranks at a time
+            rows = np.flatnonzero((drivers[:, first] >= 0) & (filled < k))
+            if not len(rows):
+                break  # candidates are sorted: no row has any left
+            block = drivers[rows, first:first + step]
+            text = self._words_of(frame, rows, block, features)
+            for c in range(block.shape[1]):
+                col = block[:, c]
+                ok = (col >= 0) & (filled[rows] < k) & (text[:, c] != None)  # noqa: E711
+                ok[ok] &= ~taken[rows[ok], fam[col[ok]]]
+                for s in range(k):
+                    ok &= words[rows, s] != text[:, c]
+                r, j = rows[ok], col[ok]
+                words[r, filled[r]] = text[ok, c]
+                chosen[r, filled[r]] = j
+                taken[r, fam[j]] = True
+                filled[r] += 1
+        return words[:, :k], chosen[:, :k]

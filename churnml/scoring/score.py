@@ -1,13 +1,21 @@
-"""Batch scoring: churn probability x predicted value = value at risk, ranked, segmented and
+"""Batch scoring: churn probability x value if retained = value at risk, ranked, segmented and
 explained, over chunks of customers.
 
 Flow (:func:`score`): the features as of the cutoff are written by DuckDB to a temporary
 Parquet spool (memory bounded by DuckDB's limit), then read back ``chunk_size`` customers at
 a time, twice:
 
-1. predict: churn probability (calibrated) and predicted value over the churn horizon (input
-   currency) per customer; ``value_at_risk = churn_probability x predicted_value``. Only a
-   narrow table (scores and the columns the rules read) is kept for all customers.
+1. predict, per customer, over the churn horizon (money in the input currency):
+
+   - ``churn_probability`` p (calibrated);
+   - ``expected_value`` = E[revenue] (it already discounts the chance of leaving; called
+     ``predicted_value`` before this release);
+   - ``value_if_retained`` = E[revenue | not churned] >= 0
+     (:meth:`~churnml.models.LTVModel.predict_if_retained`);
+   - ``value_at_risk = churn_probability x value_if_retained``: the revenue lost if the
+     predicted churn happens (never p x expected_value, which counts the risk twice).
+
+   Only a narrow table (scores and the columns the rules read) is kept for all customers.
 2. explain: once the quantile thresholds of the whole base are known and every customer has
    a segment, the customers of segments with ``reasons`` get their drivers in words.
 
@@ -18,6 +26,7 @@ re-runs give the same order. Everything but ``scored_at`` is a function of the i
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
 import warnings
@@ -36,6 +45,7 @@ from churnml.engine import open_engine
 from churnml.engine.sql import literal, render
 from churnml.features.build import as_cutoffs, feature_query, resolve_features, tidy
 from churnml.features.definitions import CUTOFF, SOURCES, DerivedFeature, Feature
+from churnml.features.profile import CATEGORICAL, NUMERIC, profile_frame, profile_parquet
 from churnml.features.spec import FeatureSpec
 from churnml.scoring import segments as seg
 from churnml.scoring.loading import ScoringModels, check_feature_table
@@ -44,12 +54,14 @@ from churnml.scoring.reasons import contributions as row_contributions
 
 ID = "customer_id"
 PROBABILITY = "churn_probability"
-VALUE = "predicted_value"
-VAR = "value_at_risk"
+VALUE = "expected_value"  # E[horizon revenue]; "predicted_value" before this release
+RETAINED = "value_if_retained"  # E[horizon revenue | not churned]
+VAR = "value_at_risk"  # churn_probability x value_if_retained
+SCORE_COLUMNS = (PROBABILITY, VALUE, RETAINED, VAR)
 RANK = "rank"
 REASONS = "reasons"
 OUTPUT_COLUMNS = [
-    ID, PROBABILITY, VALUE, VAR, RANK, seg.SEGMENT, REASONS, seg.ACTION,
+    ID, PROBABILITY, VALUE, RETAINED, VAR, RANK, seg.SEGMENT, REASONS, seg.ACTION,
     "model_version", CUTOFF, "scored_at",
 ]
 SPOOL_FILE = "features.parquet"
@@ -67,6 +79,7 @@ class ScoreResult:
     n_reasons: int
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    profile: dict[str, Any] = field(default_factory=dict)  # model features, for monitoring
 
 
 def default_cutoff() -> pd.Timestamp:
@@ -150,12 +163,25 @@ def spool_features(
 
 def feature_descriptions(
     spec: FeatureSpec | None = None, event_types: Sequence[str] = ()
-) -> dict[str, str]:
-    """Feature name -> description template of ``spec`` (default: every built-in group) for
-    the full data contract, plus the reason-only context features."""
+) -> dict[str, Feature | DerivedFeature]:
+    """Feature name -> definition (description, zero wording, reason family) of ``spec``
+    (default: every built-in group) for the full data contract, plus the reason-only context
+    features."""
     schema = {name: list(table.columns) for name, table in TABLES.items()}
     features = (spec or FeatureSpec()).resolve(schema, list(event_types))
-    return {f.name: f.description for f in [*features, *CONTEXT_FEATURES]}
+    return {f.name: f for f in [*features, *CONTEXT_FEATURES]}
+
+
+@functools.lru_cache(maxsize=1)
+def builtin_feature_names() -> frozenset[str]:
+    """Names of every built-in feature over the full data contract (the names a segment rule
+    may read besides the model's and the spec's features)."""
+    return frozenset(feature_descriptions())
+
+
+def feature_kinds(dtypes: Mapping[str, str]) -> dict[str, str]:
+    """Model feature dtypes (``float64`` / ``category``) as profile kinds."""
+    return {name: CATEGORICAL if kind == "category" else NUMERIC for name, kind in dtypes.items()}
 
 
 def iter_parquet(path: Path, chunk_size: int, features: Sequence[Any]) -> Iterator[pd.DataFrame]:
@@ -183,10 +209,13 @@ class Scorer:
     churn : ChurnConfig
         Its ``horizon_days`` / ``lookback_days`` are usable in rules.
     cutoff : timestamp
-    descriptions : mapping feature -> description template
-        Fallback wording of reasons.
+    descriptions : mapping feature -> definition (or bare description template)
+        Fallback wording and reason families of reasons.
     scored_at : timestamp, optional
         Recorded in ``scored_at`` (default: now, UTC).
+    columns : names, optional
+        Further columns of the feature table that rules may read (besides the models' and
+        the built-in features): a rule naming anything else is a ConfigError.
     """
 
     def __init__(
@@ -195,8 +224,9 @@ class Scorer:
         config: ScoringConfig,
         churn: ChurnConfig,
         cutoff: pd.Timestamp,
-        descriptions: Mapping[str, str] | None = None,
+        descriptions: Mapping[str, str | Feature | DerivedFeature] | None = None,
         scored_at: Any = None,
+        columns: Sequence[str] = (),
     ) -> None:
         self.models = models
         self.config = config
@@ -204,41 +234,57 @@ class Scorer:
         self.cutoff = pd.Timestamp(cutoff)
         self.scored_at = scoring_time(scored_at)
         self.segments = seg.parse_segments(config)
-        self.writer = ReasonWriter(config.reason_templates, dict(descriptions or {}), cutoff)
+        descriptions = dict(descriptions or {})
+        seg.check_rule_names(self.segments, config,
+                             {*models.feature_dtypes(), *descriptions, *columns,
+                              *builtin_feature_names()})
+        self.writer = ReasonWriter(config.reason_templates, descriptions, cutoff)
         self.dtypes = models.feature_dtypes()
-        self.keep = sorted(seg.rule_columns(config, churn) - {PROBABILITY, VALUE, VAR})
+        self.keep = sorted(seg.rule_columns(config, churn) - set(SCORE_COLUMNS))
         self.churn_features = [str(f) for f in models.churn.feature_names_in_]
         self._explainer: PathAttribution | None = None
 
     @property
+    def explainable(self) -> bool:
+        """Whether the churn model has trees to attribute (a BTYD churn model has none)."""
+        return hasattr(self.models.churn, "booster_")
+
+    @property
     def explainer(self) -> PathAttribution | None:
-        if self.config.attribution == "path" and self._explainer is None:
+        if self.config.attribution == "path" and self._explainer is None and self.explainable:
             self._explainer = PathAttribution(self.models.churn)
         return self._explainer
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Narrow scores of one chunk: id, probability, value, value at risk and the
-        columns the rules read."""
+        """Narrow scores of one chunk: id, :data:`SCORE_COLUMNS` and the columns the rules
+        read."""
         check_feature_table(X, self.dtypes, self.models.version)
-        p = self.models.churn.predict_proba(X)[:, 1]
-        v = self.models.ltv.predict(X)
         out = X[[ID, *[c for c in self.keep if c in X.columns]]].reset_index(drop=True)
-        return out.assign(**{PROBABILITY: p, VALUE: v, VAR: p * v})
+        return out.assign(**value_scores(self.models.churn.predict_proba(X)[:, 1],
+                                         self.models.ltv.predict(X),
+                                         self.models.ltv.predict_if_retained(X)))
 
     def explain(self, X: pd.DataFrame) -> np.ndarray:
-        """Reasons in words for every row of ``X``."""
+        """Reasons in words for every row of ``X`` (missing when the churn model has no
+        trees to attribute: a BTYD model)."""
+        if not self.explainable:
+            return np.full(len(X), None, dtype=object)
         contrib = row_contributions(self.models.churn, X, self.config.attribution,
                                     self.explainer)
-        drivers = top_drivers(contrib, self.config.reasons_count,
-                              self.config.min_reason_contribution)
-        return self.writer.render(X, drivers, self.churn_features)
+        drivers = top_drivers(contrib, contrib.shape[1], self.config.min_reason_contribution)
+        return self.writer.render(X, drivers, self.churn_features, self.config.reasons_count)
 
     def segment(self, narrow: pd.DataFrame) -> tuple[pd.Series, dict[str, float], list[str]]:
-        """Segments of all customers, the named values and the rule warnings."""
+        """Segments of all customers, the named values and the rule warnings. Rules reading
+        a built-in feature of a table the data lack (e.g. ``nps_detractor`` without surveys)
+        hold for nobody, without a warning; other unknown columns are warned about."""
         values = seg.thresholds(narrow, self.config, self.churn)
+        absent = set(feature_descriptions()) - set(narrow.columns)
+        rules = [s for s in self.segments
+                 if not (s.when and seg.columns_of(s.when, s.name) & absent)]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            segment = seg.assign_segments(narrow, self.segments, values)
+            segment = seg.assign_segments(narrow, rules, values)
         return segment, values, [str(w.message) for w in caught]
 
     def reason_segments(self) -> list[str]:
@@ -248,9 +294,7 @@ class Scorer:
         """The output table in rank order."""
         out = pd.DataFrame({
             ID: narrow[ID].to_numpy(),
-            PROBABILITY: narrow[PROBABILITY].to_numpy(),
-            VALUE: narrow[VALUE].to_numpy(),
-            VAR: narrow[VAR].to_numpy(),
+            **{c: narrow[c].to_numpy() for c in SCORE_COLUMNS},
             seg.SEGMENT: segment.to_numpy(),
             REASONS: pd.array(reasons, dtype="str"),
         })
@@ -301,6 +345,15 @@ class Scorer:
         return ScoreResult(scores, table, values, int(wanted.sum()), notes, timings)
 
 
+def value_scores(p: Any, expected: Any, if_retained: Any) -> dict[str, np.ndarray]:
+    """:data:`SCORE_COLUMNS` from the churn probability ``p``, the expected value and the
+    value if retained: ``value_at_risk = p x max(value_if_retained, 0)``."""
+    p = np.asarray(p, dtype=float)
+    retained = np.maximum(np.asarray(if_retained, dtype=float), 0.0)
+    return {PROBABILITY: p, VALUE: np.asarray(expected, dtype=float), RETAINED: retained,
+            VAR: p * retained}
+
+
 def rank(frame: pd.DataFrame) -> pd.DataFrame:
     """Sort by value at risk (descending), then customer id; ``rank`` = 1, 2, ..."""
     out = frame.sort_values([VAR, ID], ascending=[False, True], kind="mergesort",
@@ -316,12 +369,12 @@ def score_features(
     *,
     cutoff: Any = None,
     churn: ChurnConfig | None = None,
-    descriptions: Mapping[str, str] | None = None,
+    descriptions: Mapping[str, str | Feature | DerivedFeature] | None = None,
     scored_at: Any = None,
     progress: Progress | None = None,
 ) -> ScoreResult:
     """Score a ready feature table (``customer_id``, optional ``cutoff``, features), one
-    cutoff only; see :func:`score`. ``descriptions`` (feature -> template) word the
+    cutoff only; see :func:`score`. ``descriptions`` (feature -> definition) word the
     reasons; default: :func:`feature_descriptions`."""
     config = config or ScoringConfig()
     if cutoff is None and CUTOFF in features:
@@ -334,8 +387,11 @@ def score_features(
     if descriptions is None:
         descriptions = feature_descriptions()
     scorer = Scorer(models, config, churn or ChurnConfig(), pd.Timestamp(cutoff),
-                    descriptions, scored_at)
-    return scorer.run(lambda: iter_frame(features, config.chunk_size), len(features), progress)
+                    descriptions, scored_at, columns=[str(c) for c in features.columns])
+    result = scorer.run(lambda: iter_frame(features, config.chunk_size), len(features),
+                        progress)
+    result.profile = profile_frame(features, list(models.feature_dtypes()))
+    return result
 
 
 def score(
@@ -378,17 +434,18 @@ def score(
     config = config or ScoringConfig()
     churn = churn or ChurnConfig()
     cut = as_cutoffs(default_cutoff() if cutoff is None else cutoff)[0]
-    probe = Scorer(models, config, churn, cut, None, scored_at)
+    probe = Scorer(models, config, churn, cut, feature_descriptions(spec), scored_at)
     needed = needed_columns(models, config, churn, probe.writer)
     with tempfile.TemporaryDirectory(prefix="churnml-score-", dir=workdir) as tmp:
         spool = Path(tmp) / SPOOL_FILE
         t0 = time.perf_counter()
         built = spool_features(data, cut, needed, spool, spec, threads, memory_limit)
         features_s = time.perf_counter() - t0
-        descriptions = {f.name: f.description for f in built}
+        descriptions = {f.name: f for f in built}
         scorer = Scorer(models, config, churn, cut, descriptions, probe.scored_at)
         total = pq.ParquetFile(spool).metadata.num_rows
         result = scorer.run(lambda: iter_parquet(spool, config.chunk_size, built), total,
                             progress)
+        result.profile = profile_parquet(spool, feature_kinds(models.feature_dtypes()))
     result.timings = {"features_s": features_s, **result.timings}
     return result

@@ -9,24 +9,32 @@ segment. The same compiled ``CASE`` expression runs in DuckDB and, transpiled, i
 
 from __future__ import annotations
 
+import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import duckdb
 import numpy as np
 import pandas as pd
-import sqlglot
 from sqlglot import exp
 
 from churnml.config import ChurnConfig, ScoringConfig
 from churnml.errors import ConfigError
+from churnml.expressions import (
+    SQL_DIALECT,
+    expression_columns,
+    parse_expression,
+    render_expression,
+)
 
-SQL_DIALECT = "duckdb"
 SEGMENT = "risk_segment"
 ACTION = "suggested_action"
 QUANTILE_METHOD = "linear"  # numpy's default; Spark's exact ``percentile`` agrees
 CHURN_NAMES = ("horizon_days", "lookback_days")  # ChurnConfig fields usable in rules
+# Score columns rules may read (``predicted_value`` is the older name of ``expected_value``).
+SCORE_COLUMNS = frozenset({"churn_probability", "predicted_value", "expected_value",
+                           "value_if_retained", "value_at_risk"})
 SUMMARY_COLUMNS = [SEGMENT, "customers", "value_at_risk", "mean_churn_probability", ACTION]
 _FRAME = "churnml_scored"
 
@@ -52,7 +60,7 @@ def _entry(raw: Mapping[str, object], where: str, default: bool) -> Segment:
                           f"{sorted(unknown)} (allowed: {sorted(allowed)})")
     when = None if default else str(raw["when"])
     if when is not None:
-        _parse(when, str(raw["name"]))
+        _parse(when, str(raw["name"]))  # the allow-list of churnml.expressions
     priority = int(raw.get("priority", 0)) if not default else np.iinfo(np.int32).max
     return Segment(str(raw["name"]), str(raw["action"]), when, priority,
                    bool(raw.get("reasons", False)))
@@ -74,16 +82,32 @@ def parse_segments(config: ScoringConfig) -> list[Segment]:
     return segments
 
 
-def _parse(sql: str, segment: str) -> exp.Expression:
-    try:
-        return sqlglot.parse_one(sql, read=SQL_DIALECT)
-    except sqlglot.errors.ParseError as exc:
-        raise ConfigError(f"scoring segment {segment!r}: invalid SQL {sql!r}: {exc}") from exc
+def rule_origin(segment: str) -> str:
+    """Where a segment's rule comes from, for error messages."""
+    return f"scoring.segments[{segment}].when"
+
+
+def _parse(sql: str, segment: str, names: Collection[str] | None = None) -> exp.Expression:
+    """A rule's tree, checked against the allow-list (and ``names``, when given)."""
+    return parse_expression(sql, where=rule_origin(segment), columns=names)
 
 
 def columns_of(sql: str, name: str = "rule") -> set[str]:
     """Names a SQL condition references."""
-    return {c.name for c in _parse(sql, name).find_all(exp.Column)}
+    return set(expression_columns(sql, where=rule_origin(name)))
+
+
+def check_rule_names(
+    segments: list[Segment], config: ScoringConfig, known: Collection[str]
+) -> None:
+    """Every name a rule reads is a score column (:data:`SCORE_COLUMNS`), a named value
+    (thresholds, quantiles, ``horizon_days`` / ``lookback_days``) or one of ``known`` (the
+    features that can exist): a misspelt name is a :class:`ConfigError`, not an empty
+    segment."""
+    names = set(known) | SCORE_COLUMNS | named_values(config, ChurnConfig())
+    for s in segments:
+        if s.when is not None:
+            _parse(s.when, s.name, names)
 
 
 def named_values(config: ScoringConfig, churn: ChurnConfig) -> set[str]:
@@ -117,8 +141,12 @@ def thresholds(
 def _bind(tree: exp.Expression, values: Mapping[str, float]) -> exp.Expression:
     def sub(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Column) and not node.table and node.name in values:
-            v = values[node.name]
-            return exp.Null() if np.isnan(v) else exp.Literal.number(repr(float(v)))
+            v = float(values[node.name])
+            if math.isnan(v):
+                return exp.Null()
+            if math.isinf(v):
+                return exp.cast(exp.Literal.string(repr(v)), exp.DataType.build("DOUBLE"))
+            return exp.Literal.number(repr(v))
         return node
 
     return tree.transform(sub)
@@ -133,19 +161,20 @@ def case_sql(
     """``CASE WHEN rule THEN name ... ELSE default END`` with the named values bound.
 
     A rule that reads a column not in ``columns`` is left out with a warning (e.g. the
-    detractor rule when there is no surveys table).
+    detractor rule when there is no surveys table). The SQL is regenerated from each rule's
+    checked tree with every identifier quoted (never the configured text).
     """
     columns = set(columns)
     parts = []
     for s in segments[:-1]:
         tree = _bind(_parse(s.when or "", s.name), values)
-        unknown = columns_of(tree.sql(dialect=SQL_DIALECT), s.name) - columns
+        unknown = {c.name for c in tree.find_all(exp.Column)} - columns
         if unknown:
             warnings.warn(f"segment {s.name!r} skipped: no column(s) {sorted(unknown)} "
                           "in the scored data", stacklevel=2)
             continue
         name = exp.Literal.string(s.name).sql(dialect=dialect)
-        parts.append(f"WHEN ({tree.sql(dialect=dialect)}) THEN {name}")
+        parts.append(f"WHEN {render_expression(tree, dialect=dialect)} THEN {name}")
     default = exp.Literal.string(segments[-1].name).sql(dialect=dialect)
     if not parts:
         return default

@@ -37,9 +37,12 @@ from churnml.scoring.score import (
     PROBABILITY,
     RANK,
     REASONS,
+    RETAINED,
+    SCORE_COLUMNS,
     VALUE,
     VAR,
     Scorer,
+    feature_descriptions,
     needed_columns,
     plan_features,
 )
@@ -47,6 +50,8 @@ from churnml.scoring.score import (
 SPARK_NUMERIC = "double"
 SPARK_STRING = "string"
 UDF_RESULT = "double"
+LTV_UDF_RESULT = f"{VALUE} double, {RETAINED} double"  # the LTV pyfunc's two outputs
+_LTV_STRUCT = "_churnml_ltv"
 _PANDAS_WARNING = "PySpark does not yet fully support pandas"
 
 
@@ -67,15 +72,17 @@ def check_spark_features(sdf: Any, feature_dtypes: Mapping[str, str], model: str
                                   f"types differ from {model}: {detail}")
 
 
-def _udf(spark: Any, uri: str | None, tracking_uri: str | None) -> Any:
+def _udf(spark: Any, uri: str | None, tracking_uri: str | None,
+         result_type: str = UDF_RESULT) -> Any:
     import mlflow.pyfunc
 
     from churnml.training.tracking import DEFAULT_TRACKING_URI, tracking
 
     if uri is None:
-        raise ValueError("Spark scoring needs registered models (load_registered), not an export")
-    with tracking(tracking_uri or DEFAULT_TRACKING_URI):
-        return mlflow.pyfunc.spark_udf(spark, uri, result_type=UDF_RESULT, env_manager="local")
+        raise ValueError("Spark scoring needs registered models (load_registered_pair), not an "
+                         "export")
+    with tracking(tracking_uri or DEFAULT_TRACKING_URI, read_only=True):
+        return mlflow.pyfunc.spark_udf(spark, uri, result_type=result_type, env_manager="local")
 
 
 def _quantiles(sdf: Any, config: ScoringConfig) -> dict[str, float]:
@@ -95,7 +102,7 @@ def score_spark(
     *,
     cutoff: Any,
     churn: ChurnConfig | None = None,
-    descriptions: Mapping[str, str] | None = None,
+    descriptions: Mapping[str, Any] | None = None,
     scored_at: Any = None,
 ) -> tuple[Any, pd.DataFrame]:
     """Scores of a Spark feature table (``customer_id``, features; one cutoff) as a Spark
@@ -108,15 +115,19 @@ def score_spark(
     config = config or ScoringConfig()
     churn = churn or ChurnConfig()
     spark = features.sparkSession
-    scorer = Scorer(models, config, churn, pd.Timestamp(cutoff), descriptions, scored_at)
+    scorer = Scorer(models, config, churn, pd.Timestamp(cutoff), descriptions, scored_at,
+                    columns=[str(c) for c in features.columns])
     check_spark_features(features, scorer.dtypes, models.version)
     churn_cols = [str(c) for c in models.churn.feature_names_in_]
     ltv_cols = [str(c) for c in models.ltv.feature_names_in_]
     sdf = features.withColumn(
         PROBABILITY, _udf(spark, models.churn_uri, models.tracking_uri)(F.struct(*churn_cols))
     ).withColumn(
-        VALUE, _udf(spark, models.ltv_uri, models.tracking_uri)(F.struct(*ltv_cols))
-    ).withColumn(VAR, F.col(PROBABILITY) * F.col(VALUE)).cache()
+        _LTV_STRUCT,
+        _udf(spark, models.ltv_uri, models.tracking_uri, LTV_UDF_RESULT)(F.struct(*ltv_cols)),
+    ).withColumn(VALUE, F.col(f"{_LTV_STRUCT}.{VALUE}")).withColumn(
+        RETAINED, F.greatest(F.col(f"{_LTV_STRUCT}.{RETAINED}"), F.lit(0.0))
+    ).drop(_LTV_STRUCT).withColumn(VAR, F.col(PROBABILITY) * F.col(RETAINED)).cache()
     values = seg.thresholds(pd.DataFrame(), config, churn)
     values.update(_quantiles(sdf, config))
     with warnings.catch_warnings(record=True) as caught:
@@ -142,7 +153,7 @@ def score_spark(
     explained = ranked.mapInPandas(explain, schema)
     action = F.create_map(*[F.lit(x) for s in scorer.segments for x in (s.name, s.action)])
     out = explained.select(
-        ID, PROBABILITY, VALUE, VAR, F.col(RANK).cast("long").alias(RANK), seg.SEGMENT, REASONS,
+        ID, *SCORE_COLUMNS, F.col(RANK).cast("long").alias(RANK), seg.SEGMENT, REASONS,
         action[F.col(seg.SEGMENT)].alias(seg.ACTION),
         F.lit(models.version).alias("model_version"),
         F.lit(scorer.cutoff.to_pydatetime()).cast("timestamp_ntz").alias(CUTOFF),
@@ -236,10 +247,10 @@ def score_spark_data(
     config = config or ScoringConfig()
     churn = churn or ChurnConfig()
     cut = as_cutoffs(cutoff)[0]
-    probe = Scorer(models, config, churn, cut, None, scored_at)
+    probe = Scorer(models, config, churn, cut, feature_descriptions(spec), scored_at)
     needed = needed_columns(models, config, churn, probe.writer)
     features, built = spark_features(data, cut, needed, spec)
-    descriptions = {f.name: f.description for f in built}
+    descriptions = {f.name: f for f in built}  # definitions, as the local route words them
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         scores, summary = score_spark(features, models, config, cutoff=cut, churn=churn,

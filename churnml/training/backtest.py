@@ -34,7 +34,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 from threadpoolctl import threadpool_limits
 
-from churnml.config import ChurnConfig, TrainingConfig
+from churnml.config import BTYD, BTYD_KINDS, ChurnConfig, TrainingConfig
 from churnml.errors import ConfigError, DataValidationError
 from churnml.labels import label_window_days
 from churnml.models import (
@@ -46,6 +46,7 @@ from churnml.models import (
 )
 from churnml.models._lgbm import holdout_split
 from churnml.models.baselines import RECENCY_COLUMN
+from churnml.models.btyd import BTYDChurnModel, BTYDValueModel
 from churnml.training.evaluation import (
     calibration_table,
     classification_metrics,
@@ -66,14 +67,36 @@ CHURN_SCORES = {
     "recency": "baseline_probability",
 }
 LTV_SCORES = {"ltv": "ltv_predicted", "last_value": "baseline_ltv"}
+VIR_COLUMN = "value_if_retained"  # E[horizon revenue | not churned] of the LTV model
 PREDICTION_COLUMNS = [
     ID, CUTOFF, "fold", CHURNED, "churn_probability", "baseline_probability", "ltv_actual",
-    "ltv_predicted", "baseline_ltv", "logistic_probability",
+    "ltv_predicted", VIR_COLUMN, "baseline_ltv", "logistic_probability",
 ]
-# value at risk = churn probability x predicted value, for the model and the naive pair
-VAR_SCORES = {"churn": ("churn_probability", "ltv_predicted"),
-              "recency": ("baseline_probability", "baseline_ltv")}
+# Rankings of the revenue lost to churn, name -> (factors multiplied; one factor: itself).
+# "churn" is value at risk = churn probability x value if retained (what scoring ranks by);
+# the others are the alternatives it must beat: churn probability x expected value (which
+# already discounts leaving, so it counts the risk twice), x trailing-horizon revenue, the
+# recency baseline alone and the naive pair recency x trailing revenue.
+VAR_SCORES = {
+    "churn": ("churn_probability", VIR_COLUMN),
+    "churn_x_expected_value": ("churn_probability", "ltv_predicted"),
+    "churn_x_trailing_value": ("churn_probability", "baseline_ltv"),
+    "recency": ("baseline_probability",),
+    "recency_x_trailing_value": ("baseline_probability", "baseline_ltv"),
+}
+VAR_LABELS = {  # the rankings in words (report)
+    "churn": "value at risk (churn probability x value if retained)",
+    "churn_x_expected_value": "churn probability x expected value",
+    "churn_x_trailing_value": "churn probability x trailing revenue",
+    "recency": "recency (days since last purchase)",
+    "recency_x_trailing_value": "recency baseline x trailing revenue",
+}
+# Predictors of a retained customer's horizon revenue, scored on the rows with churned == 0
+# (metric set "if_retained"): model name -> prediction column.
+VIR_SCORES = {"value_if_retained": VIR_COLUMN, "expected_value": "ltv_predicted",
+              "trailing_value": "baseline_ltv"}
 CLASSIFICATION, REGRESSION, VALUE_AT_RISK = "classification", "regression", "value_at_risk"
+IF_RETAINED = "if_retained"
 LOWER_IS_BETTER = frozenset({"brier", "log_loss", "ece", "decile_mape", "mae", "rmse"})
 SPEND_COLUMN = "spend_{days}d"  # built-in feature: purchase spend in the last `days` days
 MIN_INNER_FIT_RATIO = 1.0  # temporal inner split needs >= this x validation rows to fit on
@@ -218,15 +241,37 @@ def _estimator(cls: type, section: str, params: dict[str, Any]) -> Any:
         raise ConfigError(f"training.{section}: {exc}") from exc
 
 
-def make_estimator(task: Task, training: TrainingConfig, overrides: dict[str, Any]) -> Any:
+def make_estimator(task: Task, training: TrainingConfig, overrides: dict[str, Any],
+                   horizon_days: int = ChurnConfig().horizon_days) -> Any:
     """Unfitted churn classifier or LTV model: ``seed`` and ``n_jobs``, then the configured
-    params, then the candidate ``overrides``."""
+    params, then the candidate ``overrides``. A BTYD candidate (``{model: btyd, kind}`` for
+    churn, ``{kind: btyd, btyd_model}`` for LTV; validated by the config) is a
+    :class:`~churnml.models.btyd.BTYDChurnModel` / :class:`~churnml.models.btyd.BTYDValueModel`
+    over ``horizon_days`` and ignores the LightGBM params."""
+    if task == "churn" and overrides.get("model") == BTYD:
+        return BTYDChurnModel(kind=overrides.get("kind", BTYD_KINDS[0]),
+                              horizon_days=horizon_days)
+    if task == "ltv" and overrides.get("kind") == BTYD:
+        return BTYDValueModel(kind=overrides.get("btyd_model", BTYD_KINDS[0]),
+                              horizon_days=horizon_days)
+    overrides = {k: v for k, v in overrides.items() if not (task == "churn" and k == "model")}
     cls, section, params = (
         (ChurnClassifier, "churn_params", training.churn_params)
         if task == "churn" else (LTVModel, "ltv_params", training.ltv_params)
     )
     fixed = {"seed": training.seed, "n_jobs": training.n_jobs}
     return _estimator(cls, section, {**fixed, **params, **overrides})
+
+
+def _fit(task: Task, estimator: Any, X: pd.DataFrame, y: np.ndarray, groups: np.ndarray,
+         retained: np.ndarray | None) -> Any:
+    """Fit one estimator; the LTV model also learns its value-if-retained part on the
+    ``retained`` (not churned) rows (None: the LTV model's default, rows with a value)."""
+    if isinstance(estimator, BTYDChurnModel | BTYDValueModel):
+        return estimator.fit(X)  # fitted to the purchase histories; labels unused
+    if task == "ltv":
+        return estimator.fit(X, y, groups=groups, retained=retained)
+    return estimator.fit(X, y, groups=groups)
 
 
 def _score(task: Task, estimator: Any, X: pd.DataFrame) -> np.ndarray:
@@ -244,8 +289,12 @@ def select_candidate(
     y: np.ndarray,
     groups: np.ndarray,
     split: tuple[np.ndarray, np.ndarray],
+    retained: np.ndarray | None = None,
+    horizon_days: int = ChurnConfig().horizon_days,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Best of the configured candidates on the inner validation part of ``split``.
+    """Best of the configured candidates on the inner validation part of ``split``
+    (``retained``: rows that did not churn, for the LTV model's value-if-retained part;
+    ``horizon_days``: of BTYD candidates).
 
     Returns the winning overrides and a table ``task, candidate, params, metric, value,
     selected``. With fewer than two candidates nothing is fitted.
@@ -258,8 +307,9 @@ def select_candidate(
     fit, val = split
     values = []
     for overrides in candidates:
-        est = make_estimator(task, training, overrides)
-        est.fit(X.iloc[fit], y[fit], groups=groups[fit])
+        est = make_estimator(task, training, overrides, horizon_days)
+        _fit(task, est, X.iloc[fit], y[fit], groups[fit],
+             None if retained is None else np.asarray(retained)[fit])
         values.append(_metrics(task, y[val], _score(task, est, X.iloc[val]))[metric])
     signed = np.asarray(values) * (1.0 if higher_is_better(metric) else -1.0)
     best = int(np.nanargmax(signed))
@@ -276,10 +326,10 @@ class FittedModels:
     """The five models of one fit, the features they read and the nested choices."""
 
     features: list[str]
-    churn: ChurnClassifier
+    churn: ChurnClassifier | BTYDChurnModel
     logistic: LogisticChurnBaseline
     recency: RecencyBaseline
-    ltv: LTVModel
+    ltv: LTVModel | BTYDValueModel
     last_value: LastValueBaseline
     selected: dict[str, dict[str, Any]] = field(default_factory=dict)
     selection: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -300,6 +350,7 @@ def fit_models(
     X = panel[features]
     groups = panel[ID].to_numpy()
     y = {"churn": panel[CHURNED].to_numpy(), "ltv": panel[LTV].to_numpy()}
+    retained = y["churn"] == 0
     has_choice = len(training.churn_candidates) > 1 or len(training.ltv_candidates) > 1
     split = (
         inner_split(panel, label_window_days(churn), training.inner_validation_fraction,
@@ -308,11 +359,11 @@ def fit_models(
     )
     selected, tables, fitted = {}, [], {}
     for task in ("churn", "ltv"):
-        selected[task], table = select_candidate(task, training, X, y[task], groups, split)
+        selected[task], table = select_candidate(task, training, X, y[task], groups, split,
+                                                 retained, churn.horizon_days)
         tables.append(table)
-        fitted[task] = make_estimator(task, training, selected[task]).fit(
-            X, y[task], groups=groups
-        )
+        est = make_estimator(task, training, selected[task], churn.horizon_days)
+        fitted[task] = _fit(task, est, X, y[task], groups, retained)
     logistic = _estimator(LogisticChurnBaseline, "logistic_params", training.logistic_params)
     return FittedModels(
         features=features,
@@ -340,6 +391,7 @@ def predict_frame(models: FittedModels, panel: pd.DataFrame, fold: int = -1) -> 
         "baseline_probability": models.recency.predict_proba(X)[:, 1],
         "ltv_actual": panel[LTV].to_numpy(),
         "ltv_predicted": models.ltv.predict(X),
+        VIR_COLUMN: models.ltv.predict_if_retained(X),
         "baseline_ltv": models.last_value.predict(X),
         "logistic_probability": models.logistic.predict_proba(X)[:, 1],
     })
@@ -349,12 +401,19 @@ def predict_frame(models: FittedModels, panel: pd.DataFrame, fold: int = -1) -> 
 # ------------------------------------------------------------------------------ evaluation
 
 
+def var_score(pred: pd.DataFrame, name: str) -> np.ndarray:
+    """The ranking ``name`` of :data:`VAR_SCORES`: the product of its columns."""
+    return np.prod([pred[c].to_numpy(float) for c in VAR_SCORES[name]], axis=0)
+
+
 def evaluate(pred: pd.DataFrame) -> pd.DataFrame:
     """Metric rows of one set of predictions: ``model, task, metric_set`` and the metrics of
-    :func:`classification_metrics` (churn models), :func:`regression_metrics` (LTV models)
-    and :func:`value_at_risk_coverage` (churn probability x predicted value, ranked against
-    the revenue lost by churners; prior value = last-window spend)."""
+    :func:`classification_metrics` (churn models), :func:`regression_metrics` (LTV models;
+    and, metric set ``if_retained``, the :data:`VIR_SCORES` predictors on the rows that did
+    not churn) and :func:`value_at_risk_coverage` (each :data:`VAR_SCORES` ranking against
+    the revenue lost by churners, :func:`~churnml.training.evaluation.revenue_lost`)."""
     y, actual, prior = pred[CHURNED], pred["ltv_actual"], pred["baseline_ltv"]
+    stayed = (y == 0).to_numpy()
     rows = [
         {"model": m, "task": "churn", "metric_set": CLASSIFICATION,
          **classification_metrics(y, pred[col])}
@@ -365,10 +424,16 @@ def evaluate(pred: pd.DataFrame) -> pd.DataFrame:
          **regression_metrics(actual, pred[col])}
         for m, col in LTV_SCORES.items()
     ]
+    if stayed.sum() > 1:
+        rows += [
+            {"model": m, "task": "ltv", "metric_set": IF_RETAINED,
+             **regression_metrics(actual[stayed], pred.loc[stayed, col])}
+            for m, col in VIR_SCORES.items()
+        ]
     rows += [
         {"model": m, "task": "churn", "metric_set": VALUE_AT_RISK,
-         **value_at_risk_coverage(y, prior, pred[p] * pred[v])}
-        for m, (p, v) in VAR_SCORES.items()
+         **value_at_risk_coverage(y, prior, var_score(pred, m))}
+        for m in VAR_SCORES
     ]
     return pd.DataFrame(rows)
 

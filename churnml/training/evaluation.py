@@ -30,6 +30,9 @@ N_BINS = 10  # deciles
 TOP_DECILE = 0.1
 CAPTURE_SHARES = (0.1, 0.2)  # top 10 % and top 20 % revenue capture
 VAR_SHARES = (0.05, 0.1, 0.2)  # value-at-risk coverage reported at these shares of customers
+# Revenue lost to churn on real data, in words (:func:`revenue_lost` is the formula)
+LOST_REVENUE_TEXT = ("churned x the customer's net revenue in the {horizon} days before the "
+                     "cutoff (stayers lose nothing; a negative net revenue counts as 0)")
 
 
 def _arrays(**named: Any) -> list[np.ndarray]:
@@ -294,9 +297,10 @@ def regression_metrics(
 def revenue_lost(churned: Any, prior_value: Any) -> np.ndarray:
     """Revenue lost per customer = ``churned x max(prior_value, 0)``.
 
-    ``prior_value`` is the customer's net revenue in the horizon-long window *before* the
-    cutoff: the run rate a churner takes away in the next horizon. Stayers lose nothing;
-    net-negative prior revenue counts as 0.
+    The one definition of "lost revenue" on real data (backtests, the report, the CDNOW
+    benchmark): ``prior_value`` is the customer's net revenue in the horizon-long window
+    *before* the cutoff, the run rate a churner takes away in the next horizon. Stayers lose
+    nothing; net-negative prior revenue counts as 0.
     """
     churned, prior_value = _arrays(churned=churned, prior_value=prior_value)
     return _binary(churned) * np.clip(prior_value, 0.0, None)
@@ -311,12 +315,14 @@ def value_at_risk_coverage(
     spending that will not recur). For each share ``k``, ``var_coverage_top_{k}`` =
     revenue lost by the top ``k`` of customers by ``score`` (typically value at risk =
     churn probability x predicted value) / total revenue lost. ``revenue_lost_total``
-    (currency) is reported beside it; coverages are NaN when nothing was lost.
+    (currency) is reported beside it, and ``var_normalized_gini`` (:func:`normalized_gini`
+    of the ranking against revenue lost); NaN when nothing was lost.
     """
     lost = revenue_lost(churned, prior_value)
     (score,) = _arrays(score=score)
     if score.shape[0] != lost.shape[0]:
         raise ValueError(f"score has {score.shape[0]} values for {lost.shape[0]} customers")
     out = {_share_key("var_coverage_top", s): capture(lost, score, s) for s in shares}
+    out["var_normalized_gini"] = normalized_gini(lost, score)
     out["revenue_lost_total"] = float(lost.sum())
     return out

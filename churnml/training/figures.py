@@ -12,8 +12,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_curve
 
-from churnml.training.backtest import CHURN_SCORES, CHURNED, LTV_SCORES
-from churnml.training.evaluation import calibration_table, cumulative_gains, lift_table
+from churnml.training.backtest import CHURN_SCORES, CHURNED, LTV_SCORES, VAR_LABELS, var_score
+from churnml.training.evaluation import (
+    calibration_table,
+    cumulative_gains,
+    lift_table,
+    revenue_lost,
+)
 
 FIGSIZE = (6.0, 4.5)  # inches
 WIDE_FIGSIZE = (10.0, 4.5)
@@ -101,9 +106,28 @@ def ltv_deciles_figure(pred: pd.DataFrame) -> Figure:
     return fig
 
 
+def value_at_risk_figure(pred: pd.DataFrame) -> Figure:
+    """Cumulative gains of the revenue lost to churn (:func:`revenue_lost`) for each ranking
+    of :data:`VAR_SCORES`: value at risk (churn probability x value if retained) against the
+    alternatives it replaces."""
+    fig = Figure(figsize=FIGSIZE)
+    ax = fig.subplots()
+    lost = revenue_lost(pred[CHURNED], pred["baseline_ltv"])
+    if lost.sum() > 0:
+        for name, label in VAR_LABELS.items():
+            gains = cumulative_gains(lost, var_score(pred, name))
+            ax.plot(gains["population_share"], gains["value_share"], label=label)
+    ax.plot([0, 1], [0, 1], **DIAGONAL)
+    ax.set(xlabel="share of customers (by ranking)", ylabel="share of revenue lost",
+           title=f"Revenue lost to churn ({POOLED})")
+    ax.legend(loc="lower right", fontsize="small")
+    return fig
+
+
 FIGURES = {
     "roc": roc_figure,
     "calibration": calibration_figure,
     "lift": lift_figure,
     "ltv_deciles": ltv_deciles_figure,
+    "value_at_risk": value_at_risk_figure,
 }

@@ -3,14 +3,24 @@
 - Tracking store: SQLite (``sqlite:///mlflow.db``) by default; artifacts of a new experiment
   go to ``mlartifacts/`` beside the database file, not to the current directory.
 - One experiment per config name (:attr:`churnml.config.Config.name`).
-- Models are logged as MLflow pyfunc models: :class:`EstimatorModel` loads a joblib file of
-  the fitted churnml estimator (avoiding the skops trusted-type checks of MLflow 3's
-  scikit-learn flavour) and returns a DataFrame with ``churn_probability`` or
-  ``predicted_value``. The signature lists every feature, numeric as ``double`` and
-  categorical as ``string`` (MLflow schema enforcement rejects pandas ``category`` and will
-  not cast int64 to double: use :func:`to_model_input` before ``pyfunc.predict``).
-- Registry names ``churnml-churn`` / ``churnml-ltv``; a new version gets the alias
-  ``challenger``; :func:`promote_if_better` moves ``champion``. Aliases, not stages.
+- Models are logged as MLflow pyfunc models from code (:mod:`churnml.training.pyfunc_model`;
+  nothing is pickled): :class:`EstimatorModel` loads the fitted churnml estimator from a
+  code-free JSON state artifact (``estimator.json``,
+  :mod:`churnml.models._state`; versions logged before it hold ``estimator.joblib``) and
+  returns a DataFrame with ``churn_probability`` (churn) or ``expected_value`` and
+  ``value_if_retained`` (LTV; :data:`LTV_OUTPUTS`). The signature lists every feature,
+  numeric as ``double`` and categorical as ``string`` (MLflow schema enforcement rejects
+  pandas ``category`` and will not cast int64 to double: use :func:`to_model_input` before
+  ``pyfunc.predict``).
+- Registry names ``<config name>-churn`` / ``-ltv`` (:class:`churnml.config.TrackingConfig`);
+  a new version gets the alias ``challenger``. The churn and LTV versions of one run are a
+  *pair*: :func:`set_champions` moves both ``champion`` aliases, the LTV one first and the
+  churn one last, and :func:`resolve_pair` reads a pair through the churn alias and the run
+  it points at, so a promotion killed between the two writes leaves the previous pair in use.
+- Stores: a reader (:func:`tracking` with ``read_only=True``: ``score``, ``export``) refuses a
+  local store that does not exist instead of creating an empty one; a writer serialises the
+  creation and migration of a SQLite store and of experiments with a file lock
+  (``<database>.lock``), so concurrent ``train`` runs on a new store do not race.
 """
 
 from __future__ import annotations
@@ -20,43 +30,52 @@ import json
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import joblib
 import mlflow
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from filelock import FileLock
+from mlflow.exceptions import MlflowException
 from mlflow.models.signature import ModelSignature
 from mlflow.types import ColSpec, DataType, Schema
 from pydantic import BaseModel
 
-from churnml.config import TrackingConfig
+from churnml.config import SQLITE_PREFIX, Config, TrackingConfig
+from churnml.errors import ModelSourceError
 from churnml.models._preprocess import CATEGORICAL
+from churnml.models._state import STATE_CLASSES, read_state, write_state
+from churnml.paths import portable, portable_values
 
-_DEFAULTS = TrackingConfig()  # registry names and store: churnml.config.TrackingConfig
-DEFAULT_TRACKING_URI = _DEFAULTS.uri
+DEFAULT_TRACKING_URI = TrackingConfig().uri
 ARTIFACT_DIR = "mlartifacts"  # artifact root beside a SQLite tracking database
-CHURN_MODEL = _DEFAULTS.churn_model_name
-LTV_MODEL = _DEFAULTS.ltv_model_name
+_DEFAULT_CONFIG = Config.model_validate({"data": {"dataset": "simulated"}})
+CHURN_MODEL = _DEFAULT_CONFIG.tracking.churn_model_name  # names under the default config name
+LTV_MODEL = _DEFAULT_CONFIG.tracking.ltv_model_name
 MODEL_NAMES = (CHURN_MODEL, LTV_MODEL)
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 LOGGED_MODEL_NAME = "model"  # name of the logged model inside its run
-ESTIMATOR_ARTIFACT = "estimator"  # key (and file stem) of the joblib artifact
-ESTIMATOR_FILE = f"{ESTIMATOR_ARTIFACT}.joblib"
+ESTIMATOR_ARTIFACT = "estimator"  # key (and file stem) of the estimator artifact
+ESTIMATOR_FILE = f"{ESTIMATOR_ARTIFACT}.json"  # code-free state (churnml.models._state)
+LEGACY_ESTIMATOR_FILE = f"{ESTIMATOR_ARTIFACT}.joblib"  # pickles of versions logged earlier
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")  # models-from-code entry point
+LOCK_SUFFIX = ".lock"  # beside a SQLite database: serialises store creation
+LOCK_TIMEOUT_SECONDS = 600
 CHURN_OUTPUT = "churn_probability"
-LTV_OUTPUT = "predicted_value"
+LTV_OUTPUT = "expected_value"  # "predicted_value" before value if retained was added
+LTV_OUTPUTS = (LTV_OUTPUT, "value_if_retained")  # columns of an LTV model's pyfunc output
 OUTPUTS = {CHURN_MODEL: CHURN_OUTPUT, LTV_MODEL: LTV_OUTPUT}
 WINDOW_PREFIX = "window."  # params describing the training window
 INPUT_EXAMPLE_ROWS = 5
 # distributions pinned in a logged model's requirements (skips MLflow's ~3 s inference)
-PINNED_DISTRIBUTIONS = ("mlflow", "lightgbm", "scikit-learn", "scipy", "pandas", "numpy", "joblib")
+PINNED_DISTRIBUTIONS = ("mlflow", "lightgbm", "scikit-learn", "scipy", "pandas", "numpy")
 SYSTEM_TAG_PREFIX = "mlflow."
-Output = Literal["churn_probability", "predicted_value"]
+Output = Literal["churn_probability", "expected_value"]
 
 
 def default_artifact_location(tracking_uri: str) -> str | None:
@@ -68,10 +87,67 @@ def default_artifact_location(tracking_uri: str) -> str | None:
     return (db.resolve().parent / ARTIFACT_DIR).as_uri()
 
 
+def local_store(tracking_uri: str) -> Path | None:
+    """The database file (``sqlite:///``) or folder (file store: a plain path or ``file:``)
+    of a local store; None for a server, Databricks or an in-memory database."""
+    if tracking_uri.startswith(SQLITE_PREFIX):
+        db = tracking_uri.removeprefix(SQLITE_PREFIX).split("?", 1)[0]
+        return None if not db or db.startswith(":memory:") else Path(db)
+    if tracking_uri.startswith("file:"):
+        return Path(tracking_uri.removeprefix("file:").removeprefix("//"))
+    if "://" in tracking_uri or tracking_uri == "databricks" or not tracking_uri:
+        return None
+    return Path(tracking_uri)
+
+
+def require_store(tracking_uri: str) -> None:
+    """Refuse a local store that does not exist (a reader must not create an empty one)."""
+    path = local_store(tracking_uri)
+    if path is not None and not path.exists():
+        raise ModelSourceError(
+            f"MLflow store {tracking_uri} not found (no {path.resolve()}): train first "
+            "(`churnml train`) or point tracking.uri / --tracking-uri at your store"
+        )
+
+
+def store_lock(tracking_uri: str) -> Any:
+    """A file lock beside a SQLite database (``<db>.lock``), else a no-op context."""
+    path = local_store(tracking_uri)
+    if path is None or not tracking_uri.startswith(SQLITE_PREFIX):
+        return nullcontext()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path) + LOCK_SUFFIX, timeout=LOCK_TIMEOUT_SECONDS)
+
+
+_READY: set[str] = set()  # stores created and migrated by this process
+
+
+def ensure_store(tracking_uri: str) -> None:
+    """Create and migrate the store (tracking and registry tables) under :func:`store_lock`,
+    once per process: two processes starting on a new SQLite store take turns."""
+    if tracking_uri in _READY:
+        return
+    with store_lock(tracking_uri):
+        client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        client.search_experiments(max_results=1)
+        client.search_registered_models(max_results=1)
+    _READY.add(tracking_uri)
+
+
 @contextmanager
-def tracking(tracking_uri: str = DEFAULT_TRACKING_URI) -> Iterator[mlflow.MlflowClient]:
+def tracking(
+    tracking_uri: str = DEFAULT_TRACKING_URI, *, read_only: bool = False
+) -> Iterator[mlflow.MlflowClient]:
     """Point MLflow (tracking and registry) at ``tracking_uri`` for the block; the previous
-    URI is restored afterwards. Yields a client for the store."""
+    URI is restored afterwards. Yields a client for the store.
+
+    ``read_only=True`` refuses a local store that does not exist (:func:`require_store`);
+    otherwise the store is created if needed, serialised by :func:`ensure_store`.
+    """
+    if read_only:
+        require_store(tracking_uri)
+    else:
+        ensure_store(tracking_uri)
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(tracking_uri)
     try:
@@ -92,12 +168,13 @@ def start_run(
     """Start a run in ``experiment`` (created on first use, with artifacts under
     ``artifact_location`` or :func:`default_artifact_location`)."""
     with tracking(tracking_uri) as client:
-        found = client.get_experiment_by_name(experiment)
-        if found is None:
-            location = artifact_location or default_artifact_location(tracking_uri)
-            experiment_id = client.create_experiment(experiment, artifact_location=location)
-        else:
-            experiment_id = found.experiment_id
+        with store_lock(tracking_uri):  # two runs must not both create the experiment
+            found = client.get_experiment_by_name(experiment)
+            if found is None:
+                location = artifact_location or default_artifact_location(tracking_uri)
+                experiment_id = client.create_experiment(experiment, artifact_location=location)
+            else:
+                experiment_id = found.experiment_id
         # experiment_id rather than mlflow.set_experiment: the latter sets a process-wide active
         # experiment that outlives this store and breaks the next run against another store.
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name,
@@ -166,8 +243,10 @@ def log_figure(figure: Any, name: str) -> str:
 
 
 def log_config(config: BaseModel | Mapping[str, Any]) -> None:
-    """Log the config as ``config.json`` and as ``config.*`` params."""
+    """Log the config as ``config.json`` and as ``config.*`` params, paths made portable
+    (:func:`churnml.paths.portable`: no absolute path of this machine)."""
     data = config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config)
+    data = portable_values(data)
     mlflow.log_dict(_plain(data), "config.json")
     log_params(data, prefix="config.")
 
@@ -200,6 +279,11 @@ def to_model_input(X: pd.DataFrame, feature_dtypes: Mapping[str, str]) -> pd.Dat
     )
 
 
+def output_columns(output: str) -> tuple[str, ...]:
+    """Columns a logged model returns: the churn probability, or :data:`LTV_OUTPUTS`."""
+    return (CHURN_OUTPUT,) if output == CHURN_OUTPUT else LTV_OUTPUTS
+
+
 def _signature(feature_dtypes: Mapping[str, str], output: str) -> ModelSignature:
     inputs = Schema(
         [
@@ -207,7 +291,8 @@ def _signature(feature_dtypes: Mapping[str, str], output: str) -> ModelSignature
             for name, kind in feature_dtypes.items()
         ]
     )
-    return ModelSignature(inputs=inputs, outputs=Schema([ColSpec(DataType.double, output)]))
+    outputs = Schema([ColSpec(DataType.double, c) for c in output_columns(output)])
+    return ModelSignature(inputs=inputs, outputs=outputs)
 
 
 def pip_requirements() -> list[str]:
@@ -216,29 +301,46 @@ def pip_requirements() -> list[str]:
 
 
 class EstimatorModel(mlflow.pyfunc.PythonModel):
-    """Pyfunc wrapper of a fitted churnml estimator stored as a joblib artifact.
+    """Pyfunc wrapper of a fitted churnml estimator stored as a JSON state artifact (a joblib
+    pickle for versions logged by earlier churnml releases: the store is trusted).
 
-    ``predict`` returns a DataFrame with one column, ``output``: the churn probability
-    (``predict_proba[:, 1]``) for classifiers, ``predict`` for value models.
+    Logged from code (:mod:`churnml.training.pyfunc_model`), so MLflow pickles nothing: the
+    output column and features come from the logged ``model_config``. ``predict`` returns a
+    DataFrame: ``churn_probability`` (``predict_proba[:, 1]``) for classifiers;
+    ``expected_value`` (``predict``) and ``value_if_retained`` (``predict_if_retained``) for
+    value models.
     """
 
-    def __init__(self, output: str, features: list[str], feature_dtypes: dict[str, str]):
+    def __init__(self, output: str | None = None, features: list[str] | None = None,
+                 feature_dtypes: dict[str, str] | None = None):
         self.output = output
         self.features = features
         self.feature_dtypes = feature_dtypes
         self.estimator: Any = None
 
     def load_context(self, context: Any) -> None:
-        self.estimator = joblib.load(context.artifacts[ESTIMATOR_ARTIFACT])
+        config = getattr(context, "model_config", None) or {}
+        self.output = config.get("output", self.output)
+        self.features = config.get("features", self.features)
+        self.feature_dtypes = config.get("feature_dtypes", self.feature_dtypes)
+        path = Path(context.artifacts[ESTIMATOR_ARTIFACT])
+        if path.suffix == ".json":
+            self.estimator = read_state(path)
+        else:  # logged before the JSON state existed; the MLflow store is trusted
+            import joblib
+
+            self.estimator = joblib.load(path)
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
         if self.output == CHURN_OUTPUT:
-            values = self.estimator.predict_proba(model_input)[:, 1]
+            values = {CHURN_OUTPUT: self.estimator.predict_proba(model_input)[:, 1]}
         else:
-            values = self.estimator.predict(model_input)
-        return pd.DataFrame({self.output: values}, index=model_input.index)
+            values = dict(zip(LTV_OUTPUTS, (self.estimator.predict(model_input),
+                                            self.estimator.predict_if_retained(model_input)),
+                              strict=True))
+        return pd.DataFrame(values, index=model_input.index)
 
 
 @dataclass(frozen=True)
@@ -259,8 +361,9 @@ def log_model(
     registered_model_name: str | None = None,
     alias: str | None = CHALLENGER,
 ) -> LoggedEstimator:
-    """Log a fitted estimator in the active run as a pyfunc model; optionally register it
-    as a new version of ``registered_model_name`` with ``alias``.
+    """Log a fitted estimator in the active run as a pyfunc model (its state as JSON,
+    :mod:`churnml.models._state`); optionally register it as a new version of
+    ``registered_model_name`` with ``alias``.
 
     The model's metadata carries ``features``, ``feature_dtypes`` and ``output``; the
     signature carries the same feature list (see module docstring).
@@ -269,11 +372,20 @@ def log_model(
     dtypes = dict(estimator.feature_dtypes_)
     example = to_model_input(input_example.head(INPUT_EXAMPLE_ROWS), dtypes)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / ESTIMATOR_FILE
-        joblib.dump(estimator, path)
+        if STATE_CLASSES.get(type(estimator).__name__) is type(estimator):
+            path = write_state(estimator, Path(tmp) / ESTIMATOR_FILE)
+        else:  # not (yet) on the state protocol: a pickle in the trusted store, not exportable
+            import joblib
+
+            warnings.warn(f"{type(estimator).__name__} does not implement to_state/from_state: "
+                          "logged as a pickle, which `churnml export` cannot write code-free",
+                          stacklevel=2)
+            path = Path(tmp) / LEGACY_ESTIMATOR_FILE
+            joblib.dump(estimator, path)
         info = mlflow.pyfunc.log_model(
             name=LOGGED_MODEL_NAME,
-            python_model=EstimatorModel(output, features, dtypes),
+            python_model=str(PYFUNC_CODE),
+            model_config={"output": output, "features": features, "feature_dtypes": dtypes},
             artifacts={ESTIMATOR_ARTIFACT: str(path)},
             signature=_signature(dtypes, output),
             input_example=example,
@@ -299,62 +411,122 @@ def log_model(
     )
 
 
-def _version_by_alias(client: mlflow.MlflowClient, name: str, alias: str) -> Any:
-    """The model version holding ``alias``, or None when no version has it."""
-    if alias not in client.get_registered_model(name).aliases:
-        return None
+def _registered(client: mlflow.MlflowClient, name: str, tracking_uri: str) -> Any:
+    """The registered model ``name``; a :class:`ModelSourceError` naming store and model
+    (and the models the store holds) when it is not there."""
+    try:
+        return client.get_registered_model(name)
+    except MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" not in str(exc.error_code):
+            raise
+        known = sorted(m.name for m in client.search_registered_models(max_results=100))
+        raise ModelSourceError(
+            f"registered model {name!r} not found in MLflow store {tracking_uri} "
+            f"(registered there: {known or 'none'}); train with this config first, or set "
+            "tracking.churn_model_name / tracking.ltv_model_name"
+        ) from None
+
+
+def version_by_alias(
+    client: mlflow.MlflowClient, name: str, alias: str, tracking_uri: str
+) -> Any:
+    """The version of ``name`` holding ``alias``; a :class:`ModelSourceError` naming store,
+    model and alias (and the aliases there are) when there is none."""
+    aliases = _registered(client, name, tracking_uri).aliases
+    if alias not in aliases:
+        raise ModelSourceError(
+            f"registered model {name!r} in MLflow store {tracking_uri} has no version with "
+            f"alias {alias!r} (aliases: {dict(aliases) or 'none'})"
+        )
     return client.get_model_version_by_alias(name, alias)
 
 
-def _run_metric(client: mlflow.MlflowClient, run_id: str, metric: str) -> float | None:
+def _version_by_alias(client: mlflow.MlflowClient, name: str, alias: str) -> Any:
+    """The model version holding ``alias``, or None when no version (or no model) has it."""
+    try:
+        aliases = client.get_registered_model(name).aliases
+    except MlflowException:
+        return None
+    return client.get_model_version_by_alias(name, alias) if alias in aliases else None
+
+
+@dataclass(frozen=True)
+class ModelPair:
+    """The churn and LTV versions scored together: logged in one training run."""
+
+    churn: Any  # mlflow ModelVersion
+    ltv: Any
+    note: str | None = None  # why the LTV alias was not followed, if it was not
+
+    @property
+    def run_id(self) -> str:
+        return str(self.churn.run_id)
+
+
+def resolve_pair(
+    churn_name: str, ltv_name: str, alias: str = CHAMPION,
+    tracking_uri: str = DEFAULT_TRACKING_URI, client: mlflow.MlflowClient | None = None,
+) -> ModelPair:
+    """The pair behind ``alias``: the churn version holding it and the LTV version logged in
+    the same run (the churn alias is written last by :func:`set_champions`, so it commits a
+    pair). Stores from before pairs, whose LTV alias points at another run and which have
+    no LTV version of the churn version's run, fall back to the LTV alias (``note`` says so).
+    """
+    if client is None:
+        with tracking(tracking_uri, read_only=True) as own:
+            return resolve_pair(churn_name, ltv_name, alias, tracking_uri, own)
+    churn = version_by_alias(client, churn_name, alias, tracking_uri)
+    _registered(client, ltv_name, tracking_uri)
+    same_run = client.search_model_versions(
+        f"name = '{ltv_name}' and run_id = '{churn.run_id}'"
+    )
+    ltv_alias = _version_by_alias(client, ltv_name, alias)
+    if same_run:
+        ltv = max(same_run, key=lambda mv: int(mv.version))
+        note = None
+        if ltv_alias is not None and str(ltv_alias.version) != str(ltv.version):
+            note = (f"{ltv_name}@{alias} points at v{ltv_alias.version}, but {churn_name}@"
+                    f"{alias} (v{churn.version}) was trained with {ltv_name} v{ltv.version}: "
+                    "using that pair (an interrupted promotion leaves this state)")
+        return ModelPair(churn, ltv, note)
+    if ltv_alias is None:
+        raise ModelSourceError(
+            f"MLflow store {tracking_uri}: {churn_name}@{alias} is v{churn.version} (run "
+            f"{churn.run_id}), but {ltv_name} has neither a version of that run nor a version "
+            f"with alias {alias!r}"
+        )
+    return ModelPair(churn, ltv_alias,
+                     f"{churn_name} v{churn.version} and {ltv_name} v{ltv_alias.version} come "
+                     "from different training runs (registered before churnml paired them)")
+
+
+def set_champions(
+    client: mlflow.MlflowClient, pair: Mapping[str, tuple[str, str]], alias: str = CHAMPION
+) -> None:
+    """Give ``alias`` to both versions of a pair ``{"churn": (name, version), "ltv": (...)}``:
+    the LTV alias first, the churn alias last (the commit point read by
+    :func:`resolve_pair`); then drop their ``challenger`` aliases."""
+    for task in ("ltv", "churn"):
+        name, version = pair[task]
+        _set_alias(client, name, alias, str(version))
+    for name, version in pair.values():
+        if CHALLENGER in client.get_model_version(name, str(version)).aliases:
+            client.delete_registered_model_alias(name, CHALLENGER)
+
+
+def _set_alias(client: mlflow.MlflowClient, name: str, alias: str, version: str) -> None:
+    client.set_registered_model_alias(name, alias, version)
+
+
+def run_metric(client: mlflow.MlflowClient, run_id: str, metric: str) -> float | None:
+    """A metric of a run, None when missing or NaN."""
     value = client.get_run(run_id).data.metrics.get(metric)
     return None if value is None or np.isnan(value) else float(value)
 
 
-def promote_if_better(
-    name: str,
-    version: str | int,
-    metric: str,
-    higher_is_better: bool = True,
-    tracking_uri: str = DEFAULT_TRACKING_URI,
-    min_delta: float = 0.0,
-) -> bool:
-    """Give ``version`` the ``champion`` alias if its run's ``metric`` beats the current
-    champion's by more than ``min_delta`` (absolute; 0: strictly better), or if there is no
-    champion yet; returns whether it was promoted.
-
-    The candidate's run must have logged ``metric``; a champion that lacks it is replaced
-    (with a warning). A promoted version loses the ``challenger`` alias.
-    """
-    version = str(version)
-    with tracking(tracking_uri) as client:
-        candidate = client.get_model_version(name, version)
-        value = _run_metric(client, candidate.run_id, metric)
-        if value is None:
-            raise ValueError(f"{name} v{version}: run {candidate.run_id} has no metric {metric!r}")
-        champion = _version_by_alias(client, name, CHAMPION)
-        if champion is not None and champion.version == version:
-            return True
-        if champion is not None:
-            best = _run_metric(client, champion.run_id, metric)
-            if best is None:
-                warnings.warn(
-                    f"{name} champion v{champion.version} has no metric {metric!r}; replacing it",
-                    stacklevel=2,
-                )
-            elif (
-                (value <= best + min_delta) if higher_is_better else (value >= best - min_delta)
-            ):
-                return False
-        client.set_registered_model_alias(name, CHAMPION, version)
-        if CHALLENGER in candidate.aliases:
-            client.delete_registered_model_alias(name, CHALLENGER)
-        return True
-
-
 def load_pyfunc(model_uri: str, tracking_uri: str = DEFAULT_TRACKING_URI) -> Any:
     """The MLflow pyfunc model at ``model_uri`` (e.g. ``models:/churnml-churn@champion``)."""
-    with tracking(tracking_uri):
+    with tracking(tracking_uri, read_only=True):
         return mlflow.pyfunc.load_model(model_uri)
 
 
@@ -367,14 +539,17 @@ def model_card(
     name: str,
     alias: str = CHAMPION,
     tracking_uri: str = DEFAULT_TRACKING_URI,
+    version: str | None = None,
 ) -> dict[str, Any]:
-    """Description of the registered version holding ``alias``: name, version, aliases,
-    run id, model URI, estimator, output, features and dtypes, training window
-    (``window.*`` params), run metrics, params and user tags, MLflow version."""
-    with tracking(tracking_uri) as client:
-        mv = _version_by_alias(client, name, alias)
-        if mv is None:
-            raise LookupError(f"registered model {name!r} has no version with alias {alias!r}")
+    """Description of the registered version holding ``alias`` (or of ``version``): name,
+    version, aliases, run id, model URI, estimator, output, features and dtypes, training
+    window (``window.*`` params), run metrics, params and user tags, MLflow version."""
+    with tracking(tracking_uri, read_only=True) as client:
+        if version is None:
+            mv = version_by_alias(client, name, alias, tracking_uri)
+        else:
+            _registered(client, name, tracking_uri)
+            mv = client.get_model_version(name, str(version))
         run = client.get_run(mv.run_id)
         meta = mlflow.models.get_model_info(f"models:/{name}/{mv.version}").metadata or {}
     params = dict(run.data.params)
@@ -384,7 +559,7 @@ def model_card(
         "aliases": sorted(mv.aliases),
         "run_id": mv.run_id,
         "model_uri": f"models:/{name}/{mv.version}",
-        "source": mv.source,
+        "source": portable(mv.source),
         "estimator": meta.get("estimator"),
         "output": meta.get("output"),
         "features": list(meta.get("features", [])),

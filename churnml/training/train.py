@@ -12,10 +12,11 @@ Stages (each a plain function, usable alone):
    under ``cfg.output_dir``.
 5. :func:`log_run`: one MLflow run in the experiment named by the config, holding params,
    backtest means (``backtest.<model>.<metric>``) and per-fold values (``fold.<model>.
-   <metric>``, step = fold), tables, figures, the config, the data fingerprint and both
-   models, registered with alias ``challenger``; :func:`promote` moves ``champion`` to a
-   new version only if its backtest mean of the configured metric strictly beats the
-   champion's.
+   <metric>``, step = fold), tables, figures, the config, the data fingerprint, the lineage
+   (:mod:`churnml.training.lineage`) and both models, registered with alias ``challenger``;
+   :func:`promote` moves ``champion`` to the new pair only if each model's backtest mean of
+   the configured metric beats both the champion's and its naive baseline's
+   (:mod:`churnml.training.champion`), both models or neither.
 """
 
 from __future__ import annotations
@@ -37,14 +38,18 @@ from churnml.data.customer_data import CustomerData
 from churnml.errors import ConfigError
 from churnml.features import FeatureSpec, spec_from_config
 from churnml.io import write_table
-from churnml.labels import build_panel, labelled_cutoffs
+from churnml.labels import build_panel, label_window_days, labelled_cutoffs
+from churnml.models.btyd import BTYDChurnModel, BTYDValueModel
 from churnml.training.backtest import (
+    CLASSIFICATION,
     CUTOFF,
+    IF_RETAINED,
+    REGRESSION,
+    VALUE_AT_RISK,
     BacktestResult,
     FittedModels,
     backtest,
     fit_models,
-    higher_is_better,
 )
 
 FILES = {
@@ -55,6 +60,7 @@ FILES = {
 CHURN_SUMMARY = ("roc_auc", "pr_auc", "brier", "log_loss", "top_decile_lift")
 LTV_SUMMARY = ("normalized_gini", "top_10_capture", "top_20_capture", "spearman",
                "total_ratio")
+VAR_SUMMARY = ("var_normalized_gini", "var_coverage_top_10", "var_coverage_top_20")
 BACKTEST_PREFIX, FOLD_PREFIX = "backtest.", "fold."
 # DuckDB threads for the training panel: parallel float sums (e.g. net_revenue_total) differ
 # in the last bits from run to run, which can flip LightGBM splits; one thread is exact.
@@ -71,6 +77,7 @@ class Registration:
     champion_version: str | None
     promoted: bool
     metric: str
+    message: str = ""  # the champion rule's verdict, with the numbers
 
 
 @dataclass
@@ -125,6 +132,8 @@ def training_cutoffs(data: CustomerData | Any, cfg: Config) -> pd.DatetimeIndex:
         raise ConfigError(f"training.cutoff_frequency {t.cutoff_frequency!r}: {exc}") from exc
     cuts = labelled_cutoffs(data, cfg.churn, freq=t.cutoff_frequency,
                             start=_timestamp(t.first_cutoff, "first_cutoff"))
+    if t.last_cutoff is not None:
+        cuts = cuts[cuts <= _timestamp(t.last_cutoff, "last_cutoff")]
     if len(cuts) == 0:
         raise ConfigError(
             f"no labelled cutoff: the data ({data.start} .. {data.end}) are shorter than "
@@ -165,17 +174,29 @@ def _gain_share(booster: Any, names: Any) -> pd.Series:
     return pd.Series(gain / total if total > 0 else gain, index=list(names))
 
 
+def _equal_share(names: Any) -> pd.Series:
+    names = list(names)
+    return pd.Series(1.0 / len(names), index=names)
+
+
 def feature_importance(models: FittedModels) -> pd.DataFrame:
     """``feature, importance, model``: each feature's share of the total split gain of the
     churn booster, and of the LTV boosters (hurdle: mean of the purchase and spend boosters'
-    shares); each model's importances sum to 1."""
+    shares); each model's importances sum to 1. A BTYD model (no split gain) shares its
+    importance equally among the purchase-history columns it reads."""
     ltv = models.ltv
-    parts = ([ltv.value_model_] if ltv.kind == "tweedie"
-             else [ltv.purchase_model_, ltv.spend_model_])
+    if isinstance(ltv, BTYDValueModel):
+        ltv_share = _equal_share(ltv.feature_names_in_)
+    else:
+        parts = ([ltv.value_model_] if ltv.kind == "tweedie"
+                 else [ltv.purchase_model_, ltv.spend_model_])
+        ltv_share = pd.concat([_gain_share(p.booster_, ltv.feature_names_in_) for p in parts],
+                              axis=1).mean(axis=1)
+    churn = models.churn
     shares = {
-        "churn": _gain_share(models.churn.booster_, models.churn.feature_names_in_),
-        "ltv": pd.concat([_gain_share(p.booster_, ltv.feature_names_in_) for p in parts],
-                         axis=1).mean(axis=1),
+        "churn": (_equal_share(churn.feature_names_in_) if isinstance(churn, BTYDChurnModel)
+                  else _gain_share(churn.booster_, churn.feature_names_in_)),
+        "ltv": ltv_share,
     }
     return pd.concat(
         [s.sort_values(ascending=False, kind="stable").rename_axis("feature")
@@ -185,11 +206,22 @@ def feature_importance(models: FittedModels) -> pd.DataFrame:
 
 
 def summary_tables(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Backtest means as two wide tables, ``churn`` (models x :data:`CHURN_SUMMARY`) and
-    ``ltv`` (models x :data:`LTV_SUMMARY`), models in backtest order."""
+    """Backtest means as wide tables, models in backtest order: ``churn`` (models x
+    :data:`CHURN_SUMMARY`), ``ltv`` (models x :data:`LTV_SUMMARY`, regression metrics),
+    ``if_retained`` (predictors of the revenue of customers who did not churn x
+    :data:`LTV_SUMMARY`) and ``value_at_risk`` (rankings of the revenue lost x
+    :data:`VAR_SUMMARY`)."""
     out = {}
-    for task, metrics in (("churn", CHURN_SUMMARY), ("ltv", LTV_SUMMARY)):
-        rows = summary[(summary["task"] == task) & summary["metric"].isin(metrics)]
+    sets = summary["metric_set"]
+    for task, metrics, keep in (
+        ("churn", CHURN_SUMMARY, sets == CLASSIFICATION),
+        ("ltv", LTV_SUMMARY, sets == REGRESSION),
+        (IF_RETAINED, LTV_SUMMARY, sets == IF_RETAINED),
+        (VALUE_AT_RISK, VAR_SUMMARY, sets == VALUE_AT_RISK),
+    ):
+        rows = summary[keep & summary["metric"].isin(metrics)]
+        if rows.empty:
+            continue
         wide = rows.pivot(index="model", columns="metric", values="mean")
         order = list(dict.fromkeys(rows["model"]))
         out[task] = wide.loc[order, [m for m in metrics if m in wide]].reset_index()
@@ -207,12 +239,6 @@ def write_outputs(result: TrainResult, out_dir: str | Path) -> dict[str, Path]:
     return {key: write_table(tables[key], out / name) for key, name in FILES.items()}
 
 
-def _champion_key(cfg: Config, task: str) -> str:
-    metric = (cfg.tracking.churn_champion_metric if task == "churn"
-              else cfg.tracking.ltv_champion_metric)
-    return f"{BACKTEST_PREFIX}{task}.{metric}"
-
-
 def log_run(
     result: TrainResult, cfg: Config, data: CustomerData | Any, example: pd.DataFrame
 ) -> dict[str, Any]:
@@ -221,18 +247,21 @@ def log_run(
     ``{task: LoggedEstimator}`` and sets ``result.run_id``."""
     from churnml.training import figures
     from churnml.training import tracking as tr
+    from churnml.training.lineage import lineage_tags
 
     t, bt, models = cfg.tracking, result.backtest, result.models
     summary = bt.summary
     tags = {"churnml.config": cfg.name, "churnml.dataset": data.name,
-            "churnml.backtest": cfg.training.backtest}
+            "churnml.backtest": cfg.training.backtest, **lineage_tags(cfg)}
     with tr.start_run(t.experiment or cfg.name, run_name=cfg.name, tracking_uri=t.uri,
                       tags=tags) as run:
         tr.log_config(cfg)
         tr.log_fingerprint(data.fingerprint())
         cuts = result.train_cutoffs
         tr.log_training_window(start=cuts[0], end=cuts[-1], cutoffs=len(cuts),
-                               horizon_days=cfg.churn.horizon_days, rows=len(example))
+                               horizon_days=cfg.churn.horizon_days,
+                               label_window_days=label_window_days(cfg.churn),
+                               rows=len(example))
         for task, est in (("churn", models.churn), ("ltv", models.ltv),
                           ("logistic", models.logistic)):
             tr.log_params(est.get_params(), prefix=f"final.{task}.")
@@ -265,25 +294,31 @@ def log_run(
     return logged
 
 
-def promote(cfg: Config, logged: dict[str, Any]) -> dict[str, Registration]:
-    """Give each newly registered version ``champion`` if its run's backtest mean of the
-    configured champion metric beats the current champion's by more than
-    ``tracking.min_improvement`` (or there is no champion)."""
+def promote(cfg: Config, logged: dict[str, Any], summary: pd.DataFrame,
+            run_id: str | None = None) -> dict[str, Registration]:
+    """Promote the newly registered churn/LTV pair to ``champion`` if both models beat the
+    champions and their naive baselines on the configured backtest metrics by more than
+    ``tracking.min_improvement`` (:mod:`churnml.training.champion`); otherwise both stay
+    ``challenger``. ``summary`` is the run's backtest summary (``task, model, metric,
+    mean``); the verdicts are printed by ``churnml train`` and logged as tags."""
+    from churnml.training import champion
     from churnml.training import tracking as tr
 
+    t = cfg.tracking
+    metrics = {"churn": t.churn_champion_metric, "ltv": t.ltv_champion_metric}
+    candidates = {task: (entry.name, str(entry.version)) for task, entry in logged.items()}
+    run_id = run_id or next(iter(logged.values())).run_id
+    decision = champion.promote_pair(summary, metrics, candidates, t.uri, run_id=run_id,
+                                     min_delta=t.min_improvement)
     out = {}
-    for task, entry in logged.items():
-        key = _champion_key(cfg, task)
-        metric = key.rsplit(".", 1)[-1]
-        promoted = tr.promote_if_better(entry.name, entry.version, key,
-                                        higher_is_better=higher_is_better(metric),
-                                        tracking_uri=cfg.tracking.uri,
-                                        min_delta=cfg.tracking.min_improvement)
-        with tr.tracking(cfg.tracking.uri) as client:
-            version = client.get_model_version(entry.name, entry.version)
-            champion = client.get_registered_model(entry.name).aliases.get(tr.CHAMPION)
-        out[task] = Registration(entry.name, str(entry.version), sorted(version.aliases),
-                                 None if champion is None else str(champion), promoted, key)
+    with tr.tracking(t.uri) as client:
+        for task, (name, version) in candidates.items():
+            mv = client.get_model_version(name, version)
+            current = client.get_registered_model(name).aliases.get(tr.CHAMPION)
+            out[task] = Registration(
+                name, version, sorted(mv.aliases),
+                None if current is None else str(current), decision.promote,
+                f"{BACKTEST_PREFIX}{task}.{metrics[task]}", decision.verdicts[task].text)
     return out
 
 
@@ -327,5 +362,5 @@ def train(cfg: Config, data: CustomerData | Any, console: Console | None = None
         result.files = write_outputs(result, cfg.output_dir)
     with _stage(console, f"MLflow run and registry ({cfg.tracking.uri})", seconds):
         logged = log_run(result, cfg, data, final[models.features])
-        result.registrations = promote(cfg, logged)
+        result.registrations = promote(cfg, logged, bt.summary, result.run_id)
     return result

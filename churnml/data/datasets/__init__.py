@@ -42,11 +42,14 @@ def load_cdnow(merge_same_day: bool = True) -> CustomerData:
 
 
 def load_dataset(name: str, *, n_customers: int = 20_000, seed: int = 42) -> CustomerData:
-    """Load a built-in dataset by name: ``cdnow`` or ``simulated``."""
+    """Load a built-in dataset by name: ``cdnow`` or ``simulated`` (the simulator with the two
+    randomised demo campaigns of :data:`~churnml.data.simulate_campaigns.DEMO_CAMPAIGNS`)."""
     if name == "cdnow":
         return load_cdnow()
     if name == "simulated":
-        from churnml.data.simulate import simulate
+        from churnml.data.simulate import SimulatorConfig, simulate
+        from churnml.data.simulate_campaigns import DEMO_CAMPAIGNS
 
-        return simulate(n_customers, seed=seed)
+        return simulate(n_customers, seed=seed,
+                        config=SimulatorConfig(campaigns=list(DEMO_CAMPAIGNS)))
     raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")

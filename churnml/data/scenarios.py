@@ -1,0 +1,54 @@
+"""Scenarios injected into a dataset: known changes to test monitoring against.
+
+:func:`churn_shock` is a regime change at a known date — e.g. a price rise for one plan — that
+makes that plan's customers leave at an extra rate from then on, whatever their history: a
+concept drift (P(churn | features) changes) that a model trained before the date cannot know.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churnml.data.customer_data import CustomerData
+
+DAYS_PER_MONTH = 30.4375
+
+
+def churn_shock(
+    data: CustomerData,
+    start: Any,
+    *,
+    plan: str,
+    monthly_hazard: float = 0.3,
+    seed: int = 0,
+) -> CustomerData:
+    """``data`` where each customer of ``customers.plan == plan`` leaves at a random time
+    after ``start`` (exponential, rate ``monthly_hazard`` per month): their transactions,
+    events and survey answers after that time are removed. Other customers and everything
+    before ``start`` are unchanged."""
+    if data.customers is None or "plan" not in data.customers:
+        raise ValueError("churn_shock needs customers.plan")
+    if not 0 < monthly_hazard:
+        raise ValueError(f"monthly_hazard must be positive, got {monthly_hazard}")
+    start = pd.Timestamp(start)
+    hit = data.customers.loc[data.customers["plan"].astype("str") == plan, "customer_id"]
+    if hit.empty:
+        raise ValueError(f"no customer has plan {plan!r}")
+    rng = np.random.default_rng(seed)
+    days = rng.exponential(DAYS_PER_MONTH / monthly_hazard, len(hit))
+    leave = pd.Series(start + pd.to_timedelta(days, unit="D"), index=hit.to_numpy())
+
+    def cut(table: pd.DataFrame | None) -> pd.DataFrame | None:
+        if table is None:
+            return None
+        gone = table["customer_id"].map(leave)
+        keep = gone.isna() | (table["ts"] < gone)
+        return table.loc[keep.to_numpy()].reset_index(drop=True)
+
+    changes: dict[str, Any] = {"transactions": cut(data.transactions),
+                               "events": cut(data.events), "surveys": cut(data.surveys)}
+    return replace(data, **changes)

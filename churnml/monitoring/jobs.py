@@ -1,0 +1,186 @@
+"""The monitoring jobs behind the CLI: record a scoring run, build the reference, monitor.
+
+* :func:`record_scores` — after ``churnml score``: the run into the score history (and, when
+  the models came from an MLflow store, an MLflow run with its summary and feature profile);
+* :func:`reference_for` — the champion's reference (its scores of the base as of its last
+  training cutoff), cached beside the history per model version;
+* :func:`run_monitor` — :func:`~churnml.monitoring.monitor.monitor` over the history, its
+  tables under ``<output_dir>/monitoring/`` and an MLflow run (metrics with the cutoff as
+  step, ``YYYYMMDD``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from churnml.config import Config
+from churnml.monitoring.history import ScoreHistory
+from churnml.monitoring.monitor import (
+    PROBABILITY,
+    SCORE_COLUMNS,
+    MonitorResult,
+    Reference,
+    metrics_by_cutoff,
+    monitor,
+    segment_counts,
+    write_monitor_outputs,
+)
+
+HISTORY_DIR = "score_history"
+MONITOR_DIR = "monitoring"
+REFERENCE_FILE = "reference.json"
+EXPERIMENT_SUFFIX = "-monitoring"
+
+
+def history_root(cfg: Config) -> Path:
+    """``monitoring.history_dir``, else ``<output_dir>/score_history``."""
+    return Path(cfg.monitoring.history_dir or Path(cfg.output_dir) / HISTORY_DIR)
+
+
+def _step(cutoff: pd.Timestamp) -> int:
+    return int(f"{cutoff:%Y%m%d}")
+
+
+def record_scores(result: Any, cfg: Config, models: Any, *, log_to_mlflow: bool = True
+                  ) -> Path | None:
+    """Append a scoring run (:class:`~churnml.scoring.ScoreResult`) to the score history,
+    replacing an earlier run of the same cutoff; returns its folder (None if nothing scored).
+    """
+    scores = result.scores
+    if scores.empty:
+        return None
+    cutoff = pd.Timestamp(scores["cutoff"].iloc[0])
+    run = {
+        "cutoff": cutoff, "horizon_days": cfg.churn.horizon_days, "config": cfg.name,
+        "model_version": models.version, "churn_model": models.churn_uri,
+        "ltv_model": models.ltv_uri,
+        "alias": None if models.churn_uri is None else cfg.scoring.model_alias,
+        "scored_at": str(scores["scored_at"].iloc[0]),
+        "segments": segment_counts(scores),
+    }
+    folder = ScoreHistory(history_root(cfg)).write(scores, run, result.profile)
+    if log_to_mlflow and models.tracking_uri is not None:
+        _log_scoring_run(scores, run, result.profile, cfg, models.tracking_uri)
+    return folder
+
+
+def _log_scoring_run(scores: pd.DataFrame, run: dict[str, Any], profile: dict[str, Any],
+                     cfg: Config, tracking_uri: str) -> None:
+    import mlflow
+
+    from churnml.training.tracking import start_run
+
+    cutoff = pd.Timestamp(run["cutoff"])
+    with start_run((cfg.tracking.experiment or cfg.name) + EXPERIMENT_SUFFIX,
+                   run_name=f"score {cutoff:%Y-%m-%d}", tracking_uri=tracking_uri,
+                   tags={"churnml.stage": "score", "churnml.config": cfg.name}):
+        mlflow.log_params({"cutoff": cutoff.isoformat(), "model_version": run["model_version"],
+                           "horizon_days": run["horizon_days"]})
+        step = _step(cutoff)
+        metrics = {"score.customers": float(len(scores)),
+                   "score.mean_churn_probability": float(scores[PROBABILITY].mean())}
+        if "value_at_risk" in scores:
+            metrics["score.value_at_risk_total"] = float(scores["value_at_risk"].sum())
+        metrics.update({f"score.segment.{k}": float(v) for k, v in run["segments"].items()})
+        mlflow.log_metrics(metrics, step=step)
+        mlflow.log_dict(profile, "feature_profile.json")
+
+
+def _registry_card(cfg: Config, tracking_uri: str) -> dict[str, Any] | None:
+    from churnml.training.tracking import model_card
+
+    try:
+        return model_card(cfg.tracking.churn_model_name, cfg.scoring.model_alias, tracking_uri)
+    except Exception:  # no store, no model or no alias: no reference
+        return None
+
+
+def _exported_card(folder: str | Path, name: str) -> dict[str, Any] | None:
+    path = Path(folder) / f"{name}.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def reference_for(data: Any, cfg: Config, models: Any,
+                  score: Callable[..., Any], tracking_uri: str | None = None
+                  ) -> Reference | None:
+    """The reference of ``models``: cached in ``<history>/reference.json`` when it was made
+    for the same model version, else computed by ``score(cutoff)`` (a function returning a
+    ScoreResult for a cutoff) at the end of the models' training window."""
+    root = history_root(cfg)
+    cached = root / REFERENCE_FILE
+    if cached.exists():
+        ref = Reference.from_json(cached.read_text())
+        if ref.model_version == models.version:
+            return ref
+    folder = cfg.scoring.models_dir
+    card = (_exported_card(folder, cfg.tracking.churn_model_name) if folder
+            else _registry_card(cfg, tracking_uri or cfg.tracking.uri))
+    window = (card or {}).get("training_window", {})
+    if "end" not in window:
+        return None
+    cutoff = pd.Timestamp(window["end"])
+    metrics = card.get("metrics", {})
+    backtest = {m: float(metrics[f"backtest.churn.{m}"]) for m in ("roc_auc", "brier")
+                if f"backtest.churn.{m}" in metrics}
+    from churnml.features.profile import profile_frame
+
+    result = score(cutoff)
+    scores = result.scores
+    ref = Reference(cutoff, models.version, result.profile,
+                    profile_frame(scores, [c for c in SCORE_COLUMNS if c in scores]),
+                    segment_counts(scores), backtest)
+    root.mkdir(parents=True, exist_ok=True)
+    from churnml.io import atomic_write
+
+    atomic_write(cached, lambda p: p.write_text(ref.to_json()))
+    return ref
+
+
+def run_monitor(data: Any, cfg: Config, reference: Reference | None, spec: Any = None,
+                *, tracking_uri: str | None = None, log_to_mlflow: bool = True
+                ) -> tuple[MonitorResult, dict[str, Path]]:
+    """Monitor the score history of ``cfg``; write the tables and log them to MLflow."""
+    history = ScoreHistory(history_root(cfg))
+    if not history.cutoffs():
+        raise LookupError(f"the score history {history.root} is empty: run `churnml score` "
+                          "first (each run is recorded there)")
+    result = monitor(data, history, reference, cfg.churn, cfg.monitoring, spec,
+                     data_end=getattr(cfg.data, "end", None))
+    files = write_monitor_outputs(result, Path(cfg.output_dir) / MONITOR_DIR)
+    uri = tracking_uri or cfg.tracking.uri
+    if log_to_mlflow and _store_exists(uri):
+        _log_monitor_run(result, cfg, uri, files)
+    return result, files
+
+
+def _store_exists(uri: str) -> bool:
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).exists()
+    return True
+
+
+def _log_monitor_run(result: MonitorResult, cfg: Config, uri: str,
+                     files: dict[str, Path]) -> None:
+    import mlflow
+
+    from churnml.training.tracking import start_run
+
+    with start_run((cfg.tracking.experiment or cfg.name) + EXPERIMENT_SUFFIX,
+                   run_name="monitor", tracking_uri=uri,
+                   tags={"churnml.stage": "monitor", "churnml.config": cfg.name,
+                         "churnml.retrain": str(result.retrain).lower()}):
+        for cutoff, metrics in sorted(metrics_by_cutoff(result).items()):
+            mlflow.log_metrics({k.replace(" ", "_"): v for k, v in metrics.items()},
+                               step=_step(pd.Timestamp(cutoff)))
+        for path in files.values():
+            mlflow.log_artifact(str(path))

@@ -1,0 +1,308 @@
+"""Monitor scored cutoffs: realized and estimated performance, drift, and a retrain signal.
+
+For every cutoff in the score history (:class:`~churnml.monitoring.history.ScoreHistory`):
+
+* **population**: the customers at risk at the cutoff (:func:`churnml.labels.at_risk`, the
+  population the model was trained on) minus the *treated*: customers with a campaign
+  contact in a treatment arm (not ``control``) in ``[cutoff, cutoff + horizon)``, or given a
+  treatment arm in the scores. Their outcome is the campaign's doing, not the model's.
+* **estimated** ROC AUC and Brier from the probabilities alone (CBPE,
+  :mod:`churnml.monitoring.performance`), with 95 % intervals — for every cutoff;
+* **realized** metrics once ``cutoff + horizon`` is covered by the data: ROC AUC, PR AUC,
+  Brier, top-decile lift, calibration table, and the lost-revenue capture of the
+  value-at-risk ranking (revenue lost = churned × spend in the horizon before the cutoff,
+  :func:`churnml.training.evaluation.revenue_lost`); the same for the naive baselines
+  (recency for churn; ``p × prior spend`` and prior spend for value at risk);
+* **drift**: PSI (:mod:`churnml.monitoring.drift`) of every feature profile, of the churn
+  probability and value at risk, and of the segment mix, against the reference (the
+  champion's scores of the base as of its last training cutoff).
+
+**Retrain signal**: realized ROC AUC below the champion's backtest mean by more than
+``monitoring.auc_margin``, realized Brier above it by more than ``monitoring.brier_margin``,
+or any drift statistic above ``monitoring.psi_alarm``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churnml.config import ChurnConfig, MonitoringConfig
+from churnml.features.build import build_features
+from churnml.features.profile import Profile
+from churnml.features.spec import FeatureSpec
+from churnml.labels import at_risk, build_labels, label_window_days, observation_end_of
+from churnml.monitoring.drift import drift_table, level, mix_psi
+from churnml.monitoring.history import ScoreHistory
+from churnml.monitoring.performance import estimate
+from churnml.training.evaluation import (
+    calibration_table,
+    classification_metrics,
+    value_at_risk_coverage,
+)
+
+ID = "customer_id"
+PROBABILITY = "churn_probability"
+VAR = "value_at_risk"
+SEGMENT = "risk_segment"
+CONTROL = "control"
+RECENCY = "days_since_last_purchase"
+SCORE_COLUMNS = (PROBABILITY, VAR)
+
+
+@dataclass
+class Reference:
+    """What the monitored model's scores looked like where it was trained: the scores of
+    the base as of its last training cutoff, as profiles, plus its backtest metrics."""
+
+    cutoff: pd.Timestamp
+    model_version: str
+    features: dict[str, Profile]
+    scores: dict[str, Profile]
+    segments: dict[str, int]
+    backtest: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "cutoff": self.cutoff.isoformat(), "model_version": self.model_version,
+            "features": self.features, "scores": self.scores, "segments": self.segments,
+            "backtest": self.backtest,
+        }, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Reference:
+        raw = json.loads(text)
+        return cls(pd.Timestamp(raw["cutoff"]), raw["model_version"], raw["features"],
+                   raw["scores"], {k: int(v) for k, v in raw["segments"].items()},
+                   {k: float(v) for k, v in raw.get("backtest", {}).items()})
+
+
+@dataclass
+class MonitorResult:
+    """Tables of a monitoring run (one row per cutoff / per cutoff and column) and the
+    verdict: ``alarms`` (text), ``retrain`` (the signal)."""
+
+    performance: pd.DataFrame
+    drift: pd.DataFrame
+    calibration: pd.DataFrame
+    alarms: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def retrain(self) -> bool:
+        return bool(self.alarms)
+
+
+def segment_counts(scores: pd.DataFrame) -> dict[str, int]:
+    if SEGMENT not in scores:
+        return {}
+    return {str(k): int(v) for k, v in scores[SEGMENT].value_counts().items()}
+
+
+def treated_customers(data: Any, scores: pd.DataFrame, cutoff: pd.Timestamp,
+                      horizon_days: int) -> set[str]:
+    """Customers whose outcome window holds a treatment contact (see module docstring)."""
+    treated: set[str] = set()
+    if "arm" in scores:
+        arm = scores["arm"]
+        treated |= set(scores.loc[arm.notna() & (arm.astype("str") != CONTROL), ID].astype(str))
+    contacts = getattr(data, "campaigns", None)
+    if contacts is not None and len(contacts):
+        end = cutoff + pd.Timedelta(days=horizon_days)
+        hit = (contacts["ts"] >= cutoff) & (contacts["ts"] < end) & (
+            contacts["arm"].astype("str") != CONTROL)
+        treated |= set(contacts.loc[hit, ID].astype(str))
+    return treated
+
+
+def _baseline_inputs(data: Any, cutoff: pd.Timestamp, churn: ChurnConfig,
+                     spec: FeatureSpec) -> pd.DataFrame:
+    """Recency and the spend of the horizon before the cutoff, per customer."""
+    base = spec.model_copy(update={"groups": ["recency", "monetary"],
+                                   "windows_days": [churn.horizon_days], "extra": [],
+                                   "exclude": []})
+    feats = build_features(data, cutoff, base)
+    prior = f"spend_{churn.horizon_days}d"
+    keep = [c for c in (ID, RECENCY, prior) if c in feats]
+    return feats[keep].rename(columns={prior: "prior_spend"})
+
+
+def _realized(y: np.ndarray, frame: pd.DataFrame) -> dict[str, float]:
+    p = frame[PROBABILITY].to_numpy(float)
+    out = {f"real_{k}": v for k, v in classification_metrics(y, p).items()
+           if k in ("roc_auc", "pr_auc", "brier", "top_decile_lift", "base_rate")}
+    if RECENCY in frame:
+        rec = frame[RECENCY].to_numpy(float)
+        rec = np.where(np.isnan(rec), np.nanmax(rec) if np.isfinite(rec).any() else 0.0, rec)
+        base = classification_metrics(y, (rec - rec.min()) / max(np.ptp(rec), 1e-12))
+        out["recency_roc_auc"] = base["roc_auc"]
+        out["recency_top_decile_lift"] = base["top_decile_lift"]
+    if "prior_spend" in frame:
+        prior = frame["prior_spend"].fillna(0.0).to_numpy(float)
+        rankings = {"var": frame[VAR].to_numpy(float) if VAR in frame else None,
+                    "p_x_prior": p * np.clip(prior, 0.0, None), "prior": prior}
+        for name, score in rankings.items():
+            if score is None:
+                continue
+            cov = value_at_risk_coverage(y, prior, score, shares=(0.1,))
+            out[f"{name}_lost_capture_top_10"] = cov["var_coverage_top_10"]
+        out["revenue_lost_total"] = cov["revenue_lost_total"]
+    return out
+
+
+def monitor(
+    data: Any,
+    history: ScoreHistory,
+    reference: Reference | None,
+    churn: ChurnConfig,
+    config: MonitoringConfig,
+    spec: FeatureSpec | None = None,
+    *,
+    data_end: Any = None,
+) -> MonitorResult:
+    """Monitor every cutoff of ``history`` (module docstring)."""
+    spec = spec or FeatureSpec()
+    end = observation_end_of(data, data_end)
+    window = pd.Timedelta(days=label_window_days(churn))
+    perf_rows, drift_rows, calib, alarms, notes = [], [], [], [], []
+    for i, cutoff in enumerate(history.cutoffs()):
+        run = history.run(cutoff)
+        scores = history.scores(cutoff)
+        scores[ID] = scores[ID].astype(str)
+        risk = at_risk(data, cutoff, churn)
+        treated = treated_customers(data, scores, cutoff, churn.horizon_days)
+        pop = scores[scores[ID].isin(set(risk[ID].astype(str))) & ~scores[ID].isin(treated)]
+        row: dict[str, Any] = {
+            "cutoff": cutoff, "model_version": run.get("model_version", ""),
+            "scored": len(scores), "at_risk": int(len(risk)), "treated_excluded": len(treated),
+            "matured": bool(cutoff + window <= end),
+            # the model learned from these outcomes: realized metrics would be optimistic
+            "in_training_labels": bool(reference is not None
+                                       and cutoff < reference.cutoff + window),
+        }
+        row.update(estimate(pop[PROBABILITY].to_numpy(float), config.n_draws,
+                            seed=config.seed + i))
+        if row["matured"] and len(pop):
+            labels = build_labels(data, cutoff, churn)
+            labels[ID] = labels[ID].astype(str)
+            frame = pop.merge(labels[[ID, "churned"]], on=ID, how="inner")
+            frame = frame.merge(_baseline_inputs(data, cutoff, churn, spec).astype({ID: str}),
+                                on=ID, how="left")
+            y = frame["churned"].to_numpy(int)
+            row.update(_realized(y, frame))
+            table = calibration_table(y, frame[PROBABILITY].to_numpy(float))
+            calib.append(table.assign(cutoff=cutoff))
+            real = row.get("real_roc_auc", np.nan)
+            row["auc_within_interval"] = bool(
+                row["est_roc_auc_low"] <= real <= row["est_roc_auc_high"])
+            _performance_alarms(row, reference, config, alarms)
+        perf_rows.append(row)
+        if reference is not None:
+            drift_rows += _drift_rows(cutoff, history, scores, reference, config, alarms)
+    if reference is None:
+        notes.append("no reference (the champion's training scores): drift not computed")
+    if seen := [f"{r['cutoff']:%Y-%m-%d}" for r in perf_rows if r["in_training_labels"]]:
+        notes.append(f"cutoff(s) {', '.join(seen)} lie before the end of the training label "
+                     "window: the model saw those outcomes, realized metrics are optimistic")
+    if treated_count := sum(r["treated_excluded"] for r in perf_rows):
+        notes.append(f"{treated_count:,} treated customer-cutoffs (campaign contacts in a "
+                     "treatment arm within the horizon) excluded from realized churn metrics")
+    perf = pd.DataFrame(perf_rows)
+    drift = pd.DataFrame(drift_rows, columns=["cutoff", "kind", "column", "psi", "level"])
+    calibration = pd.concat(calib, ignore_index=True) if calib else pd.DataFrame()
+    return MonitorResult(perf, drift, calibration, alarms, notes)
+
+
+def _performance_alarms(row: dict[str, Any], reference: Reference | None,
+                        config: MonitoringConfig, alarms: list[str]) -> None:
+    if reference is None:
+        return
+    day = f"{row['cutoff']:%Y-%m-%d}"
+    auc, ref_auc = row.get("real_roc_auc", np.nan), reference.backtest.get("roc_auc", np.nan)
+    if np.isfinite(auc) and np.isfinite(ref_auc) and auc < ref_auc - config.auc_margin:
+        alarms.append(f"{day}: realized ROC AUC {auc:.3f} is below the backtest's "
+                      f"{ref_auc:.3f} by more than {config.auc_margin}")
+    brier, ref_brier = row.get("real_brier", np.nan), reference.backtest.get("brier", np.nan)
+    if np.isfinite(brier) and np.isfinite(ref_brier) and brier > ref_brier + config.brier_margin:
+        alarms.append(f"{day}: realized Brier {brier:.3f} is above the backtest's "
+                      f"{ref_brier:.3f} by more than {config.brier_margin}")
+
+
+def _drift_rows(cutoff: pd.Timestamp, history: ScoreHistory, scores: pd.DataFrame,
+                reference: Reference, config: MonitoringConfig, alarms: list[str]
+                ) -> list[dict[str, Any]]:
+    from churnml.features.profile import profile_frame
+
+    rows = []
+    current_scores = profile_frame(scores, [c for c in SCORE_COLUMNS if c in scores])
+    sets = (("feature", reference.features, history.profile(cutoff)),
+            ("score", reference.scores, current_scores))
+    for kind, ref, cur in sets:
+        for r in drift_table(ref, cur):
+            rows.append({"cutoff": cutoff, "kind": kind, "column": r["column"], "psi": r["psi"]})
+    if reference.segments:
+        rows.append({"cutoff": cutoff, "kind": "segment_mix", "column": SEGMENT,
+                     "psi": mix_psi(reference.segments, segment_counts(scores))})
+    for r in rows:
+        r["level"] = level(r["psi"], config.psi_warn, config.psi_alarm)
+        if r["kind"] == "feature" and any(fnmatch(r["column"], pattern)
+                                          for pattern in config.age_features):
+            r["level"] = f"{r['level']} (age)" if r["level"] != "ok" else "ok"
+        if r["level"] == "alarm":
+            alarms.append(f"{cutoff:%Y-%m-%d}: {r['kind']} {r['column']} drifted "
+                          f"(PSI {r['psi']:.3f} > {config.psi_alarm})")
+    return rows
+
+
+def write_monitor_outputs(result: MonitorResult, folder: str | Path) -> dict[str, Path]:
+    """``performance.csv``, ``drift.csv``, ``calibration.csv`` and ``signal.json`` under
+    ``folder`` (atomic writes)."""
+    from churnml.io import atomic_write, write_table
+
+    folder = Path(folder)
+    files = {
+        "performance": write_table(result.performance, folder / "performance.csv"),
+        "drift": write_table(result.drift, folder / "drift.csv"),
+        "calibration": write_table(result.calibration, folder / "calibration.csv"),
+    }
+    signal = {"retrain": result.retrain, "alarms": result.alarms, "notes": result.notes}
+    files["signal"] = atomic_write(folder / "signal.json",
+                                   lambda p: p.write_text(json.dumps(signal, indent=1)))
+    return files
+
+
+def summarise(result: MonitorResult) -> pd.DataFrame:
+    """The printed table: per cutoff, estimated vs realized AUC and Brier and max drift."""
+    perf = result.performance
+    if perf.empty:
+        return perf
+    cols = ["cutoff", "matured", "at_risk", "est_roc_auc", "real_roc_auc",
+            "recency_roc_auc", "est_brier", "real_brier"]
+    out = perf[[c for c in cols if c in perf]].copy()
+    out["matured"] = np.where(out["matured"], "yes", "no")
+    if not result.drift.empty:
+        worst = result.drift.sort_values("psi", ascending=False).groupby("cutoff").head(1)
+        out = out.merge(worst[["cutoff", "column", "psi"]].rename(
+            columns={"column": "most_drifted", "psi": "max_psi"}), on="cutoff", how="left")
+    out["cutoff"] = pd.to_datetime(out["cutoff"]).dt.strftime("%Y-%m-%d %H:%M").str.removesuffix(
+        " 00:00")
+    return out
+
+
+def metrics_by_cutoff(result: MonitorResult) -> Mapping[pd.Timestamp, dict[str, float]]:
+    """Numeric metrics per cutoff (for MLflow, the cutoff as step)."""
+    out: dict[pd.Timestamp, dict[str, float]] = {}
+    for row in result.performance.to_dict("records"):
+        out[row["cutoff"]] = {k: float(v) for k, v in row.items()
+                              if isinstance(v, int | float | np.number) and not isinstance(v, bool)
+                              and np.isfinite(v)}
+    for row in result.drift.to_dict("records"):
+        out.setdefault(row["cutoff"], {})[f"psi.{row['kind']}.{row['column']}"] = float(row["psi"])
+    return out

@@ -1,0 +1,55 @@
+"""Replay a deployment: score past cutoffs with a fitted churn model, keep every run in a
+score history and monitor it — to try thresholds on one's own data, or on a scenario with a
+known change (:mod:`churnml.data.scenarios`) before trusting the alarms."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from churnml.config import ChurnConfig, MonitoringConfig
+from churnml.features.build import build_features
+from churnml.features.profile import profile_frame
+from churnml.features.spec import FeatureSpec
+from churnml.monitoring.history import ScoreHistory
+from churnml.monitoring.monitor import PROBABILITY, MonitorResult, Reference, monitor
+
+
+def score_cutoff(data: Any, model: Any, cutoff: Any, spec: FeatureSpec | None = None
+                 ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``customer_id, churn_probability`` of every customer at ``cutoff`` and the profiles
+    of the model's features."""
+    columns = [str(c) for c in model.feature_names_in_]
+    features = build_features(data, cutoff, spec)
+    scores = pd.DataFrame({"customer_id": features["customer_id"].astype(str),
+                           PROBABILITY: model.predict_proba(features[columns])[:, 1]})
+    return scores, profile_frame(features, columns)
+
+
+def replay(
+    data: Any,
+    model: Any,
+    cutoffs: Sequence[Any],
+    reference_cutoff: Any,
+    backtest: dict[str, float],
+    root: str | Path,
+    *,
+    spec: FeatureSpec | None = None,
+    churn: ChurnConfig | None = None,
+    config: MonitoringConfig | None = None,
+) -> MonitorResult:
+    """Score ``cutoffs`` with ``model`` into a score history under ``root``, take the
+    reference at ``reference_cutoff`` (with the model's ``backtest`` ROC AUC / Brier) and
+    monitor the history."""
+    scores, profile = score_cutoff(data, model, reference_cutoff, spec)
+    reference = Reference(pd.Timestamp(reference_cutoff), "replay", profile,
+                          profile_frame(scores, [PROBABILITY]), {}, dict(backtest))
+    history = ScoreHistory(root)
+    for cutoff in cutoffs:
+        scores, profile = score_cutoff(data, model, cutoff, spec)
+        history.write(scores, {"cutoff": cutoff, "model_version": "replay"}, profile)
+    return monitor(data, history, reference, churn or ChurnConfig(),
+                   config or MonitoringConfig(), spec)

@@ -1,0 +1,267 @@
+"""Shared machinery of the uplift learners: arms, outcomes, LightGBM base models, folds.
+
+Every learner takes a feature frame ``X``, an array ``treatment`` of arm names (``control`` or
+a treatment name such as ``coupon_10``) and an outcome ``y`` (0/1 such as ``retained``, or a
+number such as ``revenue`` in currency), and predicts one column of effects per treatment arm:
+``tau_k(x) = E[Y | x, arm k] - E[Y | x, control]`` (probability points for a 0/1 outcome,
+currency for revenue).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.model_selection import StratifiedKFold
+from sklearn.utils.validation import check_is_fitted
+
+from churnml.errors import DataValidationError
+from churnml.models._lgbm import booster_params
+from churnml.models._preprocess import MAX_SHOWN_ROWS, FrameModelMixin, check_target
+
+Outcome = Literal["auto", "binary", "continuous"]
+OUTCOMES = ("auto", "binary", "continuous")
+CONTROL = "control"
+TREATMENT_TABLE = "campaigns"  # table named in treatment errors (the contract's arm column)
+
+# Defaults of the uplift base models: small, regularised trees (randomised-experiment data are
+# noisy and the effect is a small difference of two large quantities).
+N_ESTIMATORS = 200
+LEARNING_RATE = 0.05
+NUM_LEAVES = 15
+MAX_DEPTH = 6
+MIN_CHILD_SAMPLES = 100
+COLSAMPLE_BYTREE = 1.0
+REG_LAMBDA = 1.0
+N_FOLDS = 5
+SEED = 42
+N_JOBS = 1
+
+
+def check_arms(treatment: Any, n_rows: int, control: str) -> tuple[np.ndarray, list[str]]:
+    """Arm names as a str array and the treatment arms (sorted, control excluded)."""
+    raw = pd.Series(np.asarray(treatment, dtype=object).ravel())
+    if raw.shape[0] != n_rows:
+        raise ValueError(f"treatment has {raw.shape[0]} entries for {n_rows} feature rows")
+    missing = raw.isna()
+    if missing.any():
+        rows = np.flatnonzero(missing.to_numpy())
+        raise DataValidationError(
+            TREATMENT_TABLE, "arm", "missing arm", rows=rows[:MAX_SHOWN_ROWS].tolist(),
+            n_rows=int(missing.sum()),
+        )
+    arms = raw.astype(str).to_numpy()
+    names = sorted(set(arms.tolist()))
+    if control not in names:
+        raise DataValidationError(
+            TREATMENT_TABLE, "arm", f"no {control!r} (control) rows; arms found: {names}"
+        )
+    treated = [a for a in names if a != control]
+    if not treated:
+        raise DataValidationError(TREATMENT_TABLE, "arm", f"only {control!r} rows, no treatment")
+    return arms, treated
+
+
+def check_outcome(y: Any, n_rows: int, outcome: str, name: str = "y") -> tuple[np.ndarray, str]:
+    """Outcome as floats and its resolved kind (``binary`` or ``continuous``)."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
+    arr = check_target(y, n_rows, name)
+    binary = bool(np.isin(arr, (0.0, 1.0)).all())
+    if outcome == "binary" and not binary:
+        bad = np.flatnonzero(~np.isin(arr, (0.0, 1.0)))
+        raise DataValidationError(
+            "labels", name, "binary outcome must be 0/1", rows=bad[:MAX_SHOWN_ROWS].tolist(),
+            values=arr[bad[:MAX_SHOWN_ROWS]].tolist(), n_rows=int(bad.size),
+        )
+    kind = outcome if outcome != "auto" else ("binary" if binary else "continuous")
+    return arr, kind
+
+
+def check_both_classes(y: np.ndarray, mask: np.ndarray, group: str) -> None:
+    """A classifier on the ``mask`` rows needs both outcome values."""
+    values = np.unique(y[mask])
+    if values.size < 2:
+        raise DataValidationError(
+            "labels", None,
+            f"every {group} row has outcome {values[0] if values.size else 'n/a'}; "
+            "a binary outcome model needs both 0 and 1 in each arm",
+        )
+
+
+class UpliftBase(FrameModelMixin, BaseEstimator):
+    """Hyper-parameters and helpers shared by the S-, T-, X- and DR-learners.
+
+    Parameters
+    ----------
+    outcome : "auto", "binary" or "continuous"
+        ``auto``: binary when ``y`` is all 0/1. Binary outcome models are LightGBM classifiers
+        (probabilities); continuous ones L2 regressors.
+    control : str
+        Arm name of the control group.
+    n_estimators, learning_rate, num_leaves, max_depth, min_child_samples, colsample_bytree,
+    reg_lambda
+        LightGBM hyper-parameters of every base model.
+    lgbm_params : dict or None
+        Extra LightGBM arguments for every base model (e.g. ``{"monotone_constraints": ...}``
+        or ``{"subsample": 0.8, "subsample_freq": 1}``).
+    seed, n_jobs
+        LightGBM seed and fixed thread count (deterministic fits).
+    """
+
+    def __init__(
+        self,
+        outcome: Outcome = "auto",
+        control: str = CONTROL,
+        n_estimators: int = N_ESTIMATORS,
+        learning_rate: float = LEARNING_RATE,
+        num_leaves: int = NUM_LEAVES,
+        max_depth: int = MAX_DEPTH,
+        min_child_samples: int = MIN_CHILD_SAMPLES,
+        colsample_bytree: float = COLSAMPLE_BYTREE,
+        reg_lambda: float = REG_LAMBDA,
+        lgbm_params: dict[str, Any] | None = None,
+        seed: int = SEED,
+        n_jobs: int = N_JOBS,
+    ) -> None:
+        self.outcome = outcome
+        self.control = control
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.max_depth = max_depth
+        self.min_child_samples = min_child_samples
+        self.colsample_bytree = colsample_bytree
+        self.reg_lambda = reg_lambda
+        self.lgbm_params = lgbm_params
+        self.seed = seed
+        self.n_jobs = n_jobs
+
+    # -- fitting helpers -------------------------------------------------------------------
+    def _prepare(self, X: pd.DataFrame, treatment: Any, y: Any) -> tuple[
+        pd.DataFrame, np.ndarray, np.ndarray
+    ]:
+        """Encode ``X``, check arms and outcome; sets ``arms_``, ``outcome_``."""
+        Xe = self._fit_encoder(X)
+        arms, self.arms_ = check_arms(treatment, len(Xe), self.control)
+        y_arr, self.outcome_ = check_outcome(y, len(Xe), self.outcome)
+        if self.outcome_ == "binary":
+            for arm in [self.control, *self.arms_]:
+                check_both_classes(y_arr, arms == arm, f"{arm!r}")
+        return Xe, arms, y_arr
+
+    def _model(self, kind: str | None = None, seed_offset: int = 0) -> lgb.LGBMModel:
+        """A fresh LightGBM base model: classifier for ``binary``, else L2 regressor."""
+        kind = kind or self.outcome_
+        params = booster_params(self, **(self.lgbm_params or {}))
+        params["random_state"] = self.seed + seed_offset
+        if kind == "binary":
+            return lgb.LGBMClassifier(objective="binary", **params)
+        return lgb.LGBMRegressor(objective="regression", **params)
+
+    @staticmethod
+    def _mean(model: lgb.LGBMModel, Xe: pd.DataFrame) -> np.ndarray:
+        """E[Y | x] from a fitted base model (probability of 1 for a classifier)."""
+        if isinstance(model, lgb.LGBMClassifier):
+            return model.predict_proba(Xe)[:, 1]
+        return model.predict(Xe)
+
+    def _folds(self, strata: np.ndarray, n_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Stratified ``(train, held-out)`` positions for cross-fitting."""
+        if n_folds < 2:
+            raise ValueError(f"n_folds must be at least 2, got {n_folds}")
+        splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=self.seed)
+        return list(splitter.split(np.zeros(len(strata)), strata))
+
+    # -- prediction ------------------------------------------------------------------------
+    def _effects(self, Xe: pd.DataFrame) -> dict[str, np.ndarray]:  # pragma: no cover
+        raise NotImplementedError
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Estimated effect ``tau_k(x)`` per treatment arm: one column per arm, ``X``'s index.
+
+        Units: probability points (0/1 outcome) or the outcome's currency (revenue).
+        """
+        check_is_fitted(self, "arms_")
+        Xe = self._encode(X)
+        effects = self._effects(Xe)
+        return pd.DataFrame({arm: effects[arm] for arm in self.arms_}, index=X.index)
+
+
+class PropensityLearnerBase(UpliftBase):
+    """Base of learners that weight by the propensity ``e_k(x)`` (X- and DR-learner).
+
+    Parameters (besides :class:`UpliftBase`'s)
+    ----------
+    propensity : "shares", "estimate" or dict
+        Known shares of a randomised design (default), cross-fitted estimate for non-random
+        contacts, or assignment probabilities per arm (:mod:`churnml.uplift.propensity`).
+    n_folds : int
+        Cross-fitting folds (estimated propensity; DR-learner outcome models).
+    clip : float
+        Propensities are clipped to ``[clip, 1 - clip]``.
+    effect_params : dict or None
+        LightGBM arguments overriding the base ones for the effect (second-stage) models,
+        e.g. more regularisation: ``{"min_child_samples": 400, "n_estimators": 100}``.
+
+    Attributes (besides the learner's own)
+    ----------
+    propensity_ : PropensityModel
+    propensity_auc_ : Series
+        Out-of-fold propensity ROC AUC per arm (NaN unless ``propensity="estimate"``).
+    """
+
+    def __init__(
+        self,
+        outcome: Outcome = "auto",
+        control: str = CONTROL,
+        propensity: str | dict[str, float] = "shares",
+        n_folds: int = N_FOLDS,
+        clip: float = 0.01,
+        n_estimators: int = N_ESTIMATORS,
+        learning_rate: float = LEARNING_RATE,
+        num_leaves: int = NUM_LEAVES,
+        max_depth: int = MAX_DEPTH,
+        min_child_samples: int = MIN_CHILD_SAMPLES,
+        colsample_bytree: float = COLSAMPLE_BYTREE,
+        reg_lambda: float = REG_LAMBDA,
+        lgbm_params: dict[str, Any] | None = None,
+        effect_params: dict[str, Any] | None = None,
+        seed: int = SEED,
+        n_jobs: int = N_JOBS,
+    ) -> None:
+        super().__init__(
+            outcome=outcome, control=control, n_estimators=n_estimators,
+            learning_rate=learning_rate, num_leaves=num_leaves, max_depth=max_depth,
+            min_child_samples=min_child_samples, colsample_bytree=colsample_bytree,
+            reg_lambda=reg_lambda, lgbm_params=lgbm_params, seed=seed, n_jobs=n_jobs,
+        )
+        self.propensity = propensity
+        self.n_folds = n_folds
+        self.clip = clip
+        self.effect_params = effect_params
+
+    def _fit_propensity(self, X: pd.DataFrame, arms: np.ndarray) -> pd.DataFrame:
+        """Fit ``propensity_`` and return the training rows' ``e_k`` (out-of-fold if estimated)."""
+        from churnml.uplift.propensity import PropensityModel
+
+        self.propensity_ = PropensityModel(
+            self.propensity, control=self.control, n_folds=self.n_folds, clip=self.clip,
+            learning_rate=self.learning_rate, num_leaves=self.num_leaves,
+            max_depth=self.max_depth, min_child_samples=self.min_child_samples,
+            colsample_bytree=self.colsample_bytree, reg_lambda=self.reg_lambda,
+            seed=self.seed, n_jobs=self.n_jobs,
+        ).fit(X, arms)
+        self.propensity_auc_ = self.propensity_.auc_.copy()
+        return self.propensity_.train_
+
+    def _effect_model(self, seed_offset: int = 0) -> lgb.LGBMRegressor:
+        """A fresh L2 regressor for pseudo-outcomes, with ``effect_params`` applied."""
+        params = booster_params(self, **(self.lgbm_params or {}))
+        params.update(self.effect_params or {})
+        params["random_state"] = self.seed + seed_offset
+        params.setdefault("objective", "regression")
+        return lgb.LGBMRegressor(**params)

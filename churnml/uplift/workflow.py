@@ -1,0 +1,334 @@
+"""The campaign loop as plain functions (the CLI's ``churnml campaign ...`` calls these):
+
+plan (contact lists with a random control group) -> run (outside churnml) -> evaluate (once the
+horizon has passed) -> train (an uplift model on the campaign log) -> target (score customers by
+incremental value) -> plan the next campaign.
+
+Files, under ``<output_dir>``: ``campaigns/<id>/{contacts.csv, campaign_log.csv, to_contact/,
+evaluation.csv}``, ``campaign_evaluations.csv`` and ``campaign_outcomes.parquet`` (every
+evaluated campaign, read by the report), ``uplift/model.joblib`` (+ ``uplift/validation.csv``
+and its held-out predictions), ``targeting.parquet``.
+Evaluation and training runs are logged to MLflow (``tracking.uri``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from churnml.config import Config
+from churnml.data.customer_data import CustomerData
+from churnml.data.schema import CONTROL_ARM
+from churnml.errors import ChurnmlError, ConfigError
+from churnml.features.build import build_features
+from churnml.features.definitions import CUTOFF
+from churnml.io import atomic_write, write_table
+from churnml.labels import UnlabelledCutoffError
+from churnml.uplift.campaigns import campaign_frame, contact_outcomes, contacts
+from churnml.uplift.control import CampaignPlan, plan_campaign, write_plan
+from churnml.uplift.drlearner import DRLearner
+from churnml.uplift.evaluation import OVERALL, evaluate_campaign
+from churnml.uplift.metrics import uplift_scores
+from churnml.uplift.slearner import SLearner
+from churnml.uplift.targeting import fallback_targeting, targeting_values
+from churnml.uplift.tlearner import TLearner
+from churnml.uplift.xlearner import XLearner
+
+LEARNERS = {"s": SLearner, "t": TLearner, "x": XLearner, "dr": DRLearner}
+CAMPAIGNS_DIR = "campaigns"
+EVALUATION_FILE = "evaluation.csv"
+ALL_EVALUATIONS_FILE = "campaign_evaluations.csv"  # every evaluated campaign (the report's)
+ALL_OUTCOMES_FILE = "campaign_outcomes.parquet"
+OUTCOME_COLUMNS = ["customer_id", "campaign_id", "ts", "arm", "cost", "segment", "score",
+                   "retained", "revenue"]
+MODEL_FILE = Path("uplift") / "model.joblib"
+VALIDATION_FILE = Path("uplift") / "validation.csv"
+VALIDATION_PREDICTIONS_FILE = Path("uplift") / "validation_predictions.parquet"
+TARGETING_FILE = "targeting.parquet"
+VALIDATION_SHARE = 0.3  # contacts held out to report the model's Qini before the final fit
+
+
+def campaign_dir(cfg: Config, campaign_id: str) -> Path:
+    return Path(cfg.output_dir) / CAMPAIGNS_DIR / str(campaign_id)
+
+
+def experiment_name(cfg: Config) -> str:
+    return cfg.uplift.experiment or f"{cfg.name}-campaigns"
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def plan(cfg: Config, scores: pd.DataFrame, campaign_id: str, *,
+         segments: list[str] | None = None, contact_ts: Any = None,
+         log_path: str | Path | None = None) -> tuple[CampaignPlan, dict[str, Path]]:
+    """Plan a campaign from ``scores`` with the config's control share, arm, cost and budget;
+    write its files under ``campaigns/<id>/`` (and append its log to ``log_path``)."""
+    u = cfg.uplift
+    result = plan_campaign(
+        scores, campaign_id, segments=segments, control_share=u.control_share,
+        treatment=u.arm, seed=u.seed, contact_ts=contact_ts, channel=u.channel,
+        cost_per_contact=u.cost_per_contact, budget_contacts=u.budget_contacts,
+        budget_cost=u.budget_cost,
+    )
+    return result, write_plan(result, campaign_dir(cfg, campaign_id), log_path)
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+@dataclass
+class CampaignEvaluation:
+    campaign_id: str
+    table: pd.DataFrame
+    outcomes: pd.DataFrame
+    files: dict[str, Path] = field(default_factory=dict)
+    run_id: str | None = None
+
+
+def evaluate(cfg: Config, data: CustomerData, campaign_id: str, *,
+             log_mlflow: bool = True) -> CampaignEvaluation:
+    """Realized retention and revenue, treatment vs control, of one campaign whose horizon
+    has passed for every contact; written to ``campaigns/<id>/evaluation.csv`` and logged to
+    MLflow (metrics of the overall row of each arm, the table as an artifact)."""
+    out = contact_outcomes(data, cfg.churn, campaign_id)
+    if not out["matured"].all():
+        pending = out.loc[~out["matured"], "ts"].max()
+        due = pending + pd.Timedelta(days=cfg.churn.horizon_days)
+        raise ChurnmlError(
+            f"campaign {campaign_id!r}: the horizon ({cfg.churn.horizon_days} days) has not "
+            f"passed for {int((~out['matured']).sum())} of {len(out)} contacts; the data must "
+            f"reach {due} (evaluate after that date with fresh data)")
+    table = evaluate_campaign(out, cfg.uplift.interval_level)
+    result = CampaignEvaluation(str(campaign_id), table, out)
+    result.files["evaluation"] = write_table(
+        table, campaign_dir(cfg, campaign_id) / EVALUATION_FILE)
+    out_dir = Path(cfg.output_dir)
+    result.files["evaluations"] = _replace_rows(
+        out_dir / ALL_EVALUATIONS_FILE, table.assign(campaign_id=str(campaign_id)),
+        str(campaign_id))
+    kept = [c for c in OUTCOME_COLUMNS if c in out]
+    result.files["outcomes"] = _replace_rows(
+        out_dir / ALL_OUTCOMES_FILE, out[kept].assign(campaign_id=out["campaign_id"].astype(str)),
+        str(campaign_id))
+    if log_mlflow:
+        result.run_id = _log_evaluation(cfg, result)
+    return result
+
+
+def _replace_rows(path: Path, rows: pd.DataFrame, campaign_id: str) -> Path:
+    """Write ``rows`` into the all-campaigns file at ``path`` in place of that campaign's."""
+    rows = rows[["campaign_id", *[c for c in rows if c != "campaign_id"]]]
+    if path.exists():
+        old = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        old = old[old["campaign_id"].astype(str) != campaign_id]
+        rows = pd.concat([old, rows], ignore_index=True) if len(old) else rows
+    return write_table(rows, path)
+
+
+def _log_evaluation(cfg: Config, ev: CampaignEvaluation) -> str:
+    from churnml.training.tracking import (
+        log_figure,
+        log_metrics,
+        log_params,
+        log_table,
+        start_run,
+    )
+
+    with start_run(experiment_name(cfg), run_name=f"evaluate {ev.campaign_id}",
+                   tracking_uri=cfg.tracking.uri,
+                   tags={"churnml.kind": "campaign_evaluation",
+                         "campaign_id": ev.campaign_id}) as run:
+        log_params({"campaign_id": ev.campaign_id, "horizon_days": cfg.churn.horizon_days,
+                    "contacts": len(ev.outcomes),
+                    "interval_level": cfg.uplift.interval_level})
+        for _, row in ev.table[ev.table["segment"] == OVERALL].iterrows():
+            metrics = {k: v for k, v in row.items()
+                       if k not in ("arm", "segment") and pd.notna(v)}
+            arm = re.sub(r"[^A-Za-z0-9_\-. /]", "_", str(row["arm"]))  # MLflow's key charset
+            log_metrics(metrics, prefix=f"{arm}.")
+        log_table(ev.table, "campaign_evaluation")
+        figure = _score_qini_figure(ev)
+        if figure is not None:
+            log_figure(figure, "campaign_qini")
+        return run.info.run_id
+
+
+def _score_qini_figure(ev: CampaignEvaluation) -> Any:
+    """Qini curve (retention) of the score recorded in the log, with its bootstrap band."""
+    from churnml.uplift.metrics import curve_band
+    from churnml.uplift.plots import plot_qini_curve
+
+    rows = ev.outcomes
+    if "score" not in rows or rows["score"].isna().any():
+        return None
+    y = rows["retained"].to_numpy(float)
+    t = (rows["arm"] != CONTROL_ARM).to_numpy().astype(int)
+    if np.unique(y).size < 2 or np.unique(t).size < 2:
+        return None
+    band = curve_band(y, rows["score"].to_numpy(float), t)
+    return plot_qini_curve({"targeting score": band},
+                           title=f"Campaign {ev.campaign_id}: Qini of the targeting score")
+
+
+# --------------------------------------------------------------------------- train
+
+
+@dataclass
+class UpliftFit:
+    """A fitted uplift model and what it was fitted on."""
+
+    model: Any
+    learner: str
+    outcome: str
+    treatment: str
+    features: list[str]
+    campaigns: list[str]
+    n_contacts: int
+    validation: pd.DataFrame
+    run_id: str | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def _learner(cfg: Config) -> Any:
+    try:
+        return LEARNERS[cfg.uplift.learner](**cfg.uplift.params)
+    except TypeError as exc:
+        raise ConfigError(f"uplift.params: {exc}") from exc
+
+
+def _campaign_ids(cfg: Config, data: CustomerData) -> list[str]:
+    ids = sorted(contacts(data)["campaign_id"].astype(str).unique())
+    wanted = cfg.uplift.train_campaigns
+    if wanted is None:
+        return ids
+    unknown = sorted(set(wanted) - set(ids))
+    if unknown:
+        raise ConfigError(f"uplift.train_campaigns: {unknown} not in the campaigns table "
+                          f"(campaigns: {ids})")
+    return list(wanted)
+
+
+def train_uplift(cfg: Config, data: CustomerData, *, log_mlflow: bool = True) -> UpliftFit:
+    """Fit ``uplift.learner`` on the matured contacts of ``uplift.train_campaigns`` with the
+    outcome ``uplift.outcome``: first on 70 % of the contacts (stratified by arm) to report the
+    held-out Qini, uplift AUC and uplift@30 % (``uplift/validation.csv``), then on all; saves
+    ``uplift/model.joblib`` and logs the run to MLflow."""
+    from churnml.training.train import feature_spec
+
+    ids, frames = [], []
+    for cid in _campaign_ids(cfg, data):
+        try:
+            frames.append(campaign_frame(data, cfg.churn, feature_spec(cfg), cid))
+            ids.append(cid)
+        except UnlabelledCutoffError:
+            if cfg.uplift.train_campaigns is not None:  # asked for by name: say why not
+                raise
+    if not frames:
+        raise UnlabelledCutoffError(
+            f"no campaign has contacts whose {cfg.churn.horizon_days}-day outcome window has "
+            "passed: nothing to learn from yet")
+    X = pd.concat([f[0] for f in frames], ignore_index=True)
+    log = pd.concat([f[1] for f in frames], ignore_index=True)
+    treatment = _treatment(cfg, log)
+    keep = log["arm"].isin([CONTROL_ARM, treatment]).to_numpy()
+    X, log = X[keep].reset_index(drop=True), log[keep].reset_index(drop=True)
+    y = log[cfg.uplift.outcome].to_numpy(float)
+    arm = log["arm"].astype(str).to_numpy()
+    tr, va = train_test_split(np.arange(len(log)), test_size=VALIDATION_SHARE,
+                              stratify=arm, random_state=cfg.uplift.seed)
+    model = _learner(cfg).fit(X.iloc[tr], arm[tr], y[tr])
+    tau = model.predict(X.iloc[va])[treatment].to_numpy()
+    t_va = (arm[va] != CONTROL_ARM).astype(int)
+    rows = []
+    for outcome in ("retained", "revenue"):
+        scores = uplift_scores(log[outcome].to_numpy(float)[va], tau, t_va)
+        rows += [{"outcome": outcome, "metric": k, "value": v} for k, v in scores.items()]
+    validation = pd.DataFrame(rows)
+    model = _learner(cfg).fit(X, arm, y)
+    fit = UpliftFit(model, cfg.uplift.learner, cfg.uplift.outcome, treatment,
+                    list(X.columns), ids, len(log), validation)
+    out = Path(cfg.output_dir)
+    fit.files["model"] = atomic_write(out / MODEL_FILE, lambda p: joblib.dump(fit, p))
+    fit.files["validation"] = write_table(validation, out / VALIDATION_FILE)
+    held_out = log.loc[va, ["customer_id", "campaign_id", "arm", "retained", "revenue"]]
+    fit.files["validation_predictions"] = write_table(
+        held_out.assign(uplift=tau), out / VALIDATION_PREDICTIONS_FILE)
+    if log_mlflow:
+        fit.run_id = _log_training(cfg, fit)
+    return fit
+
+
+def _treatment(cfg: Config, log: pd.DataFrame) -> str:
+    arms = sorted(set(log["arm"].astype(str)) - {CONTROL_ARM})
+    if cfg.uplift.treatment is not None:
+        if cfg.uplift.treatment not in arms:
+            raise ConfigError(f"uplift.treatment {cfg.uplift.treatment!r} is not an arm of "
+                              f"the campaigns learned from ({arms})")
+        return cfg.uplift.treatment
+    if len(arms) != 1:
+        raise ConfigError(f"the campaigns have {len(arms)} treatment arms {arms}: set "
+                          "uplift.treatment to the one to target with")
+    return arms[0]
+
+
+def _log_training(cfg: Config, fit: UpliftFit) -> str:
+    import mlflow
+
+    from churnml.training.tracking import log_metrics, log_params, log_table, start_run
+
+    with start_run(experiment_name(cfg), run_name=f"uplift {fit.learner} ({fit.outcome})",
+                   tracking_uri=cfg.tracking.uri,
+                   tags={"churnml.kind": "uplift_training"}) as run:
+        log_params({"learner": fit.learner, "outcome": fit.outcome, "treatment": fit.treatment,
+                    "campaigns": ",".join(fit.campaigns), "contacts": fit.n_contacts,
+                    **{f"params.{k}": v for k, v in cfg.uplift.params.items()}})
+        log_metrics({f"validation.{r.outcome}.{r.metric}": r.value
+                     for r in fit.validation.itertuples() if pd.notna(r.value)})
+        log_table(fit.validation, "uplift_validation")
+        mlflow.log_artifact(str(fit.files["model"]), artifact_path="uplift")
+        return run.info.run_id
+
+
+def load_uplift(cfg: Config, path: str | Path | None = None) -> UpliftFit | None:
+    """The model saved by :func:`train_uplift` (None if there is none)."""
+    path = Path(path) if path is not None else Path(cfg.output_dir) / MODEL_FILE
+    if not path.exists():
+        return None
+    fit = joblib.load(path)
+    if not isinstance(fit, UpliftFit):
+        raise ChurnmlError(f"{path} is not an uplift model written by churnml campaign train")
+    return fit
+
+
+# --------------------------------------------------------------------------- target
+
+
+def target(cfg: Config, data: CustomerData, scores: pd.DataFrame,
+           fit: UpliftFit | None) -> pd.DataFrame:
+    """``scores`` with ``uplift``, ``targeting_value``, ``negative_uplift`` and
+    ``targeting_basis``: from the uplift model on the features at the scores' cutoff, or —
+    without a model — value at risk (the basis column says which)."""
+    if fit is None:
+        return fallback_targeting(scores)
+    from churnml.training.train import feature_spec
+
+    cutoff = pd.Timestamp(scores[CUTOFF].max()) if CUTOFF in scores else None
+    if cutoff is None:
+        raise ChurnmlError("scores have no cutoff column: cannot build features for targeting")
+    feats = build_features(data, cutoff, feature_spec(cfg))
+    X = scores[["customer_id"]].merge(feats, on="customer_id", how="left")
+    missing = [c for c in fit.features if c not in X]
+    if missing:
+        raise ChurnmlError(f"the uplift model needs feature(s) {missing[:5]} that the data "
+                           "lack; retrain with `churnml campaign train`")
+    tau = fit.model.predict(X[fit.features])[fit.treatment].to_numpy()
+    return targeting_values(scores, tau, cost=cfg.uplift.cost_per_contact,
+                            outcome=fit.outcome)
