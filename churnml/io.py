@@ -122,14 +122,32 @@ def _local(path: str | Path) -> Path:
     return Path(str(path).removeprefix("file://").removeprefix("file:"))
 
 
-def write_spark_table(sdf: Any, path: str | Path) -> str:
+def escape_spark_formulas(sdf: Any) -> Any:
+    """:func:`escape_formulas` as a Spark projection: string cells starting with one of
+    :data:`FORMULA_PREFIXES` get a leading ``'`` (on the executors)."""
+    from pyspark.sql import functions as F
+
+    def cell(name: str, kind: str) -> Any:
+        col = F.col(f"`{name}`")
+        if kind != "string":
+            return col
+        risky = F.substring(col, 1, 1).isin(*FORMULA_PREFIXES)
+        return F.when(risky, F.concat(F.lit(FORMULA_ESCAPE), col)).otherwise(col).alias(name)
+
+    return sdf.select(*[cell(n, k) for n, k in sdf.dtypes])
+
+
+def write_spark_table(sdf: Any, path: str | Path, *, escape: bool = True) -> str:
     """Write a Spark DataFrame by the path's suffix, from the executors: ``.parquet`` -> a
     Parquet folder (part files); ``.csv`` -> one CSV file with a header (one task writes
-    it). Local targets are replaced atomically (written beside, then renamed); remote ones
+    it; text cells escaped as by :func:`write_table` unless ``escape=False``). Local targets
+    are replaced atomically (written beside, then renamed); remote ones
     (URIs) are overwritten by Spark."""
     fmt = format_of(path)
     if fmt == "json":
         raise ValueError(f"{path}: the Spark route writes .parquet or .csv")
+    if fmt == "csv" and escape:
+        sdf = escape_spark_formulas(sdf)
     if not is_local(path):
         writer = sdf.write.mode("overwrite")
         if fmt == "csv":

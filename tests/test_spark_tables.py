@@ -150,3 +150,21 @@ def test_validation_errors_match_the_duckdb_path(spark, tmp_path) -> None:
     assert "transactions.order_id: duplicate id [2 row(s)" in message
     assert "transactions.customer_id: missing id [1 row(s); e.g. row with customer_id null" \
         in message
+
+
+def test_spark_csv_cells_are_escaped_like_write_table(spark, tmp_path) -> None:
+    from churnml.io import escape_formulas, write_spark_table, write_table
+
+    frame = pd.DataFrame({"customer_id": ["=HYPERLINK(1)", "a7", "-3", None],
+                          "reasons": ["+call", "@me", "ok", "\tx"],
+                          "value": [-5.0, 1.0, 2.0, None]})
+    sdf = spark.createDataFrame(frame.astype(object).where(frame.notna(), None).values.tolist(),
+                                "customer_id string, reasons string, value double")
+    write_spark_table(sdf, tmp_path / "spark.csv")
+    write_table(frame, tmp_path / "local.csv")
+    spark_csv = pd.read_csv(tmp_path / "spark.csv", keep_default_na=False)
+    local_csv = pd.read_csv(tmp_path / "local.csv", keep_default_na=False)
+    assert spark_csv["customer_id"].tolist()[:3] == ["'=HYPERLINK(1)", "a7", "'-3"]
+    assert spark_csv["reasons"].tolist() == escape_formulas(frame)["reasons"].tolist()
+    assert spark_csv["value"].astype(str).tolist()[:3] == ["-5.0", "1.0", "2.0"]  # numbers kept
+    assert spark_csv["reasons"].tolist() == local_csv["reasons"].tolist()

@@ -202,7 +202,7 @@ def write_spark_segments(scores: Any, summary: pd.DataFrame, folder: str | Path)
     one Spark job partitioned by segment; empty segments get a header-only file."""
     from pyspark.sql import functions as F
 
-    from churnml.io import SPARK_CSV_OPTIONS, is_local
+    from churnml.io import SPARK_CSV_OPTIONS, escape_spark_formulas, is_local
 
     if not is_local(folder):
         raise ValueError(f"{folder}: per-segment files are written to a local folder")
@@ -210,7 +210,7 @@ def write_spark_segments(scores: Any, summary: pd.DataFrame, folder: str | Path)
     folder.mkdir(parents=True, exist_ok=True)
     names = summary[seg.SEGMENT].tolist()
     key = {name: f"s{i}" for i, name in enumerate(names)}
-    keyed = scores.withColumn("__key", F.create_map(
+    keyed = escape_spark_formulas(scores).withColumn("__key", F.create_map(
         *[F.lit(x) for n in names for x in (n, key[n])])[F.col(seg.SEGMENT)])
     written = {}
     with tempfile.TemporaryDirectory(prefix=".segments-", dir=folder) as tmp:
