@@ -33,7 +33,13 @@ class _Strict(BaseModel):
 class TableSource(_Strict):
     """Where one input table comes from and how its raw columns map to the contract."""
 
-    path: str | None = Field(None, description="CSV or Parquet file (relative to data.dir)")
+    path: str | None = Field(
+        None, description="CSV or Parquet file (relative to data.dir); with features.engine "
+        "spark also a Parquet/Delta/CSV folder or URI (s3://..., abfss://..., dbfs:/...)")
+    table: str | None = Field(
+        None, description="Spark table [catalog.][schema.]table (features.engine spark)")
+    format: Literal["parquet", "delta", "csv"] | None = Field(
+        None, description="format of `path` for Spark (default: by suffix, else parquet)")
     columns: dict[str, str] = Field(
         default_factory=dict, description="canonical name -> raw column name"
     )
@@ -86,6 +92,19 @@ class TableSource(_Strict):
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(f"unknown pandas.read_csv option {unknown[0]!r}{hint}")
         return value
+
+    @model_validator(mode="after")
+    def _one_location(self) -> TableSource:
+        if self.table is not None and self.path is not None:
+            raise ValueError("give `table` (a Spark table) or `path`, not both")
+        if self.table is not None:
+            from churnml.data.spark_names import parse_table_name
+
+            try:
+                parse_table_name(self.table)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from exc
+        return self
 
 
 class ScoreRange(_Strict):
@@ -186,8 +205,10 @@ class DataConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
-        if self.dataset is None and self.dir is None:
-            raise ValueError("data needs either `dataset` (cdnow|simulated) or `dir`")
+        located = self.tables and all(t.table or t.path for t in self.tables.values())
+        if self.dataset is None and self.dir is None and not located:
+            raise ValueError("data needs either `dataset` (cdnow|simulated), `dir`, or a "
+                             "`table` / `path` for every entry of `tables`")
         if self.churn_shock is not None and self.dataset != "simulated":
             raise ValueError("churn_shock applies to the simulated dataset only")
         return self
@@ -269,6 +290,11 @@ class TrainingConfig(_Strict):
         description="share of training customers held out for selection when no earlier "
         "training cutoff can serve as validation",
     )
+    spark_max_panel_rows: int | None = Field(
+        2_000_000, gt=0,
+        description="features.engine spark: a labelled panel larger than this (rows) is "
+        "sampled to about this size before it is collected to the driver for LightGBM, by "
+        "customer and stratified by cutoff and churn label (None: never sample)")
     seed: int = Field(42, description="seed of folds, splits and LightGBM")
     n_jobs: int = Field(
         1, gt=0, description="threads of LightGBM and BLAS (fixed: results may depend on it)"
@@ -370,9 +396,13 @@ class FeaturesConfig(_Strict):
     spark_master: str = Field(
         "local[*]", description="Spark master URL when no SparkSession is active"
     )
+    spark_driver_memory: str = Field(
+        "auto", description="spark.driver.memory of a SparkSession churnml starts: 'auto' "
+        "(half the machine's memory, 1-64 GB) or a size like '8g'; in local mode the driver "
+        "runs every task")
     spark_conf: dict[str, str] = Field(
         default_factory=dict,
-        description="settings of a SparkSession churnml starts, e.g. "
+        description="settings of a SparkSession churnml starts (override its defaults), e.g. "
         "{spark.sql.shuffle.partitions: '8'}",
     )
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from pandas.api.types import is_object_dtype, is_string_dtype
@@ -102,3 +104,82 @@ def write_table(df: pd.DataFrame, path: str | Path, *, fmt: str | None = None,
     return atomic_write(
         path, lambda p: df.to_json(p, orient="records", date_format="iso", indent=1)
     )
+
+
+# --------------------------------------------------------------------------- Spark
+_URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:/")
+SPARK_CSV_OPTIONS = {"header": "true", "timestampNTZFormat": "yyyy-MM-dd HH:mm:ss",
+                     "timestampFormat": "yyyy-MM-dd HH:mm:ssXXX"}
+
+
+def is_local(path: str | Path) -> bool:
+    """A path on this machine (not ``s3://``, ``dbfs:/``, ...; ``file:`` is local)."""
+    text = str(path)
+    return text.startswith("file:") or not _URI.match(text)
+
+
+def _local(path: str | Path) -> Path:
+    return Path(str(path).removeprefix("file://").removeprefix("file:"))
+
+
+def escape_spark_formulas(sdf: Any) -> Any:
+    """:func:`escape_formulas` as a Spark projection: string cells starting with one of
+    :data:`FORMULA_PREFIXES` get a leading ``'`` (on the executors)."""
+    from pyspark.sql import functions as F
+
+    def cell(name: str, kind: str) -> Any:
+        col = F.col(f"`{name}`")
+        if kind != "string":
+            return col
+        risky = F.substring(col, 1, 1).isin(*FORMULA_PREFIXES)
+        return F.when(risky, F.concat(F.lit(FORMULA_ESCAPE), col)).otherwise(col).alias(name)
+
+    return sdf.select(*[cell(n, k) for n, k in sdf.dtypes])
+
+
+def write_spark_table(sdf: Any, path: str | Path, *, escape: bool = True) -> str:
+    """Write a Spark DataFrame by the path's suffix, from the executors: ``.parquet`` -> a
+    Parquet folder (part files); ``.csv`` -> one CSV file with a header (one task writes
+    it; text cells escaped as by :func:`write_table` unless ``escape=False``). Local targets
+    are replaced atomically (written beside, then renamed); remote ones
+    (URIs) are overwritten by Spark."""
+    fmt = format_of(path)
+    if fmt == "json":
+        raise ValueError(f"{path}: the Spark route writes .parquet or .csv")
+    if fmt == "csv" and escape:
+        sdf = escape_spark_formulas(sdf)
+    if not is_local(path):
+        writer = sdf.write.mode("overwrite")
+        if fmt == "csv":
+            writer = sdf.coalesce(1).write.mode("overwrite").options(**SPARK_CSV_OPTIONS)
+        getattr(writer, fmt)(str(path))
+        return str(path)
+    target = _local(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        out = tmp / "out"
+        if fmt == "parquet":
+            sdf.write.parquet(str(out.resolve()))
+            _replace(out, target)
+        else:
+            sdf.coalesce(1).write.options(**SPARK_CSV_OPTIONS).csv(str(out.resolve()))
+            (part,) = out.glob("part-*")
+            os.chmod(part, _default_mode())
+            _replace(part, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return str(target)
+
+
+def _replace(new: Path, target: Path) -> None:
+    """Move ``new`` to ``target``; an old folder is moved aside first, then removed."""
+    if target.is_dir() and not target.is_symlink():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+        os.replace(new, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        if target.exists() and new.is_dir():
+            target.unlink()
+        os.replace(new, target)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -275,3 +276,80 @@ def run_demo(data: CustomerData, cfg: Config, out_dir: str | Path,
         result.seconds[label] = time.perf_counter() - start
         console.print(f"[green]✓[/green] {label} ({result.seconds[label]:.1f} s)")
     return result
+
+
+# --------------------------------------------------------------------------- Spark route
+
+
+@contextmanager
+def spark_job(cfg: Config) -> Iterator[tuple[Any, Any]]:
+    """``(session, data)`` for a command on Spark: the active SparkSession, or one started
+    on ``features.spark_master`` sized by ``features.spark_driver_memory`` / ``spark_conf``
+    (stopped at the end); the config's tables read, mapped and validated by Spark
+    (:func:`~churnml.data.spark_loader.load_spark_data`). JVM failures inside the block end
+    it with :class:`~churnml.engine.spark_session.SparkJobError` and a hint."""
+    from churnml.data.spark_loader import load_spark_data, stage_folder
+    from churnml.engine.spark_session import spark_errors, start_session, stop_session
+
+    f = cfg.features
+    session, created = start_session(f.spark_master, f.spark_driver_memory, f.spark_conf)
+    local = session.sparkContext.master.startswith("local")
+    staging = stage_folder() if local and cfg.data.dataset is not None else None
+    try:
+        with spark_errors(session):
+            data = load_spark_data(cfg, session, staging.name if staging else None)
+            yield session, data
+    finally:
+        if created:
+            stop_session(session)
+        if staging is not None:
+            staging.cleanup()
+
+
+def spark_features_job(cfg: Config, data: Any, cutoffs: Any, spec: Any, labels: bool,
+                       target: Path) -> dict[str, int]:
+    """Features (and labels) of Spark ``data`` at ``cutoffs`` written by Spark to
+    ``target`` (.parquet folder or .csv); returns ``rows, customers, cutoffs`` counted on
+    the written table."""
+    from pyspark.sql import functions as F
+
+    from churnml.features import build_features
+    from churnml.io import SPARK_CSV_OPTIONS, write_spark_table
+    from churnml.labels import build_panel
+
+    if labels:
+        table = build_panel(data, cutoffs, spec, cfg.churn, engine="spark")
+    else:
+        table = build_features(data, cutoffs, spec, engine="spark")
+    path = write_spark_table(table, target)
+    spark = table.sparkSession
+    written = (spark.read.parquet(path) if str(target).lower().endswith(".parquet")
+               else spark.read.options(**SPARK_CSV_OPTIONS).csv(path))
+    row = written.agg(F.count(F.lit(1)).alias("rows"),
+                      F.countDistinct("customer_id").alias("customers"),
+                      F.countDistinct("cutoff").alias("cutoffs")).first()
+    return {"rows": int(row["rows"]), "customers": int(row["customers"]),
+            "cutoffs": int(row["cutoffs"]), "columns": len(written.columns)}
+
+
+def spark_default_cutoff(data: Any, cfg: Config) -> pd.Timestamp:
+    """:func:`default_cutoff` of Spark data: ``data.end`` when configured, else the day after
+    the latest timestamp of its transactions, events and surveys."""
+    end = getattr(cfg.data, "end", None)
+    return pd.Timestamp(end) if end is not None else data.end.normalize() + DAY
+
+
+def score_customers_spark(data: Any, cfg: Config, models: Any, out_dir: Path, *,
+                          cutoff: Any = None, scored_at: Any = None,
+                          scores_path: Path | None = None,
+                          segments_dir: Path | None = None) -> Any:
+    """:func:`score_customers` on Spark, writing the outputs from the executors
+    (:func:`churnml.scoring.spark.score_spark_data`); returns its ``SparkScoreResult``."""
+    from churnml.scoring.score import default_cutoff as now
+    from churnml.scoring.spark import score_spark_data
+    from churnml.training.train import feature_spec
+
+    return score_spark_data(
+        data, models, cfg.scoring, cutoff=now() if cutoff is None else cutoff,
+        churn=cfg.churn, spec=feature_spec(cfg), scored_at=scored_at, out_dir=out_dir,
+        scores_path=scores_path, segments_dir=segments_dir)

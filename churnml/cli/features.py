@@ -29,7 +29,6 @@ FEATURES_FILE = "features.parquet"  # default output (under output_dir) without 
 PANEL_FILE = "panel.parquet"  # default output with --labels
 RANGE_FREQ = "MS"  # step of a START:END range without one: month starts
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-SPARK_APP = "churnml"
 
 
 class Engine(StrEnum):
@@ -70,19 +69,6 @@ def _cutoffs(cutoff: str | None, cutoffs: str | None) -> pd.DatetimeIndex:
     return parse_cutoffs(cutoffs or "")
 
 
-def _spark(cfg: Config) -> tuple[Any, bool]:
-    """``(session, created)``: the active SparkSession, or a new one on the config's master."""
-    from pyspark.sql import SparkSession
-
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active, False
-    builder = SparkSession.builder.master(cfg.features.spark_master).appName(SPARK_APP)
-    for key, value in cfg.features.spark_conf.items():
-        builder = builder.config(key, value)
-    return builder.getOrCreate(), True
-
-
 @app.command()
 def features(
     dataset: DatasetOpt = None,
@@ -115,7 +101,6 @@ def features(
     from churnml.io import write_table
     from churnml.labels import build_panel
 
-    session, created = None, False
     try:
         cfg = resolve_config(config, dataset, data)
         if spec is not None:
@@ -125,30 +110,40 @@ def features(
         cuts = _cutoffs(cutoff, cutoffs)
         feature_spec = spec_from_config(cfg.features, cfg.voice,
                                         config.parent if config else None)
-        customer_data = load(cfg)
-        options: dict[str, Any] = {"engine": cfg.features.engine}
-        if cfg.features.engine == "spark":
-            session, created = _spark(cfg)
-            options["spark"] = session
-        else:
-            options.update(threads=cfg.features.threads, memory_limit=cfg.features.memory_limit)
+        target = out or Path(cfg.output_dir) / (PANEL_FILE if labels else FEATURES_FILE)
         what = "features and labels" if labels else "features"
+        if cfg.features.engine == "spark":
+            _spark_features(cfg, cuts, feature_spec, labels, target, what)
+            return
+        customer_data = load(cfg)
+        options: dict[str, Any] = {"threads": cfg.features.threads,
+                                   "memory_limit": cfg.features.memory_limit}
         with step(f"building {what} at {len(cuts)} cutoff(s) on {cfg.features.engine}"):
             if labels:
                 table = build_panel(customer_data, cuts, feature_spec, cfg.churn, **options)
             else:
                 table = build_features(customer_data, cuts, feature_spec, **options)
-        target = out or Path(cfg.output_dir) / (PANEL_FILE if labels else FEATURES_FILE)
         with step(f"writing {target}"):
             write_table(table, target)
     except (ChurnmlError, ValueError, FileNotFoundError) as exc:
         fail(exc)
-    finally:
-        if created:
-            session.stop()
-    n_features = table.shape[1] - 2 - (2 if labels else 0)
+    _report(len(table), table["customer_id"].nunique(), table["cutoff"].nunique(),
+            table.shape[1], labels)
+
+
+def _report(rows: int, customers: int, n_cutoffs: int, columns: int, labels: bool) -> None:
+    n_features = columns - 2 - (2 if labels else 0)
     err.print(
-        f"{len(table):,} rows: {table['customer_id'].nunique():,} customers x "
-        f"{table['cutoff'].nunique()} cutoff(s), {n_features} features"
+        f"{rows:,} rows: {customers:,} customers x {n_cutoffs} cutoff(s), {n_features} features"
         + (", labels churned and ltv" if labels else "")
     )
+
+
+def _spark_features(cfg: Config, cuts: pd.DatetimeIndex, feature_spec: Any, labels: bool,
+                    target: Path, what: str) -> None:
+    from churnml.pipeline import spark_features_job, spark_job
+
+    with spark_job(cfg) as (_, spark_data), step(
+            f"building {what} at {len(cuts)} cutoff(s) on spark, writing {target}"):
+        counts = spark_features_job(cfg, spark_data, cuts, feature_spec, labels, target)
+    _report(counts["rows"], counts["customers"], counts["cutoffs"], counts["columns"], labels)

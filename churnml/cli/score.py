@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -22,6 +22,7 @@ from churnml.cli._common import (
     resolve_config,
     step,
 )
+from churnml.config import Config
 from churnml.errors import ChurnmlError
 
 STAGES = {"predict": "scoring", "explain": "reasons"}
@@ -101,6 +102,9 @@ def score(
                       f"{folder} will be loaded, and loading a pickle runs the code it holds")
         with step("loading models " + (f"from {folder}" if folder else f"from {uri}")):
             models = load_scoring_models(cfg, folder, uri, trust_pickle=trust)
+        if cfg.features.engine == "spark":
+            _score_spark(cfg, models, cutoff, scored_at, out, segments_dir)
+            return
         customer_data = load(cfg)
         if cutoff is None:
             cut = default_cutoff(customer_data)
@@ -141,3 +145,28 @@ def score(
         err.print(f"  kept in the score history: {history}")
     emit(result.summary, OutFormat.table, None, f"Segments (value at risk in "
          f"{customer_data.currency} over {cfg.churn.horizon_days} days)")
+
+
+def _score_spark(cfg: Config, models: Any, cutoff: str | None, scored_at: str | None,
+                 out: Path | None, segments_dir: Path | None) -> None:
+    """``score`` with features.engine spark: features, predictions (mlflow spark_udf),
+    segments and reasons on the executors; outputs written by Spark."""
+    from churnml.pipeline import score_customers_spark, spark_default_cutoff, spark_job
+
+    with spark_job(cfg) as (_, data):
+        if cutoff is None:
+            cut = spark_default_cutoff(data, cfg)
+            err.print(f"  scoring as of {cut}, the end of the data (--cutoff to change)",
+                      highlight=False)
+        else:
+            cut = parse_iso_timestamp(cutoff, "--cutoff", cfg.data.timezone)
+        with step("scoring on spark (features, predictions, segments, reasons, files)"):
+            result = score_customers_spark(data, cfg, models, Path(cfg.output_dir),
+                                           cutoff=cut, scored_at=scored_at,
+                                           scores_path=out, segments_dir=segments_dir)
+    for note in result.warnings:
+        err.print(f"[yellow]warning:[/yellow] {note}")
+    err.print(f"{result.n_scored:,} customers scored with {models.version}; reasons for "
+              f"{result.n_reasons:,}; wrote {result.files['scores']}")
+    emit(result.summary, OutFormat.table, None, "Segments (value at risk in the input currency "
+         f"over {cfg.churn.horizon_days} days)")

@@ -71,8 +71,13 @@ def train(
             cfg.tracking.uri = tracking_uri
         if out_dir is not None:
             cfg.output_dir = str(out_dir)
-        customer_data = load(cfg)
-        result = run_training(cfg, customer_data, console=err)
+        if cfg.features.engine == "spark":  # the panel is built where the tables live
+            from churnml.pipeline import spark_job
+
+            with spark_job(cfg) as (_, spark_data):
+                result = run_training(cfg, spark_data, console=err)
+        else:
+            result = run_training(cfg, load(cfg), console=err)
     except (ChurnmlError, ValueError, FileNotFoundError) as exc:
         fail(exc)
     for task, table in summary_tables(result.summary).items():

@@ -34,6 +34,8 @@ def open_engine(
     if isinstance(engine, SqlEngine):
         return engine, False
     tables = contract_tables(data)
+    if engine == "duckdb" and tables and all(_is_spark(t) for t in tables.values()):
+        engine = "spark"  # Spark DataFrames (e.g. SparkData) run where they live
     if engine == "duckdb":
         return DuckDBEngine(tables, threads=threads, memory_limit=memory_limit), True
     if engine == "spark":
@@ -41,3 +43,7 @@ def open_engine(
 
         return SparkEngine(tables, spark=spark), True
     raise ValueError(f"engine must be 'duckdb', 'spark' or an SqlEngine, got {engine!r}")
+
+
+def _is_spark(table: Any) -> bool:
+    return type(table).__module__.startswith("pyspark.")

@@ -50,6 +50,8 @@ class SqlEngine(ABC):
 
     #: True when :meth:`query` results stay distributed (Spark DataFrames in, Spark out).
     returns_native: bool = False
+    #: The backend, for SQL shaped for it (see :mod:`churnml.features.compiler`).
+    dialect: str = "duckdb"
 
     def __init__(self) -> None:
         self._columns: dict[str, list[str]] = {}
@@ -143,6 +145,8 @@ def contract_tables(data: Any) -> dict[str, Any]:
     from churnml.data.customer_data import CustomerData
 
     if isinstance(data, CustomerData):
+        return data.tables()
+    if hasattr(data, "tables") and callable(data.tables):  # e.g. SparkData: tables as read
         return data.tables()
     if isinstance(data, Mapping):
         tables = {k: v for k, v in data.items() if v is not None}

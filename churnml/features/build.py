@@ -53,7 +53,8 @@ def register_cutoffs(engine: SqlEngine, cutoffs: pd.DatetimeIndex) -> Relations:
     intervals = None
     if len(cutoffs) > 1:
         intervals = engine.register(INTERVALS_RELATION, cutoff_intervals(cutoffs))
-    return Relations(table=engine.relation, cutoffs=cut, intervals=intervals)
+    return Relations(table=engine.relation, cutoffs=cut, intervals=intervals,
+                     engine=engine.dialect)
 
 
 def resolve_features(engine: SqlEngine, spec: FeatureSpec | FeatureList | None) -> FeatureList:

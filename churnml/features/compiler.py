@@ -28,6 +28,13 @@ Time semantics, enforced here once for every feature:
 
 * The population at each cutoff is every customer with an *activity* row (transaction, event
   or subscription start) before it.
+
+On Spark (``Relations.engine == 'spark'``) two constructs are compiled differently, because
+Spark inlines a CTE at every use and shuffles for every change of partitioning: the
+population is the full outer join of the activity parts (not a UNION that rescans their
+tables), and gap windows are partitioned by ``customer_id`` alone, the row condition
+leading the ordering, so the aggregation after them needs no second shuffle. The physical
+plan then holds one scan per part and one shuffle per scan.
 """
 
 from __future__ import annotations
@@ -70,6 +77,7 @@ class Relations:
     table: Callable[[str], str]
     cutoffs: str
     intervals: str | None = None
+    engine: str = "duckdb"  # 'spark': the population is joined, not unioned (see below)
 
 
 @dataclass
@@ -147,10 +155,12 @@ def compile_features(
     ctes: list[tuple[str, str]] = []
     for part in parts:
         ctes += _part_sql(part, schema, cutoffs, relations, single)
-    population = " UNION ".join(
-        f"SELECT customer_id, cutoff FROM {p.cte}"
-        for p in parts if any(f.name == ROWS for f in p.features)
-    )
+    activity = [p for p in parts if any(f.name == ROWS for f in p.features)]
+    if relations.engine == "spark":
+        # Spark inlines a CTE at each use: a population UNION of the activity parts would
+        # scan their tables again, so the activity parts are full-outer-joined instead
+        return ctes, _final_select(features, base, derived, parts, activity)
+    population = " UNION ".join(f"SELECT customer_id, cutoff FROM {p.cte}" for p in activity)
     ctes.append(("f_population", population))
     select = _final_select(features, base, derived, parts)
     return ctes, select
@@ -273,16 +283,25 @@ def _split(source: Source, cte: str, mode: str, features: list[Feature]) -> list
 # --------------------------------------------------------------------------- SQL per part
 
 
-def _helper_sql(part: _Part, time: str) -> str:
-    """Time of the previous row matching each condition, per customer."""
+def _helper_sql(part: _Part, time: str, spark: bool = False) -> str:
+    """Time of the previous row matching each condition, per customer.
+
+    On Spark the window is partitioned by ``customer_id`` alone (the condition's flag leads
+    the ordering, and a previous row of the other flag reads NULL): the rows are then
+    already distributed by customer for the aggregation, which saves a shuffle."""
     fn = {PREV: "lag"}
     out = []
     for cond in part.helpers:
-        by = ("customer_id" if part.prefiltered or not cond
-              else f"customer_id, {flag(_user_sql(cond) or '')}")
+        names = part.helper_names(cond).items()
+        sql_cond = flag(_user_sql(cond) or "") if cond else ""
+        if spark and cond and not part.prefiltered:
+            over = f"OVER (PARTITION BY customer_id ORDER BY {sql_cond}, {time})"
+            out += [f", CASE WHEN lag({sql_cond}) {over} = {sql_cond} "
+                    f"THEN {fn[h]}({time}) {over} END AS {name}" for h, name in names]
+            continue
+        by = "customer_id" if part.prefiltered or not cond else f"customer_id, {sql_cond}"
         over = f"OVER (PARTITION BY {by} ORDER BY {time})"
-        out += [f", {fn[h]}({time}) {over} AS {name}"
-                for h, name in part.helper_names(cond).items()]
+        out += [f", {fn[h]}({time}) {over} AS {name}" for h, name in names]
     return "".join(out)
 
 
@@ -336,7 +355,8 @@ def _pre_source(part: _Part, schema: Mapping[str, list[str]], cutoffs: pd.Dateti
         earliest = shift_days(ts_literal(cutoffs.min()), -bound)
         where = conjunction(where, f"{source.time} >= {earliest}")
     cols = ", ".join(f"s.{quote_identifier(c)}" for c in part.columns(schema))
-    return f"SELECT {cols}{_helper_sql(part, source.time)} FROM ({base}) s WHERE {where}"
+    helpers = _helper_sql(part, source.time, relations.engine == "spark")
+    return f"SELECT {cols}{helpers} FROM ({base}) s WHERE {where}"
 
 
 def _part_sql(part: _Part, schema: Mapping[str, list[str]], cutoffs: pd.DatetimeIndex,
@@ -437,7 +457,10 @@ def _derived_sql(f: DerivedFeature, sql_of: Mapping[str, str]) -> str:
 
 
 def _final_select(features: Sequence[Feature | DerivedFeature], base: list[Feature],
-                  derived: list[DerivedFeature], parts: list[_Part]) -> str:
+                  derived: list[DerivedFeature], parts: list[_Part],
+                  joined: list[_Part] | None = None) -> str:
+    """The final SELECT (aliased ``p``); ``joined``: activity parts whose full outer join
+    defines the population (instead of the ``f_population`` CTE)."""
     owner = {f.name: p.cte for p in parts for f in p.features if f.name != ROWS}
     sql_of: dict[str, str] = {}
     for f in base:
@@ -462,10 +485,36 @@ def _final_select(features: Sequence[Feature | DerivedFeature], base: list[Featu
 
     for f in derived:
         resolve(f.name)
+    # numbers are DOUBLE on every engine (Spark types a literal 1.0 as DECIMAL)
+    cols = ", ".join(
+        f"{sql_of[f.name]} AS {f.name}" if f.dtype != "number" or isinstance(f, Feature)
+        else f"CAST({sql_of[f.name]} AS DOUBLE) AS {f.name}" for f in features)
+    if joined:
+        return _joined_select(cols, parts, joined)
     joins = "".join(
         f"\nLEFT JOIN {p.cte} ON {p.cte}.customer_id = p.customer_id "
         f"AND {p.cte}.cutoff = p.cutoff"
         for p in parts
     )
-    cols = ", ".join(f"{sql_of[f.name]} AS {f.name}" for f in features)
     return f"SELECT p.customer_id, p.cutoff, {cols}\nFROM f_population p{joins}"
+
+
+def _joined_select(cols: str, parts: list[_Part], joined: list[_Part]) -> str:
+    """``SELECT * FROM (...) p`` over the activity parts' full outer join, the other parts
+    left-joined to it."""
+    def key(column: str, upto: int) -> str:
+        names = [f"{p.cte}.{column}" for p in joined[:upto]]
+        return names[0] if len(names) == 1 else f"COALESCE({', '.join(names)})"
+
+    body = joined[0].cte
+    for i, p in enumerate(joined[1:], 1):
+        body += (f"\nFULL OUTER JOIN {p.cte} ON {p.cte}.customer_id = {key('customer_id', i)} "
+                 f"AND {p.cte}.cutoff = {key('cutoff', i)}")
+    n = len(joined)
+    for p in parts:
+        if p not in joined:
+            body += (f"\nLEFT JOIN {p.cte} ON {p.cte}.customer_id = {key('customer_id', n)} "
+                     f"AND {p.cte}.cutoff = {key('cutoff', n)}")
+    inner = (f"SELECT {key('customer_id', n)} AS customer_id, {key('cutoff', n)} AS cutoff, "
+             f"{cols}\nFROM {body}")
+    return f"SELECT * FROM ({inner}) p"

@@ -9,17 +9,27 @@ ranks come from one global ordering (value at risk descending, then customer id)
 
 from __future__ import annotations
 
+import os
+import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from churnml.config import ChurnConfig, ScoringConfig
+from churnml.engine.base import contract_tables
+from churnml.engine.sql import render
 from churnml.errors import DataValidationError
+from churnml.features.build import as_cutoffs, feature_query, resolve_features
 from churnml.features.definitions import CUTOFF
+from churnml.features.spec import FeatureSpec
+from churnml.io import write_table
 from churnml.models._preprocess import CATEGORICAL, FEATURE_TABLE
 from churnml.scoring import segments as seg
+from churnml.scoring.export import SCORES_FILE, SEGMENTS_DIR, SUMMARY_FILE, segment_file_name
 from churnml.scoring.loading import ScoringModels
 from churnml.scoring.score import (
     ID,
@@ -32,6 +42,9 @@ from churnml.scoring.score import (
     VALUE,
     VAR,
     Scorer,
+    feature_descriptions,
+    needed_columns,
+    plan_features,
 )
 
 SPARK_NUMERIC = "double"
@@ -155,3 +168,102 @@ def score_spark(
     for w in caught:
         warnings.warn(str(w.message), stacklevel=2)
     return out.select(*OUTPUT_COLUMNS), summary
+
+
+# --------------------------------------------------------------------------- whole job
+
+
+@dataclass
+class SparkScoreResult:
+    """What :func:`score_spark_data` wrote: file paths, the segment summary (pandas) and
+    counts; the scores themselves stay in the Parquet folder ``files['scores']``."""
+
+    summary: pd.DataFrame
+    files: dict[str, str]
+    n_scored: int
+    n_reasons: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def spark_features(data: Any, cutoff: pd.Timestamp, needed: set[str],
+                   spec: FeatureSpec | None = None) -> tuple[Any, list[Any]]:
+    """``(Spark DataFrame, features built)``: the features in ``needed`` (as far as the spec
+    and data provide them) as of ``cutoff``, computed on Spark."""
+    from churnml.engine.spark_engine import SparkEngine
+
+    engine = SparkEngine(contract_tables(data))
+    features = plan_features(resolve_features(engine, spec), needed, engine.schema)
+    ctes, select = feature_query(engine, as_cutoffs(cutoff), features)
+    return engine.query(render(ctes, select)).drop(CUTOFF), features
+
+
+def write_spark_segments(scores: Any, summary: pd.DataFrame, folder: str | Path) -> dict:
+    """``<folder>/<segment>.csv`` per row of ``summary`` (rows in rank order), written by
+    one Spark job partitioned by segment; empty segments get a header-only file."""
+    from pyspark.sql import functions as F
+
+    from churnml.io import SPARK_CSV_OPTIONS, escape_spark_formulas, is_local
+
+    if not is_local(folder):
+        raise ValueError(f"{folder}: per-segment files are written to a local folder")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = summary[seg.SEGMENT].tolist()
+    key = {name: f"s{i}" for i, name in enumerate(names)}
+    keyed = escape_spark_formulas(scores).withColumn("__key", F.create_map(
+        *[F.lit(x) for n in names for x in (n, key[n])])[F.col(seg.SEGMENT)])
+    written = {}
+    with tempfile.TemporaryDirectory(prefix=".segments-", dir=folder) as tmp:
+        out = Path(tmp) / "out"
+        (keyed.repartition(1).sortWithinPartitions("__key", RANK).write
+         .partitionBy("__key").options(**SPARK_CSV_OPTIONS).csv(str(out.resolve())))
+        for name in names:
+            target = folder / segment_file_name(name)
+            parts = sorted((out / f"__key={key[name]}").glob("part-*"))
+            if parts:
+                os.replace(parts[0], target)
+                os.chmod(target, 0o644)
+            else:
+                write_table(pd.DataFrame(columns=scores.columns), target)
+            written[name] = str(target)
+    return written
+
+
+def score_spark_data(
+    data: Any, models: ScoringModels, config: ScoringConfig | None = None, *,
+    cutoff: Any, churn: ChurnConfig | None = None, spec: FeatureSpec | None = None,
+    scored_at: Any = None, out_dir: str | Path, scores_path: str | Path | None = None,
+    segments_dir: str | Path | None = None,
+) -> SparkScoreResult:
+    """The whole scoring job on Spark: features of the contract tables of ``data`` (Spark
+    DataFrames, e.g. :class:`~churnml.data.spark_loader.SparkData`) as of ``cutoff``,
+    :func:`score_spark`, then the scores written by Spark as a Parquet folder (rank order;
+    default ``<out_dir>/scores.parquet``), the segment summary CSV and one CSV per segment
+    (default ``<out_dir>/segments``). Only the summary and counts reach the driver."""
+    from pyspark.sql import functions as F
+
+    from churnml.io import write_spark_table
+
+    config = config or ScoringConfig()
+    churn = churn or ChurnConfig()
+    cut = as_cutoffs(cutoff)[0]
+    probe = Scorer(models, config, churn, cut, feature_descriptions(spec), scored_at)
+    needed = needed_columns(models, config, churn, probe.writer)
+    features, built = spark_features(data, cut, needed, spec)
+    descriptions = {f.name: f for f in built}  # definitions, as the local route words them
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scores, summary = score_spark(features, models, config, cutoff=cut, churn=churn,
+                                      descriptions=descriptions, scored_at=probe.scored_at)
+    notes = [str(w.message) for w in caught if "segment" in str(w.message)]
+    out_dir = Path(out_dir)
+    files = {"scores": str(scores_path or out_dir / SCORES_FILE),
+             "segment_summary": str(out_dir / SUMMARY_FILE),
+             "segments": str(segments_dir or out_dir / SEGMENTS_DIR)}
+    write_spark_table(scores.orderBy(RANK), files["scores"])
+    written = scores.sparkSession.read.parquet(files["scores"])
+    write_spark_segments(written, summary, files["segments"])
+    write_table(summary, files["segment_summary"])
+    counts = written.agg(F.count(F.lit(1)).alias("n"),
+                         F.count(REASONS).alias("reasons")).first()
+    return SparkScoreResult(summary, files, int(counts["n"]), int(counts["reasons"]), notes)

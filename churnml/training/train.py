@@ -118,7 +118,7 @@ def _timestamp(value: str | None, key: str) -> pd.Timestamp | None:
         raise ConfigError(f"training.{key}: not a timestamp: {value!r}") from exc
 
 
-def training_cutoffs(data: CustomerData, cfg: Config) -> pd.DatetimeIndex:
+def training_cutoffs(data: CustomerData | Any, cfg: Config) -> pd.DatetimeIndex:
     """Cutoffs of the panel: the labelled cutoffs at ``training.cutoff_frequency`` (from
     ``training.first_cutoff``) for a rolling origin; ``training.kfold_cutoff`` (default: the
     latest labelled cutoff) alone for grouped k-fold."""
@@ -142,10 +142,18 @@ def training_cutoffs(data: CustomerData, cfg: Config) -> pd.DatetimeIndex:
     return cuts[-1:] if t.backtest == "grouped_kfold" else cuts
 
 
-def build_training_panel(data: CustomerData, cfg: Config) -> pd.DataFrame:
+def build_training_panel(data: CustomerData | Any, cfg: Config) -> pd.DataFrame:
     """Features (:func:`feature_spec`) and labels of the customers at risk at each of
     :func:`training_cutoffs`, built by DuckDB on one thread (:data:`PANEL_THREADS`,
-    whatever ``features.threads`` says) within ``features.memory_limit``."""
+    whatever ``features.threads`` says) within ``features.memory_limit``; or, for Spark
+    tables (:class:`~churnml.data.spark_loader.SparkData`), built on Spark and collected
+    (sampled above ``training.spark_max_panel_rows``, see :mod:`.spark_panel`)."""
+    if not isinstance(data, CustomerData):
+        from churnml.training.spark_panel import spark_training_panel
+
+        t = cfg.training
+        return spark_training_panel(data.tables(), training_cutoffs(data, cfg),
+                                    feature_spec(cfg), cfg.churn, t.spark_max_panel_rows, t.seed)
     return build_panel(data, training_cutoffs(data, cfg), feature_spec(cfg), cfg.churn,
                        threads=PANEL_THREADS, memory_limit=cfg.features.memory_limit)
 
@@ -232,7 +240,7 @@ def write_outputs(result: TrainResult, out_dir: str | Path) -> dict[str, Path]:
 
 
 def log_run(
-    result: TrainResult, cfg: Config, data: CustomerData, example: pd.DataFrame
+    result: TrainResult, cfg: Config, data: CustomerData | Any, example: pd.DataFrame
 ) -> dict[str, Any]:
     """Log the run to MLflow (module docstring) and register both models with alias
     ``challenger``; ``example`` holds feature rows for the input example. Returns
@@ -323,8 +331,10 @@ def _stage(console: Console, label: str, seconds: dict[str, float]) -> Iterator[
     console.print(f"[green]✓[/green] {label} ({seconds[label]:.1f} s)")
 
 
-def train(cfg: Config, data: CustomerData, console: Console | None = None) -> TrainResult:
-    """Build the panel, backtest, fit the final models, write the output files, log the
+def train(cfg: Config, data: CustomerData | Any, console: Console | None = None
+          ) -> TrainResult:
+    """Build the panel (on Spark for :class:`~churnml.data.spark_loader.SparkData`),
+    backtest, fit the final models, write the output files, log the
     run to MLflow, register both models and promote them if they beat the champions."""
     console = console or Console(stderr=True)
     seconds: dict[str, float] = {}
@@ -334,6 +344,9 @@ def train(cfg: Config, data: CustomerData, console: Console | None = None) -> Tr
         n_cuts = panel[CUTOFF].nunique()
         console.print(f"  {len(panel):,} rows ({n_cuts} cutoff(s)) x "
                       f"{panel.shape[1] - 4} features")
+        if "sampled_from" in panel.attrs:
+            console.print(f"  sampled from {panel.attrs['sampled_from']:,} rows "
+                          f"(training.spark_max_panel_rows)")
         with _stage(console, f"backtest ({cfg.training.backtest})", seconds) as status:
             bt = backtest(panel, cfg.training, cfg.churn,
                           progress=lambda msg: status.update(f"backtest: {msg} …"))
