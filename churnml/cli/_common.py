@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 
 from churnml.config import Config, DataConfig, default_config, load_config
+from churnml.paths import portable
 
 app = typer.Typer(
     help="churnml: retention metrics, churn/LTV models and scoring.", no_args_is_help=True,
@@ -174,7 +175,7 @@ def emit(df: pd.DataFrame, fmt: OutFormat, out: Path | None, title: str,
             atomic_write(out, lambda p: p.write_text(json.dumps(_records(df), indent=1)))
         else:
             write_table(df, out, escape=escape)
-        err.print(f"[green]✓[/green] wrote {out}")
+        err.print(f"[green]✓[/green] wrote {portable(out)}")
 
 
 def _cell(v: object) -> str:

@@ -22,6 +22,7 @@ from churnml.cli._common import (
     step,
 )
 from churnml.errors import ChurnmlError
+from churnml.paths import portable
 
 campaign_app = typer.Typer(
     help="Campaigns and uplift: plan with control groups, evaluate, train, target.",
@@ -95,7 +96,7 @@ def plan_cmd(
     for note in result.notes:
         err.print(f"  {note}")
     emit(result.summary(), OutFormat.table, None, f"Campaign {campaign}: customers per arm")
-    err.print(f"[green]✓[/green] wrote {files['contacts'].parent} (contacts.csv, "
+    err.print(f"[green]✓[/green] wrote {portable(files['contacts'].parent)} (contacts.csv, "
               f"campaign_log.csv, to_contact/)" + (f"; appended to {files['log']}"
                                                    if "log" in files else ""))
 
@@ -128,7 +129,7 @@ def evaluate_cmd(
     emit(ev.table[[c for c in SHOWN if c in ev.table]], fmt, None,
          f"Campaign {campaign}: treatment vs control over {cfg.churn.horizon_days} days "
          f"({level} % intervals; revenue in {customer_data.currency})")
-    err.print(f"[green]✓[/green] wrote {ev.files['evaluation']}; MLflow run {ev.run_id}")
+    err.print(f"[green]✓[/green] wrote {portable(ev.files['evaluation'])}; MLflow run {ev.run_id}")
 
 
 @campaign_app.command("train")
@@ -154,7 +155,7 @@ def train_cmd(
     emit(fit.validation, OutFormat.table, None,
          f"Held-out uplift metrics ({fit.n_contacts:,} contacts of {', '.join(fit.campaigns)}; "
          "scikit-uplift normalisation)")
-    err.print(f"[green]✓[/green] wrote {fit.files['model']}; MLflow run {fit.run_id}")
+    err.print(f"[green]✓[/green] wrote {portable(fit.files['model'])}; MLflow run {fit.run_id}")
 
 
 @campaign_app.command("target")
@@ -189,4 +190,4 @@ def target_cmd(
                   "targeting_value = value_at_risk")
     n_neg = int(result["negative_uplift"].sum())
     err.print(f"{len(result):,} customers; {n_neg:,} with negative uplift (never targeted); "
-              f"wrote {path}")
+              f"wrote {portable(path)}")

@@ -20,6 +20,7 @@ from churnml.cli._common import (
     resolve_config,
 )
 from churnml.errors import ChurnmlError
+from churnml.paths import portable
 
 DEMO_COLUMNS = [
     "period", "customers_start", "new_customers", "customers_end", "retention_rate",
@@ -67,12 +68,12 @@ def demo(
              f"{cfg.churn.horizon_days} days)")
     err.rule("where everything went")
     for what, path in result.files.items():
-        err.print(f"  {what:<24} {path}", soft_wrap=True)
+        err.print(f"  {what:<24} {portable(path)}", soft_wrap=True)
     if result.train is not None:
         for reg in result.train.registrations.values():
             err.print(f"  registered {reg.name} v{reg.version} aliases={reg.aliases}",
                       soft_wrap=True)
             err.print(f"    {reg.message}", soft_wrap=True, markup=False)
         err.print(f"  MLflow run {result.train.run_id}: mlflow ui --backend-store-uri "
-                  f"{cfg.tracking.uri}", soft_wrap=True)
+                  f"{portable(cfg.tracking.uri)}", soft_wrap=True)
     err.print(f"  total {sum(result.seconds.values()):.0f} s", soft_wrap=True)

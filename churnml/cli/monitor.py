@@ -20,6 +20,7 @@ from churnml.cli._common import (
     step,
 )
 from churnml.errors import ChurnmlError
+from churnml.paths import portable
 
 ALARM_EXIT_CODE = 1  # a threshold was crossed: retrain (usable in a scheduler)
 
@@ -54,7 +55,7 @@ def monitor(
     emit(summarise(result), OutFormat.table, None, "Monitoring: estimated vs realized")
     for note in result.notes:
         err.print(f"  note: {note}")
-    err.print(f"  wrote {files['performance'].parent}")
+    err.print(f"  wrote {portable(files['performance'].parent)}")
     if not result.retrain:
         err.print("[green]no alarm[/green]: performance within margins, no drift past "
                   f"PSI {cfg.monitoring.psi_alarm}")

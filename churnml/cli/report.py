@@ -24,6 +24,7 @@ def report(
 ) -> None:
     """One self-contained HTML report: KPI trends, cohorts, N-day retention, model quality,
     feature importance, segments and the customers most at risk, with reasons."""
+    from churnml.paths import portable
     from churnml.report import build_report, log_report
 
     try:
@@ -31,10 +32,10 @@ def report(
         source = out_dir or Path(cfg.output_dir)
         # metric tables absent from the folder (e.g. after train and score) are computed
         path = build_report(source, cfg, out, data=lambda: load(cfg))
-        err.print(f"[green]✓[/green] built the report from {source}")
+        err.print(f"[green]✓[/green] built the report from {portable(source)}")
         if mlflow_run is not None:
             with step(f"logging the report to MLflow run {mlflow_run}"):
                 log_report(path, run_id=mlflow_run)
     except (ChurnmlError, ValueError, FileNotFoundError) as exc:
         fail(exc)
-    err.print(f"  report       {path}  (open it in a browser)")
+    err.print(f"  report       {portable(path)}  (open it in a browser)")

@@ -24,6 +24,7 @@ from churnml.cli._common import (
 )
 from churnml.config import Config
 from churnml.errors import ChurnmlError
+from churnml.paths import portable
 
 STAGES = {"predict": "scoring", "explain": "reasons"}
 
@@ -99,8 +100,10 @@ def score(
         trust = trust_pickle or cfg.scoring.trust_pickle
         if folder and trust:
             err.print("[yellow]warning:[/yellow] --trust-pickle: pickled models in "
-                      f"{folder} will be loaded, and loading a pickle runs the code it holds")
-        with step("loading models " + (f"from {folder}" if folder else f"from {uri}")):
+                      f"{portable(folder)} will be loaded, and loading a pickle runs the code "
+                      "it holds")
+        source = portable(folder) if folder else portable(uri)
+        with step(f"loading models from {source}"):
             models = load_scoring_models(cfg, folder, uri, trust_pickle=trust)
         if cfg.features.engine == "spark":
             _score_spark(cfg, models, cutoff, scored_at, out, segments_dir)
@@ -140,9 +143,9 @@ def score(
         err.print(f"[yellow]warning:[/yellow] {note}")
     scores = result.scores
     err.print(f"{len(scores):,} customers scored with {models.version}; reasons for "
-              f"{result.n_reasons:,}; wrote {target}")
+              f"{result.n_reasons:,}; wrote {portable(target)}")
     if history is not None:
-        err.print(f"  kept in the score history: {history}")
+        err.print(f"  kept in the score history: {portable(history)}")
     emit(result.summary, OutFormat.table, None, f"Segments (value at risk in "
          f"{customer_data.currency} over {cfg.churn.horizon_days} days)")
 
@@ -167,6 +170,6 @@ def _score_spark(cfg: Config, models: Any, cutoff: str | None, scored_at: str | 
     for note in result.warnings:
         err.print(f"[yellow]warning:[/yellow] {note}")
     err.print(f"{result.n_scored:,} customers scored with {models.version}; reasons for "
-              f"{result.n_reasons:,}; wrote {result.files['scores']}")
+              f"{result.n_reasons:,}; wrote {portable(result.files['scores'])}")
     emit(result.summary, OutFormat.table, None, "Segments (value at risk in the input currency "
          f"over {cfg.churn.horizon_days} days)")

@@ -22,6 +22,7 @@ from churnml.cli._common import (
     resolve_config,
 )
 from churnml.errors import ChurnmlError
+from churnml.paths import portable
 
 TrackingOpt = Annotated[
     str | None,
@@ -48,7 +49,7 @@ def _print_table(df: pd.DataFrame, title: str) -> None:
 
 
 def _mlflow_ui(uri: str) -> str:
-    return f"mlflow ui --backend-store-uri {uri}"
+    return f"mlflow ui --backend-store-uri {portable(uri)}"
 
 
 @app.command()
@@ -93,7 +94,7 @@ def train(
         err.print("  churn and LTV models are promoted together: both must beat their "
                   "champion and their naive baseline", soft_wrap=True)
     for what, path in result.files.items():
-        err.print(f"  {what:<22} {path}")
+        err.print(f"  {what:<22} {portable(path)}")
     err.print(f"  total {sum(result.seconds.values()):.1f} s; MLflow run {result.run_id}")
     err.print(f"  browse runs: {_mlflow_ui(cfg.tracking.uri)}", soft_wrap=True)
 

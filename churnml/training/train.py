@@ -40,6 +40,7 @@ from churnml.features import FeatureSpec, spec_from_config
 from churnml.io import write_table
 from churnml.labels import build_panel, label_window_days, labelled_cutoffs
 from churnml.models.btyd import BTYDChurnModel, BTYDValueModel
+from churnml.paths import portable
 from churnml.training.backtest import (
     CLASSIFICATION,
     CUTOFF,
@@ -358,9 +359,9 @@ def train(cfg: Config, data: CustomerData | Any, console: Console | None = None
         train_cutoffs=list(pd.DatetimeIndex(final[CUTOFF].unique()).sort_values()),
         tracking_uri=cfg.tracking.uri, seconds=seconds,
     )
-    with _stage(console, f"writing outputs to {cfg.output_dir}", seconds):
+    with _stage(console, f"writing outputs to {portable(cfg.output_dir)}", seconds):
         result.files = write_outputs(result, cfg.output_dir)
-    with _stage(console, f"MLflow run and registry ({cfg.tracking.uri})", seconds):
+    with _stage(console, f"MLflow run and registry ({portable(cfg.tracking.uri)})", seconds):
         logged = log_run(result, cfg, data, final[models.features])
         result.registrations = promote(cfg, logged, bt.summary, result.run_id)
     return result
