@@ -55,3 +55,19 @@ def portable_values(mapping: Mapping[str, Any], cwd: str | Path | None = None) -
         return v
 
     return clean(dict(mapping))
+
+
+def relative(value: str | Path, cwd: str | Path | None = None) -> str:
+    """``value`` relative to ``cwd`` (default: the working folder), ``..`` allowed: for a
+    command the user is told to run (e.g. ``mlflow ui --backend-store-uri ...``), which must
+    keep working from where they are without naming the machine's absolute path."""
+    text = str(value)
+    for prefix in URI_PREFIXES:
+        if text.startswith(prefix) and _is_absolute(text.removeprefix(prefix)):
+            return prefix + relative(text.removeprefix(prefix), cwd)
+    if not _is_absolute(text):
+        return text
+    try:
+        return os.path.relpath(text, Path(cwd) if cwd is not None else Path.cwd())
+    except ValueError:  # another drive (Windows): no relative form
+        return text

@@ -54,6 +54,15 @@ def test_portable_paths_worked_examples():
         "data": {"dir": "shop", "tables": ["a.csv", 3]}, "n": 1.5}
 
 
+def test_relative_paths_for_commands_stay_usable():
+    from churnml.paths import relative
+
+    assert relative("sqlite:////home/alice/mlflow.db", cwd="/home/alice/shop") == \
+        "sqlite:///../mlflow.db"
+    assert relative("/work/out/mlflow.db", cwd="/work") == "out/mlflow.db"
+    assert relative("sqlite:///mlflow.db", cwd="/work") == "sqlite:///mlflow.db"
+
+
 def test_metrics_table_fits_100_columns(own_data, monkeypatch):
     from churnml.cli import app
 

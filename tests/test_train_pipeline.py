@@ -18,6 +18,7 @@ from churnml.config import ChurnConfig, Config, FeaturesConfig, TrainingConfig, 
 from churnml.data.loaders import load_data
 from churnml.errors import ConfigError
 from churnml.labels import labelled_cutoffs
+from churnml.paths import relative
 from churnml.training.backtest import PREDICTION_COLUMNS
 from churnml.training.export import load_exported
 from churnml.training.tracking import load_model, load_pyfunc, to_model_input, tracking
@@ -113,7 +114,7 @@ def test_equal_second_run_does_not_steal_champion(runs, cfg) -> None:
             "champion stays v1") in cli.output
     assert "does not beat champion v1" in cli.output  # the verdict names the numbers
     assert "AUC" in cli.stdout and "Gini" in cli.stdout
-    assert f"mlflow ui --backend-store-uri {cfg.tracking.uri}" in cli.output
+    assert f"mlflow ui --backend-store-uri {relative(cfg.tracking.uri)}" in cli.output
 
 
 def test_champion_loaded_from_registry_predicts_like_the_in_memory_model(runs, cfg,

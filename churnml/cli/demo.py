@@ -20,7 +20,7 @@ from churnml.cli._common import (
     resolve_config,
 )
 from churnml.errors import ChurnmlError
-from churnml.paths import portable
+from churnml.paths import portable, relative
 
 DEMO_COLUMNS = [
     "period", "customers_start", "new_customers", "customers_end", "retention_rate",
@@ -75,5 +75,5 @@ def demo(
                       soft_wrap=True)
             err.print(f"    {reg.message}", soft_wrap=True, markup=False)
         err.print(f"  MLflow run {result.train.run_id}: mlflow ui --backend-store-uri "
-                  f"{portable(cfg.tracking.uri)}", soft_wrap=True)
+                  f"{relative(cfg.tracking.uri)}", soft_wrap=True)
     err.print(f"  total {sum(result.seconds.values()):.0f} s", soft_wrap=True)

@@ -22,7 +22,7 @@ from churnml.cli._common import (
     resolve_config,
 )
 from churnml.errors import ChurnmlError
-from churnml.paths import portable
+from churnml.paths import portable, relative
 
 TrackingOpt = Annotated[
     str | None,
@@ -49,7 +49,7 @@ def _print_table(df: pd.DataFrame, title: str) -> None:
 
 
 def _mlflow_ui(uri: str) -> str:
-    return f"mlflow ui --backend-store-uri {portable(uri)}"
+    return f"mlflow ui --backend-store-uri {relative(uri)}"
 
 
 @app.command()
