@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 
+import joblib
 import mlflow
 import numpy as np
 import pandas as pd
@@ -12,11 +13,11 @@ import pytest
 from scipy.stats import binomtest, norm
 
 from churnml import CustomerData, DataValidationError
-from churnml.config import ChurnConfig, default_config
+from churnml.config import ChurnConfig, default_config, load_config
 from churnml.data.loaders import load_folder
 from churnml.data.simulate import SimulatorConfig, simulate
 from churnml.data.simulate_campaigns import CampaignSpec
-from churnml.errors import ChurnmlError
+from churnml.errors import ChurnmlError, UntrustedModelError
 from churnml.labels import UnlabelledCutoffError
 from churnml.uplift.campaigns import contact_features, contact_outcomes
 from churnml.uplift.control import assign_arms, plan_campaign, write_plan
@@ -28,6 +29,7 @@ from churnml.uplift.targeting import (
     select_targets,
     targeting_values,
 )
+from churnml.uplift.workflow import campaign_dir
 
 H = ChurnConfig(horizon_days=30)
 CONTACT = pd.Timestamp("2024-03-01 10:00")
@@ -375,6 +377,15 @@ def test_evaluate_train_target_loop(tmp_path, migrated_db, monkeypatch) -> None:
     assert tv[TARGETING_VALUE].to_numpy() == pytest.approx(tv["uplift"] * 100.0 - 1.0)
     assert (tv[NEGATIVE] == (tv["uplift"] < 0)).all()
     assert target(cfg, d, scores, None)[TARGETING_VALUE].eq(1.0).all()
+    # a model file the store did not record (replaced in the output folder) is not unpickled
+    model_file = fit.files["model"]
+    joblib.dump({"not": "the trained model"}, model_file)
+    with pytest.raises(UntrustedModelError, match="campaign train"):
+        load_uplift(cfg)
+    cfg.scoring.trust_pickle = True  # the user vouches for the file: loaded, then checked
+    with pytest.raises(ChurnmlError, match="not an uplift model"):
+        load_uplift(cfg)
+    cfg.scoring.trust_pickle = False
     with pytest.raises(ChurnmlError, match="has not passed"):
         late = CampaignSpec(campaign_id="late", date="2024-03-11")
         evaluate(cfg, simulate(300, seed=1, end="2024-03-31",
@@ -428,7 +439,9 @@ def test_cli_plan_evaluate_and_fallback_target(tmp_path, migrated_db) -> None:
     res = runner.invoke(app, ["campaign", "evaluate", *cfg, "--campaign", "c9",
                               "--format", "csv"])
     assert res.exit_code == 0, res.output
-    table = pd.read_csv(tmp_path / "out" / "campaigns" / "c9" / "evaluation.csv")
+    folder = campaign_dir(load_config(cfg[1]), "c9")  # the id as a safe stem plus a hash
+    assert folder.parent == tmp_path / "out" / "campaigns" and folder.name.startswith("c9-")
+    table = pd.read_csv(folder / "evaluation.csv")
     row = table[table["segment"] == OVERALL].iloc[0]
     assert (row["retention_treated"], row["retention_control"]) == (1.0, 0.5)
     assert row["incremental_revenue"] == pytest.approx(50 * (20.0 - 10.0))

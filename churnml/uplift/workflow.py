@@ -13,6 +13,7 @@ Evaluation and training runs are logged to MLflow (``tracking.uri``).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +27,10 @@ from sklearn.model_selection import train_test_split
 from churnml.config import Config
 from churnml.data.customer_data import CustomerData
 from churnml.data.schema import CONTROL_ARM
-from churnml.errors import ChurnmlError, ConfigError
+from churnml.errors import ChurnmlError, ConfigError, UntrustedModelError
 from churnml.features.build import build_features
 from churnml.features.definitions import CUTOFF
-from churnml.io import atomic_write, write_table
+from churnml.io import atomic_write, file_stem, write_table
 from churnml.labels import UnlabelledCutoffError
 from churnml.uplift.campaigns import campaign_frame, contact_outcomes, contacts
 from churnml.uplift.control import CampaignPlan, plan_campaign, write_plan
@@ -49,6 +50,7 @@ ALL_OUTCOMES_FILE = "campaign_outcomes.parquet"
 OUTCOME_COLUMNS = ["customer_id", "campaign_id", "ts", "arm", "cost", "segment", "score",
                    "retained", "revenue"]
 MODEL_FILE = Path("uplift") / "model.joblib"
+MODEL_SHA_TAG = "churnml.uplift.sha256"  # the saved model file, recorded in the trusted store
 VALIDATION_FILE = Path("uplift") / "validation.csv"
 VALIDATION_PREDICTIONS_FILE = Path("uplift") / "validation_predictions.parquet"
 TARGETING_FILE = "targeting.parquet"
@@ -56,7 +58,12 @@ VALIDATION_SHARE = 0.3  # contacts held out to report the model's Qini before th
 
 
 def campaign_dir(cfg: Config, campaign_id: str) -> Path:
-    return Path(cfg.output_dir) / CAMPAIGNS_DIR / str(campaign_id)
+    """``<output_dir>/campaigns/<id>``: the id (user input) as a safe file stem plus a short
+    hash of the id itself, so ``../x`` cannot leave the folder and ``A b`` / ``a-b`` do not
+    share one."""
+    text = str(campaign_id)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    return Path(cfg.output_dir) / CAMPAIGNS_DIR / f"{file_stem(text, 'campaign')}-{digest}"
 
 
 def experiment_name(cfg: Config) -> str:
@@ -294,14 +301,45 @@ def _log_training(cfg: Config, fit: UpliftFit) -> str:
                      for r in fit.validation.itertuples() if pd.notna(r.value)})
         log_table(fit.validation, "uplift_validation")
         mlflow.log_artifact(str(fit.files["model"]), artifact_path="uplift")
+        mlflow.set_tag(MODEL_SHA_TAG, _sha256(fit.files["model"]))
         return run.info.run_id
 
 
+def _sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _recorded_in_store(cfg: Config, digest: str) -> bool:
+    """Whether a ``campaign train`` run in the (trusted) MLflow store recorded this file."""
+    from churnml.training.tracking import tracking
+
+    try:
+        with tracking(cfg.tracking.uri, read_only=True) as client:
+            experiment = client.get_experiment_by_name(experiment_name(cfg))
+            if experiment is None:
+                return False
+            runs = client.search_runs([experiment.experiment_id],
+                                      filter_string=f"tags.`{MODEL_SHA_TAG}` = '{digest}'",
+                                      max_results=1)
+    except Exception:  # no store, or not readable: nothing recorded there
+        return False
+    return bool(runs)
+
+
 def load_uplift(cfg: Config, path: str | Path | None = None) -> UpliftFit | None:
-    """The model saved by :func:`train_uplift` (None if there is none)."""
+    """The model saved by :func:`train_uplift` (None if there is none).
+
+    The file is a pickle, which runs code when loaded: it is loaded only when its SHA-256 is
+    recorded by a ``campaign train`` run in the config's MLflow store (the store is trusted,
+    the output folder is not), or with ``scoring.trust_pickle``; otherwise it is refused."""
     path = Path(path) if path is not None else Path(cfg.output_dir) / MODEL_FILE
     if not path.exists():
         return None
+    if not (cfg.scoring.trust_pickle or _recorded_in_store(cfg, _sha256(path))):
+        raise UntrustedModelError(
+            f"{path}: no `churnml campaign train` run in {cfg.tracking.uri} recorded this file "
+            "(SHA-256), and loading a pickle runs the code it holds; re-run `churnml campaign "
+            "train`, or set scoring.trust_pickle: true for a file you made yourself")
     fit = joblib.load(path)
     if not isinstance(fit, UpliftFit):
         raise ChurnmlError(f"{path} is not an uplift model written by churnml campaign train")
