@@ -35,11 +35,8 @@ from churnml.data.scenarios import churn_shock
 from churnml.data.simulate import simulate
 from churnml.features.profile import profile_frame
 from churnml.features.spec import FeatureSpec
-from churnml.labels import build_panel
-from churnml.models import ChurnClassifier
 from churnml.monitoring import ScoreHistory
-from churnml.monitoring.replay import replay
-from churnml.training.evaluation import classification_metrics
+from churnml.monitoring.replay import fit_deployed_model, replay
 
 N_CUSTOMERS = 3000
 N_SEEDS = 6
@@ -55,12 +52,9 @@ HISTORY_FEATURES = 45
 def fitted(seed: int):
     data = simulate(N_CUSTOMERS, **SIMULATED, seed=seed)
     spec = FeatureSpec()
-    panel = build_panel(data, TRAIN_CUTOFFS, spec, ChurnConfig())
-    X = panel.drop(columns=["customer_id", "cutoff", "churned", "ltv"])
-    model = ChurnClassifier(n_estimators=100, seed=0, n_jobs=N_JOBS).fit(X, panel["churned"])
-    bt = build_panel(data, [REFERENCE], spec, ChurnConfig())
-    m = classification_metrics(bt["churned"], model.predict_proba(bt[X.columns])[:, 1])
-    return data, spec, model, {"roc_auc": m["roc_auc"], "brier": m["brier"]}
+    model, backtest = fit_deployed_model(data, TRAIN_CUTOFFS, REFERENCE, spec=spec,
+                                         n_estimators=100, seed=0, n_jobs=N_JOBS)
+    return data, spec, model, backtest
 
 
 def known_on(alarm: str, horizon_days: int) -> pd.Timestamp:

@@ -10,13 +10,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from churnml.config import ChurnConfig, MonitoringConfig
+from churnml.config import MonitoringConfig
 from churnml.data.scenarios import churn_shock
 from churnml.data.simulate import simulate
 from churnml.features.profile import GRID, profile_frame, profile_parquet
 from churnml.features.spec import FeatureSpec
-from churnml.labels import at_risk, build_panel
-from churnml.models import ChurnClassifier
+from churnml.labels import at_risk
 from churnml.monitoring import (
     ScoreHistory,
     estimate,
@@ -27,8 +26,7 @@ from churnml.monitoring import (
     psi,
 )
 from churnml.monitoring.monitor import treated_customers
-from churnml.monitoring.replay import replay
-from churnml.training.evaluation import classification_metrics
+from churnml.monitoring.replay import fit_deployed_model, replay
 
 # ----------------------------------------------------------------------------- CBPE
 
@@ -181,12 +179,9 @@ N_CUSTOMERS = 3000
 def _fitted(seed: int):
     data = simulate(N_CUSTOMERS, **SIMULATED, seed=seed)
     spec = FeatureSpec()
-    panel = build_panel(data, TRAIN_CUTOFFS, spec, ChurnConfig())
-    X = panel.drop(columns=["customer_id", "cutoff", "churned", "ltv"])
-    model = ChurnClassifier(n_estimators=100, seed=0).fit(X, panel["churned"])
-    bt = build_panel(data, [BACKTEST_CUTOFF], spec, ChurnConfig())
-    metrics = classification_metrics(bt["churned"], model.predict_proba(bt[X.columns])[:, 1])
-    return data, spec, model, list(X.columns), metrics
+    model, backtest = fit_deployed_model(data, TRAIN_CUTOFFS, BACKTEST_CUTOFF, spec=spec,
+                                         n_estimators=100, seed=0)
+    return data, spec, model, list(model.feature_names_in_), backtest
 
 
 def _monitor(tmp_path, data, spec, model, columns, metrics):

@@ -123,9 +123,3 @@ class ScoreHistory:
         """One row per stored run: its ``run.json`` fields."""
         rows = [self.run(c) for c in self.cutoffs()]
         return pd.DataFrame(rows)
-
-    def size_bytes(self) -> int:
-        """Bytes on disk of all stored runs."""
-        if not self.root.is_dir():
-            return 0
-        return sum(f.stat().st_size for f in self.root.rglob("*") if f.is_file())

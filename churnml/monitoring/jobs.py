@@ -92,11 +92,16 @@ def _log_scoring_run(scores: pd.DataFrame, run: dict[str, Any], profile: dict[st
 
 
 def _registry_card(cfg: Config, tracking_uri: str) -> dict[str, Any] | None:
+    from mlflow.exceptions import MlflowException
+
+    from churnml.errors import ChurnmlError
     from churnml.training.tracking import model_card
 
+    if not _store_exists(tracking_uri):
+        return None
     try:
         return model_card(cfg.tracking.churn_model_name, cfg.scoring.model_alias, tracking_uri)
-    except Exception:  # no store, no model or no alias: no reference
+    except (LookupError, ChurnmlError, MlflowException):  # no model or alias: no reference
         return None
 
 
@@ -164,9 +169,12 @@ def run_monitor(data: Any, cfg: Config, reference: Reference | None, spec: Any =
 
 
 def _store_exists(uri: str) -> bool:
-    if uri.startswith("sqlite:///"):
-        return Path(uri.removeprefix("sqlite:///")).exists()
-    return True
+    """A server store exists; a local one only when its file or folder does (monitoring
+    never creates a store that training has not)."""
+    from churnml.training.tracking import local_store
+
+    path = local_store(uri)
+    return path is None or path.exists()
 
 
 def _log_monitor_run(result: MonitorResult, cfg: Config, uri: str,

@@ -53,3 +53,30 @@ def replay(
         history.write(scores, {"cutoff": cutoff, "model_version": "replay"}, profile)
     return monitor(data, history, reference, churn or ChurnConfig(),
                    config or MonitoringConfig(), spec)
+
+
+def fit_deployed_model(
+    data: Any,
+    train_cutoffs: Sequence[Any],
+    backtest_cutoff: Any,
+    *,
+    spec: FeatureSpec | None = None,
+    churn: ChurnConfig | None = None,
+    **params: Any,
+) -> tuple[Any, dict[str, float]]:
+    """The model a deployment would have scored with: a
+    :class:`~churnml.models.ChurnClassifier` (``params``) fitted on the panel of
+    ``train_cutoffs``, and its out-of-time ROC AUC and Brier at ``backtest_cutoff`` (the
+    ``backtest`` that :func:`replay` compares realized performance with)."""
+    from churnml.labels import build_panel
+    from churnml.models import ChurnClassifier
+    from churnml.training.evaluation import classification_metrics
+
+    churn = churn or ChurnConfig()
+    keys = ["customer_id", "cutoff", "churned", "ltv"]
+    panel = build_panel(data, train_cutoffs, spec, churn)
+    model = ChurnClassifier(**params).fit(panel.drop(columns=keys), panel["churned"])
+    test = build_panel(data, [backtest_cutoff], spec, churn)
+    p = model.predict_proba(test.drop(columns=keys))[:, 1]
+    m = classification_metrics(test["churned"], p)
+    return model, {"roc_auc": m["roc_auc"], "brier": m["brier"]}

@@ -311,6 +311,8 @@ def _sha256(path: str | Path) -> str:
 
 def _recorded_in_store(cfg: Config, digest: str) -> bool:
     """Whether a ``campaign train`` run in the (trusted) MLflow store recorded this file."""
+    from mlflow.exceptions import MlflowException
+
     from churnml.training.tracking import tracking
 
     try:
@@ -321,7 +323,7 @@ def _recorded_in_store(cfg: Config, digest: str) -> bool:
             runs = client.search_runs([experiment.experiment_id],
                                       filter_string=f"tags.`{MODEL_SHA_TAG}` = '{digest}'",
                                       max_results=1)
-    except Exception:  # no store, or not readable: nothing recorded there
+    except (ChurnmlError, MlflowException):  # no store, or no such experiment: nothing recorded
         return False
     return bool(runs)
 
