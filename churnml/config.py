@@ -429,6 +429,10 @@ class ScoringConfig(_Strict):
         description="let models_dir hold pickled (.joblib) models: loading a pickle can run any "
         "code, so only for files you made yourself (`churnml export` writes code-free JSON)",
     )
+    allow_missing_lineage: bool = Field(
+        False, description="score with models whose run or model card records no lineage "
+        "(churnml.lineage.* tags: an older churnml, or an edited card), unchecked, with a "
+        "warning; by default they are refused")
     chunk_size: int = Field(100_000, gt=0, description="customers per scoring chunk")
     reasons_count: int = Field(3, gt=0, description="churn drivers in words per customer")
     attribution: Literal["path", "tree_shap"] = Field(
@@ -599,12 +603,35 @@ class UpliftConfig(_Strict):
         None, gt=0, description="at most this many customers per campaign (holdout included)"
     )
     budget_cost: float | None = Field(None, gt=0, description="at most this expected cost")
+    min_control_per_segment: int = Field(
+        1, ge=0, description="a plan is refused unless control_share x (customers of the "
+        "segment) reaches this many controls in every segment (0: no check)")
     seed: int = Field(42, description="seed of the control-group draw")
     interval_level: float = Field(0.95, gt=0, lt=1, description="confidence level of "
                                   "campaign evaluation intervals")
     experiment: str | None = Field(
         None, description="MLflow experiment of campaign runs (default: <name>-campaigns)"
     )
+
+    @model_validator(mode="after")
+    def _costed_budget(self) -> UpliftConfig:
+        if self.budget_cost is not None and self.cost_per_contact <= 0:
+            raise ValueError(
+                f"budget_cost ({self.budget_cost}) needs a positive cost_per_contact (got "
+                f"{self.cost_per_contact}): without a cost per contact the budget caps nothing")
+        return self
+
+
+def check_campaign_settings(**settings: Any) -> UpliftConfig:
+    """Campaign settings given outside a config file (command-line flags, Python arguments
+    such as ``budget_contacts``) checked by the rules of :class:`UpliftConfig`, so both
+    routes refuse the same values; a :class:`ConfigError` names each bad one."""
+    try:
+        return UpliftConfig.model_validate(settings)
+    except ValidationError as exc:
+        parts = [f"{'.'.join(str(x) for x in e['loc']) or 'uplift'}: "
+                 f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
+        raise ConfigError("; ".join(parts)) from exc
 
 
 class MonitoringConfig(_Strict):

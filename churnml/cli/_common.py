@@ -7,7 +7,6 @@ import os
 import sys
 import warnings
 from contextlib import contextmanager
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -18,6 +17,7 @@ import typer
 from rich.console import Console
 
 from churnml.config import Config, DataConfig, default_config, load_config
+from churnml.data.timestamps import parse_iso_timestamp  # noqa: F401 (re-export)
 from churnml.paths import portable
 
 app = typer.Typer(
@@ -106,24 +106,6 @@ def load(cfg: Config):
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return data
-
-
-def parse_iso_timestamp(text: str, option: str, timezone: str = "UTC") -> pd.Timestamp:
-    """A date or timestamp given on the command line: ISO 8601 only (``2024-02-01``,
-    ``2024-02-01T08:30``, ``2024-02-01 08:30:00+01:00``); day/month orders such as
-    ``01/02/2024`` are refused, never guessed. An aware value is converted to ``timezone``
-    (business time) and made naive."""
-    try:
-        value = pd.Timestamp(datetime.fromisoformat(text.strip()))
-    except ValueError as exc:
-        raise ValueError(
-            f"{option} {text!r}: not an ISO 8601 date or timestamp; write YYYY-MM-DD or "
-            "YYYY-MM-DDTHH:MM[:SS] (e.g. 2024-02-01), never a day/month order like "
-            "01/02/2024, which is ambiguous"
-        ) from exc
-    if value.tzinfo is not None:
-        value = value.tz_convert(timezone).tz_localize(None)
-    return value
 
 
 def period_label(ts: pd.Timestamp, period: str) -> str:

@@ -51,7 +51,8 @@ def read_raw(path: Path, source: TableSource | None = None, table: str | None = 
     if ids and (dtype is None or isinstance(dtype, dict)):
         options["dtype"] = {**{c: "str" for c in ids}, **(dtype or {})}
     try:
-        return pd.read_csv(path, **options)
+        frame = pd.read_csv(path, **options)
+        return _ids_verbatim(frame, path, options, ids)
     except pd.errors.EmptyDataError as exc:
         raise DataValidationError(
             label, None, f"{path}: the file is empty (no header row); export the table with "
@@ -69,6 +70,23 @@ def read_raw(path: Path, source: TableSource | None = None, table: str | None = 
     except (ValueError, pd.errors.ParserError) as exc:
         raise DataValidationError(label, None, f"{path}: cannot be read as CSV with "
                                   f"csv_options {options}: {exc}") from exc
+
+
+def _ids_verbatim(frame: pd.DataFrame, path: Path, options: dict, ids: list[str]
+                  ) -> pd.DataFrame:
+    """Id cells as their text: pandas reads ``NaN``, ``NA``, ``null``, ... as missing, but as
+    an id such text is a name (only an empty cell is a missing id). Id columns holding
+    missing values are read again as plain text (rare: the common file is read once)."""
+    user_na = {"na_values", "keep_default_na", "na_filter", "converters"} & set(options)
+    again = [c for c in ids if c in frame.columns and frame[c].isna().any()]
+    if not again or user_na or options.get("dtype") is not None and not isinstance(
+            options["dtype"], dict):
+        return frame
+    text = pd.read_csv(path, **{**options, "usecols": again, "keep_default_na": False,
+                                "na_values": [""]})
+    for c in again:
+        frame[c] = text[c].to_numpy()
+    return frame
 
 
 def apply_expressions(df: pd.DataFrame, table: str, expressions: dict[str, str]

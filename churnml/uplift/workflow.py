@@ -14,6 +14,7 @@ Evaluation and training runs are logged to MLflow (``tracking.uri``).
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from churnml.config import Config
+from churnml.config import Config, check_campaign_settings
 from churnml.data.customer_data import CustomerData
 from churnml.data.schema import CONTROL_ARM
 from churnml.errors import ChurnmlError, ConfigError, UntrustedModelError
@@ -33,12 +34,12 @@ from churnml.features.definitions import CUTOFF
 from churnml.io import atomic_write, file_stem, write_table
 from churnml.labels import UnlabelledCutoffError
 from churnml.uplift.campaigns import campaign_frame, contact_outcomes, contacts
-from churnml.uplift.control import CampaignPlan, plan_campaign, write_plan
+from churnml.uplift.control import TEXT_CSV, CampaignPlan, plan_campaign, write_plan
 from churnml.uplift.drlearner import DRLearner
 from churnml.uplift.evaluation import OVERALL, evaluate_campaign
 from churnml.uplift.metrics import uplift_scores
 from churnml.uplift.slearner import SLearner
-from churnml.uplift.targeting import fallback_targeting, targeting_values
+from churnml.uplift.targeting import TARGETING_VALUE, fallback_targeting, targeting_values
 from churnml.uplift.tlearner import TLearner
 from churnml.uplift.xlearner import XLearner
 
@@ -54,6 +55,7 @@ MODEL_SHA_TAG = "churnml.uplift.sha256"  # the saved model file, recorded in the
 VALIDATION_FILE = Path("uplift") / "validation.csv"
 VALIDATION_PREDICTIONS_FILE = Path("uplift") / "validation_predictions.parquet"
 TARGETING_FILE = "targeting.parquet"
+SCORES_FILE = "scores.parquet"  # the default output of `churnml score`
 VALIDATION_SHARE = 0.3  # contacts held out to report the model's Qini before the final fit
 
 
@@ -77,15 +79,43 @@ def plan(cfg: Config, scores: pd.DataFrame, campaign_id: str, *,
          segments: list[str] | None = None, contact_ts: Any = None,
          log_path: str | Path | None = None) -> tuple[CampaignPlan, dict[str, Path]]:
     """Plan a campaign from ``scores`` with the config's control share, arm, cost and budget;
-    write its files under ``campaigns/<id>/`` (and append its log to ``log_path``)."""
-    u = cfg.uplift
+    write its files under ``campaigns/<id>/`` (and append its log to ``log_path``).
+
+    Checked before anything is written (:mod:`churnml.uplift.control`): the settings, the
+    ids, the controls per segment, the campaign id against the folder and the log, and that
+    targeting values are not older than the current scores (:func:`check_targeting_age`)."""
+    u = check_campaign_settings(**cfg.uplift.model_dump())  # also after flag overrides
+    check_targeting_age(cfg, scores)
     result = plan_campaign(
         scores, campaign_id, segments=segments, control_share=u.control_share,
         treatment=u.arm, seed=u.seed, contact_ts=contact_ts, channel=u.channel,
         cost_per_contact=u.cost_per_contact, budget_contacts=u.budget_contacts,
-        budget_cost=u.budget_cost,
+        budget_cost=u.budget_cost, min_control_per_segment=u.min_control_per_segment,
     )
-    return result, write_plan(result, campaign_dir(cfg, campaign_id), log_path)
+    return result, write_plan(result, campaign_dir(cfg, campaign_id), log_path,
+                              escape=cfg.csv_escape_formulas)
+
+
+def check_targeting_age(cfg: Config, scores: pd.DataFrame,
+                        current: str | Path | None = None) -> None:
+    """Refuse targeting values (a frame with ``targeting_value``, e.g. ``targeting.parquet``)
+    computed at an earlier cutoff than the current scores (``current``, default
+    ``<output_dir>/scores.parquet``): they rank customers by a past state. The error names
+    both cutoffs."""
+    path = Path(current) if current is not None else Path(cfg.output_dir) / SCORES_FILE
+    if TARGETING_VALUE not in scores or CUTOFF not in scores or not path.is_file():
+        return
+    try:
+        latest = pd.read_parquet(path, columns=[CUTOFF])[CUTOFF].max()
+    except (OSError, ValueError, KeyError) as exc:
+        raise ChurnmlError(f"{path}: cannot read the scores' cutoff to check the targeting "
+                           f"values against ({type(exc).__name__}: {exc})") from exc
+    used = pd.Timestamp(scores[CUTOFF].max())
+    if pd.notna(latest) and used < pd.Timestamp(latest):
+        raise ChurnmlError(
+            f"the targeting values are from cutoff {used} but the current scores ({path}) "
+            f"are from cutoff {pd.Timestamp(latest)}: re-run `churnml campaign target` on the "
+            "current scores (or pass --scores for the file to plan from)")
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -131,13 +161,20 @@ def evaluate(cfg: Config, data: CustomerData, campaign_id: str, *,
 
 
 def _replace_rows(path: Path, rows: pd.DataFrame, campaign_id: str) -> Path:
-    """Write ``rows`` into the all-campaigns file at ``path`` in place of that campaign's."""
+    """Write ``rows`` into the all-campaigns file at ``path`` in place of that campaign's.
+
+    A data table churnml reads back: a CSV is read with every cell as its text and written
+    without spreadsheet escaping, so other campaigns' rows (ids such as ``007``) stay as they
+    were, byte for byte."""
     rows = rows[["campaign_id", *[c for c in rows if c != "campaign_id"]]]
+    csv = path.suffix != ".parquet"
+    if csv:
+        rows = pd.read_csv(io.StringIO(rows.to_csv(index=False)), **TEXT_CSV)
     if path.exists():
-        old = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        old = pd.read_csv(path, **TEXT_CSV) if csv else pd.read_parquet(path)
         old = old[old["campaign_id"].astype(str) != campaign_id]
         rows = pd.concat([old, rows], ignore_index=True) if len(old) else rows
-    return write_table(rows, path)
+    return write_table(rows, path, escape=False)
 
 
 def _log_evaluation(cfg: Config, ev: CampaignEvaluation) -> str:
