@@ -81,9 +81,11 @@ def load_scoring_models(cfg: Config, models_dir: str | Path | None = None,
     if folder is not None:
         trust = sc.trust_pickle if trust_pickle is None else trust_pickle
         return load_exported_models(folder, names.churn_model_name, names.ltv_model_name,
-                                    trust_pickle=trust, expected=expected)
+                                    trust_pickle=trust, expected=expected,
+                                    allow_missing_lineage=sc.allow_missing_lineage)
     return load_registered_pair(names.churn_model_name, names.ltv_model_name, sc.model_alias,
-                                tracking_uri or names.uri, expected=expected)
+                                tracking_uri or names.uri, expected=expected,
+                                allow_missing_lineage=sc.allow_missing_lineage)
 
 
 def default_cutoff(data: CustomerData) -> pd.Timestamp:
