@@ -182,6 +182,37 @@ def _parquet(frame: pd.DataFrame, root: Path) -> Path:
     return path
 
 
+def test_evaluations_table_keeps_other_campaigns_rows_byte_for_byte(tmp_path) -> None:
+    """Issue 19: the all-campaigns evaluation table was escaped (`-0` -> `'-0`) and re-read
+    with a plain CSV read (`007` -> `7`) each time a campaign was evaluated."""
+    from churnml import CustomerData
+    from churnml.config import default_config
+    from churnml.uplift.workflow import ALL_EVALUATIONS_FILE, evaluate
+
+    ids = list(range(1, 9))
+    tx = pd.DataFrame({"customer_id": ids * 2,
+                       "ts": ["2024-01-10"] * 8 + ["2024-03-10"] * 4 + ["2024-05-20"] * 4,
+                       "amount": 10.0})
+    contact = pd.Timestamp("2024-03-01")
+    log = pd.DataFrame({"customer_id": ids, "campaign_id": ["007"] * 4 + ["-0"] * 4,
+                        "ts": contact, "arm": ["coupon", "control"] * 4, "cost": 1.0})
+    data = CustomerData.from_frames(tx, campaigns=log)
+    cfg = default_config()
+    cfg.output_dir = str(tmp_path / "out")
+    cfg.churn.horizon_days = 30
+    table = tmp_path / "out" / ALL_EVALUATIONS_FILE
+    evaluate(cfg, data, "007", log_mlflow=False)
+    first = table.read_bytes()
+    evaluate(cfg, data, "-0", log_mlflow=False)
+    second = table.read_bytes()
+    assert second.startswith(first) and b"'" not in second
+    rows = pd.read_csv(table, dtype=str, keep_default_na=False)
+    assert rows["campaign_id"].unique().tolist() == ["007", "-0"]
+    evaluate(cfg, data, "007", log_mlflow=False)  # evaluated again: replaced, not doubled
+    again = pd.read_csv(table, dtype=str, keep_default_na=False)
+    assert sorted(again["campaign_id"]) == sorted(rows["campaign_id"])
+
+
 # ----------------------------------------------------------------------------- whole plan first
 
 
@@ -377,6 +408,14 @@ def test_a_booster_of_another_model_is_refused_naming_the_file_and_features(
     msg = str(info.value)
     assert msg.startswith(f"{churn_path}: ")
     assert "booster takes 5 feature(s)" in msg and "feeds it 6" in msg and "'noise'" in msg
+    # the value model's own booster (same features, its own objective)
+    same = json.loads((folder / f"{LTV}.model.json").read_text())
+    doc["state"]["booster"] = same["state"]["boosters"]["value_model_"]
+    churn_path.write_text(json.dumps(doc))
+    rehash(folder, CHURN)
+    with pytest.raises(ModelStateError, match=rf"{CHURN}\.model\.json: .*objective 'tweedie', "
+                       "not 'binary'"):
+        load_exported_models(folder, CHURN, LTV)
     # the whole value model file in the churn model's place
     (folder / f"{CHURN}.model.json").write_text((folder / f"{LTV}.model.json").read_text())
     rehash(folder, CHURN)

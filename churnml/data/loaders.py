@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pandas as pd
 from churnml.config import Config, DataConfig, TableSource, ValidationConfig, VoiceConfig
 from churnml.data.customer_data import CustomerData
 from churnml.data.schema import TABLES
-from churnml.errors import ConfigError, DataValidationError
+from churnml.errors import ConfigError, DataValidationError, DataWarning
 
 SUFFIXES = (".parquet", ".csv", ".csv.gz", ".tsv")
 
@@ -52,7 +53,7 @@ def read_raw(path: Path, source: TableSource | None = None, table: str | None = 
         options["dtype"] = {**{c: "str" for c in ids}, **(dtype or {})}
     try:
         frame = pd.read_csv(path, **options)
-        return _ids_verbatim(frame, path, options, ids)
+        return _ids_verbatim(frame, path, options, ids, label)
     except pd.errors.EmptyDataError as exc:
         raise DataValidationError(
             label, None, f"{path}: the file is empty (no header row); export the table with "
@@ -72,11 +73,13 @@ def read_raw(path: Path, source: TableSource | None = None, table: str | None = 
                                   f"csv_options {options}: {exc}") from exc
 
 
-def _ids_verbatim(frame: pd.DataFrame, path: Path, options: dict, ids: list[str]
-                  ) -> pd.DataFrame:
+def _ids_verbatim(frame: pd.DataFrame, path: Path, options: dict, ids: list[str],
+                  label: str) -> pd.DataFrame:
     """Id cells as their text: pandas reads ``NaN``, ``NA``, ``null``, ... as missing, but as
-    an id such text is a name (only an empty cell is a missing id). Id columns holding
-    missing values are read again as plain text (rare: the common file is read once)."""
+    an id such text is a name (only an empty cell is a missing id), said in a warning in
+    case the file uses it as a missing-value marker. Id columns holding missing values are
+    read again as plain text (rare: the common file is read once). With ``na_values`` /
+    ``keep_default_na`` in ``csv_options`` the user's setting applies instead."""
     user_na = {"na_values", "keep_default_na", "na_filter", "converters"} & set(options)
     again = [c for c in ids if c in frame.columns and frame[c].isna().any()]
     if not again or user_na or options.get("dtype") is not None and not isinstance(
@@ -85,6 +88,13 @@ def _ids_verbatim(frame: pd.DataFrame, path: Path, options: dict, ids: list[str]
     text = pd.read_csv(path, **{**options, "usecols": again, "keep_default_na": False,
                                 "na_values": [""]})
     for c in again:
+        names = text[c][frame[c].isna().to_numpy() & text[c].notna().to_numpy()]
+        if len(names):
+            shown = sorted(names.unique())[:5]
+            warnings.warn(
+                f"{label}.{c}: {len(names)} id(s) written as {shown} in {path.name} are read "
+                f"as ids, not as missing; if they mark a missing id, set data.tables.{label}."
+                f"csv_options: {{na_values: {shown}}}", DataWarning, stacklevel=4)
         frame[c] = text[c].to_numpy()
     return frame
 

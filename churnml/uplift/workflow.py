@@ -145,36 +145,45 @@ def evaluate(cfg: Config, data: CustomerData, campaign_id: str, *,
             f"reach {due} (evaluate after that date with fresh data)")
     table = evaluate_campaign(out, cfg.uplift.interval_level)
     result = CampaignEvaluation(str(campaign_id), table, out)
+    out_dir = Path(cfg.output_dir)
+    kept = [c for c in OUTCOME_COLUMNS if c in out]
+    merged = {  # every file read and merged before the first write
+        "evaluations": (out_dir / ALL_EVALUATIONS_FILE, _replace_rows(
+            out_dir / ALL_EVALUATIONS_FILE, table.assign(campaign_id=str(campaign_id)),
+            str(campaign_id))),
+        "outcomes": (out_dir / ALL_OUTCOMES_FILE, _replace_rows(
+            out_dir / ALL_OUTCOMES_FILE,
+            out[kept].assign(campaign_id=out["campaign_id"].astype(str)), str(campaign_id))),
+    }
     result.files["evaluation"] = write_table(
         table, campaign_dir(cfg, campaign_id) / EVALUATION_FILE)
-    out_dir = Path(cfg.output_dir)
-    result.files["evaluations"] = _replace_rows(
-        out_dir / ALL_EVALUATIONS_FILE, table.assign(campaign_id=str(campaign_id)),
-        str(campaign_id))
-    kept = [c for c in OUTCOME_COLUMNS if c in out]
-    result.files["outcomes"] = _replace_rows(
-        out_dir / ALL_OUTCOMES_FILE, out[kept].assign(campaign_id=out["campaign_id"].astype(str)),
-        str(campaign_id))
+    for name, (path, rows) in merged.items():
+        result.files[name] = write_table(rows, path, escape=False)
     if log_mlflow:
         result.run_id = _log_evaluation(cfg, result)
     return result
 
 
-def _replace_rows(path: Path, rows: pd.DataFrame, campaign_id: str) -> Path:
-    """Write ``rows`` into the all-campaigns file at ``path`` in place of that campaign's.
+def _replace_rows(path: Path, rows: pd.DataFrame, campaign_id: str) -> pd.DataFrame:
+    """The all-campaigns file at ``path`` with ``rows`` in place of that campaign's.
 
-    A data table churnml reads back: a CSV is read with every cell as its text and written
-    without spreadsheet escaping, so other campaigns' rows (ids such as ``007``) stay as they
-    were, byte for byte."""
+    A data table churnml reads back: a CSV is read with every cell as its text (and is
+    written without spreadsheet escaping), so other campaigns' rows (ids such as ``007``)
+    stay as they were, byte for byte."""
     rows = rows[["campaign_id", *[c for c in rows if c != "campaign_id"]]]
     csv = path.suffix != ".parquet"
     if csv:
         rows = pd.read_csv(io.StringIO(rows.to_csv(index=False)), **TEXT_CSV)
     if path.exists():
-        old = pd.read_csv(path, **TEXT_CSV) if csv else pd.read_parquet(path)
-        old = old[old["campaign_id"].astype(str) != campaign_id]
+        try:
+            old = pd.read_csv(path, **TEXT_CSV) if csv else pd.read_parquet(path)
+            old = old[old["campaign_id"].astype(str) != campaign_id]
+        except (OSError, ValueError, KeyError) as exc:  # pandas' and pyarrow's read errors
+            raise ChurnmlError(f"{path}: not a table of evaluated campaigns written by "
+                               f"churnml ({type(exc).__name__}: {exc}); move it away to start "
+                               "it afresh") from exc
         rows = pd.concat([old, rows], ignore_index=True) if len(old) else rows
-    return write_table(rows, path, escape=False)
+    return rows
 
 
 def _log_evaluation(cfg: Config, ev: CampaignEvaluation) -> str:
