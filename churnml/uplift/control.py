@@ -276,9 +276,10 @@ def write_plan(plan: CampaignPlan, folder: str | Path,
     for seg, rows in send.groupby(SEGMENT, sort=True):
         files[f"to_contact:{seg}"] = write_table(
             rows, folder / TO_CONTACT_DIR / segment_file_name(str(seg)), escape=escape)
-    if log_path is not None:
-        files["log"] = Path(log_path) if combined is None else write_table(
-            combined, log_path, escape=False)
+    if combined is not None:
+        files["log"] = write_table(combined, log_path, escape=False)
+    elif log_path is not None:
+        plan.notes.append(f"{log_path} already holds this campaign's rows: nothing appended")
     return files
 
 
