@@ -183,3 +183,22 @@ def test_bad_input_gets_clear_errors(data):
         brier_score(ev_tr, du_tr, ev, du, surv_matrix(x, np.array([1.0])), [1.0, 2.0])
     with pytest.raises(DataValidationError, match="no comparable pairs"):
         harrell_c(np.zeros(3, bool), np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0]))
+
+
+def test_concordance_with_heavy_ties_equals_sksurv():
+    # few distinct times and scores: most pairs tie on time, on risk or both
+    rng = np.random.default_rng(7)
+    n = 1500
+    duration = rng.integers(0, 6, n).astype(float)
+    event = rng.random(n) < 0.6
+    risk = rng.integers(0, 5, n) + rng.choice([0.0, 5e-9], n)  # ties within tied_tol
+    ours = harrell_c(event, duration, risk)
+    ref = skm.concordance_index_censored(event, duration, risk)
+    assert ours.cindex == pytest.approx(ref[0], abs=TOL)
+    assert (ours.concordant, ours.discordant, ours.tied_risk, ours.tied_time) == tuple(ref[1:])
+    train_event = np.r_[event, False]
+    train_duration = np.r_[duration, 6.0]  # censoring known past the test follow-up
+    ours = uno_c(train_event, train_duration, event, duration, risk, tau=4.0)
+    ref = skm.concordance_index_ipcw(Surv.from_arrays(train_event, train_duration),
+                                     Surv.from_arrays(event, duration), risk, tau=4.0)
+    assert ours.cindex == pytest.approx(ref[0], abs=TOL)
