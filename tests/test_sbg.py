@@ -141,3 +141,19 @@ def test_bad_input_is_refused():
         ShiftedBetaGeometric().fit(X, y.assign(duration=-1.0))
     with pytest.raises(DataValidationError, match="tenure"):
         ShiftedBetaGeometric().fit(X.assign(tenure=-2.0), y)
+
+
+def test_state_round_trip_predicts_the_same(tmp_path):
+    from churnml.models._state import ModelStateError, read_state, write_state
+
+    Xr, yr = cohort_rows(REGULAR, last=7)
+    est = ShiftedBetaGeometric(by="plan").fit(Xr.assign(plan="regular"), yr)
+    loaded = read_state(write_state(est, tmp_path / "sbg.json"))
+    new = pd.DataFrame({"plan": ["regular", "other"], "tenure": [0.0, 3.0]})
+    np.testing.assert_array_equal(loaded.predict_survival_function(new, [1, 5, 12]),
+                                  est.predict_survival_function(new, [1, 5, 12]))
+    np.testing.assert_array_equal(loaded.predict_derl(new, 0.1), est.predict_derl(new, 0.1))
+    state = est.to_state()
+    state["groups"]["regular"] = [-1.0, 2.0, 0.0]
+    with pytest.raises(ModelStateError, match="bad parameters"):
+        ShiftedBetaGeometric.from_state(state)

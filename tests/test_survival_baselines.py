@@ -135,3 +135,20 @@ def test_cox_bad_input():
     cox = CoxBaseline(tenure_column=None).fit(X.drop(columns="tenure"), y)
     with pytest.raises(DataValidationError, match="missing feature column"):
         cox.predict_risk(X.drop(columns=["x"]))
+
+
+def test_kaplan_meier_state_round_trip_predicts_the_same(tmp_path):
+    from churnml.models._state import ModelStateError, read_state, write_state
+
+    X, y = cohort()
+    km = KaplanMeierBaseline(by="plan").fit(X, y)
+    loaded = read_state(write_state(km, tmp_path / "km.json"))
+    new = pd.DataFrame({"plan": ["basic", "pro", "gold"]})
+    times = [0.0, 1.0, 3.5, 20.0]
+    np.testing.assert_array_equal(loaded.predict_survival_function(new, times),
+                                  km.predict_survival_function(new, times))
+    np.testing.assert_array_equal(loaded.predict_risk(new), km.predict_risk(new))
+    state = km.to_state()
+    state["curves"].pop("__overall__")
+    with pytest.raises(ModelStateError, match="pooled"):
+        KaplanMeierBaseline.from_state(state)

@@ -31,6 +31,15 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from churnml.errors import DataValidationError
+from churnml.models._state import (
+    ModelStateError,
+    decode,
+    encode,
+    params_state,
+    require,
+    restore_params,
+    stateful,
+)
 
 MAX_SHOWN_ROWS = 5
 TARGET_TABLE = "durations"
@@ -152,6 +161,7 @@ def check_times(times: Any, name: str = "times") -> np.ndarray:
     return arr
 
 
+@stateful
 class KaplanMeierBaseline(BaseEstimator):
     """Kaplan–Meier survival curve, overall or per group: the covariate-free baseline.
 
@@ -229,3 +239,26 @@ class KaplanMeierBaseline(BaseEstimator):
         """``-RMST(tau_)`` of each row's group: higher = churns sooner."""
         keys = self._row_keys(X)
         return np.array([self.risk_[k] for k in keys], dtype=float)
+
+    def to_state(self) -> dict[str, Any]:
+        """Parameters, ``tau_`` and each group's curve (JSON-able; :mod:`churnml.models._state`)."""
+        check_is_fitted(self, "curves_")
+        return {"params": params_state(self), "tau": self.tau_,
+                "curves": {g: {"times": encode(t), "survival": encode(s)}
+                           for g, (t, s) in self.curves_.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> KaplanMeierBaseline:
+        est = restore_params(cls, state)
+        est.tau_ = float(require(state, "tau", (int, float)))
+        est.curves_ = {}
+        for g, curve in require(state, "curves", dict).items():
+            times = np.asarray(decode(require(curve, "times", dict)), dtype=float)
+            surv = np.asarray(decode(require(curve, "survival", dict)), dtype=float)
+            if times.shape != surv.shape or times.ndim != 1 or (np.diff(times) <= 0).any():
+                raise ModelStateError(f"KaplanMeierBaseline: curve {g!r} is not a step function")
+            est.curves_[str(g)] = (times, surv)
+        if OVERALL not in est.curves_:
+            raise ModelStateError("KaplanMeierBaseline: state lacks the pooled curve")
+        est.risk_ = {g: -est._rmst(*curve) for g, curve in est.curves_.items()}
+        return est

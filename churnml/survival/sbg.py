@@ -47,6 +47,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from churnml.errors import DataValidationError
+from churnml.models._state import ModelStateError, params_state, require, restore_params, stateful
 from churnml.survival.kaplan_meier import OVERALL, check_times, survival_target
 
 LOG_BOUNDS = (-12.0, 12.0)  # ln(alpha), ln(beta) search range (alpha, beta in [6e-6, 1.6e5])
@@ -159,6 +160,7 @@ def whole_periods(event: np.ndarray, duration: np.ndarray) -> np.ndarray:
     return np.where(event, np.maximum(np.ceil(duration), 1.0), np.floor(duration))
 
 
+@stateful
 class ShiftedBetaGeometric(BaseEstimator):
     """sBG renewal model with the survival estimator protocol (covariate-free or per group).
 
@@ -246,3 +248,23 @@ class ShiftedBetaGeometric(BaseEstimator):
         """DERL per row with ``renewals`` = whole periods of tenure (module docstring)."""
         alpha, beta, a = self._rows(X)
         return sbg_derl(alpha, beta, a, discount)
+
+    def to_state(self) -> dict[str, Any]:
+        """Parameters and ``[alpha, beta, log_likelihood]`` per group (JSON-able)."""
+        check_is_fitted(self, "params_")
+        return {"params": params_state(self),
+                "groups": {g: [p.alpha, p.beta, p.log_likelihood]
+                           for g, p in self.params_.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ShiftedBetaGeometric:
+        est = restore_params(cls, state)
+        est.params_ = {}
+        for g, values in require(state, "groups", dict).items():
+            if not (isinstance(values, list) and len(values) == 3
+                    and all(isinstance(v, int | float) for v in values) and min(values[:2]) > 0):
+                raise ModelStateError(f"ShiftedBetaGeometric: bad parameters for {g!r}: {values}")
+            est.params_[str(g)] = SBGParams(*(float(v) for v in values))
+        if OVERALL not in est.params_:
+            raise ModelStateError("ShiftedBetaGeometric: state lacks the pooled fit")
+        return est
