@@ -19,6 +19,7 @@ from churnml.survival.metrics import (
     harrell_c,
     integrated_administrative_brier_score,
     integrated_brier_score,
+    survival_scores,
     uno_c,
 )
 
@@ -202,3 +203,33 @@ def test_concordance_with_heavy_ties_equals_sksurv():
     ref = skm.concordance_index_ipcw(Surv.from_arrays(train_event, train_duration),
                                      Surv.from_arrays(event, duration), risk, tau=4.0)
     assert ours.cindex == pytest.approx(ref[0], abs=TOL)
+
+
+def test_survival_scores_collects_the_metrics_on_a_grid():
+    rng = np.random.default_rng(11)
+
+    def panel(n):
+        x = rng.normal(size=n)
+        t = np.ceil(rng.exponential(np.exp(-x) * 4.0))          # churn period
+        end = rng.integers(3, 13, n).astype(float)               # periods to the end of data
+        return t <= end, np.minimum(t, end), end, x
+
+    ev_tr, du_tr, _, _ = panel(600)
+    ev, du, end, x = panel(400)
+    times = np.arange(1.0, 9.0)
+    surv = surv_matrix(x, times)
+    scores = survival_scores(ev_tr, du_tr, ev, du, end, surv, times, tau=6.0, t0=3.0)
+    risk = 1.0 - surv[:, -1]
+    assert scores["uno_c"] == uno_c(ev_tr, du_tr, ev, du, risk, tau=6.0).cindex
+    assert scores["uno_c_tau"] == 6.0
+    assert scores["harrell_c"] == harrell_c(ev, du, risk).cindex
+    auc, mean_auc = cumulative_dynamic_auc(ev_tr, du_tr, ev, du, 1.0 - surv, times)
+    assert [scores[f"auc_{t:g}"] for t in times] == auc.tolist()
+    assert scores["mean_auc"] == mean_auc
+    assert scores["integrated_brier"] == integrated_brier_score(ev_tr, du_tr, ev, du, surv, times)
+    assert scores["integrated_admin_brier"] == integrated_administrative_brier_score(
+        ev, du, end, surv, times)
+    assert scores["calibration_ici"] == calibration_at(ev, du, surv[:, 2], 3.0).ici
+    assert 0.6 < scores["uno_c"] < 0.95 and 0 < scores["integrated_admin_brier"] < 0.25
+    with pytest.raises(ValueError, match="not a time of the grid"):
+        survival_scores(ev_tr, du_tr, ev, du, end, surv, times, t0=2.5)

@@ -280,7 +280,9 @@ def brier_score(
                             + (1 - S(t|x_i))^2 1{T_i > t} / G(t) ]
 
     ``surv``: ``(rows, times)`` matrix of ``S(t | x)``; lower is better. Equals
-    ``sksurv.metrics.brier_score`` (a zero ``G`` gives the term weight 0, as there).
+    ``sksurv.metrics.brier_score`` (a zero ``G`` gives the term weight 0, as there). With
+    whole-period durations a row censored exactly at ``t`` is not scored at ``t`` (as there);
+    :func:`administrative_brier_score` counts it as a survivor.
     """
     ev, du = check_survival_arrays(event, duration, "test")
     t = _follow_up_times(times, du)
@@ -396,3 +398,45 @@ def calibration_at(
     n = table["n"].to_numpy()
     return Calibration(float(t0), table, float((n * gap).sum() / n.sum()),
                        float(np.median(np.repeat(gap, n))))
+
+
+def survival_scores(
+    event_train: Any, duration_train: Any, event: Any, duration: Any, censor_duration: Any,
+    surv: Any, times: Any, risk: Any | None = None, tau: float | None = None,
+    t0: float | None = None,
+) -> dict[str, float]:
+    """All of the above for one model on one test set, as flat numbers to log.
+
+    ``surv`` is the ``(rows, times)`` matrix on the grid ``times`` (log the grid with the
+    numbers); ``risk`` defaults to ``1 - S(times[-1] | x)``; ``tau`` (Uno's C) defaults to
+    the last grid time and ``t0`` (calibration) to the last grid time as well. Keys:
+    ``uno_c``, ``uno_c_tau``, ``harrell_c``, ``auc_<t>`` per grid time and ``mean_auc`` (grid
+    times inside the test follow-up), ``integrated_brier`` (IPCW, grid times inside the
+    follow-up), ``integrated_admin_brier``, ``calibration_ici``, ``calibration_e50``.
+    """
+    ev, du = check_survival_arrays(event, duration, "test")
+    t = check_times(times)
+    s = _surv_matrix(surv, du.size, t.size)
+    r = 1.0 - s[:, -1] if risk is None else _risk(risk, du.size)
+    tau = float(t[-1]) if tau is None else float(tau)
+    t0 = float(t[-1]) if t0 is None else float(t0)
+    uno = uno_c(event_train, duration_train, ev, du, r, tau=tau)
+    out = {"uno_c": uno.cindex, "uno_c_tau": tau, "harrell_c": harrell_c(ev, du, r).cindex}
+    inside = (t >= du.min()) & (t < du.max())
+    if inside.any():
+        auc, mean_auc = cumulative_dynamic_auc(event_train, duration_train, ev, du,
+                                               1.0 - s[:, inside], t[inside])
+        out.update({f"auc_{tk:g}": float(a) for tk, a in zip(t[inside], auc, strict=True)})
+        out["mean_auc"] = mean_auc
+    if inside.sum() >= 2:
+        out["integrated_brier"] = integrated_brier_score(
+            event_train, duration_train, ev, du, s[:, inside], t[inside])
+    if t.size >= 2:
+        out["integrated_admin_brier"] = integrated_administrative_brier_score(
+            ev, du, censor_duration, s, t)
+    k = int(np.searchsorted(t, t0))
+    if k == t.size or t[k] != t0:
+        raise ValueError(f"t0 = {t0:g} is not a time of the grid {t.tolist()[:10]}")
+    cal = calibration_at(ev, du, s[:, k], t0)
+    out.update({"calibration_ici": cal.ici, "calibration_e50": cal.e50})
+    return out
