@@ -132,6 +132,8 @@ def test_cox_bad_input():
         CoxBaseline().fit(X, y.assign(event=False))
     with pytest.raises(DataValidationError, match="durations.duration"):
         CoxBaseline().fit(X, y.assign(duration=np.nan))
+    with pytest.raises(DataValidationError, match="no column varies"):
+        CoxBaseline().fit(X.assign(x=1.0, spend=2.0, tenure=0.0, plan="basic"), y)
     cox = CoxBaseline(tenure_column=None).fit(X.drop(columns="tenure"), y)
     with pytest.raises(DataValidationError, match="missing feature column"):
         cox.predict_risk(X.drop(columns=["x"]))

@@ -86,7 +86,12 @@ class CoxBaseline(FrameModelMixin, BaseEstimator):
         Xe = self._fit_encoder(X)
         self.design_ = Pipeline([("columns", design_columns()),
                                  ("constant", VarianceThreshold(0.0))])
-        Z = self.design_.fit_transform(Xe)
+        try:
+            Z = self.design_.fit_transform(Xe)
+        except ValueError as exc:  # every design column constant
+            raise DataValidationError(
+                "features", None, f"no column varies across the training rows ({exc}); the "
+                f"Cox model needs at least one; columns are {list(Xe.columns)}") from None
         self.design_names_ = [str(n) for n in self.design_.get_feature_names_out()]
         model = CoxPHSurvivalAnalysis(alpha=self.alpha, ties="breslow")
         try:
