@@ -186,8 +186,11 @@ class ModelTextInfo:
 SPLIT_ARRAYS = ("split_feature", "split_gain", "threshold", "decision_type", "left_child",
                 "right_child", "internal_value", "internal_weight", "internal_count")
 LEAF_ARRAYS = ("leaf_value", "leaf_weight", "leaf_count")
-INT_ARRAYS = ("split_feature", "decision_type", "left_child", "right_child", "leaf_count",
-              "internal_count", "cat_boundaries", "cat_threshold")
+INT_ARRAYS = ("split_feature", "decision_type", "left_child", "right_child", "cat_boundaries",
+              "cat_threshold")
+# read here as numbers (the tree's structure); LightGBM's sequential parser reads the others
+# and raises a catchable error on a value that is not a number
+STRUCTURE_ARRAYS = (*INT_ARRAYS, "threshold")
 HEADER_KEYS = ("version", "num_class", "num_tree_per_iteration", "max_feature_idx",
                "feature_names", "objective")
 SHOWN_NAMES = 8
@@ -205,8 +208,8 @@ def checked_model_text(text: str) -> tuple[str, ModelTextInfo]:
     parser terminates on an error) and out-of-range split features or children are read as
     they are. Checked here: the header (``HEADER_KEYS``, one name per feature), the tree
     blocks (count a multiple of the trees per iteration, ``tree_sizes`` agreeing), and per
-    tree the array lengths, numbers, split features within ``max_feature_idx``, categorical
-    bounds, and children forming one tree from the root (each node reached exactly once).
+    tree the array lengths, split features within ``max_feature_idx``, categorical bounds,
+    and children forming one tree from the root (each node reached exactly once).
     The returned text lacks the ``tree_sizes`` line, so LightGBM parses the trees one by one
     and reports any remaining problem as an exception. Errors raise ``ModelStateError``."""
     from churnml.models._state import ModelStateError
@@ -299,6 +302,8 @@ def _check_tree(block: dict[str, str], n_features: int, bad: Any) -> None:
         values = block[key].split(" ") if block[key] else []
         if n is not None and len(values) != n:
             raise bad(f"{key} has {len(values)} value(s), expected {n}")
+        if key not in STRUCTURE_ARRAYS:
+            continue
         try:
             arrays[key] = np.array(values, dtype=np.int64 if key in INT_ARRAYS else float)
         except (ValueError, OverflowError):
@@ -318,10 +323,11 @@ def _check_tree(block: dict[str, str], n_features: int, bad: Any) -> None:
         index = arrays["threshold"][categorical]
         if ((index != np.round(index)) | (index < 0) | (index >= n_cat)).any():
             raise bad(f"a categorical threshold outside 0..{n_cat - 1}")
+    left, right = arrays["left_child"].tolist(), arrays["right_child"].tolist()
     seen_nodes, seen_leaves, stack = {0}, set(), [0]
     while stack:
         node = stack.pop()
-        for child in (int(arrays["left_child"][node]), int(arrays["right_child"][node])):
+        for child in (left[node], right[node]):
             if child >= 0:
                 if child >= n_leaves - 1 or child in seen_nodes:
                     raise bad(f"node {node} has child {child}: not a tree")
