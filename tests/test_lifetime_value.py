@@ -1,0 +1,81 @@
+"""Lifetime value from survival curves: closed forms and the coverage of the interval on
+values simulated from the model itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from churnml.survival.lifetime_value import lifetime_value, per_period_rate, realized_value
+
+
+@pytest.mark.parametrize("timing", ["end", "start"])
+def test_constant_hazard_matches_the_geometric_series(timing: str) -> None:
+    h, r, m, horizon = 0.1, 0.02, 50.0, 24
+    q = (1 - h) / (1 + r)
+    # sum_{t=1..H} (1-h)^t / (1+r)^t, or (1-h)^(t-1) / (1+r)^t for payments in advance
+    closed = m * q * (1 - q ** horizon) / (1 - q) if timing == "end" else \
+        m / (1 + r) * (1 - q ** horizon) / (1 - q)
+    # the curve is given on 4 periods only: the tail rule (constant last hazard) continues it
+    surv = np.array([[(1 - h) ** t for t in range(1, 5)]])
+    out = lifetime_value(surv, m, horizon, r, timing=timing)
+    assert out["lifetime_value"].item() == pytest.approx(closed, rel=1e-12)
+    assert out["lifetime_value_low"].item() < closed < out["lifetime_value_high"].item()
+
+
+def test_certain_customer_with_fixed_spend_has_a_point_interval() -> None:
+    out = lifetime_value(np.ones((2, 3)), np.array([10.0, -4.0]), 3, 0.0, spend_cv=0.0)
+    np.testing.assert_allclose(out.to_numpy(), [[30.0] * 3, [-12.0] * 3])
+    assert per_period_rate(0.1, 365) == pytest.approx(0.1)
+    assert per_period_rate(0.1, 73) == pytest.approx(1.1 ** 0.2 - 1)
+
+
+def test_interval_covers_the_nominal_share_of_realized_values() -> None:
+    rng = np.random.default_rng(11)
+    n, horizon, rate = 4000, 12, 0.01
+    # varied curves: a per-customer hazard that falls with time, spend and its dispersion;
+    # churn in the first period (value exactly 0) stays below the 10 % tail of the interval
+    h0 = rng.uniform(0.02, 0.08, n)[:, None]
+    hazard = h0 * 0.9 ** np.arange(horizon)[None, :]
+    surv = np.cumprod(1 - hazard, axis=1)
+    spend = rng.lognormal(3, 0.8, n)
+    cv = rng.uniform(0.3, 1.5, n)
+    out = lifetime_value(surv, spend, horizon, rate, spend_cv=cv, n_draws=400, seed=5)
+    # realized values from the same model: churn period by inversion of the curve, each
+    # period's spend a Gamma draw with the customer's mean and dispersion
+    u = rng.random(n)
+    churn = 1 + (surv > u[:, None]).sum(axis=1)  # P(D > t) = S(t)
+    churn = np.where(churn > horizon, np.inf, churn)
+    shape = 1 / cv ** 2
+    period_spend = rng.gamma(shape[:, None], (spend / shape)[:, None], (n, horizon))
+    realized = realized_value(churn, period_spend, horizon, rate)
+    inside = (realized >= out["lifetime_value_low"]) & (realized <= out["lifetime_value_high"])
+    sd = np.sqrt(0.8 * 0.2 / n)
+    assert abs(inside.mean() - 0.8) < 3 * sd + 0.01, inside.mean()
+    # the point value is the expectation of the realized value
+    diff = realized - out["lifetime_value"]
+    assert abs(diff.mean()) < 3 * diff.std() / np.sqrt(n)
+    assert (out["lifetime_value_low"] <= out["lifetime_value_high"]).all()
+
+
+def test_interval_with_a_likely_zero_value_covers_at_least_the_level() -> None:
+    rng = np.random.default_rng(2)
+    n, horizon = 3000, 6
+    surv = np.cumprod(np.full((n, horizon), 0.7), axis=1)  # 30 % bring nothing at all
+    out = lifetime_value(surv, 20.0, horizon, spend_cv=0.5, n_draws=400)
+    assert (out["lifetime_value_low"] == 0).all()
+    churn = 1 + (surv > rng.random(n)[:, None]).sum(axis=1)
+    realized = realized_value(np.where(churn > horizon, np.inf, churn),
+                              rng.gamma(4.0, 5.0, (n, horizon)), horizon)
+    inside = (realized >= out["lifetime_value_low"]) & (realized <= out["lifetime_value_high"])
+    assert inside.mean() > 0.8
+
+
+def test_bad_inputs_are_refused() -> None:
+    surv = np.ones((1, 3))
+    with pytest.raises(ValueError, match="spend_per_period must be finite"):
+        lifetime_value(surv, np.nan, 3)
+    with pytest.raises(ValueError, match="timing"):
+        lifetime_value(surv, 1.0, 3, timing="middle")
+    with pytest.raises(ValueError, match="level"):
+        lifetime_value(surv, 1.0, 3, level=80)
