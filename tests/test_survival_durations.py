@@ -204,3 +204,23 @@ def test_survival_panel_joins_features_and_durations(shop: CustomerData) -> None
     assert list(panel.columns[-4:]) == ["duration", "event", "censor_duration", "tenure"]
     pd.testing.assert_frame_equal(panel[durations.columns], durations)
     assert panel.loc[panel["customer_id"] == 12, "days_since_last_purchase"].item() == 10.0
+
+
+# --------------------------------------------------------------------------- Spark
+
+
+@pytest.mark.spark
+@pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas")
+@pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")
+@pytest.mark.filterwarnings("ignore:Series.values returning an ndarray")
+@pytest.mark.parametrize("kind", ["non_contractual", "contractual"])
+def test_spark_runs_the_same_durations_query(spark, kind: str) -> None:
+    from churnml.data.simulate import simulate
+
+    data = simulate(150, seed=21, contractual=True)
+    churn = ChurnConfig(kind=kind)
+    cutoffs = ["2024-03-01", "2024-06-01"]
+    expected = build_durations(data, cutoffs, churn, period_days=14)
+    actual = build_durations(data, cutoffs, churn, period_days=14, engine="spark", spark=spark)
+    assert len(expected) > 50 and expected["event"].nunique() == 2
+    pd.testing.assert_frame_equal(actual, expected)

@@ -1,0 +1,50 @@
+"""Time to churn: survival curves, remaining lifetime and lifetime value per customer.
+
+Each cutoff is a landmark: :func:`build_durations` follows the customers at risk there until
+they churn or the data end (periods of ``period_days``; event and censoring of subscriptions
+and purchase logs in :mod:`churnml.survival.durations`). :class:`DiscreteTimeHazard` fits a
+calibrated per-period hazard on person-period rows and predicts ``S(t | x, survived so
+far)``; :func:`curve_summary` and :func:`lifetime_value` turn curves into per-customer
+columns (probability active at horizons, restricted mean lifetime, median time to churn,
+lifetime value with a predictive interval).
+
+Every model follows one protocol: ``fit(X, y)`` with ``y`` holding ``duration`` and
+``event``, ``predict_survival_function(X, times)`` of shape ``(n, len(times))`` and
+``predict_risk(X)`` (higher = churns sooner).
+"""
+
+from churnml.survival.curves import (
+    curve_summary,
+    expected_remaining_lifetime,
+    extend_constant_hazard,
+    median_time_to_churn,
+    p_active,
+    survival_at,
+)
+from churnml.survival.durations import (
+    DURATION_COLUMNS,
+    UnobservedCutoffError,
+    build_durations,
+    build_survival_panel,
+)
+from churnml.survival.hazard import DiscreteTimeHazard
+from churnml.survival.lifetime_value import lifetime_value, per_period_rate, realized_value
+from churnml.survival.person_period import person_period
+
+__all__ = [
+    "DURATION_COLUMNS",
+    "DiscreteTimeHazard",
+    "UnobservedCutoffError",
+    "build_durations",
+    "build_survival_panel",
+    "curve_summary",
+    "expected_remaining_lifetime",
+    "extend_constant_hazard",
+    "lifetime_value",
+    "median_time_to_churn",
+    "p_active",
+    "per_period_rate",
+    "person_period",
+    "realized_value",
+    "survival_at",
+]

@@ -27,8 +27,8 @@ draws. A customer likely to bring nothing (churn before the first paid period wi
 probability above ``(1 - level) / 2``) gets a lower bound of 0 and a coverage above the
 level, as any interval of a distribution with an atom. Customers with zero or negative
 spend get the deterministic ``m * sum_{t<=J}`` discount weights. The uncertainty of the
-model itself (curve and spend estimates) is not included: it is small beside the
-customer's own randomness over a horizon.
+fitted model itself (curve and spend estimates) is not included: the interval is that of
+the customer's value under the fitted model.
 """
 
 from __future__ import annotations
