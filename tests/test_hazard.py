@@ -112,11 +112,12 @@ def test_hazard_follows_covariates_and_survives_a_state_round_trip() -> None:
     churn = rng.geometric(h)  # period of churn, constant hazard per group
     censor = rng.integers(3, 9, n)
     data = pd.DataFrame({"x": x.astype(float), "noise": rng.normal(size=n),
+                         "tenure": rng.integers(0, 6, n).astype(float),
                          "duration": np.minimum(churn, censor).astype(float),
                          "event": churn <= censor})
-    model = DiscreteTimeHazard(n_periods=6).fit(data[["x", "noise"]],
-                                                 data[["duration", "event"]])
-    X = pd.DataFrame({"x": [0.0, 1.0], "noise": [0.0, 0.0]})
+    features = ["x", "noise", "tenure"]
+    model = DiscreteTimeHazard(n_periods=6).fit(data[features], data[["duration", "event"]])
+    X = pd.DataFrame({"x": [0.0, 1.0], "noise": [0.0, 0.0], "tenure": [2.0, 2.0]})
     surv = model.predict_survival_grid(X)
     truth = np.vstack([(1 - 0.08) ** np.arange(1, 7), (1 - 0.3) ** np.arange(1, 7)])
     assert np.abs(surv - truth).max() < 0.05
@@ -128,6 +129,14 @@ def test_hazard_follows_covariates_and_survives_a_state_round_trip() -> None:
     long = model.predict_survival_grid(X, 9)
     last_h = 1 - surv[:, -1] / surv[:, -2]
     np.testing.assert_allclose(long[:, 8], surv[:, -1] * (1 - last_h) ** 3, rtol=1e-12)
+    # the additive model is scored once per row: the same log-odds as period by period
+    X = data[features].iloc[:300].assign(tenure=np.arange(300) % 9)
+    np.testing.assert_allclose(model._raw_additive(X), model._raw_by_period(X), atol=1e-9)
+    # trees mixing time and features: the hazard shape may differ per group
+    mixed = DiscreteTimeHazard(n_periods=6, time_interactions=True).fit(
+        data[features], data[["duration", "event"]])
+    X = pd.DataFrame({"x": [0.0, 1.0], "noise": [0.0, 0.0], "tenure": [2.0, 2.0]})
+    assert np.abs(mixed.predict_survival_grid(X) - truth).max() < 0.05
     with pytest.raises(ValueError, match="longer than the data can support"):
         DiscreteTimeHazard(n_periods=20).fit(data[["x"]], data[["duration", "event"]])
 

@@ -14,6 +14,16 @@ depend on how long the customer has already been active, so a curve predicted at
 landmark is ``S(t | x, survived so far)``; for a model of tenure alone this is
 ``S(tenure + t) / S(tenure)`` of a new customer's curve.
 
+**Interactions with time.** With ``time_interactions=False`` (the default) LightGBM's
+interaction constraints keep the time features (``period``, ``tenure_at_period``) and the
+customer features in separate trees, so the log-odds are additive,
+``logit h_k(x) = f(x) + g(k, tenure + k - 1)``: a proportional-odds model with a flexible
+baseline and a flexible risk score (Cox 1972's discrete logistic model with boosted
+parts). Scoring then needs one booster evaluation per customer plus ``g`` on the few
+distinct (period, tenure) pairs, instead of one evaluation per period. With ``True`` the
+trees may let the shape of the curve depend on the features, at ``n_periods`` evaluations
+per customer.
+
 **Tail rule.** The model covers periods ``1 .. n_periods_`` (at most the longest observed
 duration). Later periods keep the customer's last hazard ``h_{n_periods_}``
 (:func:`churnml.survival.curves.extend_constant_hazard`).
@@ -87,6 +97,8 @@ class DiscreteTimeHazard(FrameModelMixin, BaseEstimator):
     period_feature : bool
         Use the period index ``k`` as a feature besides ``tenure_at_period``. False makes
         the hazard a function of the features and the time survived only.
+    time_interactions : bool
+        Let trees combine time and customer features (module docstring).
     calibration : "sigmoid", "isotonic" or None
     validation_fraction : float or None
         Share of landmark rows (groups) held out for early stopping and calibration.
@@ -97,6 +109,8 @@ class DiscreteTimeHazard(FrameModelMixin, BaseEstimator):
     Attributes
     ----------
     n_periods_ : int
+    uses_tenure_ : bool
+        Whether ``tenure_column`` was present at fit (else tenure is 0 throughout).
     model_ : BoosterModel
     calibrator_ : LogOddsCalibrator or None
     n_iter_ : int
@@ -108,6 +122,7 @@ class DiscreteTimeHazard(FrameModelMixin, BaseEstimator):
         n_periods: int | None = None,
         tenure_column: str = TENURE,
         period_feature: bool = True,
+        time_interactions: bool = False,
         calibration: Calibration | None = "sigmoid",
         validation_fraction: float | None = VALIDATION_FRACTION,
         n_estimators: int = N_ESTIMATORS,
@@ -124,6 +139,7 @@ class DiscreteTimeHazard(FrameModelMixin, BaseEstimator):
         self.n_periods = n_periods
         self.tenure_column = tenure_column
         self.period_feature = period_feature
+        self.time_interactions = time_interactions
         self.calibration = calibration
         self.validation_fraction = validation_fraction
         self.n_estimators = n_estimators
@@ -139,7 +155,10 @@ class DiscreteTimeHazard(FrameModelMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ features
     def _tenure(self, X: pd.DataFrame) -> np.ndarray:
-        if self.tenure_column in X.columns:
+        """Periods active at the cutoff: the tenure column if the model was fitted with one
+        (it is then a feature too, so the encoder requires it), else 0."""
+        used = getattr(self, "uses_tenure_", self.tenure_column in X.columns)
+        if used:
             t = pd.to_numeric(X[self.tenure_column], errors="coerce").to_numpy(dtype=float)
             if not np.isfinite(t).all() or (t < 0).any():
                 rows = np.flatnonzero(~np.isfinite(t) | (t < 0))[:5].tolist()
@@ -179,6 +198,7 @@ class DiscreteTimeHazard(FrameModelMixin, BaseEstimator):
                 f"n_periods={self.n_periods} is longer than the data can support: the longest "
                 f"observed duration is {longest} period(s); lower n_periods or use more data "
                 "(later periods follow the tail rule)")
+        self.uses_tenure_ = self.tenure_column in X.columns
         tenure = self._tenure(X)
         Xe = self._fit_encoder(self._with_time(X, tenure, 1))
         row, period, target = expand_index(d, e, grid)
@@ -198,6 +218,10 @@ class DiscreteTimeHazard(FrameModelMixin, BaseEstimator):
                 raise ValueError("the hold-out has no churn period (or only churn periods); "
                                  "use more rows or a larger validation_fraction")
         params = booster_params(self, objective="binary")
+        if not self.time_interactions:
+            time = [i for i, c in enumerate(rows.columns) if c in (PERIOD, TENURE_AT_PERIOD)]
+            other = [i for i in range(rows.shape[1]) if i not in time]
+            params["interaction_constraints"] = [time, other] if other else [time]
         self.model_ = fit_booster(lgb.LGBMClassifier(**params), rows, target.astype(int),
                                   fit_idx, hold_idx, self.early_stopping_rounds)
         self.n_iter_ = self.model_.n_iter_
@@ -209,9 +233,12 @@ class DiscreteTimeHazard(FrameModelMixin, BaseEstimator):
         return self
 
     # ------------------------------------------------------------------ predict
-    def _hazard_grid(self, X: pd.DataFrame) -> np.ndarray:
-        """Calibrated hazards on periods ``1 .. n_periods_``: ``(n, n_periods_)``."""
-        check_is_fitted(self, "model_")
+    def _calibrated(self, raw: np.ndarray) -> np.ndarray:
+        p = expit(raw) if self.calibrator_ is None else self.calibrator_.predict(raw.ravel())
+        return np.clip(np.reshape(p, np.shape(raw)), 0.0, 1.0)
+
+    def _raw_by_period(self, X: pd.DataFrame) -> np.ndarray:
+        """Booster log-odds on periods ``1 .. n_periods_``, one evaluation per period."""
         tenure = self._tenure(X)
         out = np.empty((len(X), self.n_periods_), dtype=np.float64)
         for start in range(0, len(X), CHUNK_ROWS):
@@ -219,10 +246,34 @@ class DiscreteTimeHazard(FrameModelMixin, BaseEstimator):
             Xe = self._encode(self._with_time(X.iloc[part], tenure[part], 1))
             for k in range(1, self.n_periods_ + 1):
                 self._set_period(Xe, tenure[part], k)
-                raw = self.model_.predict(Xe, raw_score=True)
-                out[part, k - 1] = (expit(raw) if self.calibrator_ is None
-                                    else self.calibrator_.predict(raw))
-        return np.clip(out, 0.0, 1.0)
+                out[part, k - 1] = self.model_.predict(Xe, raw_score=True)
+        return out
+
+    def _raw_additive(self, X: pd.DataFrame) -> np.ndarray:
+        """The same log-odds for an additive model: ``f(x) + g(1, tenure)`` once per row,
+        plus ``g(k, .) - g(1, .)`` read off one reference row per distinct tenure."""
+        tenure = self._tenure(X)
+        levels, which = np.unique(tenure, return_inverse=True)
+        K = self.n_periods_
+        ref = self._encode(self._with_time(X.iloc[[0] * (levels.size * K)],
+                                           np.repeat(levels, K), 1))
+        self._set_period(ref, np.repeat(levels, K), np.tile(np.arange(1, K + 1), levels.size))
+        g = self.model_.predict(ref, raw_score=True).reshape(levels.size, K)
+        offset = g - g[:, :1]
+        base = np.empty(len(X), dtype=np.float64)
+        for start in range(0, len(X), CHUNK_ROWS):
+            part = slice(start, start + CHUNK_ROWS)
+            Xe = self._encode(self._with_time(X.iloc[part], tenure[part], 1))
+            base[part] = self.model_.predict(Xe, raw_score=True)
+        return base[:, None] + offset[which]
+
+    def _hazard_grid(self, X: pd.DataFrame) -> np.ndarray:
+        """Calibrated hazards on periods ``1 .. n_periods_``: ``(n, n_periods_)``."""
+        check_is_fitted(self, "model_")
+        if len(X) == 0:
+            return np.empty((0, self.n_periods_))
+        raw = self._raw_by_period(X) if self.time_interactions else self._raw_additive(X)
+        return self._calibrated(raw)
 
     def predict_hazard(self, X: pd.DataFrame, n_periods: int | None = None) -> np.ndarray:
         """Per-period hazards ``h_1 .. h_n`` (``n`` default ``n_periods_``; later periods
@@ -269,6 +320,7 @@ class DiscreteTimeHazard(FrameModelMixin, BaseEstimator):
         est.model_ = BoosterModel.from_state(require(state, "booster", dict))
         est.n_iter_ = est.model_.n_iter_
         est.n_periods_ = require(state, "n_periods", int)
+        est.uses_tenure_ = est.tenure_column in est.feature_names_in_
         if est.n_periods_ < 1:
             raise ModelStateError(f"n_periods must be >= 1, got {est.n_periods_}")
         cal = require(state, "calibrator", (dict, type(None)))
