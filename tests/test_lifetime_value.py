@@ -79,3 +79,16 @@ def test_bad_inputs_are_refused() -> None:
         lifetime_value(surv, 1.0, 3, timing="middle")
     with pytest.raises(ValueError, match="level"):
         lifetime_value(surv, 1.0, 3, level=80)
+
+
+def test_paid_periods_and_quantiles_equal_the_direct_computations() -> None:
+    from churnml.survival.lifetime_value import _paid_periods, _row_quantiles
+
+    rng = np.random.default_rng(0)
+    paid = np.cumprod(1 - rng.uniform(0.0, 0.3, (300, 12)), axis=1)
+    paid[0], paid[1] = 1.0, 0.0
+    levels = (np.arange(100) + 0.5) / 100
+    direct = (paid[:, None, :] > levels[None, :, None]).sum(axis=2)
+    np.testing.assert_array_equal(_paid_periods(paid, 100), direct)
+    x = rng.random((40, 100))
+    np.testing.assert_allclose(_row_quantiles(x, [0.1, 0.9]), np.quantile(x, [0.1, 0.9], axis=1))
