@@ -92,3 +92,29 @@ def test_paid_periods_and_quantiles_equal_the_direct_computations() -> None:
     np.testing.assert_array_equal(_paid_periods(paid, 100), direct)
     x = rng.random((40, 100))
     np.testing.assert_allclose(_row_quantiles(x, [0.1, 0.9]), np.quantile(x, [0.1, 0.9], axis=1))
+
+
+def test_survival_scores_from_a_fitted_model() -> None:
+    import pandas as pd
+
+    from churnml.survival.scores import spend_per_period, survival_scores
+
+    class ConstantHazard:  # a model of the protocol with a known curve: h = 0.1 per period
+        def predict_survival_function(self, X: pd.DataFrame, times: np.ndarray) -> np.ndarray:
+            return np.tile(0.9 ** np.asarray(times, float), (len(X), 1))
+
+    X = pd.DataFrame({"x": [1.0, 2.0]}, index=[10, 11])
+    spend = spend_per_period(np.array([90.0, 0.0]), horizon_days=90, period_days=30)
+    np.testing.assert_allclose(spend, [30.0, 0.0])
+    out = survival_scores(ConstantHazard(), X, period_days=30, active_days=(30, 90),
+                          horizon_days=360, spend=spend, annual_discount_rate=0.0)
+    assert out.index.tolist() == [10, 11]
+    np.testing.assert_allclose(out["p_active_90d"], 0.9 ** 3)
+    np.testing.assert_allclose(out["expected_remaining_lifetime_days"],
+                               30 * sum(0.9 ** t for t in range(1, 13)))
+    # S(t) = 0.9^t reaches 0.5 at t = log(0.5) / log(0.9) = 6.58 periods
+    np.testing.assert_allclose(out["median_time_to_churn_days"], 30 * np.log(.5) / np.log(.9))
+    np.testing.assert_allclose(out["lifetime_value"],
+                               [30 * sum(0.9 ** t for t in range(1, 13)), 0.0])
+    assert (out["lifetime_horizon_days"] == 360).all()
+    assert out.loc[11, "lifetime_value_high"] == 0.0

@@ -30,6 +30,7 @@ from churnml.survival.durations import (
 from churnml.survival.hazard import DiscreteTimeHazard
 from churnml.survival.lifetime_value import lifetime_value, per_period_rate, realized_value
 from churnml.survival.person_period import person_period
+from churnml.survival.scores import spend_per_period, survival_scores
 
 __all__ = [
     "DURATION_COLUMNS",
@@ -46,5 +47,7 @@ __all__ = [
     "per_period_rate",
     "person_period",
     "realized_value",
+    "spend_per_period",
     "survival_at",
+    "survival_scores",
 ]
