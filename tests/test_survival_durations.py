@@ -16,6 +16,7 @@ from churnml.survival.durations import (
     UnobservedCutoffError,
     build_durations,
     build_survival_panel,
+    build_tenure,
 )
 
 CUTOFF = pd.Timestamp("2024-01-01")
@@ -224,3 +225,14 @@ def test_spark_runs_the_same_durations_query(spark, kind: str) -> None:
     actual = build_durations(data, cutoffs, churn, period_days=14, engine="spark", spark=spark)
     assert len(expected) > 50 and expected["event"].nunique() == 2
     pd.testing.assert_frame_equal(actual, expected)
+
+
+def test_tenure_is_known_at_the_cutoff_itself(shop: CustomerData) -> None:
+    durations = build_durations(shop, CUTOFF, ChurnConfig(), period_days=30)
+    tenure = build_tenure(shop, CUTOFF, ChurnConfig(), period_days=30)
+    pd.testing.assert_frame_equal(tenure, durations[["customer_id", "cutoff", "tenure"]])
+    at_end = build_tenure(shop, END, ChurnConfig(), period_days=30)  # no period to follow
+    # runs of purchases without a 90-day gap: 10 since c + 60 (122 days), 11 since c + 110,
+    # 12 since c - 95 (277 days), 2 since c + 90; 7 is out of the look-back by then
+    assert dict(zip(at_end["customer_id"], at_end["tenure"], strict=True)) == {
+        1: 7.0, 2: 3.0, 3: 7.0, 6: 7.0, 10: 4.0, 11: 2.0, 12: 9.0, 99: 0.0}

@@ -26,6 +26,7 @@ from churnml.survival.durations import (
     UnobservedCutoffError,
     build_durations,
     build_survival_panel,
+    build_tenure,
 )
 from churnml.survival.hazard import DiscreteTimeHazard
 from churnml.survival.lifetime_value import lifetime_value, per_period_rate, realized_value
@@ -38,6 +39,7 @@ __all__ = [
     "UnobservedCutoffError",
     "build_durations",
     "build_survival_panel",
+    "build_tenure",
     "curve_summary",
     "expected_remaining_lifetime",
     "extend_constant_hazard",

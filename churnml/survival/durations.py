@@ -220,6 +220,37 @@ def build_durations(
             eng.close()
 
 
+def build_tenure(
+    data: Any,
+    cutoffs: CutoffsLike,
+    churn: ChurnConfig | None = None,
+    period_days: int = 30,
+    *,
+    engine: EngineName | SqlEngine = "duckdb",
+    spark: Any = None,
+) -> pd.DataFrame:
+    """``customer_id, cutoff, tenure`` of the customers at risk at each cutoff, known at the
+    cutoff itself (no period after it is needed: for scoring at the end of the data)."""
+    churn = churn or ChurnConfig()
+    p = check_period_days(period_days)
+    cuts = as_cutoffs(cutoffs)
+    eng, owned = open_engine(data, engine, spark=spark)
+    try:
+        end = max(observation_end(eng, _data_end(data, None)), cuts.max())
+        relations = register_cutoffs(eng, cuts)
+        ctes, select = durations_query(eng, churn, relations.cutoffs, p, end)
+        result = eng.run([*ctes, ("d_out", select)],
+                         "SELECT customer_id, cutoff, tenure FROM d_out "
+                         "ORDER BY cutoff, customer_id")
+        if eng.returns_native:
+            return result
+        result[CUTOFF] = result[CUTOFF].astype("datetime64[us]")
+        return result.reset_index(drop=True)
+    finally:
+        if owned and not eng.returns_native:
+            eng.close()
+
+
 def build_survival_panel(
     data: Any,
     cutoffs: CutoffsLike,
