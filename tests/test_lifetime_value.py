@@ -6,7 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from churnml.survival.lifetime_value import lifetime_value, per_period_rate, realized_value
+from churnml.survival.lifetime_value import (
+    fit_spend_cv,
+    lifetime_value,
+    per_period_rate,
+    realized_value,
+)
 
 
 @pytest.mark.parametrize("timing", ["end", "start"])
@@ -118,3 +123,14 @@ def test_survival_scores_from_a_fitted_model() -> None:
                                [30 * sum(0.9 ** t for t in range(1, 13)), 0.0])
     assert (out["lifetime_horizon_days"] == 360).all()
     assert out.loc[11, "lifetime_value_high"] == 0.0
+
+
+def test_spend_dispersion_is_recovered_from_past_periods() -> None:
+    rng = np.random.default_rng(4)
+    mean = rng.lognormal(3, 1, 3000)[:, None]
+    spend = rng.gamma(1 / 0.7 ** 2, mean * 0.7 ** 2, (3000, 6))  # cv 0.7 around each mean
+    active = rng.random((3000, 6)) < 0.8
+    assert fit_spend_cv(spend, active) == pytest.approx(0.7, abs=0.03)
+    assert fit_spend_cv(np.full((5, 3), 10.0)) == 0.0
+    with pytest.raises(ValueError, match="two periods"):
+        fit_spend_cv(spend[:, :1])

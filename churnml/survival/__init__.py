@@ -29,7 +29,12 @@ from churnml.survival.durations import (
     build_tenure,
 )
 from churnml.survival.hazard import DiscreteTimeHazard
-from churnml.survival.lifetime_value import lifetime_value, per_period_rate, realized_value
+from churnml.survival.lifetime_value import (
+    fit_spend_cv,
+    lifetime_value,
+    per_period_rate,
+    realized_value,
+)
 from churnml.survival.person_period import person_period
 from churnml.survival.scores import spend_per_period, survival_scores
 
@@ -43,6 +48,7 @@ __all__ = [
     "curve_summary",
     "expected_remaining_lifetime",
     "extend_constant_hazard",
+    "fit_spend_cv",
     "lifetime_value",
     "median_time_to_churn",
     "p_active",

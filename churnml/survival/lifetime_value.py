@@ -42,7 +42,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy.special import gammaincinv
+from scipy.optimize import brentq
+from scipy.special import digamma, gammaincinv
 
 from churnml.survival.curves import extend_constant_hazard
 
@@ -174,6 +175,36 @@ def _value_table(cvs: np.ndarray, w: np.ndarray, levels: np.ndarray) -> np.ndarr
         scale = cum_w2[1:] / (a * cum_w[1:])
         out[c, 1:] = gammaincinv(shape[:, None], levels[None, :]) * scale[:, None]
     return out
+
+
+def fit_spend_cv(period_spend: np.ndarray, active: np.ndarray | None = None) -> float:
+    """Coefficient of variation of one period's spend around the customer's own mean: the
+    maximum-likelihood Gamma shape ``a`` common to all customers, each with its own mean,
+    from ``log a - digamma(a) = sum_i sum_t log(mean_i / x_it) / sum_i (n_i - 1)`` (the
+    ``n_i - 1`` removes most of the bias of estimating each mean), returned as
+    ``1 / sqrt(a)``.
+
+    ``period_spend``: ``(n_customers, n_periods)`` past spend per period; ``active`` marks
+    the periods to use (default all). Only positive spends enter (a Gamma has no zeros), and
+    customers with at least two of them."""
+    x = np.asarray(period_spend, dtype=float)
+    mask = np.ones(x.shape, bool) if active is None else np.asarray(active, bool)
+    if x.ndim != 2 or mask.shape != x.shape:
+        raise ValueError(f"period_spend must be (customers, periods), got {x.shape}")
+    mask = mask & np.isfinite(x) & (x > 0)
+    n = mask.sum(axis=1)
+    ok = n >= 2
+    if not ok.any():
+        raise ValueError("no customer has two periods with a positive spend")
+    x, mask, n = x[ok], mask[ok], n[ok]
+    logs = np.where(mask, np.log(np.where(mask, x, 1.0)), 0.0)
+    mean = np.where(mask, x, 0.0).sum(axis=1) / n
+    rhs = (n * np.log(mean) - logs.sum(axis=1)).sum() / (n - 1).sum()
+    if rhs < 1e-12:  # every customer spends the same each period
+        return 0.0
+    # log a - digamma(a) falls from +inf to 0: bracket and solve
+    shape = brentq(lambda a: np.log(a) - digamma(a) - rhs, 1e-8, 1e12)
+    return float(1.0 / np.sqrt(shape))
 
 
 def realized_value(churn_period: np.ndarray, period_spend: np.ndarray, horizon: int,
