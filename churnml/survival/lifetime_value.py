@@ -120,16 +120,19 @@ def lifetime_value(
     levels = (np.arange(n_draws) + 0.5) / n_draws
     v_levels = levels[np.random.default_rng(seed).permutation(n_draws)]
     cvs, which = np.unique(np.round(cv, 2), return_inverse=True)
-    table = _value_table(cvs, w, v_levels)  # (n_cv, h + 1, n_draws), per unit of spend
+    table = _value_table(cvs, w, v_levels).astype(np.float32).ravel()  # (n_cv, h+1, draws)
+    cum_w = np.concatenate([[0.0], np.cumsum(w)])
     q = [(1 - level) / 2, (1 + level) / 2]
     low, high = np.empty(n), np.empty(n)
     for start in range(0, n, CHUNK_ROWS):
         part = slice(start, start + CHUNK_ROWS)
         j = _paid_periods(paid[part], n_draws)
-        mm = m[part][:, None]
-        certain = np.concatenate([[0.0], np.cumsum(w)])[j]  # sum of weights of J periods
-        random = table[which[part][:, None], j, np.arange(n_draws)]
-        draws = np.where(mm > 0, mm * random, mm * certain)
+        mm = m[part]
+        flat = (which[part][:, None] * (h + 1) + j) * n_draws + np.arange(n_draws)
+        draws = np.take(table, flat) * mm[:, None].astype(np.float32)
+        fixed = mm <= 0  # no spend noise: m times the weights of the J periods paid
+        if fixed.any():
+            draws[fixed] = (mm[fixed, None] * cum_w[j[fixed]]).astype(np.float32)
         low[part], high[part] = _row_quantiles(draws, q)
     return pd.DataFrame({"lifetime_value": value, "lifetime_value_low": low,
                          "lifetime_value_high": high})
