@@ -99,10 +99,10 @@ def test_paid_periods_and_quantiles_equal_the_direct_computations() -> None:
     np.testing.assert_allclose(_row_quantiles(x, [0.1, 0.9]), np.quantile(x, [0.1, 0.9], axis=1))
 
 
-def test_survival_scores_from_a_fitted_model() -> None:
+def test_survival_columns_from_a_fitted_model() -> None:
     import pandas as pd
 
-    from churnml.survival.scores import spend_per_period, survival_scores
+    from churnml.survival.scores import spend_per_period, survival_columns
 
     class ConstantHazard:  # a model of the protocol with a known curve: h = 0.1 per period
         def predict_survival_function(self, X: pd.DataFrame, times: np.ndarray) -> np.ndarray:
@@ -111,7 +111,7 @@ def test_survival_scores_from_a_fitted_model() -> None:
     X = pd.DataFrame({"x": [1.0, 2.0]}, index=[10, 11])
     spend = spend_per_period(np.array([90.0, 0.0]), horizon_days=90, period_days=30)
     np.testing.assert_allclose(spend, [30.0, 0.0])
-    out = survival_scores(ConstantHazard(), X, period_days=30, active_days=(30, 90),
+    out = survival_columns(ConstantHazard(), X, period_days=30, active_days=(30, 90),
                           horizon_days=360, spend=spend, annual_discount_rate=0.0)
     assert out.index.tolist() == [10, 11]
     np.testing.assert_allclose(out["p_active_90d"], 0.9 ** 3)

@@ -8,10 +8,16 @@ far)``; :func:`curve_summary` and :func:`lifetime_value` turn curves into per-cu
 columns (probability active at horizons, restricted mean lifetime, median time to churn,
 lifetime value with a predictive interval).
 
+Baselines of the same protocol: :class:`KaplanMeierBaseline` (overall or per group),
+:class:`ShiftedBetaGeometric` (Fader & Hardie's sBG) and ``CoxBaseline`` (imported on first
+use: it loads scikit-survival); metrics in :mod:`churnml.survival.metrics`.
+
 Every model follows one protocol: ``fit(X, y)`` with ``y`` holding ``duration`` and
 ``event``, ``predict_survival_function(X, times)`` of shape ``(n, len(times))`` and
 ``predict_risk(X)`` (higher = churns sooner).
 """
+
+from typing import Any
 
 from churnml.survival.curves import (
     curve_summary,
@@ -29,6 +35,7 @@ from churnml.survival.durations import (
     build_tenure,
 )
 from churnml.survival.hazard import DiscreteTimeHazard
+from churnml.survival.kaplan_meier import KaplanMeierBaseline
 from churnml.survival.lifetime_value import (
     fit_spend_cv,
     lifetime_value,
@@ -36,11 +43,15 @@ from churnml.survival.lifetime_value import (
     realized_value,
 )
 from churnml.survival.person_period import person_period
-from churnml.survival.scores import spend_per_period, survival_scores
+from churnml.survival.sbg import ShiftedBetaGeometric
+from churnml.survival.scores import spend_per_period, survival_columns
 
 __all__ = [
+    "CoxBaseline",
     "DURATION_COLUMNS",
     "DiscreteTimeHazard",
+    "KaplanMeierBaseline",
+    "ShiftedBetaGeometric",
     "UnobservedCutoffError",
     "build_durations",
     "build_survival_panel",
@@ -57,5 +68,13 @@ __all__ = [
     "realized_value",
     "spend_per_period",
     "survival_at",
-    "survival_scores",
+    "survival_columns",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CoxBaseline":  # scikit-survival loads only when the Cox model is used
+        from churnml.survival.cox import CoxBaseline
+
+        return CoxBaseline
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

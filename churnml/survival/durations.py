@@ -52,7 +52,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from churnml.config import ChurnConfig
@@ -295,19 +294,3 @@ def build_survival_panel(
     finally:
         if owned and not eng.returns_native:
             eng.close()
-
-
-def survival_target(frame: pd.DataFrame) -> pd.DataFrame:
-    """The ``duration, event, censor_duration`` columns of a durations table, checked:
-    durations are whole periods >= 0 and no larger than ``censor_duration``."""
-    missing = [c for c in (DURATION, EVENT) if c not in frame.columns]
-    if missing:
-        raise ValueError(f"survival target needs columns {missing} (got {list(frame.columns)})")
-    cols = [c for c in (DURATION, EVENT, CENSOR_DURATION) if c in frame.columns]
-    y = frame[cols]
-    d = y[DURATION].to_numpy(dtype=float)
-    bad = ~np.isfinite(d) | (d < 0)
-    if bad.any():
-        rows = np.flatnonzero(bad)[:5].tolist()
-        raise ValueError(f"duration must be finite and >= 0; e.g. rows {rows}")
-    return y

@@ -71,7 +71,8 @@ from churnml.models._state import (
 )
 from churnml.models.churn import Calibration, LogOddsCalibrator
 from churnml.survival.curves import extend_constant_hazard, survival_at
-from churnml.survival.durations import DURATION, EVENT, TENURE
+from churnml.survival.durations import TENURE
+from churnml.survival.kaplan_meier import survival_target
 from churnml.survival.person_period import (
     PERIOD,
     TENURE_AT_PERIOD,
@@ -184,11 +185,8 @@ class DiscreteTimeHazard(FrameModelMixin, BaseEstimator):
         the hold-out (default: each row its own group)."""
         if self.calibration is not None and not self.validation_fraction:
             raise ValueError("calibration needs a hold-out: set validation_fraction > 0")
-        if not isinstance(y, pd.DataFrame) or not {DURATION, EVENT} <= set(y.columns):
-            raise ValueError("y must be a DataFrame with columns 'duration' and 'event'")
-        if len(y) != len(X):
-            raise ValueError(f"{len(X)} feature rows for {len(y)} durations")
-        d, e = check_durations(y[DURATION].to_numpy(), y[EVENT].to_numpy())
+        event, duration, _ = survival_target(y, len(X))
+        d, e = check_durations(duration, event)
         longest = int(d.max(initial=0))
         if longest < 1:
             raise ValueError("no landmark row was observed for a whole period")

@@ -1,6 +1,6 @@
 """Per-customer survival scores from any survival model: the columns ``churnml score`` adds.
 
-:func:`survival_scores` takes a fitted model of the survival protocol
+:func:`survival_columns` takes a fitted model of the survival protocol
 (``predict_survival_function``) and landmark features, and returns, per customer:
 
 * ``p_active_<d>d`` -- probability of still being active ``d`` days after the cutoff;
@@ -35,7 +35,7 @@ def spend_per_period(value_if_retained: Any, horizon_days: int, period_days: int
     return np.asarray(value_if_retained, dtype=float) * (period_days / float(horizon_days))
 
 
-def survival_scores(
+def survival_columns(
     model: Any,
     X: pd.DataFrame,
     *,
