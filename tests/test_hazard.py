@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churnml.errors import DataValidationError
 from churnml.models._state import dump_estimator, load_estimator
 from churnml.survival.curves import (
     curve_summary,
@@ -57,7 +58,8 @@ def test_person_period_rows_by_hand() -> None:
     assert rows["tenure_at_period"].tolist() == [0, 1, 5, 6, 1]
     assert rows["x"].tolist() == [1, 1, 2, 2, 3]
     assert target.tolist() == [0, 1, 0, 0, 1]  # censored row 1 capped at the grid
-    with pytest.raises(ValueError, match="whole number of periods"):
+    with pytest.raises(DataValidationError, match=r"durations\.duration: must be a whole "
+                       r"number of periods .* e\.g\. row 0 \(1\.5\)"):
         person_period(X, np.array([1.5, 1, 1]), np.array([True, True, True]))
 
 
@@ -137,7 +139,10 @@ def test_hazard_follows_covariates_and_survives_a_state_round_trip() -> None:
         data[features], data[["duration", "event"]])
     X = pd.DataFrame({"x": [0.0, 1.0], "noise": [0.0, 0.0], "tenure": [2.0, 2.0]})
     assert np.abs(mixed.predict_survival_grid(X) - truth).max() < 0.05
-    with pytest.raises(ValueError, match="longer than the data can support"):
+    with pytest.raises(DataValidationError, match=r"features\.tenure: must be a number of "
+                       r"periods >= 0 .*row 0 \(-1\.0\)"):
+        model.predict_survival_grid(X.assign(tenure=[-1.0, 2.0]))
+    with pytest.raises(DataValidationError, match="longer than the data can support"):
         DiscreteTimeHazard(n_periods=20).fit(data[["x"]], data[["duration", "event"]])
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from churnml.errors import DataValidationError
 from churnml.survival.lifetime_value import (
     fit_spend_cv,
     lifetime_value,
@@ -78,7 +79,8 @@ def test_interval_with_a_likely_zero_value_covers_at_least_the_level() -> None:
 
 def test_bad_inputs_are_refused() -> None:
     surv = np.ones((1, 3))
-    with pytest.raises(ValueError, match="spend_per_period must be finite"):
+    with pytest.raises(DataValidationError,
+                       match=r"scores\.spend_per_period: must be a finite number .*row 0"):
         lifetime_value(surv, np.nan, 3)
     with pytest.raises(ValueError, match="timing"):
         lifetime_value(surv, 1.0, 3, timing="middle")

@@ -44,6 +44,7 @@ from scipy.special import expit
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from churnml.errors import DataValidationError
 from churnml.models._lgbm import (
     COLSAMPLE_BYTREE,
     EARLY_STOPPING_ROUNDS,
@@ -61,7 +62,7 @@ from churnml.models._lgbm import (
     fit_booster,
     holdout_split,
 )
-from churnml.models._preprocess import FrameEncoder, FrameModelMixin
+from churnml.models._preprocess import FEATURE_TABLE, FrameEncoder, FrameModelMixin
 from churnml.models._state import (
     ModelStateError,
     params_state,
@@ -74,6 +75,7 @@ from churnml.survival.curves import extend_constant_hazard, survival_at
 from churnml.survival.durations import TENURE
 from churnml.survival.kaplan_meier import survival_target
 from churnml.survival.person_period import (
+    DURATIONS_TABLE,
     PERIOD,
     TENURE_AT_PERIOD,
     check_durations,
@@ -161,9 +163,13 @@ class DiscreteTimeHazard(FrameModelMixin, BaseEstimator):
         used = getattr(self, "uses_tenure_", self.tenure_column in X.columns)
         if used:
             t = pd.to_numeric(X[self.tenure_column], errors="coerce").to_numpy(dtype=float)
-            if not np.isfinite(t).all() or (t < 0).any():
-                rows = np.flatnonzero(~np.isfinite(t) | (t < 0))[:5].tolist()
-                raise ValueError(f"{self.tenure_column} must be finite and >= 0; rows {rows}")
+            bad = ~np.isfinite(t) | (t < 0)
+            if bad.any():
+                rows = np.flatnonzero(bad)
+                raise DataValidationError(
+                    FEATURE_TABLE, self.tenure_column, "must be a number of periods >= 0",
+                    rows=X.index[rows[:5]].tolist(),
+                    values=X[self.tenure_column].iloc[rows[:5]].tolist(), n_rows=rows.size)
             return t
         return np.zeros(len(X))
 
@@ -192,7 +198,8 @@ class DiscreteTimeHazard(FrameModelMixin, BaseEstimator):
             raise ValueError("no landmark row was observed for a whole period")
         grid = longest if self.n_periods is None else int(self.n_periods)
         if grid < 1 or grid > longest:
-            raise ValueError(
+            raise DataValidationError(
+                DURATIONS_TABLE, "duration",
                 f"n_periods={self.n_periods} is longer than the data can support: the longest "
                 f"observed duration is {longest} period(s); lower n_periods or use more data "
                 "(later periods follow the tail rule)")

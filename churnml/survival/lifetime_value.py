@@ -45,6 +45,7 @@ import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import digamma, gammaincinv
 
+from churnml.errors import DataValidationError
 from churnml.survival.curves import extend_constant_hazard
 
 Timing = Literal["end", "start"]
@@ -81,8 +82,10 @@ def _spend(spend: np.ndarray | pd.Series | float, n: int, name: str) -> np.ndarr
     arr = np.broadcast_to(np.asarray(spend, dtype=float), (n,)).copy()
     bad = ~np.isfinite(arr)
     if bad.any():
-        rows = np.flatnonzero(bad)[:5].tolist()
-        raise ValueError(f"{name} must be finite; rows {rows}")
+        rows = np.flatnonzero(bad)
+        raise DataValidationError("scores", name, "must be a finite number",
+                                  rows=rows[:5].tolist(), values=arr[rows[:5]].tolist(),
+                                  n_rows=rows.size)
     return arr
 
 

@@ -21,6 +21,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from churnml.errors import DataValidationError
+
+DURATIONS_TABLE = "durations"  # table name in error messages
 PERIOD = "period"
 TENURE_AT_PERIOD = "tenure_at_period"
 TIME_FEATURES = (PERIOD, TENURE_AT_PERIOD)
@@ -34,13 +37,17 @@ def check_durations(duration: np.ndarray, event: np.ndarray) -> tuple[np.ndarray
         raise ValueError(f"{d.size} durations for {e.size} events")
     bad = ~np.isfinite(d) | (d < 0) | (d != np.floor(d))
     if bad.any():
-        rows = np.flatnonzero(bad)[:5].tolist()
-        raise ValueError(f"duration must be a whole number of periods >= 0; rows {rows} are "
-                         f"{d[bad][:5].tolist()} (build durations with build_durations)")
+        rows = np.flatnonzero(bad)
+        raise DataValidationError(
+            DURATIONS_TABLE, "duration", "must be a whole number of periods >= 0 (build "
+            "durations with build_durations)", rows=rows[:5].tolist(),
+            values=d[rows[:5]].tolist(), n_rows=rows.size)
     zero = e & (d < 1)
     if zero.any():
-        rows = np.flatnonzero(zero)[:5].tolist()
-        raise ValueError(f"an event needs duration >= 1 (the period it fell in); rows {rows}")
+        rows = np.flatnonzero(zero)
+        raise DataValidationError(
+            DURATIONS_TABLE, "duration", "an event needs duration >= 1 (the period it fell in)",
+            rows=rows[:5].tolist(), values=d[rows[:5]].tolist(), n_rows=rows.size)
     return d.astype(np.int64), e
 
 
