@@ -9,7 +9,12 @@ import pandas as pd
 
 from churnml.config import TableSource, ValidationConfig, VoiceConfig
 from churnml.data.schema import PURCHASES_UNIT, TABLES
-from churnml.data.validation import check_campaign_customers, raise_if_any, validate_table
+from churnml.data.validation import (
+    check_campaign_customers,
+    check_subscription_ends,
+    raise_if_any,
+    validate_table,
+)
 from churnml.errors import DataValidationError, DataWarning
 
 ID_COLUMNS = {"customer_id", "referred_by"}
@@ -92,14 +97,17 @@ class CustomerData:
             )
             out[tname] = norm
             problems += probs
+        end_ts = None if end is None else pd.Timestamp(end)
+        if end_ts is not None and end_ts.tzinfo is not None:
+            end_ts = end_ts.tz_convert(timezone).tz_localize(None)
+        subs_ok = not any(p.table == "subscriptions" for p in problems)
+        if end_ts is not None and out["subscriptions"] is not None and subs_ok:
+            problems += check_subscription_ends(out["subscriptions"], end_ts)
         raise_if_any(problems)
         unify_ids(out)
         if out["campaigns"] is not None:
             raise_if_any(check_campaign_customers(out["campaigns"], out))
         warn_id_overlap(out, (validation or ValidationConfig()).min_id_overlap)
-        end_ts = None if end is None else pd.Timestamp(end)
-        if end_ts is not None and end_ts.tzinfo is not None:
-            end_ts = end_ts.tz_convert(timezone).tz_localize(None)
         if end_ts is not None:
             _warn_rows_after(out, end_ts)
         return cls(**out, name=name, currency=currency, truth=truth, end_configured=end_ts,
