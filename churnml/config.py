@@ -35,7 +35,7 @@ class Lookup(_Strict):
     course list giving each enrolment the course length. Every row must find exactly one."""
 
     path: str = Field(description="CSV or Parquet file, relative to data.dir")
-    on: list[str] = Field(min_length=1, description="key columns present in both files")
+    keys: list[str] = Field(min_length=1, description="key columns present in both files")
     csv_options: dict[str, Any] = Field(
         default_factory=dict, description="keyword arguments of pandas.read_csv")
 
