@@ -162,3 +162,25 @@ def test_spells_agree_with_contractual_labels(grace: int) -> None:
     got = {(int(r.customer_id), r.cutoff): int(r.churned) for r in labels.itertuples()}
     assert got == expected
     assert 0 < sum(expected.values()) < len(expected)
+
+
+def test_cli_refuses_bad_subscriptions_and_writes_nothing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from churnml.cli import app
+
+    tx().to_csv(tmp_path / "transactions.csv", index=False)
+    subs([(1, "2024-01-01", "2024-01-31"), (2, "2024-02-01", "2024-03-20"),
+          (3, "2024-02-01", "2024-01-20")]).to_csv(tmp_path / "subscriptions.csv", index=False)
+    config = tmp_path / "shop.yaml"
+    config.write_text(f"data: {{dir: {tmp_path}, end: '2024-03-01'}}\n"
+                      "churn: {kind: contractual}\n")
+    out = tmp_path / "out" / "features.parquet"
+    result = CliRunner().invoke(app, ["features", "--config", str(config), "--cutoff",
+                                      "2024-02-15", "--out", str(out)])
+    assert result.exit_code != 0
+    message = " ".join(result.output.split())  # the CLI wraps long lines
+    assert "subscriptions.end_ts: subscription ends before it starts" in message
+    assert "subscription ends after the end of the data" in message
+    assert "row 1 ('2024-03-20')" in message and "row 2 ('2024-01-20')" in message
+    assert not out.exists() and not out.parent.exists()

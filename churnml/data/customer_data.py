@@ -100,9 +100,10 @@ class CustomerData:
         end_ts = None if end is None else pd.Timestamp(end)
         if end_ts is not None and end_ts.tzinfo is not None:
             end_ts = end_ts.tz_convert(timezone).tz_localize(None)
-        subs_ok = not any(p.table == "subscriptions" for p in problems)
-        if end_ts is not None and out["subscriptions"] is not None and subs_ok:
-            problems += check_subscription_ends(out["subscriptions"], end_ts)
+        subs = out["subscriptions"]
+        if (end_ts is not None and subs is not None and "end_ts" in subs
+                and pd.api.types.is_datetime64_any_dtype(subs["end_ts"].dtype)):
+            problems += check_subscription_ends(subs, end_ts)
         raise_if_any(problems)
         unify_ids(out)
         if out["campaigns"] is not None:
