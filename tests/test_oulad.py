@@ -163,3 +163,16 @@ def test_lookup_columns_feed_expressions_in_load_folder(tmp_path: Path) -> None:
     data = load_folder(tmp_path, tables)
     assert data.subscriptions["term_end_ts"].tolist() == [pd.Timestamp("2024-02-01")]
     assert data.subscriptions["plan"].tolist() == ["m"]
+
+
+def test_the_configured_grid_fits_the_data(oulad, oulad_config) -> None:
+    from churnml.data.customer_data import data_end
+    from churnml.data.survival_grid import check_survival_grid, data_span_days
+
+    s = oulad_config.survival
+    assert (s.period_days, s.grid_periods) == (7, 39)  # 273 days >= the longest module, 269
+    check_survival_grid(s, oulad)
+    # the data end after the last term end: 2014J (2014-10-01) + 269 days = 2015-06-27
+    assert data_end(oulad) == pd.Timestamp("2015-06-28")
+    first = oulad.subscriptions["start_ts"].min()
+    assert data_span_days(oulad) == (pd.Timestamp("2015-06-28") - first) / DAY
