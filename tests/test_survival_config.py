@@ -79,3 +79,13 @@ def test_grid_span_counts_subscriptions_and_data_end() -> None:
     data = CustomerData.from_frames(tx, subscriptions=subs, end="2025-01-01")
     assert data_span_days(data) == 731.0
     check_survival_grid(SurvivalConfig(), data)
+
+
+def test_default_config_grid_fits_the_simulated_data() -> None:
+    from churnml.data.simulate import simulate
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "default.yaml")
+    assert cfg.data.dataset == "simulated" and cfg.survival.grid_days == 720
+    data = simulate(300, seed=cfg.data.seed)  # the built-in dataset's window, 2023-2024
+    assert 720 < data_span_days(data) <= 731
+    check_survival_grid(cfg.survival, data)
