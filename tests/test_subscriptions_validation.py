@@ -184,3 +184,16 @@ def test_cli_refuses_bad_subscriptions_and_writes_nothing(tmp_path: Path) -> Non
     assert "subscription ends after the end of the data" in message
     assert "row 1 ('2024-03-20')" in message and "row 2 ('2024-01-20')" in message
     assert not out.exists() and not out.parent.exists()
+
+
+def test_contractual_labels_respect_fixed_terms() -> None:
+    """A subscription whose term has run out by the cutoff is completed (not at risk); one
+    completing its term inside the horizon is no churn; a withdrawal inside it is."""
+    table = subs([(1, "2024-01-01", None), (2, "2024-01-01", None),
+                   (3, "2024-01-01", "2024-03-10"), (4, "2024-01-01", None)])
+    table["term_end_ts"] = ["2024-02-20", "2024-03-20", "2024-06-01", None]
+    data = CustomerData.from_frames(tx().assign(ts="2024-12-31"), subscriptions=table)
+    churn = ChurnConfig(kind="contractual", horizon_days=30, resubscribe_grace_days=0)
+    labels = build_labels(data, "2024-03-01", churn)
+    assert dict(zip(labels["customer_id"], labels["churned"], strict=True)) == {
+        2: 0, 3: 1, 4: 0}
