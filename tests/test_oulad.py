@@ -176,3 +176,23 @@ def test_the_configured_grid_fits_the_data(oulad, oulad_config) -> None:
     assert data_end(oulad) == pd.Timestamp("2015-06-28")
     first = oulad.subscriptions["start_ts"].min()
     assert data_span_days(oulad) == (pd.Timestamp("2015-06-28") - first) / DAY
+
+
+def test_contractual_labels_on_oulad(oulad, oulad_config) -> None:
+    """Churn labels at 2014-03-01 (2013J running, 2014B just started): withdrawals within the
+    30-day horizon, recomputed from the subscriptions; enrolments of finished presentations
+    (2013B ended in 2013) are not at risk."""
+    from churnml.labels import build_labels
+
+    cutoff = pd.Timestamp("2014-03-01")
+    labels = build_labels(oulad, cutoff, oulad_config.churn).set_index("customer_id")
+    s = oulad.subscriptions.set_index("customer_id")
+    on = ((s["start_ts"] < cutoff) & (s["end_ts"].isna() | (s["end_ts"] >= cutoff))
+          & (s["term_end_ts"] > cutoff))
+    expected = (s.loc[on, "end_ts"] < cutoff + 30 * DAY).astype(int)
+    assert set(labels.index) == set(expected.index)
+    assert (labels["churned"] == expected.reindex(labels.index)).all()
+    presentations = oulad.customers.set_index("customer_id").loc[labels.index,
+                                                                 "code_presentation"]
+    assert set(presentations) == {"2013J", "2014B"}
+    assert 0 < labels["churned"].mean() < 0.1
