@@ -10,15 +10,17 @@ presentations (2013B, 2013J) and evaluated on the 2014 ones (2014B, 2014J), as a
 on past cohorts is used. Covariates known at the landmark: module, the student attributes of
 ``customers`` (never ``final_result``) and the days registered before day 0.
 
-* Kaplan-Meier (lifelines), overall and per module: the same curve for every enrolment (of a
-  module); risk = 1 - S(tau).
-* Cox proportional hazards (``lifelines.CoxPHFitter``, penalizer 0.01, one-hot covariates).
+* Kaplan-Meier, overall and per module (:class:`churnml.survival.kaplan_meier.
+  KaplanMeierBaseline`): the same curve for every enrolment (of a module).
+* Cox proportional hazards (:class:`churnml.survival.cox.CoxBaseline`, ridge penalty 1 on the
+  standardised design, one-hot categoricals).
 
-Metrics (scikit-survival): Uno's C (IPCW, censoring fitted on the training rows, ``tau`` =
-the end of the grid), Harrell's C and the integrated Brier score over a weekly grid of 1..33
-weeks (7..231 days). The earliest module end is day 234, so nobody is censored inside the
-grid: the IPCW weights are 1 there and the integrated Brier score is also the administrative
-one (Kvamme & Borgan 2023).
+Metrics (:func:`churnml.survival.metrics.survival_scores`): Uno's C (IPCW, censoring fitted on
+the training rows, ``tau`` = the end of the grid; risk = each model's own score), Harrell's C,
+mean cumulative/dynamic AUC, the integrated IPCW and administrative Brier scores and the
+calibration ICI at the end of the grid, over a weekly grid of 1..33 weeks (7..231 days). The
+earliest module end is day 234, so nobody is censored inside the grid: the IPCW weights are 1
+there and the two Brier scores agree.
 
 **Simulator, oracle known.** ``simulate(contractual=True)`` with the landmark 2024-01-01: the
 subscribers then, churn = the end of the running spell, censored at the window end; the
@@ -39,18 +41,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from _quality import print_table, write_json
-from lifelines import CoxPHFitter, KaplanMeierFitter
-from sksurv.metrics import (
-    concordance_index_censored,
-    concordance_index_ipcw,
-    integrated_brier_score,
-)
-from sksurv.util import Surv
 
 from churnml.config import load_config
 from churnml.data.loaders import load_data
 from churnml.data.simulate import customer_truth, oracle_survival, simulate
 from churnml.errors import DataWarning
+from churnml.survival.cox import CoxBaseline
+from churnml.survival.kaplan_meier import KaplanMeierBaseline
+from churnml.survival.metrics import survival_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "examples" / "oulad.yaml"
@@ -60,7 +58,6 @@ CATEGORICAL = ["plan", "gender", "region", "highest_education", "imd_band", "age
                "disability"]
 NUMERIC = ["num_of_prev_attempts", "studied_credits", "registered_days_before_start"]
 GRID_DAYS = np.arange(7, 232, 7)  # weekly, before the earliest module end (day 234)
-COX_PENALIZER = 0.01
 DAY = pd.Timedelta(days=1)
 
 
@@ -109,31 +106,20 @@ def oulad_durations(data_dir: Path | None) -> tuple[pd.DataFrame, int]:
     return frame[keep], period
 
 
-def design(frame: pd.DataFrame, columns: list[str] | None = None) -> pd.DataFrame:
-    """One-hot categoricals (first level dropped) and numeric covariates; ``columns`` aligns
-    a test design to the training one."""
-    X = pd.get_dummies(frame[CATEGORICAL], drop_first=True, dtype=float)
-    X = pd.concat([X, frame[NUMERIC].astype(float)], axis=1)
-    return X if columns is None else X.reindex(columns=columns, fill_value=0.0)
-
-
-def km_curve(duration: np.ndarray, event: np.ndarray, times: np.ndarray) -> np.ndarray:
-    fit = KaplanMeierFitter().fit(duration, event)
-    return fit.survival_function_at_times(times).to_numpy()
-
-
 def evaluate(name: str, train: pd.DataFrame, test: pd.DataFrame, surv: np.ndarray,
              risk: np.ndarray, times: np.ndarray) -> dict[str, Any]:
-    """Uno's C (tau = last grid time), Harrell's C and the integrated Brier score."""
-    y_train = Surv.from_arrays(train["event"].to_numpy(), train["duration"].to_numpy())
-    y_test = Surv.from_arrays(test["event"].to_numpy(), test["duration"].to_numpy())
-    tau = float(times[-1])
-    uno = concordance_index_ipcw(y_train, y_test, risk, tau=tau)[0]
-    harrell = concordance_index_censored(test["event"].to_numpy(), test["duration"].to_numpy(),
-                                         risk)[0]
-    ibs = integrated_brier_score(y_train, y_test, surv, times)
-    return {"model": name, "uno_c": uno, "harrell_c": harrell, "integrated_brier": ibs,
-            "tau": tau}
+    """:func:`~churnml.survival.metrics.survival_scores` of one model on the test rows."""
+    scores = survival_scores(
+        train["event"].to_numpy(), train["duration"].to_numpy(), test["event"].to_numpy(),
+        test["duration"].to_numpy(), test["censor_duration"].to_numpy(), surv, times,
+        risk=risk)
+    return {"model": name, **scores}
+
+
+def fit_predict(model: Any, train: pd.DataFrame, test: pd.DataFrame, columns: list[str],
+                times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    model.fit(train[columns], train[["duration", "event"]])
+    return model.predict_survival_function(test[columns], times), model.predict_risk(test[columns])
 
 
 def oulad(data_dir: Path | None) -> dict[str, Any]:
@@ -141,32 +127,21 @@ def oulad(data_dir: Path | None) -> dict[str, Any]:
     times = GRID_DAYS / period
     train = frame[frame["presentation"].isin(TRAIN)]
     test = frame[frame["presentation"].isin(TEST)]
-    rows = []
-    km = km_curve(train["duration"].to_numpy(), train["event"].to_numpy(), times)
-    surv = np.tile(km, (len(test), 1))
-    rows.append(evaluate("Kaplan-Meier", train, test, surv, 1 - surv[:, -1], times))
-
-    by_module = np.empty((len(test), times.size))
-    for module, part in train.groupby("plan"):
-        curve = km_curve(part["duration"].to_numpy(), part["event"].to_numpy(), times)
-        by_module[(test["plan"] == module).to_numpy()] = curve
-    unseen = ~test["plan"].isin(train["plan"]).to_numpy()
-    by_module[unseen] = km  # a module first given in 2014: the overall curve
-    rows.append(evaluate("Kaplan-Meier by module", train, test, by_module,
-                         1 - by_module[:, -1], times))
-
-    X_train = design(train)
-    X_test = design(test, list(X_train.columns))
-    cox = CoxPHFitter(penalizer=COX_PENALIZER).fit(
-        X_train.assign(duration=train["duration"].to_numpy(), event=train["event"].to_numpy()),
-        duration_col="duration", event_col="event")
-    surv_cox = cox.predict_survival_function(X_test, times=times).to_numpy().T
-    risk_cox = cox.predict_partial_hazard(X_test).to_numpy()
-    rows.append(evaluate("Cox PH (lifelines)", train, test, surv_cox, risk_cox, times))
-
-    observed = km_curve(test["duration"].to_numpy(), test["event"].to_numpy(), times)
+    covariates = CATEGORICAL + NUMERIC
+    models = {
+        "Kaplan-Meier": KaplanMeierBaseline(),
+        "Kaplan-Meier by module": KaplanMeierBaseline(by="plan"),
+        "Cox PH": CoxBaseline(tenure_column=None),
+    }
+    rows, curves = [], []
+    for name, model in models.items():
+        surv, risk = fit_predict(model, train, test, covariates, times)
+        rows.append(evaluate(name, train, test, surv, risk, times))
+        curves.append(surv)
+    observed = KaplanMeierBaseline().fit(test[[]], test[["duration", "event"]])
+    observed = observed.predict_survival_function(test[[]].iloc[:1], times)[0]
     at = {d: int(np.flatnonzero(GRID_DAYS == d)[0]) for d in (28, 91, 182, 231)}
-    for row, s in zip(rows, (surv, by_module, surv_cox), strict=True):
+    for row, s in zip(rows, curves, strict=True):
         row.update({f"mean_S_{d}d": float(s[:, i].mean()) for d, i in at.items()})
     return {
         "rows": rows,
@@ -200,10 +175,9 @@ def simulator(n_customers: int, seed: int, n_draws: int) -> dict[str, Any]:
     train, test = spells(pd.Timestamp("2023-07-01")), spells(pd.Timestamp("2024-01-01"))
     oracle = oracle_survival(data, "2024-01-01", grid_days, n_draws=n_draws, seed=seed)
     oracle = oracle.loc[test.index].to_numpy()
-    km = np.tile(km_curve(train["duration"].to_numpy(), train["event"].to_numpy(), times),
-                 (len(test), 1))
+    km, km_risk = fit_predict(KaplanMeierBaseline(), train, test, [], times)
     rows = [evaluate("oracle (true curve)", train, test, oracle, 1 - oracle[:, -1], times),
-            evaluate("Kaplan-Meier", train, test, km, 1 - km[:, -1], times)]
+            evaluate("Kaplan-Meier", train, test, km, km_risk, times)]
     assert customer_truth(data).shape[0] == n_customers
     return {"rows": rows, "n_train": len(train), "n_test": len(test),
             "events_test": int(test["event"].sum()), "period_days": period,
@@ -211,7 +185,8 @@ def simulator(n_customers: int, seed: int, n_draws: int) -> dict[str, Any]:
 
 
 COLUMNS = {"model": "model", "uno_c": "Uno C", "harrell_c": "Harrell C",
-           "integrated_brier": "integrated Brier"}
+           "mean_auc": "mean AUC", "integrated_brier": "IBS (IPCW)",
+           "integrated_admin_brier": "IBS (admin.)", "calibration_ici": "ICI"}
 
 
 def main() -> None:
