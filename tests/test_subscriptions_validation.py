@@ -197,3 +197,17 @@ def test_contractual_labels_respect_fixed_terms() -> None:
     labels = build_labels(data, "2024-03-01", churn)
     assert dict(zip(labels["customer_id"], labels["churned"], strict=True)) == {
         2: 0, 3: 1, 4: 0}
+
+
+def test_simulated_subscriptions_do_not_overlap() -> None:
+    """The simulator's returns start after the previous spell ends: no overlap warning, and
+    every row is its own coverage spell."""
+    from churnml.data.simulate import simulate
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        data = simulate(1_500, seed=5, contractual=True)
+    rows = data.subscriptions
+    assert rows["customer_id"].duplicated().any()  # some customers came back
+    assert not overlapping_rows(rows).any()
+    assert len(coverage_spells(rows)) == len(rows)
