@@ -121,6 +121,31 @@ def test_subscription_durations_by_hand(subscribers: CustomerData) -> None:
     assert _rows(later)[4] == (3.0, False, 3.0, 0.0)
 
 
+def test_a_fixed_term_is_completion_and_censors(subscribers: CustomerData) -> None:
+    c = CUTOFF
+    rows = [
+        (1, c - 20 * DAY, None, c + 100 * DAY),          # still running at the term end
+        (2, c - 20 * DAY, c + 40 * DAY, c + 100 * DAY),  # left before the term end: churn
+        (3, c - 20 * DAY, c + 100 * DAY, c + 100 * DAY),  # ended with the term: completion
+        (4, c - 200 * DAY, None, c - 10 * DAY),          # term over before the cutoff
+        (5, c - 20 * DAY, None, None),                   # no fixed term
+    ]
+    subs = pd.DataFrame(rows, columns=["customer_id", "start_ts", "end_ts", "term_end_ts"])
+    for col in ("end_ts", "term_end_ts"):
+        subs[col] = pd.to_datetime(subs[col])
+    data = CustomerData.from_frames(subscribers.transactions, subscriptions=subs)
+    churn = ChurnConfig(kind="contractual", resubscribe_grace_days=14)
+    out = build_durations(data, CUTOFF, churn, period_days=30)
+    assert _rows(out) == {
+        1: (3.0, False, 3.0, 0.0),  # censored at the term end, c + 100: 3 whole periods
+        2: (2.0, True, 3.0, 0.0),
+        3: (3.0, False, 3.0, 0.0),
+        5: (5.0, False, 5.0, 0.0),
+    }
+    labels = build_labels(data, CUTOFF, churn)
+    assert sorted(labels["customer_id"]) == [1, 2, 3, 5]
+
+
 def test_subscription_event_at_horizon_is_the_churn_label(subscribers: CustomerData) -> None:
     churn = ChurnConfig(kind="contractual", resubscribe_grace_days=14, horizon_days=90)
     durations = build_durations(subscribers, CUTOFF, churn, period_days=30)

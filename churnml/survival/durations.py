@@ -24,6 +24,9 @@ active at that instant, as the label counts an end exactly at ``cutoff + horizon
 churn). An end is a churn only once the grace period after it has been seen, so the
 administrative censoring time is ``data_end - G``; an open spell (``end_ts`` null) or one
 ending after ``data_end - G`` is censored there. ``tenure``: periods since the spell started.
+A fixed term (``term_end_ts``, e.g. the end of a course) is completion, not churn: a spell
+whose subscriptions all have a term is censored at its term end (an end at or after it is
+completion), and is no longer at risk once the term has run out, as in the label.
 A churned-and-returned customer churns at the first end (the spell covering the cutoff);
 the return starts a new spell, which is followed from the later landmarks with its own
 tenure.
@@ -119,11 +122,17 @@ def durations_query(
     censor = f"floor(({days_between('r.cutoff', end)} - {censor_days(churn)}) / {p})"
     if churn.kind == "contractual":
         ctes += [
+            # a spell has a fixed term when every subscription in it has one
             ("d_spells", "SELECT customer_id, spell, min(start_ts) AS spell_start, "
                          "max(CASE WHEN end_ts IS NULL THEN 1 ELSE 0 END) AS open, "
-                         "max(end_ts) AS spell_end FROM l_spelled GROUP BY customer_id, spell"),
-            ("d_raw", f"SELECT r.customer_id, r.cutoff, {censor} AS censor_periods, "
-                      f"CASE WHEN s.open = 1 THEN NULL ELSE "
+                         "max(end_ts) AS spell_end, CASE WHEN count(term_end_ts) = count(*) "
+                         "THEN max(term_end_ts) END AS term_end "
+                         "FROM l_spelled GROUP BY customer_id, spell"),
+            ("d_raw", f"SELECT r.customer_id, r.cutoff, CASE WHEN s.term_end IS NULL THEN "
+                      f"{censor} ELSE least({censor}, "
+                      f"floor({days_between('r.cutoff', 's.term_end')} / {p})) END "
+                      f"AS censor_periods, "
+                      f"CASE WHEN s.open = 1 OR s.spell_end >= s.term_end THEN NULL ELSE "
                       f"floor({days_between('r.cutoff', 's.spell_end')} / {p}) + 1 END "
                       f"AS event_period, "
                       f"floor({days_between('s.spell_start', 'r.cutoff')} / {p}) AS tenure "
