@@ -32,8 +32,8 @@ def test_constant_hazard_matches_the_geometric_series(timing: str) -> None:
 def test_certain_customer_with_fixed_spend_has_a_point_interval() -> None:
     out = lifetime_value(np.ones((2, 3)), np.array([10.0, -4.0]), 3, 0.0, spend_cv=0.0)
     np.testing.assert_allclose(out.to_numpy(), [[30.0] * 3, [-12.0] * 3])
-    assert per_period_rate(0.1, 365) == pytest.approx(0.1)
-    assert per_period_rate(0.1, 73) == pytest.approx(1.1 ** 0.2 - 1)
+    assert per_period_rate(0.1, 365) == pytest.approx(1.1 ** (365 / 365.25) - 1)
+    assert per_period_rate(0.1, 30) == pytest.approx(1.1 ** (30 / 365.25) - 1)
 
 
 def test_interval_covers_the_nominal_share_of_realized_values() -> None:
@@ -114,7 +114,7 @@ def test_survival_columns_from_a_fitted_model() -> None:
     spend = spend_per_period(np.array([90.0, 0.0]), horizon_days=90, period_days=30)
     np.testing.assert_allclose(spend, [30.0, 0.0])
     out = survival_columns(ConstantHazard(), X, period_days=30, active_days=(30, 90),
-                          horizon_days=360, spend=spend, annual_discount_rate=0.0)
+                          horizon_days=360, spend=spend, discount_rate_annual=0.0)
     assert out.index.tolist() == [10, 11]
     np.testing.assert_allclose(out["p_active_90d"], 0.9 ** 3)
     np.testing.assert_allclose(out["expected_remaining_lifetime_days"],

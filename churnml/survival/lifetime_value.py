@@ -55,9 +55,13 @@ SEED = 42
 CHUNK_ROWS = 50_000  # customers at once (a few chunk x n_draws matrices)
 
 
+DAYS_PER_YEAR = 365.25
+
+
 def per_period_rate(annual_rate: float, period_days: int) -> float:
-    """A yearly discount rate as the rate per period of ``period_days`` days."""
-    return float((1.0 + annual_rate) ** (period_days / 365.0) - 1.0)
+    """A yearly discount rate as the rate per period of ``period_days`` days:
+    ``(1 + annual_rate) ** (period_days / 365.25) - 1``."""
+    return float((1.0 + annual_rate) ** (period_days / DAYS_PER_YEAR) - 1.0)
 
 
 def paid_probability(surv: np.ndarray, horizon: int, timing: Timing = "end") -> np.ndarray:

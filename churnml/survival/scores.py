@@ -43,7 +43,7 @@ def survival_columns(
     active_days: Sequence[int] = (30, 90, 365),
     horizon_days: int = 365,
     spend: Any = None,
-    annual_discount_rate: float = 0.1,
+    discount_rate_annual: float = 0.1,
     level: float = LEVEL,
     spend_cv: Any = 1.0,
     timing: Timing = "end",
@@ -53,7 +53,7 @@ def survival_columns(
     """Survival columns for the rows of ``X`` (module docstring), indexed like ``X``.
 
     ``spend``: expected spend per active period (see :func:`spend_per_period`); without it
-    no lifetime value columns. ``annual_discount_rate`` is converted to the period."""
+    no lifetime value columns. ``discount_rate_annual`` is converted to the period."""
     h = horizon_periods(horizon_days, period_days)
     grid = max(h, int(np.ceil(max(active_days, default=0) / period_days)))
     surv = np.asarray(model.predict_survival_function(X, np.arange(1, grid + 1)))
@@ -62,7 +62,7 @@ def survival_columns(
                          f"{(len(X), grid)}")
     out = curve_summary(surv, period_days, active_days, horizon_days)
     if spend is not None:
-        rate = _per_period_rate(annual_discount_rate, period_days)
+        rate = _per_period_rate(discount_rate_annual, period_days)
         value = lifetime_value(surv, spend, h, rate, timing=timing, level=level,
                                spend_cv=spend_cv, n_draws=n_draws, seed=seed)
         out = pd.concat([out, value], axis=1)
