@@ -9,6 +9,7 @@ stays a number); Parquet and JSON are written as they are.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -39,6 +40,20 @@ def format_of(path: str | Path) -> str:
     if suffix not in FORMATS:
         raise ValueError(f"{path}: unsupported output format {suffix!r} (use one of {FORMATS})")
     return suffix
+
+
+def read_json(path: str | Path, what: str = "JSON file") -> Any:
+    """The JSON value in ``path``; a file that is not JSON (truncated, not UTF-8) is a
+    :class:`~churnml.errors.ChurnmlError` naming the file, not a bare decoder error."""
+    from churnml.errors import ChurnmlError
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise ChurnmlError(f"{path}: not a valid {what} ({exc}); the file is damaged "
+                           "(e.g. a run killed while writing it): remove it or re-create it"
+                           ) from exc
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:

@@ -9,8 +9,9 @@ import pandas as pd
 
 from churnml.config import Config, DataConfig, TableSource, ValidationConfig, VoiceConfig
 from churnml.data.customer_data import CustomerData
-from churnml.data.schema import TABLES
+from churnml.data.schema import TABLES, columns_present
 from churnml.errors import ConfigError, DataValidationError
+from churnml.paths import confined
 
 SUFFIXES = (".parquet", ".csv", ".csv.gz", ".tsv")
 
@@ -124,7 +125,7 @@ def apply_mapping(
         raise DataValidationError(
             table, canon,
             f"mapped from raw column {raw!r}, which {origin or 'the input'} does not have "
-            f"(columns present: {', '.join(map(str, df.columns))})",
+            f"({columns_present(table, df.columns, columns.values())})",
         )
     return df.rename(columns={raw: canon for canon, raw in columns.items()})
 
@@ -150,12 +151,15 @@ def load_folder(
     validation: ValidationConfig | None = None,
     voice: VoiceConfig | None = None,
     end: str | pd.Timestamp | None = None,
+    roots: list[str] | None = None,
 ) -> CustomerData:
     """Load the contract tables from ``directory`` and validate them.
 
     A table is read from ``tables[name].path`` when given, else from ``<name>.parquet``,
     ``<name>.csv``, ``<name>.csv.gz`` or ``<name>.tsv`` in the folder. Only transactions are
     required. Customer ids read from files are text in every table. ``end`` is ``data.end``.
+    A table ``path`` must lie inside ``directory`` or one of ``roots`` (``data.allowed_roots``,
+    the config's folder; :func:`churnml.paths.confined`).
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -170,7 +174,8 @@ def load_folder(
     for name in TABLES:
         source = tables.get(name)
         if source is not None and source.path:
-            path = directory / source.path
+            path = confined(directory / source.path, [directory, *(roots or [])],
+                            f"data.tables.{name}.path")
             if not path.exists():
                 raise FileNotFoundError(f"{name}: file not found: {path}")
         else:
@@ -220,5 +225,5 @@ def load_data(config: Config | DataConfig) -> CustomerData:
         return data
     return load_folder(
         data_cfg.dir, data_cfg.tables, timezone=data_cfg.timezone, currency=data_cfg.currency,
-        validation=validation, voice=voice, end=data_cfg.end,
+        validation=validation, voice=voice, end=data_cfg.end, roots=data_cfg.roots(),
     )

@@ -25,8 +25,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
+import re
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
@@ -52,6 +54,7 @@ from churnml.models._state import STATE_CLASSES, read_state, write_state
 from churnml.paths import portable, portable_values
 
 DEFAULT_TRACKING_URI = TrackingConfig().uri
+KEY_PART = re.compile(r"[A-Za-z0-9_\- ]+")  # a user-named key part MLflow takes as it is
 ARTIFACT_DIR = "mlartifacts"  # artifact root beside a SQLite tracking database
 _DEFAULT_CONFIG = Config.model_validate({"data": {"dataset": "simulated"}})
 CHURN_MODEL = _DEFAULT_CONFIG.tracking.churn_model_name  # names under the default config name
@@ -192,6 +195,19 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+def key_part(name: object) -> str:
+    """A name the user chose (segment, arm, campaign id, column) as one part of an MLflow
+    metric or parameter key: kept when it is made of letters, digits, ``_``, ``-`` and
+    spaces; otherwise each run of other characters (``/``, ``.``, ...) becomes ``_`` and a
+    short hash of the name is appended, so ``../../x`` cannot form a path and two names never
+    share a key (``../../x`` -> ``x_3f2a9c1d``)."""
+    text = str(name)
+    if KEY_PART.fullmatch(text):
+        return text
+    safe = re.sub(r"[^A-Za-z0-9_\- ]+", "_", text).strip("_ ") or "name"
+    return f"{safe}_{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def log_params(params: Mapping[str, Any], prefix: str = "") -> None:
