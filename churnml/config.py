@@ -378,6 +378,10 @@ class TrackingConfig(_Strict):
         description="a new version must beat the champion's metric by more than this "
         "(metric units): a rerun that differs only by floating-point noise never swaps",
     )
+    promote_across_configs: bool = Field(
+        False, description="let a pair replace a champion trained for a different config "
+        "of the same name (another data source, churn definition or feature spec: its "
+        "lineage tags differ); off: such a pair stays challenger, with the differences named")
 
     @model_validator(mode="after")
     def _safe_names(self) -> TrackingConfig:

@@ -87,3 +87,7 @@ class ModelMismatchError(ChurnmlError):
 class OutputWarning(UserWarning):
     """Something found among the outputs was left alone (e.g. a commit journal naming paths
     outside the run's output set); the CLI prints each as ``warning: ...``."""
+
+
+class TrainingDataError(ChurnmlError, ValueError):
+    """The training data cannot fit a model (e.g. a panel of a single customer)."""

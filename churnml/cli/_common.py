@@ -207,6 +207,13 @@ def _label_periods(df: pd.DataFrame, period: str) -> pd.DataFrame:
     return df
 
 
+def warn_trust_pickle(path: str | Path) -> None:
+    """The warning printed whenever trusted pickles may be loaded (``--trust-pickle``,
+    ``scoring.trust_pickle``): loading a pickle runs the code it holds."""
+    err.print("[yellow]warning:[/yellow] --trust-pickle: pickled models in "
+              f"{portable(path)} will be loaded, and loading a pickle runs the code it holds")
+
+
 def fail(exc: Exception) -> None:
     err.print(f"[bold red]error:[/bold red] {exc}")
     raise typer.Exit(code=2)

@@ -22,6 +22,7 @@ from churnml.cli._common import (
     printed_warnings,
     resolve_config,
     step,
+    warn_trust_pickle,
 )
 from churnml.config import Config
 from churnml.errors import ChurnmlError
@@ -100,9 +101,7 @@ def score(
         folder = models_dir or cfg.scoring.models_dir
         trust = trust_pickle or cfg.scoring.trust_pickle
         if folder and trust:
-            err.print("[yellow]warning:[/yellow] --trust-pickle: pickled models in "
-                      f"{portable(folder)} will be loaded, and loading a pickle runs the code "
-                      "it holds")
+            warn_trust_pickle(folder)
         source = portable(folder) if folder else portable(uri)
         with step(f"loading models from {source}"):
             models = load_scoring_models(cfg, folder, uri, trust_pickle=trust)

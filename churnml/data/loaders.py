@@ -52,6 +52,8 @@ def read_raw(path: Path, source: TableSource | None = None, table: str | None = 
     if ids and (dtype is None or isinstance(dtype, dict)):
         options["dtype"] = {**{c: "str" for c in ids}, **(dtype or {})}
     try:
+        if ids and not {"na_values", "keep_default_na", "na_filter"} & set(options):
+            options.update(_text_id_na(path, options, ids))
         return pd.read_csv(path, **options)
     except pd.errors.EmptyDataError as exc:
         raise DataValidationError(
@@ -70,6 +72,20 @@ def read_raw(path: Path, source: TableSource | None = None, table: str | None = 
     except (ValueError, pd.errors.ParserError) as exc:
         raise DataValidationError(label, None, f"{path}: cannot be read as CSV with "
                                   f"csv_options {options}: {exc}") from exc
+
+
+# pandas.read_csv's default missing-value markers (its documented ``na_values`` default)
+DEFAULT_NA = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+              "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+
+
+def _text_id_na(path: Path, options: dict, ids: list[str]) -> dict:
+    """``read_csv`` options under which an id column's only missing value is an empty cell
+    (``NaN``, ``NA``, ``null`` are ids like any text) while every other column keeps
+    pandas' default missing-value markers (:data:`DEFAULT_NA`)."""
+    header = pd.read_csv(path, **{**options, "nrows": 0}).columns
+    na = {str(c): (list(DEFAULT_NA) if c not in ids else [""]) for c in header}
+    return {"keep_default_na": False, "na_values": na}
 
 
 def apply_expressions(df: pd.DataFrame, table: str, expressions: dict[str, str]
