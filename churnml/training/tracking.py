@@ -111,6 +111,26 @@ def require_store(tracking_uri: str) -> None:
             f"MLflow store {tracking_uri} not found (no {path.resolve()}): train first "
             "(`churnml train`) or point tracking.uri / --tracking-uri at your store"
         )
+    check_sqlite_store(tracking_uri)
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+
+
+def check_sqlite_store(tracking_uri: str) -> None:
+    """A ``sqlite:///`` store whose file exists must be an SQLite database (its header),
+    else :class:`ModelSourceError` naming it, before MLflow opens it (a damaged file gave
+    SQLAlchemy's raw ``file is not a database`` error)."""
+    path = local_store(tracking_uri)
+    if not tracking_uri.startswith(SQLITE_PREFIX) or path is None or not path.is_file():
+        return
+    with path.open("rb") as fh:
+        header = fh.read(len(SQLITE_HEADER))
+    if header and header != SQLITE_HEADER:
+        raise ModelSourceError(
+            f"MLflow store {portable(tracking_uri)}: {portable(path)} is not an SQLite "
+            "database (damaged, or another file); restore it from a backup or point "
+            "tracking.uri / --tracking-uri at your store")
 
 
 def store_lock(tracking_uri: str) -> Any:
@@ -130,6 +150,7 @@ def ensure_store(tracking_uri: str) -> None:
     once per process: two processes starting on a new SQLite store take turns."""
     if tracking_uri in _READY:
         return
+    check_sqlite_store(tracking_uri)
     with store_lock(tracking_uri):
         client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         client.search_experiments(max_results=1)
