@@ -427,3 +427,35 @@ def test_an_arm_named_like_a_path_is_logged_to_mlflow(tmp_path, migrated_db):
     metrics = mlflow.MlflowClient(tracking_uri=uri).get_run(run_id).data.metrics
     assert {k.split(".", 1)[1] for k in metrics} == {"n_treated", "retention_lift"}
     assert all(k.startswith("x_") and "/" not in k and ".." not in k for k in metrics)
+
+
+def test_two_configs_sharing_a_name_do_not_replace_each_others_champion(tmp_path,
+                                                                       migrated_db):
+    """A second config with the same ``name`` (another churn definition) promoted its models
+    over the first config's champion without a word."""
+    from rich.console import Console
+
+    from churnml.training.train import train
+
+    shutil.copy(migrated_db, tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    fast = {"n_estimators": 30}
+    base = {"name": "shared", "data": {"dataset": "simulated", "simulated_customers": 800,
+                                       "seed": 5},
+            "training": {"n_origins": 2, "churn_params": fast, "ltv_params": fast,
+                         "ltv_candidates": []},
+            "tracking": {"uri": uri}, "output_dir": "out"}
+    first_cfg = load_config(_config_file(tmp_path / "a", **base))
+    first = train(first_cfg, load_data(first_cfg), console=Console(quiet=True))
+    assert first.registrations["churn"].promoted, first.registrations["churn"].message
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    for key, weak in (("backtest.churn.roc_auc", 0.0), ("backtest.ltv.normalized_gini", -1.0)):
+        client.log_metric(first.run_id, key, weak, step=10**6)  # any pair would beat it
+    other_cfg = load_config(_config_file(tmp_path / "b", **base, churn={"horizon_days": 60}))
+    second = train(other_cfg, load_data(other_cfg), console=Console(quiet=True))
+    churn = second.registrations["churn"]
+    assert not churn.promoted
+    assert "another config of the same name" in churn.message
+    assert "promote_across_configs" in churn.message
+    champion = client.get_model_version_by_alias(churn.name, CHAMPION)
+    assert champion.run_id == first.run_id
