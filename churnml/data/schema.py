@@ -91,13 +91,13 @@ PURCHASES_UNIT = "purchases"
 
 def columns_present(table: str, columns: Iterable[object], expected: Iterable[str] = ()
                     ) -> str:
-    """``columns present: a, b`` for an error about a table's columns, when the file shares
-    at least one column with the contract table (or ``expected``, e.g. mapped raw names);
-    otherwise the header is not shown (the file is not a table of this kind, and its first
-    line may be anything), only the column count."""
+    """``columns present: a, b`` for an error about a table's columns, when the file looks
+    like a table: it shares a column with the contract table (or ``expected``, e.g. mapped
+    raw names) or has several columns. A one-column file sharing none is not a table (a
+    config file, a key, a note): its header, which may be anything, is not shown."""
     names = [str(c) for c in columns]
     known = set(TABLES[table].columns) | set(expected)
-    if known.intersection(names):
+    if known.intersection(names) or len(names) > 1:
         return f"columns present: {', '.join(names)}"
     return (f"none of the {len(names)} column(s) of the file is a {table} column, so it is "
             "not shown; is it the right file?")
