@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 
-import joblib
 import mlflow
 import numpy as np
 import pandas as pd
@@ -17,8 +16,9 @@ from churnml.config import ChurnConfig, default_config, load_config
 from churnml.data.loaders import load_folder
 from churnml.data.simulate import SimulatorConfig, simulate
 from churnml.data.simulate_campaigns import CampaignSpec
-from churnml.errors import ChurnmlError, UntrustedModelError
+from churnml.errors import ChurnmlError
 from churnml.labels import UnlabelledCutoffError
+from churnml.models._state import ModelStateError
 from churnml.uplift.campaigns import contact_features, contact_outcomes
 from churnml.uplift.control import assign_arms, plan_campaign, write_plan
 from churnml.uplift.evaluation import OVERALL, evaluate_campaign
@@ -344,6 +344,10 @@ def test_realised_lift_matches_the_true_effect(sim_pair) -> None:
 # ----------------------------------------------------------------------------- the loop
 
 
+def run_metric(client, run_id: str, key: str) -> float:
+    return client.get_run(run_id).data.metrics[key]
+
+
 def test_evaluate_train_target_loop(tmp_path, migrated_db, monkeypatch) -> None:
     from churnml.uplift.workflow import evaluate, load_uplift, target, train_uplift
 
@@ -355,8 +359,11 @@ def test_evaluate_train_target_loop(tmp_path, migrated_db, monkeypatch) -> None:
     cfg.output_dir = str(tmp_path / "out")
     cfg.tracking.uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cfg.uplift.learner = "t"
+    cfg.uplift.outcome = "retained"
     cfg.uplift.params = {"n_estimators": 30, "min_child_samples": 20}
     cfg.uplift.cost_per_contact = 1.0
+    cfg.uplift.flag_boot = 5
+    cfg.uplift.validation_boot = 20
     ev = evaluate(cfg, d, "s1")
     direct = evaluate_campaign(contact_outcomes(d, cfg.churn, "s1"), 0.95)
     pd.testing.assert_frame_equal(ev.table, direct)
@@ -368,24 +375,27 @@ def test_evaluate_train_target_loop(tmp_path, migrated_db, monkeypatch) -> None:
         "tables/campaign_evaluation.csv"]
     fit = train_uplift(cfg, d)
     assert set(fit.validation["outcome"]) == {"retained", "revenue"}
+    qini = fit.validation.set_index(["outcome", "metric"]).loc[("retained", "qini")]
+    assert qini["lower"] <= qini["value"] <= qini["upper"]
+    assert run_metric(client, fit.run_id, "validation.retained.qini.lower") == qini["lower"]
     assert load_uplift(cfg).treatment == "coupon_10"
+    assert len(load_uplift(cfg).boot_models) == 5
     cutoff = pd.Timestamp("2024-04-01")
     ids = d.transactions["customer_id"].drop_duplicates().head(50)
     scores = pd.DataFrame({"customer_id": ids.to_numpy(), "value_if_retained": 100.0,
                            "value_at_risk": 1.0, "cutoff": cutoff})
     tv = target(cfg, d, scores, load_uplift(cfg))
     assert tv[TARGETING_VALUE].to_numpy() == pytest.approx(tv["uplift"] * 100.0 - 1.0)
-    assert (tv[NEGATIVE] == (tv["uplift"] < 0)).all()
+    # flagged only with confidence: P(effect < 0) over the bootstrap refits >= flag_level
+    assert (tv[NEGATIVE] == (tv["p_negative_uplift"] >= cfg.uplift.flag_level)).all()
+    assert ((tv["p_negative_uplift"] > 0.5) == (tv["uplift"] < 0)).all()
     assert target(cfg, d, scores, None)[TARGETING_VALUE].eq(1.0).all()
-    # a model file the store did not record (replaced in the output folder) is not unpickled
+    # the model file is code-free: a replaced file is refused by its format, never run
     model_file = fit.files["model"]
-    joblib.dump({"not": "the trained model"}, model_file)
-    with pytest.raises(UntrustedModelError, match="campaign train"):
+    assert model_file.suffix == ".json"
+    model_file.write_text('{"format": "pickle", "model": "cos\\nsystem"}')
+    with pytest.raises(ModelStateError, match="not a churnml uplift model"):
         load_uplift(cfg)
-    cfg.scoring.trust_pickle = True  # the user vouches for the file: loaded, then checked
-    with pytest.raises(ChurnmlError, match="not an uplift model"):
-        load_uplift(cfg)
-    cfg.scoring.trust_pickle = False
     with pytest.raises(ChurnmlError, match="has not passed"):
         late = CampaignSpec(campaign_id="late", date="2024-03-11")
         evaluate(cfg, simulate(300, seed=1, end="2024-03-31",
