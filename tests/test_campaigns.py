@@ -475,3 +475,34 @@ def test_contractual_outcomes_follow_the_subscription_at_the_contact() -> None:
     # 1 stays subscribed; 2 ends 19 days after the contact; 3 had left before it (no outcome)
     assert out.loc[1, "retained"] == 1.0 and out.loc[2, "retained"] == 0.0
     assert np.isnan(out.loc[3, "retained"])
+
+
+def test_campaign_train_is_independent_of_row_order(tmp_path) -> None:
+    """Shuffling the rows of the campaign log (and of the transactions) changes no estimate:
+    contacts are ordered, split and folded by a hash of customer and campaign id."""
+    from dataclasses import replace
+
+    from churnml.uplift.campaigns import campaign_frame
+    from churnml.uplift.workflow import train_uplift
+
+    spec = SPEC.model_copy(update={"contact_share": 1.0})
+    d = simulate(800, seed=4, end="2024-03-31", config=SimulatorConfig(campaigns=[spec]))
+    cfg = default_config()
+    cfg.uplift.learner = "dr"
+    cfg.uplift.params = {"n_estimators": 20, "min_child_samples": 20, "n_folds": 3,
+                         "propensity": "estimate"}
+    cfg.uplift.flag_boot = 5
+    cfg.uplift.validation_boot = 20
+    fits = []
+    for k, data in enumerate([d, replace(d, campaigns=d.campaigns.sample(frac=1, random_state=1),
+                                         transactions=d.transactions.sample(frac=1,
+                                                                            random_state=2))]):
+        cfg.output_dir = str(tmp_path / f"out{k}")
+        fits.append(train_uplift(cfg, data, log_mlflow=False))
+    from churnml.training.train import feature_spec
+
+    X, _ = campaign_frame(d, cfg.churn, feature_spec(cfg), "s1")
+    a, b = (f.effects(X) for f in fits)
+    np.testing.assert_allclose(a[0], b[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(a[1], b[1], rtol=0, atol=1e-12)
+    pd.testing.assert_frame_equal(fits[0].validation, fits[1].validation)
