@@ -250,37 +250,59 @@ def test_targeting_value_formula_flags_and_budget() -> None:
 
 
 def test_evaluation_of_a_hand_built_campaign() -> None:
-    ret_t = [1] * 7 + [0] * 3
-    ret_c = [1] * 4 + [0] * 6
-    rev_t = [10.0, 20, 30, 0, 0, 40, 0, 0, 0, 0]
-    rev_c = [5.0, 5, 0, 0, 10, 0, 0, 0, 0, 0]
+    ret_t = ([1] * 7 + [0] * 3) * 5  # 50 contacts per arm: large enough for Wald intervals
+    ret_c = ([1] * 4 + [0] * 6) * 5
+    rev_t = [10.0, 20, 30, 0, 0, 40, 0, 0, 0, 0] * 5
+    rev_c = [5.0, 5, 0, 0, 10, 0, 0, 0, 0, 0] * 5
     out = pd.DataFrame({
-        "arm": ["coupon"] * 10 + ["control"] * 10, "retained": ret_t + ret_c,
-        "revenue": rev_t + rev_c, "cost": [1.0] * 10 + [0.0] * 10,
-        "segment": (["a", "b"] * 5) * 2,
-        "score": list(np.arange(10.0)) + list(np.arange(10.0)),
+        "arm": ["coupon"] * 50 + ["control"] * 50, "retained": ret_t + ret_c,
+        "revenue": rev_t + rev_c, "cost": [1.0] * 50 + [0.0] * 50,
+        "segment": (["a", "b"] * 25) * 2,
+        "score": list(np.arange(50.0)) + list(np.arange(50.0)),
     })
-    table = evaluate_campaign(out, level=0.9).set_index("segment")
+    with pytest.warns(UserWarning, match="too small for a Wald interval"):
+        table = evaluate_campaign(out, level=0.9).set_index("segment")
     row = table.loc[OVERALL]
     z = norm.ppf(0.95)
-    se = np.sqrt(0.7 * 0.3 / 10 + 0.4 * 0.6 / 10)
+    se = np.sqrt(0.7 * 0.3 / 50 + 0.4 * 0.6 / 50)
+    assert row["retention_interval"] == "wald"
     assert row["retention_lift"] == pytest.approx(0.3)
     assert row["retention_lift_low"] == pytest.approx(0.3 - z * se)
     assert row["retention_lift_high"] == pytest.approx(0.3 + z * se)
-    se_rev = np.sqrt(np.var(rev_t, ddof=1) / 10 + np.var(rev_c, ddof=1) / 10)
+    se_rev = np.sqrt(np.var(rev_t, ddof=1) / 50 + np.var(rev_c, ddof=1) / 50)
     assert row["revenue_lift"] == pytest.approx(10.0 - 2.0)
-    assert row["incremental_revenue"] == pytest.approx(80.0)
-    assert row["incremental_revenue_low"] == pytest.approx(10 * (8.0 - z * se_rev))
-    assert row["cost"] == 10.0 and row["net_revenue"] == pytest.approx(70.0)
-    assert row["incremental_retained"] == pytest.approx(3.0)
+    assert row["incremental_revenue"] == pytest.approx(400.0)
+    assert row["incremental_revenue_low"] == pytest.approx(50 * (8.0 - z * se_rev))
+    assert row["cost"] == 50.0 and row["net_revenue"] == pytest.approx(350.0)
+    assert row["incremental_retained"] == pytest.approx(15.0)
     assert np.isfinite(row["qini"])
-    # per segment: segment a holds rows 0, 2, 4, 6, 8 of each arm
+    # per segment: segment a holds the even rows of each arm (25 vs 25, only 9 retained
+    # controls): too small for Wald, Newcombe's score interval instead
     a = table.loc["a"]
-    assert (a["n_treated"], a["n_control"]) == (5, 5)
+    assert (a["n_treated"], a["n_control"]) == (25, 25)
     assert a["retention_treated"] == pytest.approx(np.mean(ret_t[::2]))
     assert a["retention_lift"] == pytest.approx(np.mean(ret_t[::2]) - np.mean(ret_c[::2]))
+    assert a["retention_interval"] == "newcombe"
     with pytest.raises(DataValidationError, match="needs 'control'"):
         evaluate_campaign(out[out["arm"] == "coupon"])
+
+
+def test_small_segments_get_newcombe_interval_with_a_warning() -> None:
+    """Newcombe (1998), Statistics in Medicine 17:873-890, Table II, example (a): 56/70 vs
+    48/80, method 10 (hybrid score): 0.0524 to 0.3339."""
+    from churnml.uplift.evaluation import newcombe_interval
+
+    lo, hi = newcombe_interval(np.array([1] * 56 + [0] * 14), np.array([1] * 48 + [0] * 32),
+                               0.95)
+    assert (lo, hi) == pytest.approx((0.0524, 0.3339), abs=1e-4)
+    # 16 vs 23 contacts (the issue's segment): warned about, score interval inside [-1, 1]
+    out = pd.DataFrame({"arm": ["coupon"] * 16 + ["control"] * 23,
+                        "retained": [1] * 14 + [0] * 2 + [1] * 12 + [0] * 11,
+                        "revenue": 0.0})
+    with pytest.warns(UserWarning, match=r"\(all\) \(16 vs 23\)"):
+        row = evaluate_campaign(out).iloc[0]
+    assert row["retention_interval"] == "newcombe"
+    assert -1 <= row["retention_lift_low"] < row["retention_lift"] < row["retention_lift_high"] <= 1
 
 
 # ----------------------------------------------------------------------------- simulator
