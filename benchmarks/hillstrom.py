@@ -109,19 +109,25 @@ class Bagged:
 
 
 def candidates(treated: str) -> dict[str, Callable[[], Any]]:
+    """churnml's S, X and DR learners with their defaults (the shipped default marked) and
+    SoloModel; the T-learner and the attempts run on Womens/visit only (time)."""
     default = UpliftConfig().learner
-    return {
-        DEFAULT: lambda: LEARNERS[default](control=CONTROL, n_jobs=N_JOBS),
-        "S-learner": lambda: SLearner(control=CONTROL, n_jobs=N_JOBS),
-        "T-learner": lambda: TLearner(control=CONTROL, n_jobs=N_JOBS),
-        "X-learner": lambda: XLearner(control=CONTROL, n_jobs=N_JOBS),
-        "DR-learner": lambda: DRLearner(control=CONTROL, n_jobs=N_JOBS),
-        BASELINE: lambda: SoloLGBM(treated),
+    names = {"s": "S-learner", "x": "X-learner", "dr": "DR-learner"}
+    out: dict[str, Callable[[], Any]] = {
+        f"{name}{' = ' + DEFAULT if key == default else ''}":
+            (lambda cls=LEARNERS[key]: cls(control=CONTROL, n_jobs=N_JOBS))
+        for key, name in names.items()
     }
+    if default not in names:
+        out[DEFAULT] = lambda: LEARNERS[default](control=CONTROL, n_jobs=N_JOBS)
+    out[BASELINE] = lambda: SoloLGBM(treated)
+    return out
 
 
-# Attempts at beating SoloModel (Womens/visit only, same splits).
+TARGET = "Womens E-Mail|visit"
+# The T-learner and attempts at beating SoloModel (Womens/visit only, same splits).
 ATTEMPTS: dict[str, Callable[[], Any]] = {
+    "T-learner": lambda: TLearner(control=CONTROL, n_jobs=N_JOBS),
     "S-learner, 7 leaves x 300 trees, 200 rows/leaf": lambda: SLearner(
         control=CONTROL, n_jobs=N_JOBS, n_estimators=300, num_leaves=7, min_child_samples=200),
     "S-learner bagged x5 (bootstrap)": lambda: Bagged(
@@ -178,7 +184,7 @@ def run(seeds: tuple[int, ...], data: Path | None, only: list[str] | None,
                 continue
             y = pair[outcome].to_numpy(dtype=float)
             makers = candidates(treated)
-            if attempts and key == "Womens E-Mail|visit":
+            if attempts and key == TARGET:
                 makers.update(ATTEMPTS)
             scores: dict[str, list[dict[str, float]]] = {n: [] for n in [*makers, "random"]}
             t0 = time.perf_counter()
