@@ -105,6 +105,28 @@ def add_uplift(chunk: pd.DataFrame, fit: UpliftFit, *, cost: float = 0.0,
                             flag_level=flag_level)
 
 
+UPLIFT_COLUMNS = ("uplift", "p_negative_uplift", "targeting_value", "negative_uplift")
+
+
+@dataclass
+class UpliftColumns:
+    """:func:`add_uplift` bound to a model and the config's cost and flag level: call it on a
+    chunk of scores with ``features``; returns the chunk's :data:`UPLIFT_COLUMNS` (same rows,
+    same index). Plain data, so a Spark job can ship it to its executors."""
+
+    fit: UpliftFit
+    cost: float = 0.0
+    flag_level: float = 0.9
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.fit.features)
+
+    def __call__(self, chunk: pd.DataFrame) -> pd.DataFrame:
+        out = add_uplift(chunk, self.fit, cost=self.cost, flag_level=self.flag_level)
+        return out[list(UPLIFT_COLUMNS)]
+
+
 def save_uplift(fit: UpliftFit, path: str | Path) -> Path:
     """Write ``fit`` as a JSON document (atomically)."""
     doc = {
