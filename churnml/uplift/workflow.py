@@ -160,7 +160,7 @@ def _log_evaluation(cfg: Config, ev: CampaignEvaluation) -> str:
                     "interval_level": cfg.uplift.interval_level})
         for _, row in ev.table[ev.table["segment"] == OVERALL].iterrows():
             metrics = {k: v for k, v in row.items()
-                       if k not in ("arm", "segment") and pd.notna(v)}
+                       if k not in ("arm", "segment", "retention_interval") and pd.notna(v)}
             arm = re.sub(r"[^A-Za-z0-9_\-. /]", "_", str(row["arm"]))  # MLflow's key charset
             log_metrics(metrics, prefix=f"{arm}.")
         log_table(ev.table, "campaign_evaluation")
