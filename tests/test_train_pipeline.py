@@ -192,6 +192,17 @@ def test_cli_export_writes_the_champions(runs, config_file, X, tmp_path) -> None
     assert res.exit_code == 2 and "gold" in res.output
 
 
+def test_cli_score_alias_scores_the_challenger(runs, config_file, tmp_path) -> None:
+    """`score --alias challenger` scores with the pair that did not become champion (v2)."""
+    res = runner.invoke(app, ["score", "--config", str(config_file), "--alias", "challenger",
+                              "--out", str(tmp_path / "scores.parquet"),
+                              "--segments-dir", str(tmp_path / "segments")])
+    assert res.exit_code == 0, res.output
+    assert "scored with pipeline-test-churn v2, pipeline-test-ltv v2" in res.output
+    scores = pd.read_parquet(tmp_path / "scores.parquet")
+    assert set(scores["model_version"]) == {"pipeline-test-churn v2, pipeline-test-ltv v2"}
+
+
 def test_grouped_kfold_trains_at_one_cutoff(cfg, data) -> None:
     kfold = cfg.model_copy(update={"training": TrainingConfig(backtest="grouped_kfold")})
     latest = labelled_cutoffs(data, cfg.churn)[-1]

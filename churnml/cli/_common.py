@@ -15,9 +15,10 @@ from typing import Annotated
 import numpy as np
 import pandas as pd
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
-from churnml.config import Config, DataConfig, default_config, load_config
+from churnml.config import Config, DataConfig, config_error, default_config, load_config
 from churnml.paths import portable
 
 app = typer.Typer(
@@ -80,8 +81,11 @@ def resolve_config(config: Path | None, dataset: str | None, data: Path | None) 
         raise typer.BadParameter("give --dataset or --data, not both")
     cfg = load_config(config) if config else default_config("simulated")
     if dataset is not None:
-        cfg.data = DataConfig(dataset=dataset, seed=cfg.data.seed,
-                              simulated_customers=cfg.data.simulated_customers)
+        try:
+            cfg.data = DataConfig(dataset=dataset, seed=cfg.data.seed,
+                                  simulated_customers=cfg.data.simulated_customers)
+        except ValidationError as exc:
+            raise config_error(exc, names={"dataset": "--dataset"}) from None
     elif data is not None:
         cfg.data = DataConfig(dir=str(data), timezone=cfg.data.timezone,
                               currency=cfg.data.currency, tables=cfg.data.tables,

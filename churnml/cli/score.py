@@ -55,6 +55,12 @@ def score(
     tracking_uri: Annotated[
         str | None, typer.Option("--tracking-uri", help="MLflow store (default: tracking.uri)")
     ] = None,
+    alias: Annotated[
+        str | None,
+        typer.Option("--alias", help="registry alias to score with, e.g. challenger: the pair "
+                     "trained last that did not become champion (default: "
+                     "scoring.model_alias, champion)"),
+    ] = None,
     escape_formulas: Annotated[
         bool | None,
         typer.Option("--escape-formulas/--no-escape-formulas",
@@ -89,6 +95,8 @@ def score(
 
     try:
         cfg = resolve_config(config, dataset, data)
+        if alias is not None:
+            cfg.scoring.model_alias = alias
         if scored_at is not None:  # ISO 8601 only, like --cutoff (checked before any work)
             parse_iso_timestamp(scored_at, "--scored-at")
         out_dir = Path(cfg.output_dir)

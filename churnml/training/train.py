@@ -14,9 +14,10 @@ Stages (each a plain function, usable alone):
    backtest means (``backtest.<model>.<metric>``) and per-fold values (``fold.<model>.
    <metric>``, step = fold), tables, figures, the config, the data fingerprint, the lineage
    (:mod:`churnml.training.lineage`) and both models, registered with alias ``challenger``;
-   :func:`promote` moves ``champion`` to the new pair only if each model's backtest mean of
-   the configured metric beats both the champion's and its naive baseline's
-   (:mod:`churnml.training.champion`), both models or neither.
+   :func:`promote` moves ``champion`` to the new pair only if each model beats the
+   champion's backtest mean of the configured metric and holds up against its naive baseline
+   (fold by fold under ``tracking.promotion_rule: paired``; :mod:`churnml.training.champion`),
+   both models or neither.
 """
 
 from __future__ import annotations
@@ -296,12 +297,14 @@ def log_run(
 
 
 def promote(cfg: Config, logged: dict[str, Any], summary: pd.DataFrame,
-            run_id: str | None = None) -> dict[str, Registration]:
+            run_id: str | None = None, folds: pd.DataFrame | None = None,
+            ) -> dict[str, Registration]:
     """Promote the newly registered churn/LTV pair to ``champion`` if both models beat the
     champions and their naive baselines on the configured backtest metrics by more than
     ``tracking.min_improvement`` (:mod:`churnml.training.champion`); otherwise both stay
     ``challenger``. ``summary`` is the run's backtest summary (``task, model, metric,
-    mean``); the verdicts are printed by ``churnml train`` and logged as tags."""
+    mean``) and ``folds`` its per-fold metrics (for ``tracking.promotion_rule: paired``);
+    the verdicts are printed by ``churnml train`` and logged as tags."""
     from churnml.training import champion
     from churnml.training import tracking as tr
 
@@ -310,7 +313,8 @@ def promote(cfg: Config, logged: dict[str, Any], summary: pd.DataFrame,
     candidates = {task: (entry.name, str(entry.version)) for task, entry in logged.items()}
     run_id = run_id or next(iter(logged.values())).run_id
     decision = champion.promote_pair(summary, metrics, candidates, t.uri, run_id=run_id,
-                                     min_delta=t.min_improvement)
+                                     min_delta=t.min_improvement, rule=t.promotion_rule,
+                                     folds=folds, tolerance_sd=t.promotion_tolerance_sd)
     out = {}
     with tr.tracking(t.uri) as client:
         for task, (name, version) in candidates.items():
@@ -363,5 +367,5 @@ def train(cfg: Config, data: CustomerData | Any, console: Console | None = None
         result.files = write_outputs(result, cfg.output_dir)
     with _stage(console, f"MLflow run and registry ({portable(cfg.tracking.uri)})", seconds):
         logged = log_run(result, cfg, data, final[models.features])
-        result.registrations = promote(cfg, logged, bt.summary, result.run_id)
+        result.registrations = promote(cfg, logged, bt.summary, result.run_id, bt.metrics)
     return result
