@@ -86,6 +86,16 @@ def load_scoring_models(cfg: Config, models_dir: str | Path | None = None,
                                 tracking_uri or names.uri, expected=expected)
 
 
+def check_score_config(cfg: Config) -> None:
+    """Config-only checks of ``score``, before any data or model is loaded: every name a
+    segment rule reads is a score column, a named value or a feature of the config's spec
+    (:func:`churnml.scoring.score.check_config_rules`; the error names the segment)."""
+    from churnml.scoring.score import check_config_rules
+    from churnml.training.train import feature_spec
+
+    check_config_rules(cfg.scoring, feature_spec(cfg))
+
+
 def default_cutoff(data: CustomerData) -> pd.Timestamp:
     """Default scoring instant: the end of the data (``data.end``, else the day after its
     last recorded day; :func:`churnml.data.customer_data.data_end`), never the wall clock."""
@@ -98,11 +108,13 @@ def score_customers(data: CustomerData, cfg: Config, models: Any, *, cutoff: Any
     """Score every customer at ``cutoff`` (default: the end of the data,
     :func:`default_cutoff`) with the features ``churnml train``
     fitted the models on; returns :class:`churnml.scoring.ScoreResult`."""
+    from churnml.data.customer_data import check_cutoff
     from churnml.scoring import score
     from churnml.training.train import feature_spec
 
     if cutoff is None:
         cutoff = default_cutoff(data)
+    check_cutoff(data, cutoff)
     return score(data, models, cfg.scoring, cutoff=cutoff, churn=cfg.churn,
                  spec=feature_spec(cfg), scored_at=scored_at, threads=cfg.features.threads,
                  memory_limit=cfg.features.memory_limit, progress=progress)

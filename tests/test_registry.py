@@ -458,6 +458,20 @@ def test_logged_models_hold_no_pickle(store, pair_models, model_data, tmp_path):
     assert np.array_equal(loaded.predict_proba(X), pair_models[0][0].predict_proba(X))
 
 
+def test_registration_prints_nothing(store, pair_models, model_data, capfd):
+    """MLflow's "Successfully registered model" / "Created version" lines stay out of
+    routine runs."""
+    candidates = log_pair(store, pair_models[0], model_data.X_train, summary(0.8, 0.7, 0.6, 0.5))
+    log_pair(store, pair_models[1], model_data.X_train, summary(0.8, 0.7, 0.6, 0.5))
+    err = capfd.readouterr().err
+    assert "Successfully registered" not in err and "Created version" not in err
+    with tr.tracking(store) as client:
+        mv = client.get_model_version(CHURN, "2")
+        assert client.get_registered_model(CHURN).aliases == {tr.CHALLENGER: 2}
+    assert candidates["churn"] == (CHURN, "1") and mv.run_id != candidates["run"]
+    assert mv.source.startswith("models:/m-")
+
+
 def test_missing_store_is_not_created(tmp_path):
     missing = tmp_path / "typo" / "mlflow.db"
     uri = f"sqlite:///{missing}"

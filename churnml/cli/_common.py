@@ -200,5 +200,8 @@ def _label_periods(df: pd.DataFrame, period: str) -> pd.DataFrame:
 
 
 def fail(exc: Exception) -> None:
-    err.print(f"[bold red]error:[/bold red] {exc}")
+    """Print ``error: <exc>`` (its text verbatim: ``[name]`` is not rich markup) and exit 2."""
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
     raise typer.Exit(code=2)

@@ -132,10 +132,26 @@ def training_cutoffs(data: CustomerData | Any, cfg: Config) -> pd.DatetimeIndex:
         to_offset(t.cutoff_frequency)
     except ValueError as exc:
         raise ConfigError(f"training.cutoff_frequency {t.cutoff_frequency!r}: {exc}") from exc
-    cuts = labelled_cutoffs(data, cfg.churn, freq=t.cutoff_frequency,
-                            start=_timestamp(t.first_cutoff, "first_cutoff"))
-    if t.last_cutoff is not None:
-        cuts = cuts[cuts <= _timestamp(t.last_cutoff, "last_cutoff")]
+    first = _timestamp(t.first_cutoff, "first_cutoff")
+    cuts = labelled_cutoffs(data, cfg.churn, freq=t.cutoff_frequency, start=first)
+    window = label_window_days(cfg.churn)
+    span = f"the data run from {data.start} to {data.end}"
+    if len(cuts) == 0 and first is not None and first >= pd.Timestamp(data.end):
+        raise ConfigError(
+            f"training.first_cutoff {first} is after all the data ({span}): no cutoff to "
+            f"train on; set it at least {window} days (the label window) before "
+            f"{pd.Timestamp(data.end).date()}, or remove it to start at the first data")
+    if len(cuts) == 0 and first is not None:
+        raise ConfigError(
+            f"training.first_cutoff {first} leaves less than the {window}-day label window "
+            f"before the end of the data ({span}): no cutoff can be labelled; set it on or "
+            f"before {(pd.Timestamp(data.end) - pd.Timedelta(days=window)).date()}")
+    if len(cuts) > 0 and t.last_cutoff is not None:
+        last = _timestamp(t.last_cutoff, "last_cutoff")
+        if not (cuts <= last).any():
+            raise ConfigError(f"training.last_cutoff {last} is before the first labelled "
+                              f"cutoff ({cuts[0]}): no cutoff to train on")
+        cuts = cuts[cuts <= last]
     if len(cuts) == 0:
         raise ConfigError(
             f"no labelled cutoff: the data ({data.start} .. {data.end}) are shorter than "
