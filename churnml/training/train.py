@@ -95,6 +95,7 @@ class TrainResult:
     tracking_uri: str | None = None
     registrations: dict[str, Registration] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    logging_seconds: dict[str, float] = field(default_factory=dict)  # parts of log_run
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -246,6 +247,18 @@ def summary_tables(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return out
 
 
+def candidate_costs(selection: pd.DataFrame) -> pd.DataFrame:
+    """What each candidate of the nested selection cost and won: ``task, params, chosen,
+    selections, seconds`` (the inner fits of every backtest fold and of the final models;
+    e.g. a BTYD candidate that is never chosen and costs minutes). Empty without a choice."""
+    if selection.empty or "seconds" not in selection:
+        return pd.DataFrame(columns=["task", "params", "chosen", "selections", "seconds"])
+    return (selection.groupby(["task", "params"], sort=False)
+            .agg(chosen=("selected", "sum"), selections=("selected", "size"),
+                 seconds=("seconds", "sum"))
+            .reset_index())
+
+
 def write_outputs(result: TrainResult, out_dir: str | Path) -> dict[str, Path]:
     """Write the backtest metrics, predictions and feature importance (atomically)."""
     out = Path(out_dir)
@@ -263,51 +276,61 @@ def log_run(
     """Log the run to MLflow (module docstring) and register both models with alias
     ``challenger``; ``example`` holds feature rows for the input example. Returns
     ``{task: LoggedEstimator}`` and sets ``result.run_id``."""
-    from churnml.training import figures
-    from churnml.training import tracking as tr
-    from churnml.training.lineage import lineage_tags
+    parts = result.logging_seconds
+    with _timed(parts, "import"):
+        from churnml.training import figures
+        from churnml.training import tracking as tr
+        from churnml.training.lineage import lineage_tags
 
     t, bt, models = cfg.tracking, result.backtest, result.models
     summary = bt.summary
     tags = {"churnml.config": cfg.name, "churnml.dataset": data.name,
             "churnml.backtest": cfg.training.backtest, **lineage_tags(cfg)}
+    with _timed(parts, "store"):
+        tr.ensure_store(t.uri)
     with tr.start_run(t.experiment or cfg.name, run_name=cfg.name, tracking_uri=t.uri,
                       tags=tags) as run:
-        tr.log_config(cfg)
-        tr.log_fingerprint(data.fingerprint())
-        cuts = result.train_cutoffs
-        tr.log_training_window(start=cuts[0], end=cuts[-1], cutoffs=len(cuts),
-                               horizon_days=cfg.churn.horizon_days,
-                               label_window_days=label_window_days(cfg.churn),
-                               rows=len(example))
-        for task, est in (("churn", models.churn), ("ltv", models.ltv),
-                          ("logistic", models.logistic)):
-            tr.log_params(est.get_params(), prefix=f"final.{task}.")
-        tr.log_metrics({f"{r.model}.{r.metric}": r.mean for r in summary.itertuples()},
-                       prefix=BACKTEST_PREFIX)
-        metric_names = list(dict.fromkeys(summary["metric"]))
-        per_fold = bt.metrics.melt(id_vars=["model", "fold"], value_vars=metric_names,
-                                   var_name="metric").dropna(subset=["value"])
-        for fold, rows in per_fold.groupby("fold"):
-            tr.log_metrics({f"{r.model}.{r.metric}": r.value for r in rows.itertuples()},
-                           prefix=FOLD_PREFIX, step=int(fold))
-        tables = {"backtest_metrics": bt.metrics, "backtest_summary": summary,
-                  "folds": bt.fold_table, "lift": bt.lift, "calibration": bt.calibration,
-                  "ltv_deciles": bt.ltv_deciles, "selection": bt.selection,
-                  "feature_importance": result.importance}
-        for name, table in tables.items():
-            tr.log_table(table, name)
-        for name, make in figures.FIGURES.items():
-            tr.log_figure(make(bt.predictions), name)
-        tr.log_figure(figures.importance_figure(result.importance), "feature_importance")
-        logged = {
-            task: tr.log_model(est, example, output=output, registered_model_name=name,
-                               alias=tr.CHALLENGER)
-            for task, est, output, name in (
-                ("churn", models.churn, tr.CHURN_OUTPUT, t.churn_model_name),
-                ("ltv", models.ltv, tr.LTV_OUTPUT, t.ltv_model_name),
-            )
-        }
+        # models first: MLflow copies every metric already in the run to each logged model,
+        # one query per metric (seconds with the per-fold metrics)
+        with _timed(parts, "models"):
+            logged = {
+                task: tr.log_model(est, example, output=output, registered_model_name=name,
+                                   alias=tr.CHALLENGER)
+                for task, est, output, name in (
+                    ("churn", models.churn, tr.CHURN_OUTPUT, t.churn_model_name),
+                    ("ltv", models.ltv, tr.LTV_OUTPUT, t.ltv_model_name),
+                )
+            }
+        with _timed(parts, "params and metrics"):
+            tr.log_config(cfg)
+            tr.log_fingerprint(data.fingerprint())
+            cuts = result.train_cutoffs
+            tr.log_training_window(start=cuts[0], end=cuts[-1], cutoffs=len(cuts),
+                                   horizon_days=cfg.churn.horizon_days,
+                                   label_window_days=label_window_days(cfg.churn),
+                                   rows=len(example))
+            for task, est in (("churn", models.churn), ("ltv", models.ltv),
+                              ("logistic", models.logistic)):
+                tr.log_params(est.get_params(), prefix=f"final.{task}.")
+            tr.log_metrics({f"{r.model}.{r.metric}": r.mean for r in summary.itertuples()},
+                           prefix=BACKTEST_PREFIX)
+            metric_names = list(dict.fromkeys(summary["metric"]))
+            per_fold = bt.metrics.melt(id_vars=["model", "fold"], value_vars=metric_names,
+                                       var_name="metric").dropna(subset=["value"])
+            for fold, rows in per_fold.groupby("fold"):
+                tr.log_metrics({f"{r.model}.{r.metric}": r.value for r in rows.itertuples()},
+                               prefix=FOLD_PREFIX, step=int(fold))
+        with _timed(parts, "tables"):
+            tables = {"backtest_metrics": bt.metrics, "backtest_summary": summary,
+                      "folds": bt.fold_table, "lift": bt.lift, "calibration": bt.calibration,
+                      "ltv_deciles": bt.ltv_deciles, "selection": bt.selection,
+                      "feature_importance": result.importance}
+            for name, table in tables.items():
+                tr.log_table(table, name)
+        with _timed(parts, "figures"):
+            for name, make in figures.FIGURES.items():
+                tr.log_figure(make(bt.predictions), name)
+            tr.log_figure(figures.importance_figure(result.importance), "feature_importance")
         result.run_id = run.info.run_id
     return logged
 
@@ -341,6 +364,13 @@ def promote(cfg: Config, logged: dict[str, Any], summary: pd.DataFrame,
                 None if current is None else str(current), decision.promote,
                 f"{BACKTEST_PREFIX}{task}.{metrics[task]}", decision.verdicts[task].text)
     return out
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], label: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    seconds[label] = time.perf_counter() - start
 
 
 @contextmanager
