@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,7 +96,8 @@ class TrainResult:
     tracking_uri: str | None = None
     registrations: dict[str, Registration] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
-    logging_seconds: dict[str, float] = field(default_factory=dict)  # parts of log_run
+    # parts of the logging step (log_run); "background": prepare_tracking during the fit
+    logging_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -382,13 +384,40 @@ def _stage(console: Console, label: str, seconds: dict[str, float]) -> Iterator[
     console.print(f"[green]✓[/green] {label} ({seconds[label]:.1f} s)")
 
 
+BACKGROUND = "background"  # key of TrainResult.logging_seconds: prepare_tracking's time
+
+
+def prepare_tracking(uri: str) -> float:
+    """Import MLflow and matplotlib and create (or migrate) the store: the slow, fixed part
+    of the logging step (tens of seconds on a fresh clone of a busy machine), which
+    :func:`train` runs in a background thread while the models are fitted. Returns its
+    seconds."""
+    start = time.perf_counter()
+    from churnml.training import figures, tracking  # noqa: F401 - the imports are the work
+
+    tracking.ensure_store(uri)
+    return time.perf_counter() - start
+
+
 def train(cfg: Config, data: CustomerData | Any, console: Console | None = None
           ) -> TrainResult:
     """Build the panel (on Spark for :class:`~churnml.data.spark_loader.SparkData`),
     backtest, fit the final models, write the output files, log the
-    run to MLflow, register both models and promote them if they beat the champions."""
+    run to MLflow, register both models and promote them if they beat the champions.
+    MLflow is imported and the store created (:func:`prepare_tracking`) in a background
+    thread meanwhile; its error, if any, surfaces in the logging step."""
     console = console or Console(stderr=True)
     seconds: dict[str, float] = {}
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="churnml-mlflow")
+    try:
+        prepared = pool.submit(prepare_tracking, cfg.tracking.uri)
+        return _train(cfg, data, console, seconds, prepared)
+    finally:  # a failed fit reports at once; the thread finishes on its own
+        pool.shutdown(wait=False)
+
+
+def _train(cfg: Config, data: CustomerData | Any, console: Console,
+           seconds: dict[str, float], prepared: Future) -> TrainResult:
     with threadpool_limits(cfg.training.n_jobs):
         with _stage(console, "building the panel", seconds):
             panel = build_training_panel(data, cfg)
@@ -412,6 +441,8 @@ def train(cfg: Config, data: CustomerData | Any, console: Console | None = None
     with _stage(console, f"writing outputs to {portable(cfg.output_dir)}", seconds):
         result.files = write_outputs(result, cfg.output_dir)
     with _stage(console, f"MLflow run and registry ({portable(cfg.tracking.uri)})", seconds):
+        # MLflow imported and the store ready (or its error raised)
+        result.logging_seconds[BACKGROUND] = prepared.result()
         logged = log_run(result, cfg, data, final[models.features])
         result.registrations = promote(cfg, logged, bt.summary, result.run_id, bt.metrics)
     return result
