@@ -242,6 +242,13 @@ def log_figure(figure: Any, name: str) -> str:
     return path
 
 
+def log_figure_files(paths: list[Path]) -> list[str]:
+    """Log rendered figures (PNG files) as ``figures/<file name>``; returns the paths."""
+    for path in paths:
+        mlflow.log_artifact(str(path), artifact_path="figures")
+    return [f"figures/{Path(p).name}" for p in paths]
+
+
 def log_config(config: BaseModel | Mapping[str, Any]) -> None:
     """Log the config as ``config.json`` and as ``config.*`` params, paths made portable
     (:func:`churnml.paths.portable`: no absolute path of this machine)."""

@@ -22,6 +22,7 @@ Stages (each a plain function, usable alone):
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -273,11 +274,13 @@ def write_outputs(result: TrainResult, out_dir: str | Path) -> dict[str, Path]:
 
 
 def log_run(
-    result: TrainResult, cfg: Config, data: CustomerData | Any, example: pd.DataFrame
+    result: TrainResult, cfg: Config, data: CustomerData | Any, example: pd.DataFrame,
+    rendered: list[Path] | None = None,
 ) -> dict[str, Any]:
     """Log the run to MLflow (module docstring) and register both models with alias
-    ``challenger``; ``example`` holds feature rows for the input example. Returns
-    ``{task: LoggedEstimator}`` and sets ``result.run_id``."""
+    ``challenger``; ``example`` holds feature rows for the input example, ``rendered`` the
+    backtest figures already rendered (:func:`~churnml.training.figures.render`; None:
+    rendered here). Returns ``{task: LoggedEstimator}`` and sets ``result.run_id``."""
     parts = result.logging_seconds
     with _timed(parts, "import"):
         from churnml.training import figures
@@ -330,8 +333,11 @@ def log_run(
             for name, table in tables.items():
                 tr.log_table(table, name)
         with _timed(parts, "figures"):
-            for name, make in figures.FIGURES.items():
-                tr.log_figure(make(bt.predictions), name)
+            if rendered is None:
+                for name, make in figures.FIGURES.items():
+                    tr.log_figure(make(bt.predictions), name)
+            else:
+                tr.log_figure_files(rendered)
             tr.log_figure(figures.importance_figure(result.importance), "feature_importance")
         result.run_id = run.info.run_id
     return logged
@@ -387,6 +393,12 @@ def _stage(console: Console, label: str, seconds: dict[str, float]) -> Iterator[
 BACKGROUND = "background"  # key of TrainResult.logging_seconds: prepare_tracking's time
 
 
+def _render(pred: pd.DataFrame, folder: Path) -> list[Path]:
+    from churnml.training import figures
+
+    return figures.render(pred, folder)
+
+
 def prepare_tracking(uri: str) -> float:
     """Import MLflow and matplotlib and create (or migrate) the store: the slow, fixed part
     of the logging step (tens of seconds on a fresh clone of a busy machine), which
@@ -405,19 +417,22 @@ def train(cfg: Config, data: CustomerData | Any, console: Console | None = None
     backtest, fit the final models, write the output files, log the
     run to MLflow, register both models and promote them if they beat the champions.
     MLflow is imported and the store created (:func:`prepare_tracking`) in a background
-    thread meanwhile; its error, if any, surfaces in the logging step."""
+    thread during the fit, and the backtest figures rendered during the final fit; an error
+    there surfaces in the logging step."""
     console = console or Console(stderr=True)
     seconds: dict[str, float] = {}
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="churnml-mlflow")
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="churnml-mlflow")
     try:
-        prepared = pool.submit(prepare_tracking, cfg.tracking.uri)
-        return _train(cfg, data, console, seconds, prepared)
-    finally:  # a failed fit reports at once; the thread finishes on its own
+        with tempfile.TemporaryDirectory(prefix="churnml-figures-") as folder:
+            prepared = pool.submit(prepare_tracking, cfg.tracking.uri)
+            return _train(cfg, data, console, seconds, pool, prepared, Path(folder))
+    finally:  # a failed fit reports at once; the threads finish on their own
         pool.shutdown(wait=False)
 
 
 def _train(cfg: Config, data: CustomerData | Any, console: Console,
-           seconds: dict[str, float], prepared: Future) -> TrainResult:
+           seconds: dict[str, float], pool: ThreadPoolExecutor, prepared: Future,
+           folder: Path) -> TrainResult:
     with threadpool_limits(cfg.training.n_jobs):
         with _stage(console, "building the panel", seconds):
             panel = build_training_panel(data, cfg)
@@ -431,6 +446,8 @@ def _train(cfg: Config, data: CustomerData | Any, console: Console,
             bt = backtest(panel, cfg.training, cfg.churn,
                           progress=lambda msg: status.update(f"backtest: {msg} …"))
         final = final_panel(panel, cfg)
+        # the backtest figures are rendered in the background while the final models fit
+        rendered = pool.submit(_render, bt.predictions, folder)
         with _stage(console, f"final models ({len(final):,} rows)", seconds):
             models = fit_models(final, cfg.training, cfg.churn)
     result = TrainResult(
@@ -443,6 +460,6 @@ def _train(cfg: Config, data: CustomerData | Any, console: Console,
     with _stage(console, f"MLflow run and registry ({portable(cfg.tracking.uri)})", seconds):
         # MLflow imported and the store ready (or its error raised)
         result.logging_seconds[BACKGROUND] = prepared.result()
-        logged = log_run(result, cfg, data, final[models.features])
+        logged = log_run(result, cfg, data, final[models.features], rendered.result())
         result.registrations = promote(cfg, logged, bt.summary, result.run_id, bt.metrics)
     return result
