@@ -64,6 +64,16 @@ def csv_option_suggestions(name: str) -> list[str]:
     return out
 
 
+class Lookup(_Strict):
+    """A file joined to a table's raw rows before its expressions (many rows to one): e.g. a
+    course list giving each enrolment the course length. Every row must find exactly one."""
+
+    path: str = Field(description="CSV or Parquet file, relative to data.dir")
+    keys: list[str] = Field(min_length=1, description="key columns present in both files")
+    csv_options: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments of pandas.read_csv")
+
+
 class TableSource(_Strict):
     """Where one input table comes from and how its raw columns map to the contract."""
 
@@ -77,6 +87,9 @@ class TableSource(_Strict):
     columns: dict[str, str] = Field(
         default_factory=dict, description="canonical name -> raw column name"
     )
+    lookups: list[Lookup] = Field(
+        default_factory=list, description="files joined to the raw rows (on key columns) "
+        "before the expressions, which may then read their columns (DuckDB loader only)")
     expressions: dict[str, str] = Field(
         default_factory=dict,
         description="canonical name -> SQL expression over the raw columns, e.g. "
@@ -677,6 +690,63 @@ class MonitoringConfig(_Strict):
         return self
 
 
+TailRule = Literal["constant_hazard", "sbg", "restricted"]
+
+
+class SurvivalConfig(_Strict):
+    """Time to churn (``churnml.survival``): the period grid, score horizons, discounting and
+    intervals. Durations are counted in periods of ``period_days`` from each cutoff."""
+
+    enabled: bool = Field(
+        False, description="fit and score the survival model beside churn and value")
+    period_days: int = Field(
+        30, gt=0, description="grid unit, days: 30 (months) by default, as fine as a 30-day "
+        "horizon needs while a two-year grid stays 24 person-period rows per landmark; 7 for "
+        "weeks, 1 for days, or the billing cycle of a subscription business")
+    grid_periods: int = Field(
+        24, gt=0, description="length of the survival curve, in periods (must not exceed the "
+        "data span; extended past it by tail_rule)")
+    horizons_days: list[int] = Field(
+        default_factory=lambda: [30, 90, 365],
+        description="survival scored at these horizons, days: p_active_<N>d (at most "
+        "grid_periods x period_days)")
+    discount_rate_annual: float = Field(
+        0.10, ge=0, lt=10, description="annual discount rate of lifetime value and DERL; a "
+        "period's factor is (1 + rate)^(-period_days / 365.25)")
+    interval_level: float = Field(
+        0.8, gt=0, lt=1, description="level of the lifetime_value_low/high interval")
+    tail_rule: TailRule = Field(
+        "constant_hazard", description="curve past the longest observed duration: "
+        "constant_hazard (last hazard continues), sbg (shifted-beta-geometric fit on the "
+        "model's own retention) or restricted (stop at the grid end: restricted means)")
+
+    @field_validator("horizons_days")
+    @classmethod
+    def _positive_sorted(cls, value: list[int]) -> list[int]:
+        if not value:
+            raise ValueError("give at least one horizon (days)")
+        if any(h <= 0 for h in value):
+            raise ValueError(f"horizons must be positive days, got {value}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"horizons repeat a value: {value}")
+        return sorted(value)
+
+    @model_validator(mode="after")
+    def _grid_reaches_horizons(self) -> SurvivalConfig:
+        grid_days = self.grid_periods * self.period_days
+        if max(self.horizons_days) > grid_days:
+            raise ValueError(
+                f"horizon {max(self.horizons_days)} days lies beyond the grid "
+                f"(grid_periods {self.grid_periods} x period_days {self.period_days} = "
+                f"{grid_days} days); lengthen grid_periods or drop the horizon")
+        return self
+
+    @property
+    def grid_days(self) -> int:
+        """Length of the grid in days."""
+        return self.grid_periods * self.period_days
+
+
 class Config(_Strict):
     name: str = "churnml"
     data: DataConfig
@@ -690,6 +760,7 @@ class Config(_Strict):
     scoring: ScoringConfig = ScoringConfig()
     uplift: UpliftConfig = UpliftConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    survival: SurvivalConfig = SurvivalConfig()
     output_dir: str = "out"
     csv_escape_formulas: bool = Field(
         True, description="prefix CSV text cells starting with = + - @ tab CR LF with ' so "

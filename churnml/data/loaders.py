@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from churnml.config import Config, DataConfig, TableSource, ValidationConfig, VoiceConfig
+from churnml.config import (
+    Config,
+    DataConfig,
+    Lookup,
+    TableSource,
+    ValidationConfig,
+    VoiceConfig,
+)
 from churnml.data.customer_data import CustomerData
 from churnml.data.schema import TABLES
 from churnml.errors import ConfigError, DataValidationError
@@ -106,6 +113,58 @@ def apply_expressions(df: pd.DataFrame, table: str, expressions: dict[str, str]
     return pd.concat([out, computed], axis=1)
 
 
+def join_lookups(df: pd.DataFrame, table: str, directory: Path, lookups: list[Lookup]
+                 ) -> pd.DataFrame:
+    """Join each lookup file to the raw rows on its key columns (many rows to one), keeping
+    the rows' order and index. Errors name the file, the columns and example rows: a key
+    column missing on either side, a key repeated in the lookup, a column both files hold,
+    rows that find no lookup row."""
+    for i, lookup in enumerate(lookups):
+        where = f"data.tables.{table}.lookups[{i}]"
+        path = directory / lookup.path
+        if not path.exists():
+            raise FileNotFoundError(f"{where}: file not found: {path}")
+        source = TableSource(csv_options=lookup.csv_options)
+        right = read_raw(path, source)
+        for side, frame in ((f"the {table} file", df), (str(path), right)):
+            absent = [c for c in lookup.keys if c not in frame.columns]
+            if absent:
+                raise DataValidationError(
+                    table, absent[0], f"{where}: key column {absent[0]!r} not in {side} "
+                    f"(columns present: {', '.join(map(str, frame.columns))})")
+        clash = [c for c in right.columns if c in df.columns and c not in lookup.keys]
+        if clash:
+            raise DataValidationError(
+                table, clash[0], f"{where}: column {clash[0]!r} is in both the {table} file "
+                f"and {path}; join on it (add it to `keys`) or drop it with csv_options.usecols")
+        left_keys, right_keys = df[lookup.keys].copy(), right[lookup.keys].copy()
+        for c in lookup.keys:
+            if left_keys[c].dtype != right_keys[c].dtype:  # compare as text (7 == "7")
+                left_keys[c] = left_keys[c].astype("str")
+                right_keys[c] = right_keys[c].astype("str")
+        dup = right_keys.duplicated(keep=False)
+        if dup.any():
+            raise _key_error(table, lookup.keys, f"{where}: key repeated in {path} (a lookup "
+                             "names each key once)", right_keys[dup])
+        index = pd.MultiIndex.from_frame(right_keys)
+        pos = index.get_indexer(pd.MultiIndex.from_frame(left_keys))
+        miss = pd.Series(pos < 0, index=df.index)
+        if miss.any():
+            raise _key_error(table, lookup.keys, f"{where}: no row of {path} has this key",
+                             left_keys[miss.to_numpy()])
+        extra = right.drop(columns=lookup.keys).iloc[pos]
+        extra.index = df.index
+        df = pd.concat([df, extra], axis=1)
+    return df
+
+
+def _key_error(table: str, on: list[str], problem: str, bad: pd.DataFrame
+               ) -> DataValidationError:
+    shown = bad.astype(str).agg("/".join, axis=1)
+    return DataValidationError(table, ",".join(on), problem, rows=list(bad.index[:5]),
+                               values=list(shown.iloc[:5]), n_rows=len(bad))
+
+
 def apply_mapping(
     df: pd.DataFrame, table: str, columns: dict[str, str], origin: str = ""
 ) -> pd.DataFrame:
@@ -181,6 +240,8 @@ def load_folder(
         raw = read_raw(path, source, name)
         if name == "transactions" and raw.empty:
             raise DataValidationError(name, None, f"{path}: the file has a header but no rows")
+        if source is not None and source.lookups:
+            raw = join_lookups(raw, name, directory, source.lookups)
         if source is not None and source.expressions:
             raw = apply_expressions(raw, name, source.expressions)
         mapped = apply_mapping(raw, name, source.columns if source else {}, str(path))

@@ -62,7 +62,7 @@ CUSTOMERS = TableSpec(
 SUBSCRIPTIONS = TableSpec(
     "subscriptions",
     required={"customer_id": "id", "start_ts": "timestamp", "end_ts": "timestamp"},
-    optional={"plan": "category", "mrr": "number"},
+    optional={"plan": "category", "mrr": "number", "term_end_ts": "timestamp"},
 )
 
 CAMPAIGNS = TableSpec(

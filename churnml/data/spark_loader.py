@@ -34,7 +34,7 @@ from churnml.errors import _show as show_value
 
 MAX_EXAMPLES = 5
 # loader options of the pandas route that the Spark route does not implement
-UNSUPPORTED = ("expressions", "order_lines", "drop_missing_ids", "drop_duplicates")
+UNSUPPORTED = ("expressions", "lookups", "order_lines", "drop_missing_ids", "drop_duplicates")
 ID_COLUMNS = ("customer_id", "referred_by")
 URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:/")
 OFFSET = r"(Z|[+-]\d{2}:?\d{2})$"  # a timestamp string with a UTC offset
