@@ -32,6 +32,40 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# pandas.read_csv options a table's csv_options plausibly means, by the words people write
+# for them (suggestions for a typo; any read_csv keyword is accepted)
+CSV_OPTION_WORDS = {
+    "sep": ("sep", "delimiter"), "separator": ("sep", "delimiter"),
+    "delimiter": ("delimiter", "sep"), "delim": ("delimiter", "sep"),
+    "encoding": ("encoding",), "charset": ("encoding",), "codec": ("encoding",),
+    "decimal": ("decimal",), "decimal_separator": ("decimal",),
+    "thousands": ("thousands",), "thousands_separator": ("thousands",),
+    "header": ("header",), "names": ("names",), "column_names": ("names",),
+    "usecols": ("usecols",), "columns": ("usecols",), "dtype": ("dtype",),
+    "quotechar": ("quotechar",), "quote": ("quotechar",), "quoting": ("quoting",),
+    "escapechar": ("escapechar",), "escape": ("escapechar",), "comment": ("comment",),
+    "skiprows": ("skiprows",), "skip_rows": ("skiprows",), "skipfooter": ("skipfooter",),
+    "nrows": ("nrows",), "na_values": ("na_values",), "missing_values": ("na_values",),
+    "keep_default_na": ("keep_default_na",), "true_values": ("true_values",),
+    "false_values": ("false_values",), "skipinitialspace": ("skipinitialspace",),
+    "lineterminator": ("lineterminator",), "line_terminator": ("lineterminator",),
+    "encoding_errors": ("encoding_errors",), "on_bad_lines": ("on_bad_lines",),
+    "doublequote": ("doublequote",), "engine": ("engine",),
+}
+
+
+def csv_option_suggestions(name: str) -> list[str]:
+    """The read_csv options a misspelt ``name`` most likely means (difflib over
+    :data:`CSV_OPTION_WORDS`: ``seperator`` -> ``sep``, ``delimiter``)."""
+    import difflib
+
+    out: list[str] = []
+    for word in difflib.get_close_matches(name.lower(), list(CSV_OPTION_WORDS), n=2,
+                                          cutoff=0.75):
+        out += [o for o in CSV_OPTION_WORDS[word] if o not in out]
+    return out
+
+
 class Lookup(_Strict):
     """A file joined to a table's raw rows before its expressions (many rows to one): e.g. a
     course list giving each enrolment the course length. Every row must find exactly one."""
@@ -101,10 +135,8 @@ class TableSource(_Strict):
         known = set(inspect.signature(pd.read_csv).parameters) - {"filepath_or_buffer"}
         unknown = sorted(set(value) - known)
         if unknown:
-            import difflib
-
-            close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            close = csv_option_suggestions(unknown[0])
+            hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
             raise ValueError(f"unknown pandas.read_csv option {unknown[0]!r}{hint}")
         return value
 
@@ -390,6 +422,16 @@ class TrackingConfig(_Strict):
         1e-6, ge=0,
         description="a new version must beat the champion's metric by more than this "
         "(metric units): a rerun that differs only by floating-point noise never swaps",
+    )
+    promotion_rule: Literal["paired", "strict"] = Field(
+        "paired",
+        description="against the naive baseline: 'paired' blocks promotion only when the "
+        "model is worse fold by fold by more than the folds' spread (mean paired difference "
+        "< -promotion_tolerance_sd x its sd); 'strict' needs a better backtest mean",
+    )
+    promotion_tolerance_sd: float = Field(
+        1.0, ge=0, description="paired rule: tolerated shortfall, in sds of the per-fold "
+        "differences model - baseline",
     )
     promote_across_configs: bool = Field(
         False, description="let a pair replace a champion trained for a different config "
@@ -814,12 +856,33 @@ def load_config(path: str | Path) -> Config:
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as exc:
-        parts = [
-            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
-        ]
-        raise ConfigError(f"{path}: " + "; ".join(parts)) from exc
+        raise config_error(exc, f"{path}: ") from None
     return resolve_paths(cfg, path.parent)
+
+
+def config_error(exc: ValidationError, prefix: str = "",
+                 names: dict[str, str] | None = None) -> ConfigError:
+    """A :class:`ConfigError` from a pydantic error, one ``key: message`` per problem
+    (``names`` renames keys, e.g. ``{"dataset": "--dataset"}``): no pydantic banner or web
+    link; a value outside a fixed set names the value, the valid ones and the closest."""
+    import difflib
+
+    names = names or {}
+    parts = []
+    for e in exc.errors(include_url=False):
+        key = ".".join(str(x) for x in e["loc"])
+        key = names.get(key, key)
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "literal_error":
+            valid = [v.strip().strip("'") for v in
+                     e["ctx"]["expected"].replace(" or ", ", ").split(",")]
+            close = difflib.get_close_matches(str(e["input"]), valid, n=1)
+            msg = (f"unknown value {e['input']!r}; valid: {', '.join(valid)}"
+                   + (f" (did you mean {close[0]!r}?)" if close else ""))
+        elif e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        parts.append(f"{key}: {msg}" if key else msg)
+    return ConfigError(prefix + "; ".join(parts))
 
 
 SQLITE_PREFIX = "sqlite:///"

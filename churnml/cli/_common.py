@@ -14,9 +14,10 @@ from typing import Annotated
 import numpy as np
 import pandas as pd
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
-from churnml.config import Config, DataConfig, default_config, load_config
+from churnml.config import Config, DataConfig, config_error, default_config, load_config
 from churnml.data.timestamps import parse_iso_timestamp  # noqa: F401 (re-export)
 from churnml.paths import portable
 
@@ -80,8 +81,11 @@ def resolve_config(config: Path | None, dataset: str | None, data: Path | None) 
         raise typer.BadParameter("give --dataset or --data, not both")
     cfg = load_config(config) if config else default_config("simulated")
     if dataset is not None:
-        cfg.data = DataConfig(dataset=dataset, seed=cfg.data.seed,
-                              simulated_customers=cfg.data.simulated_customers)
+        try:
+            cfg.data = DataConfig(dataset=dataset, seed=cfg.data.seed,
+                                  simulated_customers=cfg.data.simulated_customers)
+        except ValidationError as exc:
+            raise config_error(exc, names={"dataset": "--dataset"}) from None
     elif data is not None:
         cfg.data = DataConfig(dir=str(data), timezone=cfg.data.timezone,
                               currency=cfg.data.currency, tables=cfg.data.tables,
@@ -197,5 +201,8 @@ def warn_trust_pickle(path: str | Path) -> None:
 
 
 def fail(exc: Exception) -> None:
-    err.print(f"[bold red]error:[/bold red] {exc}")
+    """Print ``error: <exc>`` (its text verbatim: ``[name]`` is not rich markup) and exit 2."""
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
     raise typer.Exit(code=2)

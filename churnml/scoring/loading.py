@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from churnml.errors import DataValidationError, ModelMismatchError
+from churnml.errors import DataValidationError, ModelMismatchError, ModelSourceError
 from churnml.models._preprocess import CATEGORICAL, FEATURE_TABLE, NUMERIC, is_categorical
 
 MODELS_PREFIX = "models:/"
@@ -130,11 +130,18 @@ def load_registered_pair(
     """The pair behind ``alias`` (module docstring) from a store opened read-only; with
     ``expected`` (a lineage), models trained for another setup are refused, and models
     without lineage unless ``allow_missing_lineage``."""
+    from churnml.training.champion import no_champion_hint
     from churnml.training.lineage import check_lineage
     from churnml.training.tracking import load_model, resolve_pair, tracking
 
     with tracking(tracking_uri, read_only=True) as client:
-        pair = resolve_pair(churn_name, ltv_name, alias, tracking_uri, client)
+        try:
+            pair = resolve_pair(churn_name, ltv_name, alias, tracking_uri, client)
+        except ModelSourceError as exc:
+            hint = no_champion_hint(client, churn_name, ltv_name, alias)
+            if hint is None:
+                raise
+            raise ModelSourceError(f"{exc}\n{hint}") from None
         runs = {mv.name: client.get_run(mv.run_id).data for mv in (pair.churn, pair.ltv)}
         tags = {name: run.tags for name, run in runs.items()}
         window = {k.removeprefix("window."): v for k, v in runs[churn_name].params.items()
