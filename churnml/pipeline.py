@@ -97,7 +97,9 @@ def score_customers(data: CustomerData, cfg: Config, models: Any, *, cutoff: Any
                     ) -> Any:
     """Score every customer at ``cutoff`` (default: the end of the data,
     :func:`default_cutoff`) with the features ``churnml train``
-    fitted the models on; returns :class:`churnml.scoring.ScoreResult`."""
+    fitted the models on; returns :class:`churnml.scoring.ScoreResult`. When
+    ``churnml campaign train`` saved an uplift model in ``output_dir``, the scores also carry
+    its ``uplift``, ``targeting_value`` and do-not-contact flag (:func:`uplift_columns`)."""
     from churnml.scoring import score
     from churnml.training.train import feature_spec
 
@@ -105,7 +107,20 @@ def score_customers(data: CustomerData, cfg: Config, models: Any, *, cutoff: Any
         cutoff = default_cutoff(data)
     return score(data, models, cfg.scoring, cutoff=cutoff, churn=cfg.churn,
                  spec=feature_spec(cfg), scored_at=scored_at, threads=cfg.features.threads,
-                 memory_limit=cfg.features.memory_limit, progress=progress)
+                 memory_limit=cfg.features.memory_limit, progress=progress,
+                 uplift=uplift_columns(cfg))
+
+
+def uplift_columns(cfg: Config) -> Any:
+    """:class:`churnml.uplift.fitted.UpliftColumns` of the uplift model in ``output_dir``
+    with the config's cost and flag level, or None without one."""
+    from churnml.uplift.fitted import UpliftColumns
+    from churnml.uplift.workflow import load_uplift
+
+    fit = load_uplift(cfg)
+    if fit is None:
+        return None
+    return UpliftColumns(fit, cfg.uplift.cost_per_contact, cfg.uplift.flag_level)
 
 
 def score_output_set(out_dir: Path, scores_path: Path | None = None,
@@ -120,17 +135,34 @@ def score_output_set(out_dir: Path, scores_path: Path | None = None,
 
 def write_score_outputs(result: Any, out_dir: Path, scores_path: Path | None = None,
                         segments_dir: Path | None = None, *, escape: bool = True,
-                        outputs: Any = None) -> dict[str, Path]:
+                        outputs: Any = None, cfg: Config | None = None,
+                        models: Any = None) -> dict[str, Path]:
     """Write scores, the segment summary and one CSV per segment as one unit (the segment
-    folder replaced whole); ``escape``: CSV text cells escaped against spreadsheet formulas."""
+    folder replaced whole); ``escape``: CSV text cells escaped against spreadsheet formulas.
+    With ``cfg`` and ``models`` (and ``monitoring.history`` on), the run's score-history
+    partition is committed in the same unit (a kill never leaves the history and the
+    published scores disagreeing; returned as ``"history"``) and the run logged to MLflow."""
     from churnml.scoring import write_scores
 
     outputs = outputs or score_output_set(out_dir, scores_path, segments_dir)
+    extra = {}
+    if cfg is not None and cfg.monitoring.history:
+        from churnml.monitoring.jobs import HISTORY_TARGET, stage_history
+
+        writer = stage_history(result, cfg, models, outputs)
+        if writer is not None:
+            extra[HISTORY_TARGET] = writer
     write_scores(result.scores, outputs.files["scores"], result.summary,
                  outputs.files["summary"], outputs.folders["segments"], escape=escape,
-                 outputs=outputs)
-    return {"scores": outputs.files["scores"], "segment_summary": outputs.files["summary"],
-            "segments": outputs.folders["segments"]}
+                 outputs=outputs, extra=extra)
+    files = {"scores": outputs.files["scores"], "segment_summary": outputs.files["summary"],
+             "segments": outputs.folders["segments"]}
+    if extra:
+        from churnml.monitoring.jobs import HISTORY_TARGET, log_scoring_run
+
+        files["history"] = outputs.folders[HISTORY_TARGET]
+        log_scoring_run(result, cfg, models)
+    return files
 
 
 def record_score_run(result: Any, cfg: Config, models: Any) -> Path | None:
@@ -163,14 +195,15 @@ def score_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResu
         models = load_scoring_models(fallback)
     cutoff = default_cutoff(data)
     result.scores = score_customers(data, cfg, models, cutoff=cutoff)
-    result.files.update(write_score_outputs(result.scores, out_dir, outputs=outputs,
-                                            escape=cfg.csv_escape_formulas))
-    record_score_run(result.scores, cfg.model_copy(update={"output_dir": str(out_dir)}), models)
+    result.files.update(write_score_outputs(
+        result.scores, out_dir, outputs=outputs, escape=cfg.csv_escape_formulas,
+        cfg=cfg.model_copy(update={"output_dir": str(out_dir)}), models=models))
 
 
 def campaign_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
     """With a campaign log: evaluate every campaign whose horizon has passed, fit the uplift
     model on them and add targeting values to the scores (:mod:`churnml.uplift.workflow`)."""
+    from churnml.scoring.score import UPLIFT_COLUMNS
     from churnml.uplift.campaigns import contact_outcomes
     from churnml.uplift.workflow import TARGETING_FILE, evaluate, target, train_uplift
 
@@ -187,6 +220,17 @@ def campaign_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoR
         if result.scores is not None:
             targeting = target(cfg, data, result.scores.scores, fit)
             result.files["targeting"] = write_table(targeting, out_dir / TARGETING_FILE)
+            # one list for marketing: the scores and segment files carry the uplift columns
+            scores = result.scores.scores
+            for col in UPLIFT_COLUMNS:
+                scores[col] = targeting[col].to_numpy()
+            at = list(scores.columns).index("model_version")
+            order = [c for c in scores.columns if c not in UPLIFT_COLUMNS]
+            result.scores.scores = scores[[*order[:at], *UPLIFT_COLUMNS, *order[at:]]]
+            outputs = score_output_set(out_dir)
+            outputs.prepare()
+            result.files.update(write_score_outputs(result.scores, out_dir, outputs=outputs,
+                                                    escape=cfg.csv_escape_formulas))
 
 
 def monitoring_cutoffs(data: CustomerData, months: int = MONITOR_MONTHS) -> pd.DatetimeIndex:

@@ -140,7 +140,8 @@ def train_cmd(
     tracking_uri: TrackingOpt = None,
 ) -> None:
     """Fit the uplift model (uplift.learner on uplift.outcome) on the campaign log's matured
-    contacts; prints its held-out Qini; saves uplift/model.joblib and logs to MLflow."""
+    contacts; prints its held-out Qini with bootstrap intervals; saves uplift/model.json and
+    logs to MLflow."""
     from churnml.uplift.workflow import train_uplift
 
     try:

@@ -64,6 +64,7 @@ OUTPUT_COLUMNS = [
     ID, PROBABILITY, VALUE, RETAINED, VAR, RANK, seg.SEGMENT, REASONS, seg.ACTION,
     "model_version", CUTOFF, "scored_at",
 ]
+UPLIFT_COLUMNS = ("uplift", "p_negative_uplift", "targeting_value", "negative_uplift")
 SPOOL_FILE = "features.parquet"
 Progress = Callable[[str, int, int], None]  # (stage, customers done, customers total)
 
@@ -216,6 +217,10 @@ class Scorer:
     columns : names, optional
         Further columns of the feature table that rules may read (besides the models' and
         the built-in features): a rule naming anything else is a ConfigError.
+    uplift : callable, optional
+        :class:`churnml.uplift.fitted.UpliftColumns` of a trained uplift model: the scores
+        then carry ``uplift``, ``p_negative_uplift``, ``targeting_value`` and
+        ``negative_uplift`` (do not contact), so one file says whom to call.
     """
 
     def __init__(
@@ -227,8 +232,10 @@ class Scorer:
         descriptions: Mapping[str, str | Feature | DerivedFeature] | None = None,
         scored_at: Any = None,
         columns: Sequence[str] = (),
+        uplift: Any = None,
     ) -> None:
         self.models = models
+        self.uplift = uplift
         self.config = config
         self.churn = churn
         self.cutoff = pd.Timestamp(cutoff)
@@ -260,9 +267,13 @@ class Scorer:
         read."""
         check_feature_table(X, self.dtypes, self.models.version)
         out = X[[ID, *[c for c in self.keep if c in X.columns]]].reset_index(drop=True)
-        return out.assign(**value_scores(self.models.churn.predict_proba(X)[:, 1],
-                                         self.models.ltv.predict(X),
-                                         self.models.ltv.predict_if_retained(X)))
+        out = out.assign(**value_scores(self.models.churn.predict_proba(X)[:, 1],
+                                        self.models.ltv.predict(X),
+                                        self.models.ltv.predict_if_retained(X)))
+        if self.uplift is None:
+            return out
+        feats = X[[c for c in self.uplift.features if c not in out]].reset_index(drop=True)
+        return out.assign(**self.uplift(pd.concat([out, feats], axis=1)))
 
     def explain(self, X: pd.DataFrame) -> np.ndarray:
         """Reasons in words for every row of ``X`` (missing when the churn model has no
@@ -295,6 +306,7 @@ class Scorer:
         out = pd.DataFrame({
             ID: narrow[ID].to_numpy(),
             **{c: narrow[c].to_numpy() for c in SCORE_COLUMNS},
+            **{c: narrow[c].to_numpy() for c in UPLIFT_COLUMNS if c in narrow},
             seg.SEGMENT: segment.to_numpy(),
             REASONS: pd.array(reasons, dtype="str"),
         })
@@ -305,7 +317,11 @@ class Scorer:
         out["scored_at"] = pd.Series(self.scored_at, index=out.index).astype(
             "datetime64[us, UTC]")
         out[seg.SEGMENT] = out[seg.SEGMENT].astype("str")
-        return out[OUTPUT_COLUMNS]
+        extra = [c for c in UPLIFT_COLUMNS if c in out]
+        if not extra:
+            return out[OUTPUT_COLUMNS]
+        at = OUTPUT_COLUMNS.index("model_version")
+        return out[[*OUTPUT_COLUMNS[:at], *extra, *OUTPUT_COLUMNS[at:]]]
 
     def run(
         self,
@@ -407,6 +423,7 @@ def score(
     memory_limit: str | None = None,
     workdir: str | Path | None = None,
     progress: Progress | None = None,
+    uplift: Any = None,
 ) -> ScoreResult:
     """Score every customer with activity before ``cutoff`` (default: now).
 
@@ -425,6 +442,8 @@ def score(
         Recorded as ``scored_at`` (default: now, UTC).
     threads, memory_limit : DuckDB settings of the feature build.
     workdir : folder for the temporary feature spool (default: the system's).
+    uplift : :class:`churnml.uplift.fitted.UpliftColumns`, optional
+        Adds the uplift model's columns to the scores (:class:`Scorer`).
 
     Raises
     ------
@@ -436,13 +455,16 @@ def score(
     cut = as_cutoffs(default_cutoff() if cutoff is None else cutoff)[0]
     probe = Scorer(models, config, churn, cut, feature_descriptions(spec), scored_at)
     needed = needed_columns(models, config, churn, probe.writer)
+    if uplift is not None:
+        needed |= set(uplift.features)
     with tempfile.TemporaryDirectory(prefix="churnml-score-", dir=workdir) as tmp:
         spool = Path(tmp) / SPOOL_FILE
         t0 = time.perf_counter()
         built = spool_features(data, cut, needed, spool, spec, threads, memory_limit)
         features_s = time.perf_counter() - t0
         descriptions = {f.name: f for f in built}
-        scorer = Scorer(models, config, churn, cut, descriptions, probe.scored_at)
+        scorer = Scorer(models, config, churn, cut, descriptions, probe.scored_at,
+                        uplift=uplift)
         total = pq.ParquetFile(spool).metadata.num_rows
         result = scorer.run(lambda: iter_parquet(spool, config.chunk_size, built), total,
                             progress)
