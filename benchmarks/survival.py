@@ -49,9 +49,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 from _quality import N_JOBS, churn_probability, print_table, write_json
 
-from churnml.config import ChurnConfig, load_config
+from churnml.config import ChurnConfig, Config, resolve_paths
 from churnml.data.loaders import load_data
 from churnml.data.simulate import customer_truth, oracle_survival, simulate
 from churnml.errors import DataWarning
@@ -107,10 +108,12 @@ def presentation_start(code: pd.Series) -> pd.Series:
 def oulad_durations(data_dir: Path | None) -> tuple[pd.DataFrame, int]:
     """One row per enrolment at risk at its landmark: ``presentation``, ``duration``,
     ``event``, ``censor_duration`` (periods from the landmark) and the covariates."""
-    cfg = load_config(CONFIG)
     if data_dir is None or not data_dir.is_dir():
         raise SystemExit(f"OULAD data not found ({data_dir}); pass --data PATH/oulad")
-    cfg.data.dir = str(data_dir)
+    raw = yaml.safe_load(CONFIG.read_text())
+    raw["data"]["dir"] = str(data_dir.resolve())
+    raw["data"]["allowed_roots"] = [str(data_dir.resolve())]  # read from that folder only
+    cfg = resolve_paths(Config.model_validate(raw), CONFIG.parent)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)  # count-only transactions
         data = load_data(cfg)
