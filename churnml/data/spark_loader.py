@@ -243,9 +243,9 @@ def infer_format(sdf: Any, table: str, col: str) -> list[str] | None:
     """The formats of a text timestamp column without ``ts_format``: the one family of
     :data:`~churnml.data.timestamps.FORMAT_FAMILIES` that reads its first
     :data:`FORMAT_SAMPLE` distinct values, chosen by the DuckDB route's rule
-    (:func:`~churnml.data.timestamps.infer_family`; ambiguous or mixed values raise its
-    problem as a :class:`DataValidationError`). None: ISO 8601. A later value the family
-    does not read is an ``unparseable timestamp`` row."""
+    (:func:`~churnml.data.timestamps.infer_family`; ambiguous values raise its problem as
+    a :class:`DataValidationError`; with mixed values the family reading the most is used).
+    None: ISO 8601. A value the family does not read is an ``unparseable timestamp`` row."""
     from pyspark.sql import functions as F
 
     rows = (sdf.select(F.trim(F.col(f"`{col}`").cast("string")).alias("v"))
@@ -256,6 +256,9 @@ def infer_format(sdf: Any, table: str, col: str) -> list[str] | None:
     try:
         family = infer_family(values)
     except TimestampProblem as exc:
+        if exc.family is not None:  # mixed: the family reading most values; the rows it
+            family = exc.family  # does not read are counted as unparseable timestamps
+            return None if family.date == ISO else list(family.formats)
         shown = exc.values or values[:MAX_EXAMPLES].tolist()
         raise DataValidationError(table, col, exc.problem, values=shown[:MAX_EXAMPLES],
                                   n_rows=exc.n_rows) from exc
