@@ -172,6 +172,23 @@ def write_spark_table(sdf: Any, path: str | Path, *, escape: bool = True) -> str
     return str(target)
 
 
+def write_spark_file(sdf: Any, path: str | Path) -> str:
+    """One Parquet file at the local ``path``, written by one Spark task (rows in the
+    DataFrame's order), placed atomically."""
+    target = _local(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        out = tmp / "out"
+        sdf.coalesce(1).write.parquet(str(out.resolve()))
+        (part,) = out.glob("part-*.parquet")
+        os.chmod(part, _default_mode())
+        _replace(part, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return str(target)
+
+
 def _replace(new: Path, target: Path) -> None:
     """Move ``new`` to ``target``; an old folder is moved aside first, then removed."""
     if target.is_dir() and not target.is_symlink():

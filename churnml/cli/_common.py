@@ -92,14 +92,20 @@ def resolve_config(config: Path | None, dataset: str | None, data: Path | None) 
 def load(cfg: Config):
     """Load the config's data; data warnings are printed as ``warning: ...`` lines."""
     from churnml.data.loaders import load_data
+    from churnml.data.spark_loader import spark_only
     from churnml.errors import DataWarning
     from churnml.paths import portable
 
-    label = cfg.data.dataset or portable(cfg.data.dir or "")
+    label = cfg.data.dataset or portable(cfg.data.dir or "") or "Spark tables"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
         with step(f"loading data ({label})"):
-            data = load_data(cfg)
+            if spark_only(cfg.data):  # the lakehouse config: Spark reads, DuckDB computes
+                from churnml.pipeline import load_through_spark
+
+                data = load_through_spark(cfg)
+            else:
+                data = load_data(cfg)
     for w in caught:
         if issubclass(w.category, DataWarning):
             err.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)

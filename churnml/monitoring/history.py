@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -61,15 +61,26 @@ class ScoreHistory:
     def write(self, scores: pd.DataFrame, run: Mapping[str, Any],
               profile: Mapping[str, Any] | None = None) -> Path:
         """Store one scoring run (replacing any earlier run of the same ``run['cutoff']``)."""
-        cutoff = pd.Timestamp(run["cutoff"])
         kept = scores[[c for c in COLUMNS if c in scores.columns]].reset_index(drop=True)
+
+        def write_scores(path: Path) -> int:
+            kept.to_parquet(path, index=False)
+            return len(kept)
+
+        return self.write_with(write_scores, run, profile)
+
+    def write_with(self, write_scores: Callable[[Path], int], run: Mapping[str, Any],
+                   profile: Mapping[str, Any] | None = None) -> Path:
+        """:meth:`write`, the scores written by ``write_scores(path)`` (one Parquet file of
+        the :data:`COLUMNS` present; returns its row count), e.g. by Spark."""
+        cutoff = pd.Timestamp(run["cutoff"])
         self.root.mkdir(parents=True, exist_ok=True)
         final = self._dir(cutoff)
         tmp = self.root / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
-            kept.to_parquet(tmp / SCORES, index=False)
-            meta = {**dict(run), "cutoff": cutoff.isoformat(), "rows": len(kept)}
+            rows = write_scores(tmp / SCORES)
+            meta = {**dict(run), "cutoff": cutoff.isoformat(), "rows": rows}
             (tmp / RUN).write_text(json.dumps(meta, indent=1, default=str))
             (tmp / PROFILE).write_text(json.dumps(dict(profile or {})))
             old = None
