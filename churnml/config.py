@@ -14,6 +14,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -21,13 +22,24 @@ from pydantic import (
 
 from churnml.errors import ConfigError
 from churnml.expressions import parse_expression
-from churnml.io import file_stem
+from churnml.io import file_stem, is_local
+from churnml.paths import confined
 
 Period = Literal["day", "week", "month", "quarter", "year"]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class Lookup(_Strict):
+    """A file joined to a table's raw rows before its expressions (many rows to one): e.g. a
+    course list giving each enrolment the course length. Every row must find exactly one."""
+
+    path: str = Field(description="CSV or Parquet file, relative to data.dir")
+    keys: list[str] = Field(min_length=1, description="key columns present in both files")
+    csv_options: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments of pandas.read_csv")
 
 
 class TableSource(_Strict):
@@ -43,6 +55,9 @@ class TableSource(_Strict):
     columns: dict[str, str] = Field(
         default_factory=dict, description="canonical name -> raw column name"
     )
+    lookups: list[Lookup] = Field(
+        default_factory=list, description="files joined to the raw rows (on key columns) "
+        "before the expressions, which may then read their columns (DuckDB loader only)")
     expressions: dict[str, str] = Field(
         default_factory=dict,
         description="canonical name -> SQL expression over the raw columns, e.g. "
@@ -160,6 +175,16 @@ class DataConfig(_Strict):
     dataset: Literal["cdnow", "simulated"] | None = None
     dir: str | None = None
     tables: dict[str, TableSource] = Field(default_factory=dict)
+    allowed_roots: list[str] = Field(
+        default_factory=list, description="folders (relative to the config file) that data "
+        "tables may be read from besides the config's folder and data.dir; a table path "
+        "elsewhere (e.g. ../../etc/passwd) is refused")
+    _config_dir: str | None = PrivateAttr(None)  # folder of the config file it came from
+
+    def roots(self) -> list[str]:
+        """Folders local data tables may be read from: ``dir``, the config file's folder and
+        ``allowed_roots`` (:func:`churnml.paths.confined`)."""
+        return [r for r in (self.dir, self._config_dir, *self.allowed_roots) if r]
     timezone: str = Field(
         "UTC", description="time zone that naive timestamps are in / aware ones convert to"
     )
@@ -366,6 +391,10 @@ class TrackingConfig(_Strict):
         description="a new version must beat the champion's metric by more than this "
         "(metric units): a rerun that differs only by floating-point noise never swaps",
     )
+    promote_across_configs: bool = Field(
+        False, description="let a pair replace a champion trained for a different config "
+        "of the same name (another data source, churn definition or feature spec: its "
+        "lineage tags differ); off: such a pair stays challenger, with the differences named")
 
     @model_validator(mode="after")
     def _safe_names(self) -> TrackingConfig:
@@ -635,6 +664,63 @@ class MonitoringConfig(_Strict):
         return self
 
 
+TailRule = Literal["constant_hazard", "sbg", "restricted"]
+
+
+class SurvivalConfig(_Strict):
+    """Time to churn (``churnml.survival``): the period grid, score horizons, discounting and
+    intervals. Durations are counted in periods of ``period_days`` from each cutoff."""
+
+    enabled: bool = Field(
+        False, description="fit and score the survival model beside churn and value")
+    period_days: int = Field(
+        30, gt=0, description="grid unit, days: 30 (months) by default, as fine as a 30-day "
+        "horizon needs while a two-year grid stays 24 person-period rows per landmark; 7 for "
+        "weeks, 1 for days, or the billing cycle of a subscription business")
+    grid_periods: int = Field(
+        24, gt=0, description="length of the survival curve, in periods (must not exceed the "
+        "data span; extended past it by tail_rule)")
+    horizons_days: list[int] = Field(
+        default_factory=lambda: [30, 90, 365],
+        description="survival scored at these horizons, days: p_active_<N>d (at most "
+        "grid_periods x period_days)")
+    discount_rate_annual: float = Field(
+        0.10, ge=0, lt=10, description="annual discount rate of lifetime value and DERL; a "
+        "period's factor is (1 + rate)^(-period_days / 365.25)")
+    interval_level: float = Field(
+        0.8, gt=0, lt=1, description="level of the lifetime_value_low/high interval")
+    tail_rule: TailRule = Field(
+        "constant_hazard", description="curve past the longest observed duration: "
+        "constant_hazard (last hazard continues), sbg (shifted-beta-geometric fit on the "
+        "model's own retention) or restricted (stop at the grid end: restricted means)")
+
+    @field_validator("horizons_days")
+    @classmethod
+    def _positive_sorted(cls, value: list[int]) -> list[int]:
+        if not value:
+            raise ValueError("give at least one horizon (days)")
+        if any(h <= 0 for h in value):
+            raise ValueError(f"horizons must be positive days, got {value}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"horizons repeat a value: {value}")
+        return sorted(value)
+
+    @model_validator(mode="after")
+    def _grid_reaches_horizons(self) -> SurvivalConfig:
+        grid_days = self.grid_periods * self.period_days
+        if max(self.horizons_days) > grid_days:
+            raise ValueError(
+                f"horizon {max(self.horizons_days)} days lies beyond the grid "
+                f"(grid_periods {self.grid_periods} x period_days {self.period_days} = "
+                f"{grid_days} days); lengthen grid_periods or drop the horizon")
+        return self
+
+    @property
+    def grid_days(self) -> int:
+        """Length of the grid in days."""
+        return self.grid_periods * self.period_days
+
+
 class Config(_Strict):
     name: str = "churnml"
     data: DataConfig
@@ -648,6 +734,7 @@ class Config(_Strict):
     scoring: ScoringConfig = ScoringConfig()
     uplift: UpliftConfig = UpliftConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    survival: SurvivalConfig = SurvivalConfig()
     output_dir: str = "out"
     csv_escape_formulas: bool = Field(
         True, description="prefix CSV text cells starting with = + - @ tab CR LF with ' so "
@@ -700,13 +787,20 @@ SQLITE_PREFIX = "sqlite:///"
 
 def resolve_paths(cfg: Config, base: Path) -> Config:
     """Make the relative paths *written in a config file* absolute against its folder
-    ``base``: ``data.dir``, ``features.spec`` (a file), ``output_dir``, ``scoring.models_dir``
-    and a relative ``sqlite:///`` or plain-folder ``tracking.uri``. Values the file does not
+    ``base``: ``data.dir``, ``features.spec`` (a file), ``output_dir``, ``scoring.models_dir``,
+    ``monitoring.history_dir``, ``data.allowed_roots`` and a relative ``sqlite:///`` or
+    plain-folder ``tracking.uri``; ``data.dir`` must lie in the config's folder or an allowed
+    root (:func:`churnml.paths.confined`). Values the file does not
     set keep their defaults, which are relative to the working folder."""
     cfg.data.dir = _relative_to(base, cfg.data.dir)
+    cfg.data.allowed_roots = [_relative_to(base, r) or r for r in cfg.data.allowed_roots]
+    cfg.data._config_dir = str(base.resolve())
+    if cfg.data.dir is not None and is_local(cfg.data.dir):
+        confined(cfg.data.dir, [cfg.data._config_dir, *cfg.data.allowed_roots], "data.dir")
     if isinstance(cfg.features.spec, str):
         cfg.features.spec = _relative_to(base, cfg.features.spec)
     cfg.scoring.models_dir = _relative_to(base, cfg.scoring.models_dir)
+    cfg.monitoring.history_dir = _relative_to(base, cfg.monitoring.history_dir)
     if "output_dir" in cfg.model_fields_set:
         cfg.output_dir = _relative_to(base, cfg.output_dir)
     if "uri" in cfg.tracking.model_fields_set:

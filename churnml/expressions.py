@@ -63,6 +63,7 @@ includes ``**``, ``if(c, a, b)`` is a ``CASE``, ``ifnull`` is ``coalesce``)."""
 ALLOWED_TYPES: frozenset[str] = frozenset({
     "BOOLEAN", "TINYINT", "SMALLINT", "INT", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE", "DECIMAL",
     "TEXT", "VARCHAR", "DATE", "TIMESTAMP", "TIMESTAMPTZ",
+    "TIMESTAMPNTZ",  # SQLGlot >= 26 reads DuckDB's TIMESTAMP as TIMESTAMPNTZ
 })
 """Types of ``CAST`` / ``TRY_CAST``."""
 

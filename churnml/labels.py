@@ -10,10 +10,12 @@ grace ``G``, all in days):
   have no target action in ``[c, c + H)``: a purchase exactly at ``c`` counts (not churned),
   one exactly at ``c + H`` does not; a return (negative amount) is never a purchase.
 * **Contractual** (``kind='contractual'``). At risk: customers with a subscription active at
-  ``c`` (``start_ts < c`` and no ``end_ts`` before ``c``). A customer's subscriptions are
-  merged into coverage spells, a subscription starting at most ``G`` days after the latest end
-  so far continuing the spell. ``churned = 1`` iff the spell covering ``c`` ends before
-  ``c + H``; a re-subscription within the grace period (even after ``c + H``) is no churn.
+  ``c`` (``start_ts < c``, no ``end_ts`` before ``c`` and no ``term_end_ts`` at or before
+  ``c``: a completed fixed term is no churn, and no longer at risk). A customer's
+  subscriptions are merged into coverage spells, a subscription starting at most ``G`` days
+  after the latest end so far continuing the spell. ``churned = 1`` iff the spell covering
+  ``c`` ends before ``c + H``; a re-subscription within the grace period (even after
+  ``c + H``) is no churn.
 * **LTV** (``ltv``): net revenue in ``[c, c + H)``: the sum of transaction amounts, returns
   included (so it can be negative), in the input currency; summed exactly (each amount as
   ``DECIMAL(18, 4)``, :func:`churnml.engine.sql.money`), so every engine and thread count
@@ -130,13 +132,17 @@ def _at_risk_ctes(
         f"CASE WHEN prev_open IS NULL OR (prev_open = 0 AND start_ts > "
         f"{shift_days('prev_end', churn.resubscribe_grace_days)}) THEN 1 ELSE 0 END"
     )
+    # a fixed term (term_end_ts) that has run out is completion: no longer at risk, not churn
+    term = "term_end_ts" if engine.has("subscriptions", "term_end_ts") else \
+        "CAST(NULL AS TIMESTAMP)"
     return [
-        ("l_subs", f"SELECT customer_id, start_ts, end_ts, max(end_ts) OVER {earlier} AS "
+        ("l_subs", f"SELECT customer_id, start_ts, end_ts, {term} AS term_end_ts, "
+                   f"max(end_ts) OVER {earlier} AS "
                    f"prev_end, max(CASE WHEN end_ts IS NULL THEN 1 ELSE 0 END) OVER {earlier} "
                    f"AS prev_open FROM {engine.relation('subscriptions')}"),
-        ("l_spelled", f"SELECT customer_id, start_ts, end_ts, sum({new_spell}) OVER ({order} "
-                      f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS spell "
-                      f"FROM l_subs"),
+        ("l_spelled", f"SELECT customer_id, start_ts, end_ts, term_end_ts, sum({new_spell}) "
+                      f"OVER ({order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS "
+                      f"spell FROM l_subs"),
         ("l_spells", "SELECT customer_id, spell, max(CASE WHEN end_ts IS NULL THEN 1 ELSE 0 "
                      "END) AS open, max(end_ts) AS spell_end FROM l_spelled "
                      "GROUP BY customer_id, spell"),
@@ -145,7 +151,8 @@ def _at_risk_ctes(
                       f"AS churned FROM l_spelled s JOIN l_spells e "
                       f"ON e.customer_id = s.customer_id AND e.spell = s.spell "
                       f"JOIN {cutoffs} c ON s.start_ts < c.cutoff "
-                      f"AND (s.end_ts IS NULL OR s.end_ts >= c.cutoff)"
+                      f"AND (s.end_ts IS NULL OR s.end_ts >= c.cutoff) "
+                      f"AND (s.term_end_ts IS NULL OR s.term_end_ts > c.cutoff)"
                       f"{own.replace('t.', 's.')} "
                       f"GROUP BY s.customer_id, c.cutoff"),
     ]

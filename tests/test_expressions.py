@@ -26,6 +26,7 @@ ALLOWED = [
     "date_diff('day', ts, ts)", "date_trunc('month', ts)", "extract(year FROM ts)",
     "year(ts) = 2024", "if(x > 1, 'a', 'b')", "NOT (x = 1) OR y <> 2", "x // 2 + x % 2",
     "x ** 2", "lower(s) || upper(s)", "s = 'it''s'",
+    "CAST(ts AS TIMESTAMP)", "CAST(make_date(2013, 10, 1) + CAST(x AS INT) AS TIMESTAMP)",
 ]
 
 REFUSED = {

@@ -9,7 +9,12 @@ import pandas as pd
 
 from churnml.config import TableSource, ValidationConfig, VoiceConfig
 from churnml.data.schema import PURCHASES_UNIT, TABLES
-from churnml.data.validation import check_campaign_customers, raise_if_any, validate_table
+from churnml.data.validation import (
+    check_campaign_customers,
+    check_subscription_ends,
+    raise_if_any,
+    validate_table,
+)
 from churnml.errors import DataValidationError, DataWarning
 
 ID_COLUMNS = {"customer_id", "referred_by"}
@@ -92,14 +97,18 @@ class CustomerData:
             )
             out[tname] = norm
             problems += probs
+        end_ts = None if end is None else pd.Timestamp(end)
+        if end_ts is not None and end_ts.tzinfo is not None:
+            end_ts = end_ts.tz_convert(timezone).tz_localize(None)
+        subs = out["subscriptions"]
+        if (end_ts is not None and subs is not None and "end_ts" in subs
+                and pd.api.types.is_datetime64_any_dtype(subs["end_ts"].dtype)):
+            problems += check_subscription_ends(subs, end_ts)
         raise_if_any(problems)
         unify_ids(out)
         if out["campaigns"] is not None:
             raise_if_any(check_campaign_customers(out["campaigns"], out))
         warn_id_overlap(out, (validation or ValidationConfig()).min_id_overlap)
-        end_ts = None if end is None else pd.Timestamp(end)
-        if end_ts is not None and end_ts.tzinfo is not None:
-            end_ts = end_ts.tz_convert(timezone).tz_localize(None)
         if end_ts is not None:
             _warn_rows_after(out, end_ts)
         return cls(**out, name=name, currency=currency, truth=truth, end_configured=end_ts,

@@ -39,11 +39,14 @@ customer and calendar month in which the customer was alive (subscribed) for som
 ``customer_id, month, satisfaction, purchase_rate_per_day, churn_hazard_per_day, active_days``
 (the monthly latent state) plus the per-customer parameters repeated on each row
 (:data:`CUSTOMER_TRUTH_COLUMNS`; :func:`customer_truth` returns them one row per customer).
-:func:`oracle_churn_probability` needs nothing else.
+:func:`oracle_churn_probability` needs nothing else; :func:`oracle_survival` gives each
+customer's true survival curve at a cutoff (the same hazard process, its future satisfaction
+integrated out).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -962,3 +965,125 @@ def true_lost_value(
     return pd.DataFrame({"true_churn": churn, "spend_if_alive": spend,
                          "lost_value": churn * spend, "oracle_lost_value": p_dead * spend},
                         index=state.index)
+
+
+def oracle_survival(
+    data: CustomerData,
+    cutoff: pd.Timestamp | str,
+    times_days: Sequence[float],
+    *,
+    config: SimulatorConfig | None = None,
+    n_draws: int = 256,
+    seed: int = 0,
+    chunk_size: int = 2_000,
+) -> pd.DataFrame:
+    """True survival curve of every customer alive at ``cutoff``: ``P(T > cutoff + t | truth
+    at cutoff)`` for each ``t`` in ``times_days``.
+
+    ``T`` is the churn time the simulator draws: the death (non-contractual) or the end of the
+    subscription spell running at ``cutoff`` (contractual: a later return starts a new
+    spell). The hazard per day is piecewise constant by calendar month,
+    ``h[k] = base_i * exp(-beta_h * s[k - lag])`` (module docstring), so given the truth at
+    ``cutoff`` (month ``m``)
+
+        S(t) = E[ exp(-sum_k h[k] * |[cutoff, cutoff + t) & month k|) ],
+
+    where satisfaction up to month ``m`` is known (before the spell's first month it equals
+    that month's, as the simulator initialises a spell) and later satisfaction follows the
+    AR(1) walk ``s[k+1] = mu_i + rho (s[k] - mu_i) + sigma eps``. The expectation over the
+    future walk is a Monte Carlo mean over ``n_draws`` paths per customer (seeded; its error
+    shrinks as ``1 / sqrt(n_draws)`` and vanishes when ``sigma = 0``). A contractual customer
+    whose running spell ends and who returns later in the cutoff's month has the monthly truth
+    of the return, so for them ``s[m]`` is drawn from the walk too (the curve conditions on
+    ``s[m - 1]``). ``config`` must be the :class:`SimulatorConfig` of the simulation (default:
+    the default config); the hazards it implies are checked against the truth. Index
+    ``customer_id`` (customers alive at ``cutoff``), one column per time (days, as given).
+    Defined for simulations without campaigns (a contact redraws the contacted customer's
+    future).
+    """
+    cfg = config or SimulatorConfig()
+    if data.campaigns is not None:
+        raise ValueError("oracle_survival is defined for simulations without campaigns "
+                         "(a contact redraws the future of the contacted customer)")
+    times = np.asarray(list(times_days), dtype=float)
+    if times.ndim != 1 or times.size == 0 or not np.isfinite(times).all() or (times < 0).any():
+        raise ValueError(f"times_days must be finite days >= 0, got {list(times_days)}")
+    if n_draws < 1:
+        raise ValueError(f"n_draws must be positive, got {n_draws}")
+    cutoff = pd.Timestamp(cutoff)
+    state = latent_state_at(data, cutoff)
+    state = state[state["alive"]]
+    per = customer_truth(data).loc[state.index]
+    lag = cfg.churn_hazard_lag_months
+    month = cutoff.to_period("M").to_timestamp()
+    # s[m - lag - 1], ..., s[m] (NaN: s[m] of a spell the monthly truth does not hold)
+    known = _known_satisfaction(data, state.index, per, cutoff, lag + 1)
+    base = per["churn_hazard_base_per_day"].to_numpy()
+    beta = cfg.churn_hazard_satisfaction_effect
+    rho, sd = cfg.satisfaction_persistence_per_month, cfg.satisfaction_step_sd_per_month
+    mu = per["satisfaction_mean"].to_numpy()
+    s_lag = known[:, 1]  # s[m - lag]
+    check = ~np.isnan(s_lag) & ~np.isnan(known[:, -1])
+    implied = base[check] * np.exp(-beta * s_lag[check])
+    if not np.allclose(implied, state["churn_hazard_per_day"].to_numpy()[check], rtol=1e-9,
+                       atol=0):
+        raise ValueError("the config does not reproduce the simulated hazards; pass the "
+                         "SimulatorConfig the data were simulated with")
+    # calendar months from the cutoff's month to past the longest time
+    last = cutoff + pd.Timedelta(days=float(times.max()))
+    edges = pd.date_range(month, last.to_period("M").to_timestamp() + pd.offsets.MonthBegin(1),
+                          freq="MS")
+    offset = ((edges - cutoff) / pd.Timedelta(days=1)).to_numpy(dtype=float)
+    lo, hi = np.maximum(offset[:-1], 0.0), np.maximum(offset[1:], 0.0)
+    overlap = np.clip(times[:, None], lo[None, :], hi[None, :]) - lo[None, :]  # (T, K) days
+    n_months = lo.size
+    rng = np.random.default_rng(seed)
+    out = np.empty((state.shape[0], times.size))
+    for a in range(0, state.shape[0], chunk_size):
+        b = min(a + chunk_size, state.shape[0])
+        n, m_i = b - a, mu[a:b, None]
+        sat = np.empty((n, n_draws, lag + 1 + n_months))  # s[m - lag - 1], ..., s[m + K - 1]
+        sat[:, :, : lag + 2] = known[a:b, None, :]
+        for k in range(lag + 1, lag + 1 + n_months):
+            step = m_i + rho * (sat[:, :, k - 1] - m_i) + sd * rng.standard_normal((n, n_draws))
+            sat[:, :, k] = step if k > lag + 1 else np.where(np.isnan(sat[:, :, k]), step,
+                                                             sat[:, :, k])
+        hazard = base[a:b, None, None] * np.exp(-beta * sat[:, :, 1: 1 + n_months])  # m..
+        cum = hazard @ overlap.T  # (n, draws, T) cumulative hazard
+        out[a:b] = np.exp(-cum).mean(axis=1)
+    return pd.DataFrame(out, index=state.index, columns=list(times_days))
+
+
+def _known_satisfaction(
+    data: CustomerData, ids: pd.Index, per: pd.DataFrame, cutoff: pd.Timestamp, back: int
+) -> np.ndarray:
+    """Satisfaction of months ``m - back .. m`` (``m``: the cutoff's month) of the customers
+    ``ids``, each alive at ``cutoff``, in the spell running then: months before the spell's
+    first month take that month's value (the simulator starts a spell with its whole history
+    at the initial satisfaction). Month ``m`` is NaN for a contractual customer with a later
+    spell starting within month ``m`` (the monthly truth holds the later spell's state)."""
+    truth = _truth(data)
+    month = cutoff.to_period("M").to_timestamp()
+    later = pd.Index([])
+    if data.subscriptions is not None:
+        sub = data.subscriptions[data.subscriptions["customer_id"].isin(ids)]
+        on = sub[sub["start_ts"] <= cutoff]
+        spell_start = on.groupby("customer_id")["start_ts"].max().reindex(ids)
+        next_month = month + pd.offsets.MonthBegin(1)
+        later = pd.Index(sub.loc[(sub["start_ts"] > cutoff) & (sub["start_ts"] < next_month),
+                                 "customer_id"].unique())
+    else:
+        spell_start = per["signup_ts"].reindex(ids)
+    first = spell_start.dt.to_period("M").dt.to_timestamp().to_numpy().astype("datetime64[us]")
+    sat = truth.set_index(["customer_id", "month"])["satisfaction"]
+    out = np.empty((ids.size, back + 1))
+    for j in range(back + 1):
+        target = np.datetime64((month - pd.DateOffset(months=back - j)).to_datetime64(), "us")
+        want = np.maximum(target, first)
+        key = pd.MultiIndex.from_arrays([ids, pd.DatetimeIndex(want)])
+        out[:, j] = sat.reindex(key).to_numpy()
+    out[ids.isin(later), -1] = np.nan
+    if np.isnan(out[:, :-1]).any():
+        raise ValueError("simulator truth lacks the satisfaction of a month a live customer "
+                         "was subscribed in")
+    return out

@@ -28,15 +28,18 @@ from churnml.config import Config, DataConfig, TableSource, ValidationConfig, Vo
 from churnml.data import validation as rules_text
 from churnml.data.customer_data import CustomerData
 from churnml.data.loaders import SUFFIXES, apply_mapping, expression_columns
-from churnml.data.schema import NULLABLE, SURVEY_KINDS, TABLES
+from churnml.data.schema import NULLABLE, SURVEY_KINDS, TABLES, columns_present
 from churnml.data.spark_names import quote_table_name
 from churnml.data.timestamps import ISO, TimestampProblem, infer_family
 from churnml.data.validation import raise_if_any
-from churnml.errors import DataValidationError
+from churnml.errors import ConfigError, DataValidationError
 from churnml.errors import _show as show_value
+from churnml.paths import confined
 
 MAX_EXAMPLES = 5
 FORMAT_SAMPLE = 1_000  # distinct values of a text timestamp column its format is inferred from
+# loader options of the pandas route that the Spark route does not implement
+UNSUPPORTED = ("lookups",)
 ID_COLUMNS = ("customer_id", "referred_by")
 URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:/")
 OFFSET = r"(Z|[+-]\d{2}:?\d{2})$"  # a timestamp string with a UTC offset
@@ -101,10 +104,17 @@ def spark_format(path: str, source: TableSource | None) -> str:
     return "parquet"
 
 
-def _resolve(path: str, directory: str | None) -> str:
-    if URI.match(path) or Path(path).is_absolute() or directory is None:
+def _resolve(path: str, directory: str | None, roots: list[str] | None = None,
+             table: str = "") -> str:
+    """A table path relative to ``directory``; a local one must lie inside ``roots``
+    (``data.dir``, the config's folder, ``data.allowed_roots``; URIs are not confined)."""
+    if URI.match(path) and not path.startswith("file:"):
         return path
-    return str(Path(directory) / path)
+    local = Path(path.removeprefix("file://").removeprefix("file:"))
+    full = local if local.is_absolute() or directory is None else Path(directory) / local
+    if roots:  # a config with no folder, dir or allowed roots: paths given in Python
+        confined(full, roots, f"data.tables.{table}.path")
+    return path if URI.match(path) else str(full)
 
 
 def _find(directory: str, table: str) -> str | None:
@@ -115,8 +125,8 @@ def _find(directory: str, table: str) -> str | None:
     return None
 
 
-def read_source(spark: Any, table: str, source: TableSource | None, directory: str | None
-                ) -> tuple[Any, str] | None:
+def read_source(spark: Any, table: str, source: TableSource | None, directory: str | None,
+                roots: list[str] | None = None) -> tuple[Any, str] | None:
     """``(raw Spark DataFrame, origin)`` of one contract table, or None when absent."""
     from pyspark.errors import AnalysisException
 
@@ -128,7 +138,7 @@ def read_source(spark: Any, table: str, source: TableSource | None, directory: s
             raise DataValidationError(table, None, f"cannot read Spark table "
                                       f"{source.table!r}: {str(exc).splitlines()[0]}") from exc
     if source is not None and source.path is not None:
-        path = _resolve(source.path, directory)
+        path = _resolve(source.path, directory, roots, table)
     elif directory is not None:
         path = _find(directory, table)
         if path is None:
@@ -388,9 +398,9 @@ def validate_spark_table(
     ts_format = ts_format if ts_format is not None else source.ts_format
     missing = [c for c in spec.required if c not in sdf.columns]
     if missing:
-        present = ", ".join(sdf.columns)
-        return sdf, [DataValidationError(table, c, "missing required column (columns "
-                                         f"present: {present})") for c in missing], {}
+        present = columns_present(table, sdf.columns)
+        return sdf, [DataValidationError(table, c, f"missing required column ({present})")
+                     for c in missing], {}
     if source.drop_missing_ids:
         no_id = sdf.filter(F.col("customer_id").isNull()).count()
         if no_id:
@@ -542,9 +552,15 @@ def load_spark_data(cfg: Config, spark: Any, staging: str | Path | None = None,
         raise DataValidationError(unknown[0], None,
                                   f"unknown table; expected one of {list(TABLES)}")
     frames, stats, problems = {}, {}, []
+    for table, source in d.tables.items():
+        used = [k for k in UNSUPPORTED if getattr(source, k, None)]
+        if used:
+            raise ConfigError(f"data.tables.{table}: {', '.join(used)} not supported with "
+                              "features.engine spark (prepare the table in Spark, or use "
+                              "the duckdb engine)")
     for table in TABLES:
         source = d.tables.get(table)
-        found = read_source(spark, table, source, d.dir)
+        found = read_source(spark, table, source, d.dir, d.roots())
         if found is None:
             continue
         raw, origin = found

@@ -21,7 +21,9 @@ from churnml.data.schema import (
     SURVEY_KINDS,
     TABLES,
     TableSpec,
+    columns_present,
 )
+from churnml.data.subscriptions import overlapping_rows
 from churnml.data.timestamps import TimestampProblem, parse_timestamps
 from churnml.errors import DataValidationError, DataWarning
 
@@ -129,9 +131,9 @@ def validate_table(
     missing = [c for c in spec.required if c not in df.columns
                and not (count_only and c == "amount")]
     if missing:
-        present = ", ".join(map(str, df.columns))
+        present = columns_present(name, df.columns, source.columns.values())
         for c in missing:
-            _fail(problems, name, c, f"missing required column (columns present: {present})")
+            _fail(problems, name, c, f"missing required column ({present})")
         return df, problems
     keep = [c for c in df.columns if c in spec.columns]
     extra = [c for c in df.columns if c not in spec.columns]
@@ -196,10 +198,7 @@ def validate_table(
                 _fail(problems, name, "score",
                       f"{k} score outside [{rng.low:g}, {rng.high:g}]", m, out["score"])
     if name == "subscriptions":
-        m = out["end_ts"].notna() & (out["end_ts"] < out["start_ts"])
-        if m.any():
-            _fail(problems, name, "end_ts", "subscription ends before it starts", m,
-                  out["end_ts"].astype(str))
+        _check_subscriptions(out, problems)
     if name == "transactions" and source.order_lines and not problems:
         if "order_id" not in out.columns:
             _fail(problems, name, "order_id", NO_ORDER_ID)
@@ -208,6 +207,47 @@ def validate_table(
     if name == "campaigns":
         _check_campaigns(out, problems)
     return out, problems
+
+
+def _check_subscriptions(out: pd.DataFrame, problems: list[DataValidationError]) -> None:
+    """Ends (and fixed-term ends) not before the start; overlapping rows of one customer are
+    legal and merge into one coverage spell (:mod:`churnml.data.subscriptions`): a warning
+    with their count."""
+    for col, what in (("end_ts", "subscription ends before it starts"),
+                      ("term_end_ts", "subscription term ends before it starts")):
+        if col in out:
+            m = out[col].notna() & (out[col] < out["start_ts"])
+            if m.any():
+                _fail(problems, "subscriptions", col, what, m, out[col].astype(str))
+    if problems or out["customer_id"].isna().any() or out["start_ts"].isna().any():
+        return
+    overlap = overlapping_rows(out)
+    if overlap.any():
+        n_cust = out.loc[overlap, "customer_id"].nunique()
+        rows = ", ".join(map(str, overlap.index[overlap][:_MAX_EXAMPLES]))
+        _warn("subscriptions", f"{int(overlap.sum()):,} row(s) of {n_cust:,} customer(s) start "
+              f"before an earlier subscription of the same customer ends (e.g. row(s) {rows}): "
+              "a customer's coverage is the union of their subscriptions (plan changes, "
+              "add-ons), so these merge into one spell and churn is the end of the spell; if "
+              "the rows are export duplicates, set data.tables.subscriptions.drop_duplicates: "
+              "true or fix the export")
+
+
+def check_subscription_ends(
+    subs: pd.DataFrame, end: pd.Timestamp
+) -> list[DataValidationError]:
+    """Subscriptions ending after the end of the data (``data.end``, exclusive): an end that
+    lies beyond the observation window cannot have been observed (an end exactly at
+    ``data.end`` is the last observable instant, so it is allowed). ``term_end_ts`` (a fixed
+    term known in advance) may lie beyond it."""
+    problems: list[DataValidationError] = []
+    late = subs["end_ts"].notna() & (subs["end_ts"] > end)
+    if late.any():
+        _fail(problems, "subscriptions", "end_ts",
+              f"subscription ends after the end of the data (data.end = {end}); an end not "
+              "reached by then is unknown: leave end_ts empty (still active) for scheduled "
+              "cancellations, or move data.end", late, subs["end_ts"].astype(str))
+    return problems
 
 
 def _check_number(s: pd.Series, table: str, col: str, nullable: bool,
