@@ -412,7 +412,7 @@ def score_customers_spark(data: Any, cfg: Config, models: Any, out_dir: Path, *,
     result = score_spark_data(
         data, models, cfg.scoring, cutoff=now() if cutoff is None else cutoff,
         churn=cfg.churn, spec=feature_spec(cfg), scored_at=scored_at, out_dir=out_dir,
-        scores_path=scores_path, segments_dir=segments_dir)
+        scores_path=scores_path, segments_dir=segments_dir, uplift=uplift_columns(cfg))
     if cfg.monitoring.history:
         from churnml.monitoring.jobs import record_spark_scores
 

@@ -6,9 +6,10 @@ broadcast :class:`ShippedScorer`; each Python worker rebuilds the
 :class:`~churnml.scoring.score.Scorer` once and scores its partitions with
 :func:`score_partitions` (``mapInPandas``): :meth:`Scorer.scores
 <churnml.scoring.score.Scorer.scores>`, the step local scoring runs per chunk, so value at
-risk is computed by one function on both routes. Further per-chunk columns (e.g. uplift)
-belong in that one per-partition function. Segments are a Spark SQL ``CASE`` (the same
-rules, transpiled); reasons in words are computed on the executors with the same
+risk is computed by one function on both routes, and so are the uplift columns of a trained
+uplift model (:class:`churnml.uplift.fitted.UpliftColumns`, shipped as its code-free state
+and rebuilt once per worker). Segments are a Spark SQL ``CASE`` (the same rules, transpiled);
+reasons in words are computed on the executors with the same
 :meth:`Scorer.explain <churnml.scoring.score.Scorer.explain>`, so results agree row for row.
 
 The quantile thresholds are exact (Spark ``percentile``, linear interpolation like numpy);
@@ -49,6 +50,7 @@ from churnml.scoring.score import (
     RANK,
     REASONS,
     SCORE_COLUMNS,
+    UPLIFT_COLUMNS,
     VAR,
     Scorer,
     feature_descriptions,
@@ -57,6 +59,7 @@ from churnml.scoring.score import (
     plan_features,
 )
 
+NEGATIVE = UPLIFT_COLUMNS[-1]  # the do-not-contact flag: boolean, the others double
 SPARK_NUMERIC = "double"
 SPARK_STRING = "string"
 _PANDAS_WARNING = "PySpark does not yet fully support pandas"
@@ -95,6 +98,7 @@ class ShippedScorer:
     descriptions: dict[str, Any]
     scored_at: pd.Timestamp
     columns: list[str]
+    uplift: Any = None  # UpliftColumns: pickles as its code-free state (JSON, LightGBM text)
 
     @classmethod
     def of(cls, scorer: Scorer, descriptions: dict[str, Any], columns: list[str]
@@ -104,7 +108,7 @@ class ShippedScorer:
         m = scorer.models
         return cls(dump_estimator(m.churn), dump_estimator(m.ltv),
                    (m.churn_label, m.ltv_label), scorer.config, scorer.churn, scorer.cutoff,
-                   descriptions, scorer.scored_at, columns)
+                   descriptions, scorer.scored_at, columns, scorer.uplift)
 
     @functools.cached_property
     def scorer(self) -> Scorer:
@@ -113,7 +117,7 @@ class ShippedScorer:
         models = ScoringModels(churn=load_estimator(self.churn), ltv=load_estimator(self.ltv),
                                churn_label=self.labels[0], ltv_label=self.labels[1])
         return Scorer(models, self.config, self.churn_config, self.cutoff, self.descriptions,
-                      self.scored_at, columns=self.columns)
+                      self.scored_at, columns=self.columns, uplift=self.uplift)
 
     def __getstate__(self) -> dict[str, Any]:  # the rebuilt scorer is not shipped
         return {k: v for k, v in self.__dict__.items() if k != "scorer"}
@@ -121,9 +125,10 @@ class ShippedScorer:
 
 def score_partitions(batches: Iterator[pd.DataFrame], shipped: ShippedScorer
                      ) -> Iterator[pd.DataFrame]:
-    """Each batch of features with :data:`~churnml.scoring.score.SCORE_COLUMNS` appended
-    (:meth:`Scorer.scores <churnml.scoring.score.Scorer.scores>`): the per-partition
-    pandas step of Spark scoring."""
+    """Each batch of features with :data:`~churnml.scoring.score.SCORE_COLUMNS` (and, with
+    an uplift model, :data:`~churnml.scoring.score.UPLIFT_COLUMNS`) appended
+    (:meth:`Scorer.scores <churnml.scoring.score.Scorer.scores>`): the per-partition pandas
+    step of Spark scoring."""
     scorer = shipped.scorer
     for batch in batches:
         yield batch.assign(**scorer.scores(batch))
@@ -148,25 +153,44 @@ def score_spark(
     churn: ChurnConfig | None = None,
     descriptions: Mapping[str, Any] | None = None,
     scored_at: Any = None,
+    uplift: Any = None,
 ) -> tuple[Any, pd.DataFrame]:
     """Scores of a Spark feature table (``customer_id``, features; one cutoff) as a Spark
     DataFrame with :data:`~churnml.scoring.score.OUTPUT_COLUMNS`, and the segment summary
     (pandas). ``models`` come from the registry or an export: their code-free state is
-    broadcast (:class:`ShippedScorer`)."""
+    broadcast (:class:`ShippedScorer`). ``uplift``
+    (:class:`churnml.uplift.fitted.UpliftColumns`, optional) adds
+    :data:`~churnml.scoring.score.UPLIFT_COLUMNS` before ``model_version``, as the local
+    route does."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
-    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+    from pyspark.sql.types import (
+        BooleanType,
+        DoubleType,
+        StringType,
+        StructField,
+        StructType,
+    )
 
     config = config or ScoringConfig()
     churn = churn or ChurnConfig()
     spark = features.sparkSession
     scorer = Scorer(models, config, churn, pd.Timestamp(cutoff), descriptions, scored_at,
-                    columns=[str(c) for c in features.columns])
+                    columns=[str(c) for c in features.columns], uplift=uplift)
     check_spark_features(features, scorer.dtypes, models.version)
+    extra = list(UPLIFT_COLUMNS) if uplift is not None else []
+    if uplift is not None:
+        missing = [c for c in uplift.features if c not in features.columns]
+        if missing:
+            raise DataValidationError(FEATURE_TABLE, missing[0],
+                                      f"missing feature column(s) {missing} needed by the "
+                                      "uplift model; retrain with `churnml campaign train`")
     shipped = spark.sparkContext.broadcast(
         ShippedScorer.of(scorer, dict(descriptions or {}), [str(c) for c in features.columns]))
     scored = StructType([*features.schema.fields,
-                         *[StructField(c, DoubleType()) for c in SCORE_COLUMNS]])
+                         *[StructField(c, DoubleType()) for c in SCORE_COLUMNS],
+                         *[StructField(c, BooleanType() if c == NEGATIVE else DoubleType())
+                           for c in extra]])
     sdf = features.mapInPandas(lambda batches: score_partitions(batches, shipped.value),
                                scored).cache()
     values = seg.thresholds(pd.DataFrame(), config, churn)
@@ -192,7 +216,7 @@ def score_spark(
     action = F.create_map(*[F.lit(x) for s in scorer.segments for x in (s.name, s.action)])
     out = explained.select(
         ID, *SCORE_COLUMNS, F.col(RANK).cast("long").alias(RANK), seg.SEGMENT, REASONS,
-        action[F.col(seg.SEGMENT)].alias(seg.ACTION),
+        action[F.col(seg.SEGMENT)].alias(seg.ACTION), *extra,
         F.lit(models.version).alias("model_version"),
         F.lit(scorer.cutoff.to_pydatetime()).cast("timestamp_ntz").alias(CUTOFF),
         F.lit(scorer.scored_at.to_pydatetime()).alias("scored_at"),
@@ -205,7 +229,8 @@ def score_spark(
         summary = seg.summary(aggregates.toPandas(), scorer.segments)
     for w in caught:
         warnings.warn(str(w.message), stacklevel=2)
-    return out.select(*OUTPUT_COLUMNS), summary
+    at = OUTPUT_COLUMNS.index("model_version")
+    return out.select(*OUTPUT_COLUMNS[:at], *extra, *OUTPUT_COLUMNS[at:]), summary
 
 
 # --------------------------------------------------------------------------- whole job
@@ -277,13 +302,14 @@ def score_spark_data(
     data: Any, models: ScoringModels, config: ScoringConfig | None = None, *,
     cutoff: Any, churn: ChurnConfig | None = None, spec: FeatureSpec | None = None,
     scored_at: Any = None, out_dir: str | Path, scores_path: str | Path | None = None,
-    segments_dir: str | Path | None = None,
+    segments_dir: str | Path | None = None, uplift: Any = None,
 ) -> SparkScoreResult:
     """The whole scoring job on Spark: features of the contract tables of ``data`` (Spark
     DataFrames, e.g. :class:`~churnml.data.spark_loader.SparkData`) as of ``cutoff``,
     :func:`score_spark`, then the scores written by Spark as a Parquet folder (rank order;
     default ``<out_dir>/scores.parquet``), the segment summary CSV and one CSV per segment
-    (default ``<out_dir>/segments``). Only the summary and counts reach the driver."""
+    (default ``<out_dir>/segments``). Only the summary and counts reach the driver.
+    ``uplift``: see :func:`score_spark`."""
     from pyspark.sql import functions as F
 
     from churnml.io import check_spark_target, is_local, write_spark_table
@@ -300,12 +326,15 @@ def score_spark_data(
     cut = as_cutoffs(cutoff)[0]
     probe = Scorer(models, config, churn, cut, feature_descriptions(spec), scored_at)
     needed = needed_columns(models, config, churn, probe.writer)
+    if uplift is not None:
+        needed |= set(uplift.features)
     features, built = spark_features(data, cut, needed, spec)
     descriptions = {f.name: f for f in built}  # definitions, as the local route words them
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         scores, summary = score_spark(features, models, config, cutoff=cut, churn=churn,
-                                      descriptions=descriptions, scored_at=probe.scored_at)
+                                      descriptions=descriptions, scored_at=probe.scored_at,
+                                      uplift=uplift)
     notes = [str(w.message) for w in caught if "segment" in str(w.message)]
     write_spark_table(scores.orderBy(RANK), files["scores"])
     written = scores.sparkSession.read.parquet(files["scores"])

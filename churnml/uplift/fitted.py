@@ -30,7 +30,13 @@ import pandas as pd
 from scipy.stats import norm
 
 from churnml.io import atomic_write
-from churnml.models._state import ModelStateError, dump_estimator, load_estimator, require
+from churnml.models._state import (
+    ModelStateError,
+    dump_estimator,
+    load_estimator,
+    require,
+    stateful,
+)
 from churnml.uplift.targeting import targeting_values
 
 FORMAT = "churnml.uplift-model"
@@ -108,11 +114,13 @@ def add_uplift(chunk: pd.DataFrame, fit: UpliftFit, *, cost: float = 0.0,
 UPLIFT_COLUMNS = ("uplift", "p_negative_uplift", "targeting_value", "negative_uplift")
 
 
+@stateful
 @dataclass
 class UpliftColumns:
     """:func:`add_uplift` bound to a model and the config's cost and flag level: call it on a
     chunk of scores with ``features``; returns the chunk's :data:`UPLIFT_COLUMNS` (same rows,
-    same index). Plain data, so a Spark job can ship it to its executors."""
+    same index). Pickles as its code-free state (:meth:`to_state`: JSON values and LightGBM
+    text, never a pickled estimator), so a Spark job ships it to its executors safely."""
 
     fit: UpliftFit
     cost: float = 0.0
@@ -126,10 +134,31 @@ class UpliftColumns:
         out = add_uplift(chunk, self.fit, cost=self.cost, flag_level=self.flag_level)
         return out[list(UPLIFT_COLUMNS)]
 
+    def to_state(self) -> dict[str, Any]:
+        """Code-free state: the model as its :func:`uplift_document`, cost and flag level."""
+        return {"uplift": uplift_document(self.fit), "cost": float(self.cost),
+                "flag_level": float(self.flag_level)}
 
-def save_uplift(fit: UpliftFit, path: str | Path) -> Path:
-    """Write ``fit`` as a JSON document (atomically)."""
-    doc = {
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> UpliftColumns:
+        return cls(uplift_from_document(require(state, "uplift", dict)),
+                   float(require(state, "cost", (int, float))),
+                   float(require(state, "flag_level", (int, float))))
+
+    # Pickled (a Spark broadcast) as its code-free state, rebuilt where it is unpickled:
+    # the estimators themselves are never pickled.
+    def __getstate__(self) -> dict[str, Any]:
+        return self.to_state()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        rebuilt = self.from_state(state)
+        self.fit, self.cost, self.flag_level = rebuilt.fit, rebuilt.cost, rebuilt.flag_level
+
+
+def uplift_document(fit: UpliftFit) -> dict[str, Any]:
+    """``fit`` as the JSON-able document :func:`save_uplift` writes (learner and refits as
+    :mod:`churnml.models._state` documents)."""
+    return {
         "format": FORMAT, "version": VERSION, "learner": fit.learner, "outcome": fit.outcome,
         "treatment": fit.treatment, "features": list(fit.features),
         "campaigns": list(fit.campaigns), "n_contacts": int(fit.n_contacts),
@@ -137,33 +166,42 @@ def save_uplift(fit: UpliftFit, path: str | Path) -> Path:
         "model": dump_estimator(fit.model),
         "boot_models": [dump_estimator(m) for m in fit.boot_models],
     }
-    text = json.dumps(doc, separators=(",", ":"))
+
+
+def uplift_from_document(doc: Any) -> UpliftFit:
+    """The :class:`UpliftFit` of a :func:`uplift_document`; only churnml's own estimator
+    classes are rebuilt (their LightGBM text is parsed). Raises :class:`ModelStateError`."""
+    import churnml.uplift  # noqa: F401  (registers the uplift learners' state classes)
+
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ModelStateError(f"not a churnml uplift model (expected format {FORMAT!r})")
+    if doc.get("version") != VERSION:
+        raise ModelStateError(f"uplift model version {doc.get('version')!r}; this "
+                              f"churnml reads version {VERSION}")
+    return UpliftFit(
+        model=load_estimator(require(doc, "model", dict)),
+        learner=require(doc, "learner", str), outcome=require(doc, "outcome", str),
+        treatment=require(doc, "treatment", str),
+        features=[str(c) for c in require(doc, "features", list)],
+        campaigns=[str(c) for c in require(doc, "campaigns", list)],
+        n_contacts=require(doc, "n_contacts", int),
+        validation=pd.DataFrame.from_records(require(doc, "validation", list)),
+        boot_models=[load_estimator(m) for m in require(doc, "boot_models", list)],
+    )
+
+
+def save_uplift(fit: UpliftFit, path: str | Path) -> Path:
+    """Write ``fit`` as a JSON document (:func:`uplift_document`, atomically)."""
+    text = json.dumps(uplift_document(fit), separators=(",", ":"))
     return atomic_write(Path(path), lambda p: Path(p).write_text(text, encoding="utf-8"))
 
 
 def read_uplift(path: str | Path) -> UpliftFit:
     """The :class:`UpliftFit` in a file written by :func:`save_uplift`; errors name the file.
     Only churnml's own estimator classes are rebuilt (their LightGBM text is parsed)."""
-    import churnml.uplift  # noqa: F401  (registers the uplift learners' state classes)
-
     path = Path(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise ModelStateError(f"not a churnml uplift model (expected format {FORMAT!r})")
-        if doc.get("version") != VERSION:
-            raise ModelStateError(f"uplift model version {doc.get('version')!r}; this "
-                                  f"churnml reads version {VERSION}")
-        return UpliftFit(
-            model=load_estimator(require(doc, "model", dict)),
-            learner=require(doc, "learner", str), outcome=require(doc, "outcome", str),
-            treatment=require(doc, "treatment", str),
-            features=[str(c) for c in require(doc, "features", list)],
-            campaigns=[str(c) for c in require(doc, "campaigns", list)],
-            n_contacts=require(doc, "n_contacts", int),
-            validation=pd.DataFrame.from_records(require(doc, "validation", list)),
-            boot_models=[load_estimator(m) for m in require(doc, "boot_models", list)],
-        )
+        return uplift_from_document(json.loads(path.read_text(encoding="utf-8")))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelStateError(f"{path}: not a JSON uplift model: {exc}") from exc
     except ModelStateError as exc:
