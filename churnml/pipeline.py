@@ -82,8 +82,17 @@ def load_scoring_models(cfg: Config, models_dir: str | Path | None = None,
         trust = sc.trust_pickle if trust_pickle is None else trust_pickle
         return load_exported_models(folder, names.churn_model_name, names.ltv_model_name,
                                     trust_pickle=trust, expected=expected)
-    return load_registered_pair(names.churn_model_name, names.ltv_model_name, sc.model_alias,
-                                tracking_uri or names.uri, expected=expected)
+    models = load_registered_pair(names.churn_model_name, names.ltv_model_name,
+                                  sc.model_alias, tracking_uri or names.uri, expected=expected)
+    if cfg.survival.enabled:
+        from churnml.scoring.loading import with_survival
+        from churnml.training.survival_stage import survival_model_name
+
+        models, note = with_survival(models, survival_model_name(cfg), sc.model_alias,
+                                     tracking_uri or names.uri)
+        if note:
+            warnings.warn(note, stacklevel=2)
+    return models
 
 
 def default_cutoff(data: CustomerData) -> pd.Timestamp:
@@ -105,7 +114,8 @@ def score_customers(data: CustomerData, cfg: Config, models: Any, *, cutoff: Any
         cutoff = default_cutoff(data)
     return score(data, models, cfg.scoring, cutoff=cutoff, churn=cfg.churn,
                  spec=feature_spec(cfg), scored_at=scored_at, threads=cfg.features.threads,
-                 memory_limit=cfg.features.memory_limit, progress=progress)
+                 memory_limit=cfg.features.memory_limit, progress=progress,
+                 survival=cfg.survival)
 
 
 def score_output_set(out_dir: Path, scores_path: Path | None = None,
@@ -243,10 +253,14 @@ def run_demo(data: CustomerData, cfg: Config, out_dir: str | Path,
     """Run every stage of the main job on ``data`` and write the outputs under ``out_dir``;
     ``model_stages=False`` stops after the metrics (no training, scoring or models);
     ``monitor=True`` trains as of the first of the last :data:`MONITOR_MONTHS` months (only
-    on labels known by then), scores each month since and monitors those runs."""
+    on labels known by then), scores each month since and monitors those runs. The survival
+    model (time to churn) is on unless the config sets ``survival.enabled``."""
     console = console or Console(stderr=True)
     out_dir = Path(out_dir)
     result = DemoResult(out_dir=out_dir)
+    if "enabled" not in cfg.survival.model_fields_set:  # the demo shows time to churn
+        cfg = cfg.model_copy(deep=True)
+        cfg.survival.enabled = True
     if monitor and model_stages:  # deploy as of the first monitored month: train before it
         cfg = cfg.model_copy(deep=True)
         first = monitoring_cutoffs(data)[0]

@@ -39,10 +39,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from churnml.config import ChurnConfig, ScoringConfig
+from churnml.config import ChurnConfig, ScoringConfig, SurvivalConfig
 from churnml.data.schema import TABLES
 from churnml.engine import open_engine
 from churnml.engine.sql import literal, render
+from churnml.errors import DataValidationError
 from churnml.features.build import as_cutoffs, feature_query, resolve_features, tidy
 from churnml.features.definitions import CUTOFF, SOURCES, DerivedFeature, Feature
 from churnml.features.profile import CATEGORICAL, NUMERIC, profile_frame, profile_parquet
@@ -65,6 +66,18 @@ OUTPUT_COLUMNS = [
     "model_version", CUTOFF, "scored_at",
 ]
 SPOOL_FILE = "features.parquet"
+TENURE = "tenure"  # periods active at the cutoff: input of the survival model
+
+
+def survival_score_columns(survival: SurvivalConfig | None = None) -> list[str]:
+    """Columns the survival model adds (:func:`churnml.survival.survival_columns`), in
+    output order: ``p_active_<d>d`` per horizon, remaining lifetime, median time to churn,
+    their horizon and the lifetime value with its interval."""
+    survival = survival or SurvivalConfig()
+    return [*(f"p_active_{d}d" for d in survival.horizons_days),
+            "expected_remaining_lifetime_days", "median_time_to_churn_days",
+            "median_beyond_horizon", "lifetime_horizon_days", "lifetime_value",
+            "lifetime_value_low", "lifetime_value_high"]
 Progress = Callable[[str, int, int], None]  # (stage, customers done, customers total)
 
 
@@ -227,8 +240,14 @@ class Scorer:
         descriptions: Mapping[str, str | Feature | DerivedFeature] | None = None,
         scored_at: Any = None,
         columns: Sequence[str] = (),
+        survival: SurvivalConfig | None = None,
+        tenure: pd.Series | None = None,
     ) -> None:
         self.models = models
+        self.survival = survival or SurvivalConfig()
+        self.tenure = tenure  # customer_id -> tenure (periods), when not a feature column
+        self.survival_columns = (survival_score_columns(self.survival)
+                                 if models.survival is not None else [])
         self.config = config
         self.churn = churn
         self.cutoff = pd.Timestamp(cutoff)
@@ -237,7 +256,7 @@ class Scorer:
         descriptions = dict(descriptions or {})
         seg.check_rule_names(self.segments, config,
                              {*models.feature_dtypes(), *descriptions, *columns,
-                              *builtin_feature_names()})
+                              *builtin_feature_names(), *survival_score_columns(survival)})
         self.writer = ReasonWriter(config.reason_templates, descriptions, cutoff)
         self.dtypes = models.feature_dtypes()
         self.keep = sorted(seg.rule_columns(config, churn) - set(SCORE_COLUMNS))
@@ -260,9 +279,33 @@ class Scorer:
         read."""
         check_feature_table(X, self.dtypes, self.models.version)
         out = X[[ID, *[c for c in self.keep if c in X.columns]]].reset_index(drop=True)
-        return out.assign(**value_scores(self.models.churn.predict_proba(X)[:, 1],
-                                         self.models.ltv.predict(X),
-                                         self.models.ltv.predict_if_retained(X)))
+        out = out.assign(**value_scores(self.models.churn.predict_proba(X)[:, 1],
+                                        self.models.ltv.predict(X),
+                                        self.models.ltv.predict_if_retained(X)))
+        if self.models.survival is None:
+            return out
+        return pd.concat([out, self.predict_survival(X, out[RETAINED])], axis=1)
+
+    def predict_survival(self, X: pd.DataFrame, value_if_retained: pd.Series) -> pd.DataFrame:
+        """:func:`survival_score_columns` of one chunk; expected spend per active period
+        from the value if retained over the churn horizon
+        (:func:`churnml.survival.spend_per_period`)."""
+        from churnml.survival.scores import spend_per_period, survival_columns
+
+        sv = self.survival
+        if TENURE not in X.columns:
+            if self.tenure is None:
+                raise DataValidationError(
+                    "features", TENURE, "the survival model needs each customer's tenure at "
+                    "the cutoff (periods active); give a tenure column or score from the data")
+            X = X.assign(**{TENURE: X[ID].map(self.tenure).fillna(0.0).to_numpy(float)})
+        spend = spend_per_period(value_if_retained.to_numpy(float), self.churn.horizon_days,
+                                 sv.period_days)
+        cols = survival_columns(
+            self.models.survival, X.reset_index(drop=True), period_days=sv.period_days,
+            active_days=sv.horizons_days, horizon_days=sv.grid_days, spend=spend,
+            discount_rate_annual=sv.discount_rate_annual, level=sv.interval_level)
+        return cols[self.survival_columns]
 
     def explain(self, X: pd.DataFrame) -> np.ndarray:
         """Reasons in words for every row of ``X`` (missing when the churn model has no
@@ -279,7 +322,8 @@ class Scorer:
         a built-in feature of a table the data lack (e.g. ``nps_detractor`` without surveys)
         hold for nobody, without a warning; other unknown columns are warned about."""
         values = seg.thresholds(narrow, self.config, self.churn)
-        absent = set(feature_descriptions()) - set(narrow.columns)
+        absent = ({*feature_descriptions(), *survival_score_columns(self.survival)}
+                  - set(narrow.columns))
         rules = [s for s in self.segments
                  if not (s.when and seg.columns_of(s.when, s.name) & absent)]
         with warnings.catch_warnings(record=True) as caught:
@@ -297,6 +341,7 @@ class Scorer:
             **{c: narrow[c].to_numpy() for c in SCORE_COLUMNS},
             seg.SEGMENT: segment.to_numpy(),
             REASONS: pd.array(reasons, dtype="str"),
+            **{c: narrow[c].to_numpy() for c in self.survival_columns},
         })
         out = rank(out)
         out[seg.ACTION] = out[seg.SEGMENT].map(seg.actions(self.segments)).astype("str")
@@ -305,7 +350,7 @@ class Scorer:
         out["scored_at"] = pd.Series(self.scored_at, index=out.index).astype(
             "datetime64[us, UTC]")
         out[seg.SEGMENT] = out[seg.SEGMENT].astype("str")
-        return out[OUTPUT_COLUMNS]
+        return out[[*OUTPUT_COLUMNS, *self.survival_columns]]
 
     def run(
         self,
@@ -372,6 +417,7 @@ def score_features(
     descriptions: Mapping[str, str | Feature | DerivedFeature] | None = None,
     scored_at: Any = None,
     progress: Progress | None = None,
+    survival: SurvivalConfig | None = None,
 ) -> ScoreResult:
     """Score a ready feature table (``customer_id``, optional ``cutoff``, features), one
     cutoff only; see :func:`score`. ``descriptions`` (feature -> definition) word the
@@ -387,7 +433,8 @@ def score_features(
     if descriptions is None:
         descriptions = feature_descriptions()
     scorer = Scorer(models, config, churn or ChurnConfig(), pd.Timestamp(cutoff),
-                    descriptions, scored_at, columns=[str(c) for c in features.columns])
+                    descriptions, scored_at, columns=[str(c) for c in features.columns],
+                    survival=survival)
     result = scorer.run(lambda: iter_frame(features, config.chunk_size), len(features),
                         progress)
     result.profile = profile_frame(features, list(models.feature_dtypes()))
@@ -407,6 +454,7 @@ def score(
     memory_limit: str | None = None,
     workdir: str | Path | None = None,
     progress: Progress | None = None,
+    survival: SurvivalConfig | None = None,
 ) -> ScoreResult:
     """Score every customer with activity before ``cutoff`` (default: now).
 
@@ -434,7 +482,8 @@ def score(
     config = config or ScoringConfig()
     churn = churn or ChurnConfig()
     cut = as_cutoffs(default_cutoff() if cutoff is None else cutoff)[0]
-    probe = Scorer(models, config, churn, cut, feature_descriptions(spec), scored_at)
+    probe = Scorer(models, config, churn, cut, feature_descriptions(spec), scored_at,
+                   survival=survival)
     needed = needed_columns(models, config, churn, probe.writer)
     with tempfile.TemporaryDirectory(prefix="churnml-score-", dir=workdir) as tmp:
         spool = Path(tmp) / SPOOL_FILE
@@ -442,7 +491,15 @@ def score(
         built = spool_features(data, cut, needed, spool, spec, threads, memory_limit)
         features_s = time.perf_counter() - t0
         descriptions = {f.name: f for f in built}
-        scorer = Scorer(models, config, churn, cut, descriptions, probe.scored_at)
+        tenure = None
+        if models.survival is not None:
+            from churnml.survival.durations import build_tenure
+
+            sv = survival or SurvivalConfig()
+            t = build_tenure(data, cut, churn, sv.period_days)
+            tenure = pd.Series(t[TENURE].to_numpy(float), index=t[ID].to_numpy())
+        scorer = Scorer(models, config, churn, cut, descriptions, probe.scored_at,
+                        survival=survival, tenure=tenure)
         total = pq.ParquetFile(spool).metadata.num_rows
         result = scorer.run(lambda: iter_parquet(spool, config.chunk_size, built), total,
                             progress)
