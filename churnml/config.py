@@ -14,6 +14,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -21,7 +22,8 @@ from pydantic import (
 
 from churnml.errors import ConfigError
 from churnml.expressions import parse_expression
-from churnml.io import file_stem
+from churnml.io import file_stem, is_local
+from churnml.paths import confined
 
 Period = Literal["day", "week", "month", "quarter", "year"]
 
@@ -173,6 +175,16 @@ class DataConfig(_Strict):
     dataset: Literal["cdnow", "simulated"] | None = None
     dir: str | None = None
     tables: dict[str, TableSource] = Field(default_factory=dict)
+    allowed_roots: list[str] = Field(
+        default_factory=list, description="folders (relative to the config file) that data "
+        "tables may be read from besides the config's folder and data.dir; a table path "
+        "elsewhere (e.g. ../../etc/passwd) is refused")
+    _config_dir: str | None = PrivateAttr(None)  # folder of the config file it came from
+
+    def roots(self) -> list[str]:
+        """Folders local data tables may be read from: ``dir``, the config file's folder and
+        ``allowed_roots`` (:func:`churnml.paths.confined`)."""
+        return [r for r in (self.dir, self._config_dir, *self.allowed_roots) if r]
     timezone: str = Field(
         "UTC", description="time zone that naive timestamps are in / aware ones convert to"
     )
@@ -379,6 +391,10 @@ class TrackingConfig(_Strict):
         description="a new version must beat the champion's metric by more than this "
         "(metric units): a rerun that differs only by floating-point noise never swaps",
     )
+    promote_across_configs: bool = Field(
+        False, description="let a pair replace a champion trained for a different config "
+        "of the same name (another data source, churn definition or feature spec: its "
+        "lineage tags differ); off: such a pair stays challenger, with the differences named")
 
     @model_validator(mode="after")
     def _safe_names(self) -> TrackingConfig:
@@ -779,13 +795,20 @@ SQLITE_PREFIX = "sqlite:///"
 
 def resolve_paths(cfg: Config, base: Path) -> Config:
     """Make the relative paths *written in a config file* absolute against its folder
-    ``base``: ``data.dir``, ``features.spec`` (a file), ``output_dir``, ``scoring.models_dir``
-    and a relative ``sqlite:///`` or plain-folder ``tracking.uri``. Values the file does not
+    ``base``: ``data.dir``, ``features.spec`` (a file), ``output_dir``, ``scoring.models_dir``,
+    ``monitoring.history_dir``, ``data.allowed_roots`` and a relative ``sqlite:///`` or
+    plain-folder ``tracking.uri``; ``data.dir`` must lie in the config's folder or an allowed
+    root (:func:`churnml.paths.confined`). Values the file does not
     set keep their defaults, which are relative to the working folder."""
     cfg.data.dir = _relative_to(base, cfg.data.dir)
+    cfg.data.allowed_roots = [_relative_to(base, r) or r for r in cfg.data.allowed_roots]
+    cfg.data._config_dir = str(base.resolve())
+    if cfg.data.dir is not None and is_local(cfg.data.dir):
+        confined(cfg.data.dir, [cfg.data._config_dir, *cfg.data.allowed_roots], "data.dir")
     if isinstance(cfg.features.spec, str):
         cfg.features.spec = _relative_to(base, cfg.features.spec)
     cfg.scoring.models_dir = _relative_to(base, cfg.scoring.models_dir)
+    cfg.monitoring.history_dir = _relative_to(base, cfg.monitoring.history_dir)
     if "output_dir" in cfg.model_fields_set:
         cfg.output_dir = _relative_to(base, cfg.output_dir)
     if "uri" in cfg.tracking.model_fields_set:

@@ -82,3 +82,12 @@ class UntrustedModelError(ChurnmlError):
 class ModelMismatchError(ChurnmlError):
     """The models found were trained for another config or data source than the one given, or
     the churn and value models are not a pair from one training run."""
+
+
+class OutputWarning(UserWarning):
+    """Something found among the outputs was left alone (e.g. a commit journal naming paths
+    outside the run's output set); the CLI prints each as ``warning: ...``."""
+
+
+class TrainingDataError(ChurnmlError, ValueError):
+    """The training data cannot fit a model (e.g. a panel of a single customer)."""

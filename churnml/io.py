@@ -9,6 +9,7 @@ stays a number); Parquet and JSON are written as they are.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -19,6 +20,8 @@ from typing import Any
 
 import pandas as pd
 from pandas.api.types import is_object_dtype, is_string_dtype
+
+from churnml.outputs import check_replaceable, mark
 
 FORMATS = ("parquet", "csv", "json")
 FILE_MODE = 0o666  # before the umask, as open() creates files
@@ -41,6 +44,20 @@ def format_of(path: str | Path) -> str:
     return suffix
 
 
+def read_json(path: str | Path, what: str = "JSON file") -> Any:
+    """The JSON value in ``path``; a file that is not JSON (truncated, not UTF-8) is a
+    :class:`~churnml.errors.ChurnmlError` naming the file, not a bare decoder error."""
+    from churnml.errors import ChurnmlError
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise ChurnmlError(f"{path}: not a valid {what} ({exc}); the file is damaged "
+                           "(e.g. a run killed while writing it): remove it or re-create it"
+                           ) from exc
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place.
 
@@ -48,6 +65,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     never half of one; on any exception the temporary file is removed and ``path`` untouched.
     """
     path = Path(path)
+    if path.is_dir():
+        from churnml.errors import OutputPathError
+
+        raise OutputPathError(f"{path} is a folder; give a file name (the folder and "
+                              "its files are left as they are)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -155,12 +177,14 @@ def write_spark_table(sdf: Any, path: str | Path, *, escape: bool = True) -> str
         getattr(writer, fmt)(str(path))
         return str(path)
     target = _local(path)
+    check_spark_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         out = tmp / "out"
         if fmt == "parquet":
             sdf.write.parquet(str(out.resolve()))
+            mark(out)  # readers skip hidden files; the next run may replace the folder
             _replace(out, target)
         else:
             sdf.coalesce(1).write.options(**SPARK_CSV_OPTIONS).csv(str(out.resolve()))
@@ -170,6 +194,22 @@ def write_spark_table(sdf: Any, path: str | Path, *, escape: bool = True) -> str
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return str(target)
+
+
+def check_spark_target(path: str | Path) -> None:
+    """Before any work: a local Spark output (a Parquet folder or a CSV file) may replace
+    what is at ``path`` only when that is a file or a folder churnml wrote (its marker,
+    :func:`churnml.outputs.owned`); a folder of other files is an
+    :class:`~churnml.errors.OutputPathError` naming it. Remote targets are not checked."""
+    if not is_local(path):
+        return
+    target = _local(path)
+    if target.is_dir() and format_of(target) == "csv":
+        from churnml.errors import OutputPathError
+
+        raise OutputPathError(f"{target} is a folder; give a .csv file name")
+    if target.is_dir():
+        check_replaceable(target)
 
 
 def _replace(new: Path, target: Path) -> None:

@@ -15,6 +15,13 @@ other's staged files as litter.
 :meth:`OutputSet.check` runs before any work: a target that is a folder where a file is
 expected (or the reverse), an unwritable or read-only folder, or a folder churnml does not own
 is a :class:`~churnml.errors.OutputPathError` naming the path.
+
+An output set owns exactly its files: a folder is replaced only when churnml's marker file
+(:data:`MARKER`) in it says churnml wrote it (an absent or empty folder is taken too), and a
+journal found at start-up is applied only when every move it names is a staged path of this
+set's targets (``.<target>.<run>.tmp`` beside the target); any other journal is ignored with an
+:class:`~churnml.errors.OutputWarning`, so a journal planted in an output folder cannot move or
+delete anything outside the output set.
 """
 
 from __future__ import annotations
@@ -22,9 +29,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -33,12 +42,14 @@ try:
 except ImportError:  # pragma: no cover - Windows: no advisory locks
     fcntl = None  # type: ignore[assignment]
 
-from churnml.errors import OutputPathError
+from churnml.errors import OutputPathError, OutputWarning
 
 JOURNAL = ".churnml-commit.json"
 MARKER = ".churnml-output"  # inside a folder churnml wrote (and may replace whole)
 TMP_SUFFIX = ".tmp"
 OLD_SUFFIX = ".old.tmp"
+MARKER_TEXT = "written by churnml; replaced whole by the next run\n"
+RUN_ID = re.compile(r"[0-9a-f]{12}")
 
 
 def _probe(folder: Path) -> None:
@@ -52,14 +63,57 @@ def _probe(folder: Path) -> None:
         raise OutputPathError(f"cannot write to {folder}: {exc.strerror or exc}") from exc
 
 
-def _owned(folder: Path) -> bool:
-    """A folder churnml may replace whole: absent, empty, marked, or holding only CSV files
-    (lists written by versions before the marker)."""
+def owned(folder: str | Path) -> bool:
+    """A folder churnml may replace whole: absent, empty, or holding churnml's marker file
+    (:data:`MARKER`, written into every folder churnml replaces whole). A folder of files
+    without the marker — even CSV files only — is the user's."""
+    folder = Path(folder)
     if not folder.exists():
         return True
-    entries = [p for p in folder.iterdir()]
-    return (not entries or (folder / MARKER).exists()
-            or all(p.is_file() and p.suffix == ".csv" for p in entries))
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    return (folder / MARKER).is_file() or not any(folder.iterdir())
+
+
+def mark(folder: str | Path) -> Path:
+    """Write churnml's ownership marker into ``folder`` (see :func:`owned`)."""
+    path = Path(folder) / MARKER
+    path.write_text(MARKER_TEXT)
+    return path
+
+
+def check_replaceable(folder: str | Path, what: str = "output folder") -> None:
+    """Raise :class:`OutputPathError` unless churnml may replace ``folder`` whole."""
+    folder = Path(folder)
+    if not owned(folder):
+        foreign = sorted(p.name for p in folder.iterdir())[:5] if folder.is_dir() else []
+        raise OutputPathError(
+            f"{folder} ({what}) holds files churnml did not write"
+            + (f" (e.g. {', '.join(foreign)})" if foreign else "")
+            + f"; churnml replaces only folders holding its marker {MARKER}, so give a new "
+            "or empty folder")
+
+
+@contextlib.contextmanager
+def locked(*folders: str | Path) -> Iterator[None]:
+    """Exclusive advisory locks (POSIX ``flock``) on ``folders`` (created if absent), taken
+    in one order (sorted absolute paths, each once) so two runs never wait on each other
+    crosswise; released at the end of the block. A no-op where ``flock`` is unsupported."""
+    keys = sorted({_key(Path(f)) for f in folders})
+    with contextlib.ExitStack() as stack:
+        for key in keys:
+            Path(key).mkdir(parents=True, exist_ok=True)
+            if fcntl is None:
+                continue
+            fd = os.open(key, os.O_RDONLY)
+            stack.callback(os.close, fd)  # closing releases the lock
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+
+
+def _key(path: Path) -> str:
+    """A path compared by its absolute, normalised form (``..`` resolved, links kept)."""
+    return os.path.normpath(os.path.abspath(path))
 
 
 def _remove(path: Path) -> None:
@@ -100,10 +154,7 @@ class OutputSet:
         for path in self.folders.values():
             if path.exists() and not path.is_dir():
                 raise OutputPathError(f"{path} is a file; give a folder for the segment lists")
-            if not _owned(path):
-                raise OutputPathError(
-                    f"{path} holds files churnml did not write; it replaces this folder "
-                    f"whole on each run, so give a new or empty folder")
+            check_replaceable(path)
             _probe(path.parent)
             if path.exists():
                 _probe(path)
@@ -119,32 +170,64 @@ class OutputSet:
         """Finish a commit a killed run left half done, then remove staging litter of
         killed runs beside every target."""
         if self.journal.exists():
-            try:
-                moves = json.loads(self.journal.read_text())["moves"]
-            except (OSError, ValueError, KeyError):
-                moves = []
-            self._apply([(Path(src), Path(dst)) for src, dst in moves])
-            self.journal.unlink(missing_ok=True)
+            moves = self._journal_moves()
+            if moves is not None:
+                self._apply(moves)
+                self.journal.unlink(missing_ok=True)
         for path in [*self.files.values(), *self.folders.values()]:
             if path.parent.is_dir():
                 for litter in path.parent.glob(f".{path.name}.*{TMP_SUFFIX}"):
                     _remove(litter)
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold an exclusive advisory lock on the journal's folder (POSIX ``flock``; a
-        no-op where unsupported) while recovering, staging and committing."""
-        folder = self.journal.parent
-        folder.mkdir(parents=True, exist_ok=True)
-        if fcntl is None:
-            yield
-            return
-        fd = os.open(folder, os.O_RDONLY)
+    def _staged_name(self, target: Path, run: str) -> Path:
+        return target.with_name(f".{target.name}.{run}{TMP_SUFFIX}")
+
+    def _journal_moves(self) -> list[tuple[Path, Path]] | None:
+        """The moves of the journal when every one belongs to this output set (a target of
+        the set, from its staged path of one run); else None, with an :class:`OutputWarning`
+        naming the journal (it is left in place, and overwritten by this run's commit)."""
+        problem = None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # releases the lock
+            moves = json.loads(self.journal.read_text(encoding="utf-8"))["moves"]
+            pairs = [(Path(src), Path(dst)) for src, dst in moves]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            problem, pairs = f"unreadable ({type(exc).__name__})", []
+        targets = {_key(p) for p in [*self.files.values(), *self.folders.values()]}
+        runs = set()
+        for src, dst in pairs:
+            run = src.name.removeprefix(f".{dst.name}.").removesuffix(TMP_SUFFIX)
+            if _key(dst) not in targets:
+                problem = f"names {dst}, which is not an output of this run"
+            elif _key(src) != _key(self._staged_name(dst, run)) or not RUN_ID.fullmatch(run):
+                problem = f"moves {src}, which is not a staged output of this run"
+            runs.add(run)
+            if problem:
+                break
+        if problem is None and len(runs) > 1:
+            problem = "mixes the staged files of several runs"
+        if problem is None:
+            return pairs
+        warnings.warn(f"{self.journal}: ignored: {problem} (churnml moves only its own staged "
+                      "outputs); remove the file", OutputWarning, stacklevel=3)
+        return None
+
+    def add_folder(self, name: str, path: str | Path) -> Path:
+        """Add a folder target once the run knows it (e.g. the score history's partition of
+        the cutoff), checked like the others; returns its path."""
+        path = Path(path)
+        self.folders[name] = path
+        if path.exists() and not path.is_dir():
+            raise OutputPathError(f"{path} is a file; churnml writes a folder there")
+        check_replaceable(path)
+        _probe(path.parent)
+        return path
+
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        """Hold exclusive advisory locks on the journal's folder and every target's folder
+        (POSIX ``flock``; a no-op where unsupported) while recovering, staging and
+        committing."""
+        parents = [p.parent for p in [*self.files.values(), *self.folders.values()]]
+        return locked(self.journal.parent, *parents)
 
     # ------------------------------------------------------------------ writing
     def stage(self, name: str) -> Path:
@@ -157,7 +240,7 @@ class OutputSet:
         path = self.folders[name]
         staged = path.with_name(f".{path.name}.{self.run}{TMP_SUFFIX}")
         staged.mkdir(parents=True, exist_ok=True)
-        (staged / MARKER).write_text("written by churnml; replaced whole by the next run\n")
+        mark(staged)
         return staged
 
     def commit(self, order: list[str] | None = None) -> dict[str, Path]:
@@ -187,6 +270,7 @@ class OutputSet:
             if not src.exists():
                 continue  # moved before a kill
             if src.is_dir():
+                check_replaceable(dst)  # anything put there since the check stays
                 old = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:12]}{OLD_SUFFIX}")
                 if dst.exists():
                     os.replace(dst, old)

@@ -8,7 +8,7 @@ so an output shared with others does not reveal user names or folder layouts.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
@@ -71,3 +71,26 @@ def relative(value: str | Path, cwd: str | Path | None = None) -> str:
         return os.path.relpath(text, Path(cwd) if cwd is not None else Path.cwd())
     except ValueError:  # another drive (Windows): no relative form
         return text
+
+
+def inside(path: str | Path, roots: Iterable[str | Path]) -> bool:
+    """``path`` (symbolic links and ``..`` resolved) lies in one of the folders ``roots``."""
+    real = Path(path).resolve()
+    return any(real.is_relative_to(Path(root).resolve()) for root in roots if root)
+
+
+def confined(path: str | Path, roots: Iterable[str | Path], where: str) -> Path:
+    """``path`` when it lies inside one of ``roots`` (:func:`inside`), else a
+    :class:`~churnml.errors.ConfigError` naming ``where`` (the setting), the path as given
+    and the allowed folders, with the fix: add a folder to ``data.allowed_roots``. Data
+    paths written in a config are read from the config's folder, ``data.dir`` (a folder
+    given with ``--data``) or an allowed root only, so a config cannot read ``/etc/...``."""
+    roots = [r for r in roots if r]
+    if inside(path, roots):
+        return Path(path)
+    from churnml.errors import ConfigError
+
+    shown = ", ".join(portable(r) for r in roots) or "none"
+    raise ConfigError(
+        f"{where}: {path} lies outside the folders data may be read from ({shown}); move "
+        "the file there, or list its folder under data.allowed_roots in the config")

@@ -130,17 +130,34 @@ def score_output_set(out_dir: Path, scores_path: Path | None = None,
 
 def write_score_outputs(result: Any, out_dir: Path, scores_path: Path | None = None,
                         segments_dir: Path | None = None, *, escape: bool = True,
-                        outputs: Any = None) -> dict[str, Path]:
+                        outputs: Any = None, cfg: Config | None = None,
+                        models: Any = None) -> dict[str, Path]:
     """Write scores, the segment summary and one CSV per segment as one unit (the segment
-    folder replaced whole); ``escape``: CSV text cells escaped against spreadsheet formulas."""
+    folder replaced whole); ``escape``: CSV text cells escaped against spreadsheet formulas.
+    With ``cfg`` and ``models`` (and ``monitoring.history`` on), the run's score-history
+    partition is committed in the same unit (a kill never leaves the history and the
+    published scores disagreeing; returned as ``"history"``) and the run logged to MLflow."""
     from churnml.scoring import write_scores
 
     outputs = outputs or score_output_set(out_dir, scores_path, segments_dir)
+    extra = {}
+    if cfg is not None and cfg.monitoring.history:
+        from churnml.monitoring.jobs import HISTORY_TARGET, stage_history
+
+        writer = stage_history(result, cfg, models, outputs)
+        if writer is not None:
+            extra[HISTORY_TARGET] = writer
     write_scores(result.scores, outputs.files["scores"], result.summary,
                  outputs.files["summary"], outputs.folders["segments"], escape=escape,
-                 outputs=outputs)
-    return {"scores": outputs.files["scores"], "segment_summary": outputs.files["summary"],
-            "segments": outputs.folders["segments"]}
+                 outputs=outputs, extra=extra)
+    files = {"scores": outputs.files["scores"], "segment_summary": outputs.files["summary"],
+             "segments": outputs.folders["segments"]}
+    if extra:
+        from churnml.monitoring.jobs import HISTORY_TARGET, log_scoring_run
+
+        files["history"] = outputs.folders[HISTORY_TARGET]
+        log_scoring_run(result, cfg, models)
+    return files
 
 
 def record_score_run(result: Any, cfg: Config, models: Any) -> Path | None:
@@ -173,9 +190,9 @@ def score_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResu
         models = load_scoring_models(fallback)
     cutoff = default_cutoff(data)
     result.scores = score_customers(data, cfg, models, cutoff=cutoff)
-    result.files.update(write_score_outputs(result.scores, out_dir, outputs=outputs,
-                                            escape=cfg.csv_escape_formulas))
-    record_score_run(result.scores, cfg.model_copy(update={"output_dir": str(out_dir)}), models)
+    result.files.update(write_score_outputs(
+        result.scores, out_dir, outputs=outputs, escape=cfg.csv_escape_formulas,
+        cfg=cfg.model_copy(update={"output_dir": str(out_dir)}), models=models))
 
 
 def campaign_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:

@@ -173,3 +173,23 @@ def test_curve_summaries_by_hand() -> None:
                                    "lifetime_horizon_days"]
     assert table["lifetime_horizon_days"].tolist() == [90, 90]
     np.testing.assert_allclose(table["expected_remaining_lifetime_days"], [54.0, 85.5])
+
+
+def test_sbg_tail_continues_an_sbg_curve_exactly() -> None:
+    from churnml.survival.curves import extend_survival
+    from churnml.survival.sbg import sbg_survival
+
+    # the sBG fitted by Fader & Hardie (2007) to the regular cohort: alpha 0.704, beta 1.182
+    exact = sbg_survival(0.704, 1.182, np.arange(1, 13))
+    flat = np.full(12, 0.9) ** np.arange(1, 13)  # constant hazard: slope 0, keeps it
+    surv = np.vstack([exact[:7], flat[:7]])
+    ext = extend_survival(surv, 12, "sbg")
+    np.testing.assert_allclose(ext[0], exact, rtol=1e-9)
+    np.testing.assert_allclose(ext[1], flat, rtol=1e-12)
+    np.testing.assert_allclose(extend_survival(surv, 12, "constant_hazard"),
+                               extend_constant_hazard(surv, 12))
+    assert extend_survival(surv, 7, "restricted") is not None
+    with pytest.raises(ValueError, match="restricted"):
+        extend_survival(surv, 8, "restricted")
+    with pytest.raises(ValueError, match="tail_rule"):
+        extend_survival(surv, 8, "linear")

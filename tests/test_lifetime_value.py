@@ -125,6 +125,14 @@ def test_survival_columns_from_a_fitted_model() -> None:
                                [30 * sum(0.9 ** t for t in range(1, 13)), 0.0])
     assert (out["lifetime_horizon_days"] == 360).all()
     assert out.loc[11, "lifetime_value_high"] == 0.0
+    # a model with a 4-period grid: the tail rule supplies the rest of the horizon
+    short = ConstantHazard()
+    short.n_periods_ = 4
+    again = survival_columns(short, X, period_days=30, active_days=(30, 90), horizon_days=360,
+                             spend=spend, discount_rate_annual=0.0)
+    pd.testing.assert_frame_equal(again, out)
+    with pytest.raises(ValueError, match="restricted"):
+        survival_columns(short, X, period_days=30, horizon_days=360, tail_rule="restricted")
 
 
 def test_spend_dispersion_is_recovered_from_past_periods() -> None:

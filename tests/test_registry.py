@@ -435,7 +435,7 @@ def test_config_paths_resolve_against_the_config_folder(tmp_path, monkeypatch):
     path = folder / "shop.yaml"
     path.write_text(yaml.safe_dump({
         "name": "shop",
-        "data": {"dir": "../data"},
+        "data": {"dir": "../data", "allowed_roots": [".."]},
         "features": {"spec": "spec.yaml"},
         "tracking": {"uri": "sqlite:///../store/mlflow.db"},
         "scoring": {"models_dir": "../models"},
@@ -451,7 +451,8 @@ def test_config_paths_resolve_against_the_config_folder(tmp_path, monkeypatch):
     assert cfg.output_dir == str(root / "out")
     # absolute paths, server URIs and unset keys (defaults) are left alone
     path.write_text(yaml.safe_dump({
-        "data": {"dir": str(tmp_path / "abs")}, "tracking": {"uri": "http://mlflow:5000"}}))
+        "data": {"dir": str(tmp_path / "abs"), "allowed_roots": [str(tmp_path)]},
+        "tracking": {"uri": "http://mlflow:5000"}}))
     cfg = load_config(path)
     assert cfg.data.dir == str(tmp_path / "abs")
     assert cfg.tracking.uri == "http://mlflow:5000" and cfg.output_dir == "out"

@@ -85,7 +85,7 @@ def resolve_config(config: Path | None, dataset: str | None, data: Path | None) 
     elif data is not None:
         cfg.data = DataConfig(dir=str(data), timezone=cfg.data.timezone,
                               currency=cfg.data.currency, tables=cfg.data.tables,
-                              end=cfg.data.end)
+                              end=cfg.data.end, allowed_roots=cfg.data.allowed_roots)
     return cfg
 
 
@@ -96,16 +96,28 @@ def load(cfg: Config):
     from churnml.paths import portable
 
     label = cfg.data.dataset or portable(cfg.data.dir or "")
+    with printed_warnings(DataWarning), step(f"loading data ({label})"):
+        return load_data(cfg)
+
+
+@contextmanager
+def printed_warnings(*categories: type[Warning]):
+    """Print warnings of ``categories`` (default: churnml's data and output warnings) raised
+    in the block as ``warning: ...`` lines; others pass through unchanged."""
+    from churnml.errors import DataWarning, OutputWarning
+
+    categories = categories or (DataWarning, OutputWarning)
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DataWarning)
-        with step(f"loading data ({label})"):
-            data = load_data(cfg)
-    for w in caught:
-        if issubclass(w.category, DataWarning):
-            err.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return data
+        for category in categories:
+            warnings.simplefilter("always", category)
+        try:
+            yield
+        finally:
+            for w in caught:
+                if issubclass(w.category, categories):
+                    err.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def parse_iso_timestamp(text: str, option: str, timezone: str = "UTC") -> pd.Timestamp:
@@ -193,6 +205,13 @@ def _label_periods(df: pd.DataFrame, period: str) -> pd.DataFrame:
     if "period" in df:
         df["period"] = df["period"].map(lambda t: period_label(t, period))
     return df
+
+
+def warn_trust_pickle(path: str | Path) -> None:
+    """The warning printed whenever trusted pickles may be loaded (``--trust-pickle``,
+    ``scoring.trust_pickle``): loading a pickle runs the code it holds."""
+    err.print("[yellow]warning:[/yellow] --trust-pickle: pickled models in "
+              f"{portable(path)} will be loaded, and loading a pickle runs the code it holds")
 
 
 def fail(exc: Exception) -> None:

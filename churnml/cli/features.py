@@ -112,6 +112,7 @@ def features(
                                         config.parent if config else None)
         target = out or Path(cfg.output_dir) / (PANEL_FILE if labels else FEATURES_FILE)
         what = "features and labels" if labels else "features"
+        _check_target(target, cfg.features.engine == "spark")
         if cfg.features.engine == "spark":
             _spark_features(cfg, cuts, feature_spec, labels, target, what)
             return
@@ -129,6 +130,18 @@ def features(
         fail(exc)
     _report(len(table), table["customer_id"].nunique(), table["cutoff"].nunique(),
             table.shape[1], labels)
+
+
+def _check_target(target: Path, spark: bool) -> None:
+    """Before any work: ``--out`` can be written, and replaces nothing churnml did not write
+    (a folder there is an error, unless it is a Parquet folder an earlier Spark run wrote)."""
+    from churnml.io import check_spark_target
+    from churnml.outputs import OutputSet
+
+    if spark:
+        check_spark_target(target)
+    else:
+        OutputSet({"features": target}).check()
 
 
 def _report(rows: int, customers: int, n_cutoffs: int, columns: int, labels: bool) -> None:

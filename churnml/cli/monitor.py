@@ -22,7 +22,9 @@ from churnml.cli._common import (
 from churnml.errors import ChurnmlError
 from churnml.paths import portable
 
+OK_EXIT_CODE = 0  # no alarm
 ALARM_EXIT_CODE = 1  # a threshold was crossed: retrain (usable in a scheduler)
+ERROR_EXIT_CODE = 2  # the monitor could not run (bad config, data, store or history)
 
 
 @app.command()
@@ -40,16 +42,14 @@ def monitor(
     """Join every scored cutoff whose horizon has passed with its labels (realized ROC AUC,
     Brier, lift, lost-revenue capture, vs the naive baselines), estimate the others from the
     calibrated probabilities, and measure drift against the champion's training reference.
-    Exits with 1 when a threshold is crossed (the retrain signal), 0 otherwise."""
-    from churnml.pipeline import monitor_data
-
+    Exit codes (for a scheduler): 0 no alarm, 1 a threshold was crossed (the retrain
+    signal), 2 the monitor could not run (an error; never 1)."""
     try:
-        cfg = resolve_config(config, dataset, data)
-        customer_data = load(cfg)
-        with step("monitoring the score history"):
-            result, files = monitor_data(customer_data, cfg, tracking_uri=tracking_uri)
-    except (ChurnmlError, ValueError, FileNotFoundError, LookupError) as exc:
-        fail(exc)
+        result, cfg, customer_data, files = _run(config, dataset, data, tracking_uri)
+    except (typer.Exit, typer.BadParameter):  # usage errors exit with 2 already
+        raise
+    except Exception as exc:  # noqa: BLE001 - exit code 1 means "retrain", so no failure
+        fail_monitor(exc)  # may leave with Python's default 1: each is an error (2)
     from churnml.monitoring.monitor import summarise
 
     emit(summarise(result), OutFormat.table, None, "Monitoring: estimated vs realized")
@@ -66,6 +66,29 @@ def monitor(
     if retrain:
         from churnml.training.train import train
 
-        with step("retraining (churnml train)"):
-            train(cfg, customer_data, console=err)
+        try:
+            with step("retraining (churnml train)"):
+                train(cfg, customer_data, console=err)
+        except Exception as exc:  # noqa: BLE001 - as above: a failed retrain is an error
+            fail_monitor(exc)
     raise typer.Exit(code=ALARM_EXIT_CODE)
+
+
+def _run(config, dataset, data, tracking_uri):  # noqa: ANN001, ANN202 - the CLI's values
+    from churnml.pipeline import monitor_data
+
+    cfg = resolve_config(config, dataset, data)
+    customer_data = load(cfg)
+    with step("monitoring the score history"):
+        result, files = monitor_data(customer_data, cfg, tracking_uri=tracking_uri)
+    return result, cfg, customer_data, files
+
+
+def fail_monitor(exc: Exception) -> None:
+    """Print the error and exit with :data:`ERROR_EXIT_CODE`: churnml's own errors and
+    the store's as they are, anything else with its type (a bug, not a retrain signal)."""
+    from mlflow.exceptions import MlflowException
+
+    if not isinstance(exc, ChurnmlError | ValueError | OSError | LookupError | MlflowException):
+        exc = RuntimeError(f"the monitor failed ({type(exc).__name__}: {exc})")
+    fail(exc)

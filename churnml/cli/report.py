@@ -29,6 +29,10 @@ def report(
 
     try:
         cfg = resolve_config(config, None, None)
+        if out is not None:  # before any work: a folder there is an error, left as it is
+            from churnml.outputs import OutputSet
+
+            OutputSet({"report": out}).check()
         source = out_dir or Path(cfg.output_dir)
         # metric tables absent from the folder (e.g. after train and score) are computed
         path = build_report(source, cfg, out, data=lambda: load(cfg))

@@ -19,8 +19,10 @@ from churnml.cli._common import (
     fail,
     load,
     parse_iso_timestamp,
+    printed_warnings,
     resolve_config,
     step,
+    warn_trust_pickle,
 )
 from churnml.config import Config
 from churnml.errors import ChurnmlError
@@ -81,7 +83,6 @@ def score(
     from churnml.pipeline import (
         default_cutoff,
         load_scoring_models,
-        record_score_run,
         score_customers,
         score_output_set,
         write_score_outputs,
@@ -93,15 +94,14 @@ def score(
             parse_iso_timestamp(scored_at, "--scored-at")
         out_dir = Path(cfg.output_dir)
         outputs = score_output_set(out_dir, out, segments_dir)
-        outputs.prepare()  # before any work: a bad --out fails in a second, not after scoring
+        with printed_warnings():
+            outputs.prepare()  # before any work: a bad --out fails in a second, not after scoring
         escape = cfg.csv_escape_formulas if escape_formulas is None else escape_formulas
         uri = tracking_uri or cfg.tracking.uri
         folder = models_dir or cfg.scoring.models_dir
         trust = trust_pickle or cfg.scoring.trust_pickle
         if folder and trust:
-            err.print("[yellow]warning:[/yellow] --trust-pickle: pickled models in "
-                      f"{portable(folder)} will be loaded, and loading a pickle runs the code "
-                      "it holds")
+            warn_trust_pickle(folder)
         source = portable(folder) if folder else portable(uri)
         with step(f"loading models from {source}"):
             models = load_scoring_models(cfg, folder, uri, trust_pickle=trust)
@@ -134,9 +134,9 @@ def score(
                                      scored_at=scored_at, progress=progress)
         with step("writing scores and segment files"):
             files = write_score_outputs(result, out_dir, out, segments_dir, escape=escape,
-                                        outputs=outputs)
+                                        outputs=outputs, cfg=cfg, models=models)
         target = files["scores"]
-        history = record_score_run(result, cfg, models)
+        history = files.get("history")  # committed with the scores as one unit
     except (ChurnmlError, ValueError, FileNotFoundError, LookupError, MlflowException) as exc:
         fail(exc)
     for note in result.warnings:

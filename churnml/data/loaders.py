@@ -16,8 +16,9 @@ from churnml.config import (
     VoiceConfig,
 )
 from churnml.data.customer_data import CustomerData
-from churnml.data.schema import TABLES
+from churnml.data.schema import TABLES, columns_present
 from churnml.errors import ConfigError, DataValidationError
+from churnml.paths import confined
 
 SUFFIXES = (".parquet", ".csv", ".csv.gz", ".tsv")
 
@@ -58,6 +59,8 @@ def read_raw(path: Path, source: TableSource | None = None, table: str | None = 
     if ids and (dtype is None or isinstance(dtype, dict)):
         options["dtype"] = {**{c: "str" for c in ids}, **(dtype or {})}
     try:
+        if ids and not {"na_values", "keep_default_na", "na_filter"} & set(options):
+            options.update(_text_id_na(path, options, ids))
         return pd.read_csv(path, **options)
     except pd.errors.EmptyDataError as exc:
         raise DataValidationError(
@@ -76,6 +79,20 @@ def read_raw(path: Path, source: TableSource | None = None, table: str | None = 
     except (ValueError, pd.errors.ParserError) as exc:
         raise DataValidationError(label, None, f"{path}: cannot be read as CSV with "
                                   f"csv_options {options}: {exc}") from exc
+
+
+# pandas.read_csv's default missing-value markers (its documented ``na_values`` default)
+DEFAULT_NA = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+              "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+
+
+def _text_id_na(path: Path, options: dict, ids: list[str]) -> dict:
+    """``read_csv`` options under which an id column's only missing value is an empty cell
+    (``NaN``, ``NA``, ``null`` are ids like any text) while every other column keeps
+    pandas' default missing-value markers (:data:`DEFAULT_NA`)."""
+    header = pd.read_csv(path, **{**options, "nrows": 0}).columns
+    na = {str(c): (list(DEFAULT_NA) if c not in ids else [""]) for c in header}
+    return {"keep_default_na": False, "na_values": na}
 
 
 def apply_expressions(df: pd.DataFrame, table: str, expressions: dict[str, str]
@@ -113,15 +130,16 @@ def apply_expressions(df: pd.DataFrame, table: str, expressions: dict[str, str]
     return pd.concat([out, computed], axis=1)
 
 
-def join_lookups(df: pd.DataFrame, table: str, directory: Path, lookups: list[Lookup]
-                 ) -> pd.DataFrame:
+def join_lookups(df: pd.DataFrame, table: str, directory: Path, lookups: list[Lookup],
+                 roots: list[str] | None = None) -> pd.DataFrame:
     """Join each lookup file to the raw rows on its key columns (many rows to one), keeping
     the rows' order and index. Errors name the file, the columns and example rows: a key
     column missing on either side, a key repeated in the lookup, a column both files hold,
-    rows that find no lookup row."""
+    rows that find no lookup row. A lookup's path must lie inside ``directory`` or one of
+    ``roots`` (:func:`churnml.paths.confined`)."""
     for i, lookup in enumerate(lookups):
         where = f"data.tables.{table}.lookups[{i}]"
-        path = directory / lookup.path
+        path = confined(directory / lookup.path, [directory, *(roots or [])], f"{where}.path")
         if not path.exists():
             raise FileNotFoundError(f"{where}: file not found: {path}")
         source = TableSource(csv_options=lookup.csv_options)
@@ -183,7 +201,7 @@ def apply_mapping(
         raise DataValidationError(
             table, canon,
             f"mapped from raw column {raw!r}, which {origin or 'the input'} does not have "
-            f"(columns present: {', '.join(map(str, df.columns))})",
+            f"({columns_present(table, df.columns, columns.values())})",
         )
     return df.rename(columns={raw: canon for canon, raw in columns.items()})
 
@@ -209,12 +227,15 @@ def load_folder(
     validation: ValidationConfig | None = None,
     voice: VoiceConfig | None = None,
     end: str | pd.Timestamp | None = None,
+    roots: list[str] | None = None,
 ) -> CustomerData:
     """Load the contract tables from ``directory`` and validate them.
 
     A table is read from ``tables[name].path`` when given, else from ``<name>.parquet``,
     ``<name>.csv``, ``<name>.csv.gz`` or ``<name>.tsv`` in the folder. Only transactions are
     required. Customer ids read from files are text in every table. ``end`` is ``data.end``.
+    A table ``path`` must lie inside ``directory`` or one of ``roots`` (``data.allowed_roots``,
+    the config's folder; :func:`churnml.paths.confined`).
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -229,7 +250,8 @@ def load_folder(
     for name in TABLES:
         source = tables.get(name)
         if source is not None and source.path:
-            path = directory / source.path
+            path = confined(directory / source.path, [directory, *(roots or [])],
+                            f"data.tables.{name}.path")
             if not path.exists():
                 raise FileNotFoundError(f"{name}: file not found: {path}")
         else:
@@ -241,7 +263,7 @@ def load_folder(
         if name == "transactions" and raw.empty:
             raise DataValidationError(name, None, f"{path}: the file has a header but no rows")
         if source is not None and source.lookups:
-            raw = join_lookups(raw, name, directory, source.lookups)
+            raw = join_lookups(raw, name, directory, source.lookups, roots)
         if source is not None and source.expressions:
             raw = apply_expressions(raw, name, source.expressions)
         mapped = apply_mapping(raw, name, source.columns if source else {}, str(path))
@@ -281,5 +303,5 @@ def load_data(config: Config | DataConfig) -> CustomerData:
         return data
     return load_folder(
         data_cfg.dir, data_cfg.tables, timezone=data_cfg.timezone, currency=data_cfg.currency,
-        validation=validation, voice=voice, end=data_cfg.end,
+        validation=validation, voice=voice, end=data_cfg.end, roots=data_cfg.roots(),
     )

@@ -7,6 +7,7 @@ the input currency. Negative amounts are returns / cancellations and are legal.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -86,3 +87,17 @@ MAX_ABS_MONEY = 1e14 - 1
 # so "value" is a number of purchases.
 COUNT_ONLY_AMOUNT = 1.0
 PURCHASES_UNIT = "purchases"
+
+
+def columns_present(table: str, columns: Iterable[object], expected: Iterable[str] = ()
+                    ) -> str:
+    """``columns present: a, b`` for an error about a table's columns, when the file looks
+    like a table: it shares a column with the contract table (or ``expected``, e.g. mapped
+    raw names) or has several columns. A one-column file sharing none is not a table (a
+    config file, a key, a note): its header, which may be anything, is not shown."""
+    names = [str(c) for c in columns]
+    known = set(TABLES[table].columns) | set(expected)
+    if known.intersection(names) or len(names) > 1:
+        return f"columns present: {', '.join(names)}"
+    return (f"none of the {len(names)} column(s) of the file is a {table} column, so it is "
+            "not shown; is it the right file?")

@@ -26,11 +26,12 @@ import pandas as pd
 
 from churnml.config import Config, TableSource, ValidationConfig, VoiceConfig
 from churnml.data.loaders import SUFFIXES, apply_mapping
-from churnml.data.schema import NULLABLE, SURVEY_KINDS, TABLES
+from churnml.data.schema import NULLABLE, SURVEY_KINDS, TABLES, columns_present
 from churnml.data.spark_names import quote_table_name
 from churnml.data.validation import raise_if_any
 from churnml.errors import ConfigError, DataValidationError
 from churnml.errors import _show as show_value
+from churnml.paths import confined
 
 MAX_EXAMPLES = 5
 # loader options of the pandas route that the Spark route does not implement
@@ -99,10 +100,17 @@ def spark_format(path: str, source: TableSource | None) -> str:
     return "parquet"
 
 
-def _resolve(path: str, directory: str | None) -> str:
-    if URI.match(path) or Path(path).is_absolute() or directory is None:
+def _resolve(path: str, directory: str | None, roots: list[str] | None = None,
+             table: str = "") -> str:
+    """A table path relative to ``directory``; a local one must lie inside ``roots``
+    (``data.dir``, the config's folder, ``data.allowed_roots``; URIs are not confined)."""
+    if URI.match(path) and not path.startswith("file:"):
         return path
-    return str(Path(directory) / path)
+    local = Path(path.removeprefix("file://").removeprefix("file:"))
+    full = local if local.is_absolute() or directory is None else Path(directory) / local
+    if roots:  # a config with no folder, dir or allowed roots: paths given in Python
+        confined(full, roots, f"data.tables.{table}.path")
+    return path if URI.match(path) else str(full)
 
 
 def _find(directory: str, table: str) -> str | None:
@@ -113,8 +121,8 @@ def _find(directory: str, table: str) -> str | None:
     return None
 
 
-def read_source(spark: Any, table: str, source: TableSource | None, directory: str | None
-                ) -> tuple[Any, str] | None:
+def read_source(spark: Any, table: str, source: TableSource | None, directory: str | None,
+                roots: list[str] | None = None) -> tuple[Any, str] | None:
     """``(raw Spark DataFrame, origin)`` of one contract table, or None when absent."""
     from pyspark.errors import AnalysisException
 
@@ -126,7 +134,7 @@ def read_source(spark: Any, table: str, source: TableSource | None, directory: s
             raise DataValidationError(table, None, f"cannot read Spark table "
                                       f"{source.table!r}: {str(exc).splitlines()[0]}") from exc
     if source is not None and source.path is not None:
-        path = _resolve(source.path, directory)
+        path = _resolve(source.path, directory, roots, table)
     elif directory is not None:
         path = _find(directory, table)
         if path is None:
@@ -324,9 +332,9 @@ def validate_spark_table(
     spec = TABLES[table]
     missing = [c for c in spec.required if c not in sdf.columns]
     if missing:
-        present = ", ".join(sdf.columns)
-        return sdf, [DataValidationError(table, c, "missing required column (columns "
-                                         f"present: {present})") for c in missing], {}
+        present = columns_present(table, sdf.columns)
+        return sdf, [DataValidationError(table, c, f"missing required column ({present})")
+                     for c in missing], {}
     session_tz = sdf.sparkSession.conf.get("spark.sql.session.timeZone")
     columns, rules, exprs = _normalise(sdf, table, timezone, session_tz, ts_format,
                                 validation or ValidationConfig(), voice or VoiceConfig(),
@@ -407,7 +415,7 @@ def load_spark_data(cfg: Config, spark: Any, staging: str | Path | None = None,
                               "the duckdb engine)")
     for table in TABLES:
         source = d.tables.get(table)
-        found = read_source(spark, table, source, d.dir)
+        found = read_source(spark, table, source, d.dir, d.roots())
         if found is None:
             continue
         raw, origin = found

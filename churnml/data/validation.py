@@ -21,6 +21,7 @@ from churnml.data.schema import (
     SURVEY_KINDS,
     TABLES,
     TableSpec,
+    columns_present,
 )
 from churnml.data.subscriptions import overlapping_rows
 from churnml.data.timestamps import TimestampProblem, parse_timestamps
@@ -112,9 +113,9 @@ def validate_table(
     missing = [c for c in spec.required if c not in df.columns
                and not (count_only and c == "amount")]
     if missing:
-        present = ", ".join(map(str, df.columns))
+        present = columns_present(name, df.columns, source.columns.values())
         for c in missing:
-            _fail(problems, name, c, f"missing required column (columns present: {present})")
+            _fail(problems, name, c, f"missing required column ({present})")
         return df, problems
     keep = [c for c in df.columns if c in spec.columns]
     extra = [c for c in df.columns if c not in spec.columns]

@@ -14,6 +14,8 @@ import lightgbm as lgb
 import numpy as np
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
+from churnml.errors import TrainingDataError
+
 N_ESTIMATORS = 300
 LEARNING_RATE = 0.05
 NUM_LEAVES = 31
@@ -74,6 +76,13 @@ def holdout_split(
         groups = np.asarray(groups)
         if groups.shape[0] != n_rows:
             raise ValueError(f"groups has {groups.shape[0]} entries for {n_rows} rows")
+    units = len(np.unique(groups)) if groups is not None else n_rows
+    if units < 2:
+        what = "customer" if groups is not None else "row"
+        raise TrainingDataError(
+            f"the training panel has {n_rows} row(s) from {units} {what}(s): a model needs "
+            f"at least 2 {what}s, one to fit on and one held out ({fraction:.0%}) for early "
+            "stopping; train on data with more customers")
         splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
         fit, hold = next(splitter.split(positions, groups=groups))
         return fit, hold

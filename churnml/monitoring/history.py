@@ -10,19 +10,24 @@ Scores keep ``customer_id``, the score columns (:data:`COLUMNS` present in the s
 segment and, when a campaign assigned one, the ``arm``; features are kept as compact profiles
 (a few hundred numbers per feature), not per customer. Re-scoring a cutoff replaces its
 partition: the new partition is written under a hidden temporary name and renamed into
-place, so a reader sees the old run or the new one, never both or half of one.
+place (:class:`churnml.outputs.OutputSet`; ``churnml score`` commits it with its other
+outputs as one unit), so a reader sees the old run or the new one, never both or half of
+one. Staging folders of a killed run are removed by the next write or monitor run.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from churnml.errors import ChurnmlError
+from churnml.io import read_json
+from churnml.outputs import TMP_SUFFIX, OutputSet, mark, owned
 
 COLUMNS = (
     "customer_id", "churn_probability", "expected_value", "value_if_retained",
@@ -32,6 +37,7 @@ SCORES = "scores.parquet"
 RUN = "run.json"
 PROFILE = "profile.json"
 PREFIX = "cutoff="
+LITTER = (".tmp-cutoff=", ".old-cutoff=")  # staging folders of releases before the journal
 
 
 def partition_name(cutoff: Any) -> str:
@@ -58,31 +64,61 @@ class ScoreHistory:
     def _dir(self, cutoff: Any) -> Path:
         return self.root / partition_name(cutoff)
 
+    def partition(self, cutoff: Any) -> Path:
+        """The folder of a cutoff's run, claimed for churnml when it holds a run written
+        before the ownership marker (exactly this layout's files), so a re-score may replace
+        it (:func:`churnml.outputs.owned`)."""
+        folder = self._dir(cutoff)
+        if folder.is_dir() and not owned(folder):
+            names = {p.name for p in folder.iterdir()}
+            if RUN in names and names <= {SCORES, RUN, PROFILE} and all(
+                    (folder / n).is_file() for n in names):
+                mark(folder)
+        return folder
+
+    @staticmethod
+    def write_run(folder: str | Path, scores: pd.DataFrame, run: Mapping[str, Any],
+                  profile: Mapping[str, Any] | None = None) -> None:
+        """Write one run's files (scores, ``run.json``, ``profile.json``) into ``folder``."""
+        folder = Path(folder)
+        kept = scores[[c for c in COLUMNS if c in scores.columns]].reset_index(drop=True)
+        meta = {**dict(run), "cutoff": pd.Timestamp(run["cutoff"]).isoformat(),
+                "rows": len(kept)}
+        run_text = json.dumps(meta, indent=1, default=str)
+        profile_text = json.dumps(dict(profile or {}))
+        kept.to_parquet(folder / SCORES, index=False)
+        (folder / RUN).write_text(run_text)
+        (folder / PROFILE).write_text(profile_text)
+
+    def clean(self, keep: Path | None = None) -> list[Path]:
+        """Remove staging litter of killed runs (hidden ``.tmp`` folders of this history's
+        partitions, and those of releases before the output journal); returns what was
+        removed (never ``keep``, the caller's own staging folder). Call it holding the
+        history's lock (:func:`churnml.outputs.locked`)."""
+        if not self.root.is_dir():
+            return []
+        litter = [p for p in self.root.iterdir() if p.name.startswith(LITTER)
+                  or (p.name.startswith(f".{PREFIX}") and p.name.endswith(TMP_SUFFIX)
+                      and p != keep)]
+        for path in litter:
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
+        return litter
+
     def write(self, scores: pd.DataFrame, run: Mapping[str, Any],
               profile: Mapping[str, Any] | None = None) -> Path:
-        """Store one scoring run (replacing any earlier run of the same ``run['cutoff']``)."""
-        cutoff = pd.Timestamp(run["cutoff"])
-        kept = scores[[c for c in COLUMNS if c in scores.columns]].reset_index(drop=True)
-        self.root.mkdir(parents=True, exist_ok=True)
-        final = self._dir(cutoff)
-        tmp = self.root / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        try:
-            kept.to_parquet(tmp / SCORES, index=False)
-            meta = {**dict(run), "cutoff": cutoff.isoformat(), "rows": len(kept)}
-            (tmp / RUN).write_text(json.dumps(meta, indent=1, default=str))
-            (tmp / PROFILE).write_text(json.dumps(dict(profile or {})))
-            old = None
-            if final.exists():
-                old = self.root / f".old-{final.name}-{uuid.uuid4().hex[:8]}"
-                final.rename(old)
-            tmp.rename(final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        return final
+        """Store one scoring run (replacing any earlier run of the same ``run['cutoff']``):
+        staged beside its partition and committed (:class:`churnml.outputs.OutputSet`)."""
+        outputs = OutputSet({}, {"run": self.partition(run["cutoff"])}, journal_dir=self.root)
+        outputs.check()
+        with outputs.locked():
+            outputs.recover()
+            self.clean()
+            try:
+                self.write_run(outputs.stage("run"), scores, run, profile)
+            except BaseException:
+                outputs.abort()
+                raise
+            return outputs.commit()["run"]
 
     def cutoffs(self) -> list[pd.Timestamp]:
         """Stored cutoffs, oldest first (hidden temporary folders ignored)."""
@@ -96,18 +132,23 @@ class ScoreHistory:
         path = self._dir(cutoff) / RUN
         if not path.exists():
             raise LookupError(f"no scoring run for cutoff {pd.Timestamp(cutoff)} in {self.root}")
-        return json.loads(path.read_text())
+        return _mapping(read_json(path, "run record (run.json)"), path)
 
     def profile(self, cutoff: Any) -> dict[str, Any]:
         path = self._dir(cutoff) / PROFILE
-        return json.loads(path.read_text()) if path.exists() else {}
+        return _mapping(read_json(path, "feature profile"), path) if path.exists() else {}
 
     def scores(self, cutoff: Any) -> pd.DataFrame:
         """The stored scores of one cutoff."""
         path = self._dir(cutoff) / SCORES
         if not path.exists():
             raise LookupError(f"no scoring run for cutoff {pd.Timestamp(cutoff)} in {self.root}")
-        return pd.read_parquet(path)
+        try:
+            return pd.read_parquet(path)
+        except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
+            raise ChurnmlError(f"{path}: not a readable Parquet file ({exc}); the score "
+                               "history holds a damaged run: remove its folder or re-score "
+                               "the cutoff") from exc
 
     def read(self, cutoffs: Iterable[Any] | None = None) -> pd.DataFrame:
         """Scores of several cutoffs (default: all) with a ``cutoff`` column."""
@@ -123,3 +164,9 @@ class ScoreHistory:
         """One row per stored run: its ``run.json`` fields."""
         rows = [self.run(c) for c in self.cutoffs()]
         return pd.DataFrame(rows)
+
+
+def _mapping(value: Any, path: Path) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ChurnmlError(f"{path}: expected a JSON object, found {type(value).__name__}")
+    return value

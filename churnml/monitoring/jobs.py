@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from churnml.config import Config
+from churnml.io import read_json
 from churnml.monitoring.history import ScoreHistory
 from churnml.monitoring.monitor import (
     PROBABILITY,
@@ -27,11 +27,14 @@ from churnml.monitoring.monitor import (
     Reference,
     metrics_by_cutoff,
     monitor,
+    monitor_outputs,
     segment_counts,
     write_monitor_outputs,
 )
+from churnml.outputs import locked
 
 HISTORY_DIR = "score_history"
+HISTORY_TARGET = "history"  # the history partition's name in a scoring run's OutputSet
 MONITOR_DIR = "monitoring"
 REFERENCE_FILE = "reference.json"
 EXPERIMENT_SUFFIX = "-monitoring"
@@ -46,26 +49,58 @@ def _step(cutoff: pd.Timestamp) -> int:
     return int(f"{cutoff:%Y%m%d}")
 
 
-def record_scores(result: Any, cfg: Config, models: Any, *, log_to_mlflow: bool = True
-                  ) -> Path | None:
-    """Append a scoring run (:class:`~churnml.scoring.ScoreResult`) to the score history,
-    replacing an earlier run of the same cutoff; returns its folder (None if nothing scored).
-    """
+def history_run(result: Any, cfg: Config, models: Any) -> dict[str, Any] | None:
+    """The ``run.json`` record of a scoring run (None if nothing was scored)."""
     scores = result.scores
     if scores.empty:
         return None
-    cutoff = pd.Timestamp(scores["cutoff"].iloc[0])
-    run = {
-        "cutoff": cutoff, "horizon_days": cfg.churn.horizon_days, "config": cfg.name,
-        "model_version": models.version, "churn_model": models.churn_uri,
+    return {
+        "cutoff": pd.Timestamp(scores["cutoff"].iloc[0]), "horizon_days": cfg.churn.horizon_days,
+        "config": cfg.name, "model_version": models.version, "churn_model": models.churn_uri,
         "ltv_model": models.ltv_uri,
         "alias": None if models.churn_uri is None else cfg.scoring.model_alias,
         "scored_at": str(scores["scored_at"].iloc[0]),
         "segments": segment_counts(scores),
     }
-    folder = ScoreHistory(history_root(cfg)).write(scores, run, result.profile)
-    if log_to_mlflow and models.tracking_uri is not None:
-        _log_scoring_run(scores, run, result.profile, cfg, models.tracking_uri)
+
+
+def stage_history(result: Any, cfg: Config, models: Any, outputs: Any
+                  ) -> Callable[[Path], None] | None:
+    """Add the scoring run's score-history partition to ``outputs`` (the run's
+    :class:`~churnml.outputs.OutputSet`, so the history and the published scores are
+    committed as one unit) and return the function that writes it into its staging folder
+    (None when nothing was scored)."""
+    run = history_run(result, cfg, models)
+    if run is None:
+        return None
+    history = ScoreHistory(history_root(cfg))
+    outputs.add_folder(HISTORY_TARGET, history.partition(run["cutoff"]))
+
+    def write(folder: Path) -> None:  # called holding the locks of the outputs' folders
+        history.clean(keep=folder)  # staging folders of killed runs
+        ScoreHistory.write_run(folder, result.scores, run, result.profile)
+
+    return write
+
+
+def log_scoring_run(result: Any, cfg: Config, models: Any) -> None:
+    """The scoring run as an MLflow run (when the models came from an MLflow store)."""
+    run = history_run(result, cfg, models)
+    if run is not None and models.tracking_uri is not None:
+        _log_scoring_run(result.scores, run, result.profile, cfg, models.tracking_uri)
+
+
+def record_scores(result: Any, cfg: Config, models: Any, *, log_to_mlflow: bool = True
+                  ) -> Path | None:
+    """Append a scoring run (:class:`~churnml.scoring.ScoreResult`) to the score history,
+    replacing an earlier run of the same cutoff; returns its folder (None if nothing scored).
+    """
+    run = history_run(result, cfg, models)
+    if run is None:
+        return None
+    folder = ScoreHistory(history_root(cfg)).write(result.scores, run, result.profile)
+    if log_to_mlflow:
+        log_scoring_run(result, cfg, models)
     return folder
 
 
@@ -73,7 +108,7 @@ def _log_scoring_run(scores: pd.DataFrame, run: dict[str, Any], profile: dict[st
                      cfg: Config, tracking_uri: str) -> None:
     import mlflow
 
-    from churnml.training.tracking import start_run
+    from churnml.training.tracking import key_part, start_run
 
     cutoff = pd.Timestamp(run["cutoff"])
     with start_run((cfg.tracking.experiment or cfg.name) + EXPERIMENT_SUFFIX,
@@ -86,7 +121,8 @@ def _log_scoring_run(scores: pd.DataFrame, run: dict[str, Any], profile: dict[st
                    "score.mean_churn_probability": float(scores[PROBABILITY].mean())}
         if "value_at_risk" in scores:
             metrics["score.value_at_risk_total"] = float(scores["value_at_risk"].sum())
-        metrics.update({f"score.segment.{k}": float(v) for k, v in run["segments"].items()})
+        metrics.update({f"score.segment.{key_part(k)}": float(v)
+                        for k, v in run["segments"].items()})
         mlflow.log_metrics(metrics, step=step)
         mlflow.log_dict(profile, "feature_profile.json")
 
@@ -109,10 +145,7 @@ def _exported_card(folder: str | Path, name: str) -> dict[str, Any] | None:
     path = Path(folder) / f"{name}.json"
     if not path.exists():
         return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
+    return read_json(path, "model card")
 
 
 def reference_for(data: Any, cfg: Config, models: Any,
@@ -124,7 +157,7 @@ def reference_for(data: Any, cfg: Config, models: Any,
     root = history_root(cfg)
     cached = root / REFERENCE_FILE
     if cached.exists():
-        ref = Reference.from_json(cached.read_text())
+        ref = Reference.from_file(cached)
         if ref.model_version == models.version:
             return ref
     folder = cfg.scoring.models_dir
@@ -156,12 +189,17 @@ def run_monitor(data: Any, cfg: Config, reference: Reference | None, spec: Any =
                 ) -> tuple[MonitorResult, dict[str, Path]]:
     """Monitor the score history of ``cfg``; write the tables and log them to MLflow."""
     history = ScoreHistory(history_root(cfg))
+    outputs = monitor_outputs(Path(cfg.output_dir) / MONITOR_DIR)
+    outputs.prepare()  # before the work: paths checked, a killed run's commit finished
+    if history.root.is_dir():
+        with locked(history.root):
+            history.clean()  # staging folders of killed scoring runs
     if not history.cutoffs():
         raise LookupError(f"the score history {history.root} is empty: run `churnml score` "
                           "first (each run is recorded there)")
     result = monitor(data, history, reference, cfg.churn, cfg.monitoring, spec,
                      data_end=getattr(cfg.data, "end", None))
-    files = write_monitor_outputs(result, Path(cfg.output_dir) / MONITOR_DIR)
+    files = write_monitor_outputs(result, Path(cfg.output_dir) / MONITOR_DIR, outputs)
     uri = tracking_uri or cfg.tracking.uri
     if log_to_mlflow and _store_exists(uri):
         _log_monitor_run(result, cfg, uri, files)

@@ -77,6 +77,19 @@ class Reference:
         }, indent=1)
 
     @classmethod
+    def from_file(cls, path: str | Path) -> Reference:
+        """The reference cached in ``path``; a damaged file is an error naming it."""
+        from churnml.errors import ChurnmlError
+        from churnml.io import read_json
+
+        raw = read_json(path, "monitoring reference")
+        try:
+            return cls.from_json(json.dumps(raw))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ChurnmlError(f"{path}: not a monitoring reference ({type(exc).__name__}: "
+                               f"{exc}); remove it, it is re-computed") from exc
+
+    @classmethod
     def from_json(cls, text: str) -> Reference:
         raw = json.loads(text)
         return cls(pd.Timestamp(raw["cutoff"]), raw["model_version"], raw["features"],
@@ -261,21 +274,41 @@ def _drift_rows(cutoff: pd.Timestamp, history: ScoreHistory, scores: pd.DataFram
     return rows
 
 
-def write_monitor_outputs(result: MonitorResult, folder: str | Path) -> dict[str, Path]:
-    """``performance.csv``, ``drift.csv``, ``calibration.csv`` and ``signal.json`` under
-    ``folder`` (atomic writes)."""
-    from churnml.io import atomic_write, write_table
+MONITOR_FILES = {"performance": "performance.csv", "drift": "drift.csv",
+                 "calibration": "calibration.csv", "signal": "signal.json"}
+
+
+def monitor_outputs(folder: str | Path) -> Any:
+    """The :class:`~churnml.outputs.OutputSet` of a monitor run: :data:`MONITOR_FILES` under
+    ``folder`` (its journal there too); ``prepare()`` it before the work."""
+    from churnml.outputs import OutputSet
 
     folder = Path(folder)
-    files = {
-        "performance": write_table(result.performance, folder / "performance.csv"),
-        "drift": write_table(result.drift, folder / "drift.csv"),
-        "calibration": write_table(result.calibration, folder / "calibration.csv"),
-    }
+    return OutputSet({k: folder / v for k, v in MONITOR_FILES.items()}, journal_dir=folder)
+
+
+def write_monitor_outputs(result: MonitorResult, folder: str | Path,
+                          outputs: Any = None) -> dict[str, Path]:
+    """``performance.csv``, ``drift.csv``, ``calibration.csv`` and ``signal.json`` under
+    ``folder``, staged and committed as one unit (a kill leaves the previous run's four
+    files or this run's, never a mix; :class:`~churnml.outputs.OutputSet`)."""
+    from churnml.io import write_table
+
+    outputs = outputs or monitor_outputs(folder)
+    outputs.check()
     signal = {"retrain": result.retrain, "alarms": result.alarms, "notes": result.notes}
-    files["signal"] = atomic_write(folder / "signal.json",
-                                   lambda p: p.write_text(json.dumps(signal, indent=1)))
-    return files
+    tables = {"performance": result.performance, "drift": result.drift,
+              "calibration": result.calibration}
+    with outputs.locked():
+        outputs.recover()
+        try:
+            for name, table in tables.items():
+                write_table(table, outputs.stage(name), fmt="csv")
+            outputs.stage("signal").write_text(json.dumps(signal, indent=1))
+        except BaseException:
+            outputs.abort()
+            raise
+        return outputs.commit(["performance", "drift", "calibration", "signal"])
 
 
 def summarise(result: MonitorResult) -> pd.DataFrame:
@@ -303,6 +336,9 @@ def metrics_by_cutoff(result: MonitorResult) -> Mapping[pd.Timestamp, dict[str, 
         out[row["cutoff"]] = {k: float(v) for k, v in row.items()
                               if isinstance(v, int | float | np.number) and not isinstance(v, bool)
                               and np.isfinite(v)}
-    for row in result.drift.to_dict("records"):
-        out.setdefault(row["cutoff"], {})[f"psi.{row['kind']}.{row['column']}"] = float(row["psi"])
+    from churnml.training.tracking import key_part
+
+    for row in result.drift.to_dict("records"):  # columns and segments are named by users
+        key = f"psi.{key_part(row['kind'])}.{key_part(row['column'])}"
+        out.setdefault(row["cutoff"], {})[key] = float(row["psi"])
     return out

@@ -9,6 +9,7 @@ place too.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -68,6 +69,7 @@ def write_scores(
     *,
     escape: bool = True,
     outputs: OutputSet | None = None,
+    extra: Mapping[str, Callable[[Path], None]] | None = None,
 ) -> dict[str, Path]:
     """Write the scores (Parquet or CSV, by ``out``'s suffix), optionally the summary CSV
     and the per-segment CSV files (one per row of ``summary``, or per segment present);
@@ -76,20 +78,26 @@ def write_scores(
     All of them are staged and committed as one unit (:class:`~churnml.outputs.OutputSet`):
     the segment folder is replaced whole (no list of an earlier run stays), and a failure
     or kill leaves the previous run's files. CSV text cells are escaped against spreadsheet
-    formulas unless ``escape=False`` (:func:`churnml.io.escape_formulas`).
+    formulas unless ``escape=False`` (:func:`churnml.io.escape_formulas`). ``extra``: more
+    folder targets of ``outputs`` (e.g. the score history's partition), each name mapped to
+    a function writing its staging folder, committed in the same unit.
     """
     outputs = outputs or score_outputs(out, summary_out if summary is not None else None,
                                        segments_dir)
     outputs.check()
     with outputs.locked():
-        return _stage_and_commit(outputs, scores, summary, escape)
+        return _stage_and_commit(outputs, scores, summary, escape, extra or {})
 
 
 def _stage_and_commit(outputs: OutputSet, scores: pd.DataFrame, summary: pd.DataFrame | None,
-                      escape: bool) -> dict[str, Path]:
+                      escape: bool, extra: Mapping[str, Callable[[Path], None]]
+                      ) -> dict[str, Path]:
     outputs.recover()  # a killed run's commit finished, its litter removed
     written: dict[str, Path] = {}
     try:
+        for name, write in extra.items():
+            write(outputs.stage(name))
+            written[name] = outputs.folders[name]
         if "segments" in outputs.folders:
             names = None if summary is None else summary[SEGMENT].tolist()
             staged = outputs.stage("segments")

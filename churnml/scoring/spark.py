@@ -28,6 +28,7 @@ from churnml.features.definitions import CUTOFF
 from churnml.features.spec import FeatureSpec
 from churnml.io import write_table
 from churnml.models._preprocess import CATEGORICAL, FEATURE_TABLE
+from churnml.outputs import check_replaceable, mark
 from churnml.scoring import segments as seg
 from churnml.scoring.export import SCORES_FILE, SEGMENTS_DIR, SUMMARY_FILE, segment_file_name
 from churnml.scoring.loading import ScoringModels
@@ -207,7 +208,9 @@ def write_spark_segments(scores: Any, summary: pd.DataFrame, folder: str | Path)
     if not is_local(folder):
         raise ValueError(f"{folder}: per-segment files are written to a local folder")
     folder = Path(folder)
+    check_replaceable(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    mark(folder)
     names = summary[seg.SEGMENT].tolist()
     key = {name: f"s{i}" for i, name in enumerate(names)}
     keyed = escape_spark_formulas(scores).withColumn("__key", F.create_map(
@@ -242,10 +245,17 @@ def score_spark_data(
     (default ``<out_dir>/segments``). Only the summary and counts reach the driver."""
     from pyspark.sql import functions as F
 
-    from churnml.io import write_spark_table
+    from churnml.io import check_spark_target, is_local, write_spark_table
 
     config = config or ScoringConfig()
     churn = churn or ChurnConfig()
+    out_dir = Path(out_dir)
+    files = {"scores": str(scores_path or out_dir / SCORES_FILE),
+             "segment_summary": str(out_dir / SUMMARY_FILE),
+             "segments": str(segments_dir or out_dir / SEGMENTS_DIR)}
+    check_spark_target(files["scores"])  # before any work: nothing churnml did not write
+    if is_local(files["segments"]):  # is replaced (:func:`churnml.outputs.owned`)
+        check_replaceable(files["segments"])
     cut = as_cutoffs(cutoff)[0]
     probe = Scorer(models, config, churn, cut, feature_descriptions(spec), scored_at)
     needed = needed_columns(models, config, churn, probe.writer)
@@ -256,10 +266,6 @@ def score_spark_data(
         scores, summary = score_spark(features, models, config, cutoff=cut, churn=churn,
                                       descriptions=descriptions, scored_at=probe.scored_at)
     notes = [str(w.message) for w in caught if "segment" in str(w.message)]
-    out_dir = Path(out_dir)
-    files = {"scores": str(scores_path or out_dir / SCORES_FILE),
-             "segment_summary": str(out_dir / SUMMARY_FILE),
-             "segments": str(segments_dir or out_dir / SEGMENTS_DIR)}
     write_spark_table(scores.orderBy(RANK), files["scores"])
     written = scores.sparkSession.read.parquet(files["scores"])
     write_spark_segments(written, summary, files["segments"])

@@ -9,7 +9,9 @@ probability that customer ``i`` is still active at the end of period ``k`` after
   at whole periods it is the grid value.
 * **Tail rule.** Past the last period ``K`` the hazard stays at its last value,
   ``h_K = 1 - S(K) / S(K - 1)``: ``S(K + j) = S(K) * (1 - h_K) ** j``
-  (:func:`extend_constant_hazard`). Figures that depend on it name their horizon.
+  (:func:`extend_constant_hazard`). Alternatives (:func:`extend_survival`): ``sbg``, a
+  shifted-beta-geometric tail fitted to each customer's own hazards (:func:`extend_sbg`),
+  and ``restricted``, no extension. Figures that depend on the tail name their horizon.
 * :func:`expected_remaining_lifetime` -- the restricted mean over a horizon of ``h`` whole
   periods, ``sum_{t=1..h} S(t)``: the expected number of whole periods the customer stays
   active within the horizon (``E[min(D - 1, h)]`` for the churn period ``D``).
@@ -60,6 +62,59 @@ def extend_constant_hazard(surv: np.ndarray, n_periods: int) -> np.ndarray:
     steps = np.arange(1, extra + 1, dtype=s.dtype)
     tail = s[:, -1:] * (1 - last_h) ** steps
     return np.concatenate([s, tail.astype(s.dtype, copy=False)], axis=1)
+
+
+TAIL_RULES = ("constant_hazard", "sbg", "restricted")
+
+
+def extend_sbg(surv: np.ndarray, n_periods: int) -> np.ndarray:
+    """``surv`` extended by a shifted-beta-geometric tail fitted to each customer's own
+    hazards: under the sBG (Fader & Hardie 2007) ``1 / h_t = (alpha + beta - 1) / alpha +
+    t / alpha`` is linear in ``t``, so a least-squares line through ``1 / h_t`` over the
+    second half of the grid gives the later hazards ``h_t = 1 / (a + b t)``. Rows whose
+    hazards do not fall (slope <= 0) or have fewer than two positive hazards there keep the
+    constant-hazard tail."""
+    s = _as_matrix(surv)
+    K, extra = s.shape[1], int(n_periods) - s.shape[1]
+    if extra <= 0:
+        return s
+    h = hazards_from_survival(s).astype(np.float64)[:, K // 2:]
+    t = np.arange(K // 2 + 1, K + 1, dtype=np.float64)
+    valid = h > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = np.where(valid, 1.0 / np.where(valid, h, 1.0), 0.0)
+        n = valid.sum(axis=1)
+        t_mean = (valid * t).sum(axis=1) / n
+        y_mean = y.sum(axis=1) / n
+        dt = np.where(valid, t - t_mean[:, None], 0.0)
+        slope = (dt * (y - y_mean[:, None])).sum(axis=1) / (dt ** 2).sum(axis=1)
+        intercept = y_mean - slope * t_mean
+        later = np.arange(K + 1, K + extra + 1, dtype=np.float64)
+        h_sbg = 1.0 / (intercept[:, None] + slope[:, None] * later)
+    ok = (n >= 2) & (slope > 0) & np.isfinite(h_sbg).all(axis=1) & \
+        ((h_sbg >= 0) & (h_sbg <= 1)).all(axis=1)
+    last = hazards_from_survival(s)[:, -1:].astype(np.float64)
+    h_tail = np.where(ok[:, None], np.nan_to_num(h_sbg), last)
+    tail = s[:, -1:] * np.cumprod(1 - h_tail, axis=1)
+    return np.concatenate([s, tail.astype(s.dtype, copy=False)], axis=1)
+
+
+def extend_survival(surv: np.ndarray, n_periods: int, tail_rule: str = "constant_hazard"
+                    ) -> np.ndarray:
+    """``surv`` on at least ``n_periods`` periods by ``tail_rule``: ``constant_hazard``
+    (:func:`extend_constant_hazard`), ``sbg`` (:func:`extend_sbg`) or ``restricted`` (no
+    extension: a longer request is an error)."""
+    if tail_rule == "constant_hazard":
+        return extend_constant_hazard(surv, n_periods)
+    if tail_rule == "sbg":
+        return extend_sbg(surv, n_periods)
+    if tail_rule == "restricted":
+        s = _as_matrix(surv)
+        if n_periods > s.shape[1]:
+            raise ValueError(f"tail_rule 'restricted': {n_periods} periods asked of a curve of "
+                             f"{s.shape[1]}; lengthen the grid or shorten the horizons")
+        return s
+    raise ValueError(f"tail_rule must be one of {TAIL_RULES}, got {tail_rule!r}")
 
 
 def survival_at(surv: np.ndarray, times: Sequence[float] | np.ndarray) -> np.ndarray:

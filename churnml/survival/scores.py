@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churnml.survival.curves import curve_summary, horizon_periods
+from churnml.survival.curves import curve_summary, extend_survival, horizon_periods
 from churnml.survival.lifetime_value import LEVEL, N_DRAWS, SEED, Timing, lifetime_value
 from churnml.survival.lifetime_value import per_period_rate as _per_period_rate
 
@@ -49,17 +49,23 @@ def survival_columns(
     timing: Timing = "end",
     n_draws: int = N_DRAWS,
     seed: int = SEED,
+    tail_rule: str = "constant_hazard",
 ) -> pd.DataFrame:
     """Survival columns for the rows of ``X`` (module docstring), indexed like ``X``.
 
     ``spend``: expected spend per active period (see :func:`spend_per_period`); without it
-    no lifetime value columns. ``discount_rate_annual`` is converted to the period."""
+    no lifetime value columns. ``discount_rate_annual`` is converted to the period. Past the
+    model's grid (``n_periods_``) the curve follows ``tail_rule``
+    (:func:`~churnml.survival.curves.extend_survival`)."""
     h = horizon_periods(horizon_days, period_days)
     grid = max(h, int(np.ceil(max(active_days, default=0) / period_days)))
-    surv = np.asarray(model.predict_survival_function(X, np.arange(1, grid + 1)))
-    if surv.shape != (len(X), grid):
+    # the model's own curve up to its grid, then the configured tail rule
+    own = min(grid, int(getattr(model, "n_periods_", grid)))
+    surv = np.asarray(model.predict_survival_function(X, np.arange(1, own + 1)))
+    if surv.shape != (len(X), own):
         raise ValueError(f"predict_survival_function returned shape {surv.shape}, expected "
-                         f"{(len(X), grid)}")
+                         f"{(len(X), own)}")
+    surv = extend_survival(surv, grid, tail_rule)
     out = curve_summary(surv, period_days, active_days, horizon_days)
     if spend is not None:
         rate = _per_period_rate(discount_rate_annual, period_days)

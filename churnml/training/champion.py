@@ -99,14 +99,18 @@ class PairDecision:
     """Verdicts of both tasks and whether the pair is promoted."""
 
     verdicts: dict[str, Verdict]
+    blocked: str | None = None  # why the pair may not replace the champion at all
 
     @property
     def promote(self) -> bool:
-        return all(v.qualifies for v in self.verdicts.values())
+        return self.blocked is None and all(v.qualifies for v in self.verdicts.values())
 
     @property
     def message(self) -> str:
         lines = [v.text for v in self.verdicts.values()]
+        if self.blocked is not None:
+            return f"registered as challenger (pair not promoted: {self.blocked}): " \
+                + "; ".join(lines)
         if self.promote:
             return "promoted to champion (pair): " + "; ".join(lines)
         failed = [v.name for v in self.verdicts.values() if not v.qualifies]
@@ -159,11 +163,18 @@ def promote_pair(
     tracking_uri: str,
     run_id: str | None = None,
     min_delta: float = 0.0,
+    lineage: Mapping[str, str] | None = None,
+    across_configs: bool = False,
 ) -> PairDecision:
     """Judge ``candidates`` against the champion pair in the store (values from the
     champions' runs, ``backtest.<task>.<metric>``) and their baselines, record the verdicts
     as tags (run: ``churnml.promotion.<task>``; version: ``churnml.promotion``) and move both
-    ``champion`` aliases if the pair qualifies (:func:`set_champions`)."""
+    ``champion`` aliases if the pair qualifies (:func:`set_champions`).
+
+    With the candidates' ``lineage`` (:func:`churnml.training.lineage.lineage`): a champion
+    whose run recorded another lineage (data source, churn definition or features: another
+    config sharing the name) is not replaced unless ``across_configs``
+    (``tracking.promote_across_configs``); the verdict names the differing parts."""
     from churnml.training import tracking as tr
 
     with tr.tracking(tracking_uri) as client:
@@ -178,6 +189,11 @@ def promote_pair(
                 key = f"{BACKTEST_PREFIX}{task}.{metrics[task]}"
                 champions[task] = (str(mv.version), tr.run_metric(client, mv.run_id, key))
         decision = decide_pair(summary, metrics, candidates, champions, min_delta)
+        if pair is not None and lineage is not None and not across_configs:
+            blocked = foreign_champion(client.get_run(pair.churn.run_id).data.tags, lineage,
+                                       f"{pair.churn.name} v{pair.churn.version}")
+            if blocked is not None:
+                decision = PairDecision(decision.verdicts, blocked)
         for task, verdict in decision.verdicts.items():
             name, version = candidates[task]
             client.set_model_version_tag(name, str(version), VERDICT_TAG, verdict.text)
@@ -185,6 +201,28 @@ def promote_pair(
                 client.set_tag(run_id, f"{VERDICT_TAG}.{task}", verdict.text)
         if run_id is not None:
             client.set_tag(run_id, VERDICT_TAG, "promoted" if decision.promote else "challenger")
+            if decision.blocked is not None:
+                client.set_tag(run_id, f"{VERDICT_TAG}.blocked", decision.blocked)
         if decision.promote:
             tr.set_champions(client, candidates)
     return decision
+
+
+LINEAGE_PARTS = ("data_hash", "churn", "features")  # what tells two configs apart
+
+
+def foreign_champion(champion_tags: Mapping[str, str], lineage: Mapping[str, str],
+                     champion: str) -> str | None:
+    """Why a champion (its run's tags) belongs to another config than ``lineage``, or None
+    when the recorded lineage matches (or the champion predates lineage tags)."""
+    from churnml.training.lineage import trained_lineage
+
+    theirs = trained_lineage(champion_tags)
+    differ = [p for p in LINEAGE_PARTS if p in theirs and p in lineage
+              and theirs[p] != lineage[p]]
+    if not differ:
+        return None
+    shown = "; ".join(f"{p}: champion {theirs[p]!r}, this run {lineage[p]!r}" for p in differ)
+    return (f"champion {champion} was trained for another config of the same name ({shown}); "
+            "give this config its own name, or set tracking.promote_across_configs: true to "
+            "replace it")

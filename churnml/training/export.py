@@ -28,7 +28,7 @@ from typing import Any
 
 import mlflow
 
-from churnml.errors import ModelSourceError, UntrustedModelError
+from churnml.errors import ModelSourceError, OutputPathError, UntrustedModelError
 from churnml.io import atomic_write
 from churnml.models._state import FORMAT, ModelStateError, read_state, write_state
 from churnml.training.tracking import (
@@ -99,6 +99,7 @@ def export_model(
     """Export the version of ``name`` holding ``alias`` (or ``version``); returns the card's
     path."""
     out = Path(out_dir)
+    check_export_folder(out, (name,))
     card = model_card(name, alias, tracking_uri, version=version)
     model_path = out / f"{name}{MODEL_SUFFIX}"
     _write_state_file(card, model_path, tracking_uri)
@@ -109,10 +110,40 @@ def export_model(
         alias=alias,
         exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
+    earlier = _earlier_card(out, name)
     path = atomic_write(out / f"{name}{CARD_SUFFIX}", lambda p: p.write_text(card_json(card)))
-    for suffix in PICKLE_SUFFIXES:  # a pickle of an earlier export must not be picked up
-        (out / f"{name}{suffix}").unlink(missing_ok=True)
+    stale = (earlier or {}).get("file")  # a pickle of churnml's earlier export, which no
+    if stale and stale != model_path.name and Path(stale).suffix in PICKLE_SUFFIXES:
+        (out / Path(stale).name).unlink(missing_ok=True)  # card names any more
     return path
+
+
+def _earlier_card(out: Path, name: str) -> dict[str, Any] | None:
+    """The card of an earlier export of ``name`` in ``out`` (None if there is none); a file
+    by that name that is not a churnml model card is an :class:`OutputPathError`."""
+    path = out / f"{name}{CARD_SUFFIX}"
+    if not path.exists():
+        return None
+    try:
+        return _read_card(path, out, name)
+    except ModelStateError as exc:
+        raise OutputPathError(f"{path} exists and is not a model card churnml wrote; "
+                              "export to another folder (it is left as it is)") from exc
+
+
+def check_export_folder(out_dir: str | Path, names: tuple[str, ...]) -> None:
+    """Before exporting: ``out_dir`` is a folder (or absent) and each file the export writes
+    (``<name>.json``, ``<name>.model.json``) is absent or churnml's own: a card it wrote, or
+    the state file such a card names. Anything else is an :class:`OutputPathError`."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputPathError(f"{out} is a file; give a folder for the exported models")
+    for name in names:
+        card = _earlier_card(out, name)
+        model = out / f"{name}{MODEL_SUFFIX}"
+        if model.exists() and (card or {}).get("file") != model.name:
+            raise OutputPathError(f"{model} exists and no model card churnml wrote names "
+                                  "it; export to another folder (it is left as it is)")
 
 
 def export_models(
@@ -125,6 +156,7 @@ def export_models(
     and the LTV version of the same run); returns ``{name: card path}``. The store is only
     read: a missing store, model or alias raises :class:`ModelSourceError` naming it."""
     churn_name, ltv_name = names
+    check_export_folder(out_dir, names)
     pair = resolve_pair(churn_name, ltv_name, alias, tracking_uri)
     if pair.note:
         warnings.warn(pair.note, stacklevel=2)

@@ -25,8 +25,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
+import re
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
@@ -52,6 +54,7 @@ from churnml.models._state import STATE_CLASSES, read_state, write_state
 from churnml.paths import portable, portable_values
 
 DEFAULT_TRACKING_URI = TrackingConfig().uri
+KEY_PART = re.compile(r"[A-Za-z0-9_\- ]+")  # a user-named key part MLflow takes as it is
 ARTIFACT_DIR = "mlartifacts"  # artifact root beside a SQLite tracking database
 _DEFAULT_CONFIG = Config.model_validate({"data": {"dataset": "simulated"}})
 CHURN_MODEL = _DEFAULT_CONFIG.tracking.churn_model_name  # names under the default config name
@@ -109,6 +112,26 @@ def require_store(tracking_uri: str) -> None:
             f"MLflow store {tracking_uri} not found (no {path.resolve()}): train first "
             "(`churnml train`) or point tracking.uri / --tracking-uri at your store"
         )
+    check_sqlite_store(tracking_uri)
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+
+
+def check_sqlite_store(tracking_uri: str) -> None:
+    """A ``sqlite:///`` store whose file exists must be an SQLite database (its header),
+    else :class:`ModelSourceError` naming it, before MLflow opens it (a damaged file gave
+    SQLAlchemy's raw ``file is not a database`` error)."""
+    path = local_store(tracking_uri)
+    if not tracking_uri.startswith(SQLITE_PREFIX) or path is None or not path.is_file():
+        return
+    with path.open("rb") as fh:
+        header = fh.read(len(SQLITE_HEADER))
+    if header and header != SQLITE_HEADER:
+        raise ModelSourceError(
+            f"MLflow store {portable(tracking_uri)}: {portable(path)} is not an SQLite "
+            "database (damaged, or another file); restore it from a backup or point "
+            "tracking.uri / --tracking-uri at your store")
 
 
 def store_lock(tracking_uri: str) -> Any:
@@ -128,6 +151,7 @@ def ensure_store(tracking_uri: str) -> None:
     once per process: two processes starting on a new SQLite store take turns."""
     if tracking_uri in _READY:
         return
+    check_sqlite_store(tracking_uri)
     with store_lock(tracking_uri):
         client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         client.search_experiments(max_results=1)
@@ -193,6 +217,19 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+def key_part(name: object) -> str:
+    """A name the user chose (segment, arm, campaign id, column) as one part of an MLflow
+    metric or parameter key: kept when it is made of letters, digits, ``_``, ``-`` and
+    spaces; otherwise each run of other characters (``/``, ``.``, ...) becomes ``_`` and a
+    short hash of the name is appended, so ``../../x`` cannot form a path and two names never
+    share a key (``../../x`` -> ``x_3f2a9c1d``)."""
+    text = str(name)
+    if KEY_PART.fullmatch(text):
+        return text
+    safe = re.sub(r"[^A-Za-z0-9_\- ]+", "_", text).strip("_ ") or "name"
+    return f"{safe}_{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def log_params(params: Mapping[str, Any], prefix: str = "") -> None:

@@ -315,8 +315,11 @@ def promote(cfg: Config, logged: dict[str, Any], summary: pd.DataFrame,
     metrics = {"churn": t.churn_champion_metric, "ltv": t.ltv_champion_metric}
     candidates = {task: (entry.name, str(entry.version)) for task, entry in logged.items()}
     run_id = run_id or next(iter(logged.values())).run_id
+    from churnml.training.lineage import lineage
+
     decision = champion.promote_pair(summary, metrics, candidates, t.uri, run_id=run_id,
-                                     min_delta=t.min_improvement)
+                                     min_delta=t.min_improvement, lineage=lineage(cfg),
+                                     across_configs=t.promote_across_configs)
     out = {}
     with tr.tracking(t.uri) as client:
         for task, (name, version) in candidates.items():
@@ -325,7 +328,8 @@ def promote(cfg: Config, logged: dict[str, Any], summary: pd.DataFrame,
             out[task] = Registration(
                 name, version, sorted(mv.aliases),
                 None if current is None else str(current), decision.promote,
-                f"{BACKTEST_PREFIX}{task}.{metrics[task]}", decision.verdicts[task].text)
+                f"{BACKTEST_PREFIX}{task}.{metrics[task]}", decision.verdicts[task].text
+                + (f"; not promoted: {decision.blocked}" if decision.blocked else ""))
     return out
 
 

@@ -14,7 +14,6 @@ Evaluation and training runs are logged to MLflow (``tracking.uri``).
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,6 +141,7 @@ def _replace_rows(path: Path, rows: pd.DataFrame, campaign_id: str) -> Path:
 
 def _log_evaluation(cfg: Config, ev: CampaignEvaluation) -> str:
     from churnml.training.tracking import (
+        key_part,
         log_figure,
         log_metrics,
         log_params,
@@ -159,8 +159,7 @@ def _log_evaluation(cfg: Config, ev: CampaignEvaluation) -> str:
         for _, row in ev.table[ev.table["segment"] == OVERALL].iterrows():
             metrics = {k: v for k, v in row.items()
                        if k not in ("arm", "segment") and pd.notna(v)}
-            arm = re.sub(r"[^A-Za-z0-9_\-. /]", "_", str(row["arm"]))  # MLflow's key charset
-            log_metrics(metrics, prefix=f"{arm}.")
+            log_metrics(metrics, prefix=f"{key_part(row['arm'])}.")  # a name is data
         log_table(ev.table, "campaign_evaluation")
         figure = _score_qini_figure(ev)
         if figure is not None:
