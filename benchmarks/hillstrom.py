@@ -1,20 +1,22 @@
 """Uplift learners on the Hillstrom e-mail experiment (real randomised campaign).
 
-    python benchmarks/hillstrom.py              # 5 splits, ~20 min on 2 shared cores
-    python benchmarks/hillstrom.py --splits 2   # quicker look
+    python benchmarks/hillstrom.py                         # 10 splits, every arm x outcome
+    python benchmarks/hillstrom.py --only "Womens E-Mail|visit" --splits 3   # quicker look
 
 Data: ``../shared/data/hillstrom/hillstrom.csv.gz`` (64,000 customers randomly sent a Womens
 e-mail, a Mens e-mail or none; see its README). Comparisons: each e-mail arm vs ``No E-Mail``;
 outcomes ``visit``, ``conversion`` (0/1) and ``spend`` (dollars). Features: recency, history,
-mens, womens, newbie, zip_code, channel — never the outcomes. Protocol: ``--splits`` repeated
-50/50 splits stratified on arm x (outcome > 0); metrics on the test half in scikit-uplift
-0.5.1's normalisation (:mod:`churnml.uplift.metrics`): Qini coefficient, uplift AUC and
-uplift@30 % (``strategy="overall"``), mean ± sd over the splits. For spend (not binary,
-which scikit-uplift refuses) the same formulas with the revenue perfect curve.
+mens, womens, newbie, zip_code, channel — never the outcomes.
 
-"churnml best" picks one candidate per split by inner validation on the TRAINING half only
-(mean Qini over ``INNER_SPLITS`` stratified 50/50 splits of the training half), then
-reports that candidate's test-half scores; the test halves never inform a choice.
+Protocol, fixed before any tuning: ``SPLIT_SEEDS`` (1001-1010) stratified 70/30 splits on
+arm x (outcome > 0); every candidate is fit on the 70 % and scored on the 30 %, in
+scikit-uplift 0.5.1's normalisation (:mod:`churnml.uplift.metrics`): Qini coefficient, uplift
+AUC, uplift@30 % (``strategy="overall"``). For spend (not binary, which scikit-uplift
+refuses) the same formulas with the revenue perfect curve. Reported: mean ± sd over the
+splits, and the paired difference with scikit-uplift's ``SoloModel`` (LightGBM with the same
+trees as churnml's default base models; one-hot features) per split: mean ± sd and the number
+of splits won. "shipped default" is ``uplift.learner`` of :class:`churnml.config.UpliftConfig`
+with its default parameters. Every booster runs on one thread.
 """
 
 from __future__ import annotations
@@ -26,14 +28,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _quality import print_table, write_json  # noqa: E402
+from _quality import N_JOBS, print_table, write_json  # noqa: E402
 
-from churnml.uplift import DRLearner, SLearner, TLearner, XLearner, uplift_scores  # noqa: E402
+from churnml.config import UpliftConfig  # noqa: E402
+from churnml.uplift import (  # noqa: E402
+    DRLearner,
+    SLearner,
+    TLearner,
+    XLearner,
+    _base,  # noqa: E402
+    uplift_scores,
+)
 
 DATA_REL = Path("shared") / "data" / "hillstrom" / "hillstrom.csv.gz"
 FEATURES = ["recency", "history", "mens", "womens", "newbie", "zip_code", "channel"]
@@ -41,39 +52,87 @@ OUTCOMES = ("visit", "conversion", "spend")
 ARMS = ("Womens E-Mail", "Mens E-Mail")
 CONTROL = "No E-Mail"
 K = 0.3
-INNER_SPLITS = 3
+TEST_SHARE = 0.3
+SPLIT_SEEDS = tuple(range(1001, 1011))
 METRICS = ("qini", "uplift_auc", "uplift_at_k")
+BASELINE = "SoloModel (scikit-uplift)"
+DEFAULT = "shipped default"
+LEARNERS = {"s": SLearner, "t": TLearner, "x": XLearner, "dr": DRLearner}
 
-# The README's measured reference (Womens e-mail vs no e-mail), mean and sd over 5 splits.
-REFERENCE = {
-    ("visit", "S-learner"): {"qini": (0.062, 0.008), "uplift_at_k": (0.077, 0.008),
-                             "uplift_auc": (0.029, 0.004)},
-    ("visit", "T-learner"): {"qini": (0.043, 0.011), "uplift_at_k": (0.068, 0.004),
-                             "uplift_auc": (0.020, 0.005)},
-    ("visit", "random"): {"qini": (-0.011, 0.012), "uplift_at_k": (0.040, 0.005),
-                          "uplift_auc": (-0.005, 0.006)},
-    ("conversion", "S-learner"): {"qini": (0.071, 0.050)},
-    ("conversion", "T-learner"): {"qini": (0.030, 0.049)},
+# churnml's default base model, also given to SoloModel so the comparison is of the method.
+BASE: dict[str, Any] = {
+    "n_estimators": _base.N_ESTIMATORS, "learning_rate": _base.LEARNING_RATE,
+    "num_leaves": _base.NUM_LEAVES, "max_depth": _base.MAX_DEPTH,
+    "min_child_samples": _base.MIN_CHILD_SAMPLES, "reg_lambda": _base.REG_LAMBDA,
+    "random_state": _base.SEED, "n_jobs": N_JOBS, "verbose": -1,
 }
-TARGET = ("Womens E-Mail", "visit")
 
-# LightGBM settings. REF = the README's reference (200 trees, lr 0.05, 15 leaves, 100 rows
-# per leaf, no depth limit); REG = shallower trees with more rows per leaf for the noisy
-# first stage of X/DR; EFFECT = small trees for their pseudo-outcome regressions.
-REF: dict[str, Any] = {"n_estimators": 200, "learning_rate": 0.05, "num_leaves": 15,
-                       "min_child_samples": 100, "max_depth": -1}
-REG: dict[str, Any] = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 7,
-                       "min_child_samples": 200, "max_depth": -1}
-EFFECT: dict[str, Any] = {"n_estimators": 100, "num_leaves": 4, "min_child_samples": 800}
 
-CANDIDATES: dict[str, Callable[[], Any]] = {
-    "S-learner": lambda: SLearner(control=CONTROL, **REF),
-    "S-learner (regularised)": lambda: SLearner(control=CONTROL, **REG),
-    "T-learner": lambda: TLearner(control=CONTROL, **REF),
-    "X-learner": lambda: XLearner(control=CONTROL, effect_params=EFFECT, **REG),
-    "DR-learner": lambda: DRLearner(control=CONTROL, n_folds=3, effect_params=EFFECT, **REG),
+class SoloLGBM:
+    """scikit-uplift ``SoloModel`` (treatment as a feature) on LightGBM; one-hot features."""
+
+    def __init__(self, treated: str) -> None:
+        self.treated = treated
+
+    def fit(self, X: pd.DataFrame, arm: np.ndarray, y: np.ndarray) -> SoloLGBM:
+        from sklift.models import SoloModel
+
+        self.columns_ = pd.get_dummies(X).columns
+        binary = bool(np.isin(y, (0.0, 1.0)).all())
+        est = lgb.LGBMClassifier(**BASE) if binary else lgb.LGBMRegressor(**BASE)
+        self.model_ = SoloModel(est).fit(self._encode(X), y, (arm == self.treated).astype(int))
+        return self
+
+    def _encode(self, X: pd.DataFrame) -> np.ndarray:
+        return pd.get_dummies(X).reindex(columns=self.columns_, fill_value=0).to_numpy(float)
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({self.treated: self.model_.predict(self._encode(X))}, index=X.index)
+
+
+class Bagged:
+    """Average effect of ``n`` copies of a learner on bootstrap resamples (an attempt)."""
+
+    def __init__(self, make: Callable[[int], Any], n: int = 5) -> None:
+        self.make, self.n = make, n
+
+    def fit(self, X: pd.DataFrame, arm: np.ndarray, y: np.ndarray) -> Bagged:
+        rng = np.random.default_rng(0)
+        self.models_ = []
+        for i in range(self.n):
+            idx = rng.integers(0, len(X), len(X))
+            self.models_.append(self.make(i).fit(X.iloc[idx], arm[idx], y[idx]))
+        return self
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        return sum(m.predict(X) for m in self.models_) / self.n
+
+
+def candidates(treated: str) -> dict[str, Callable[[], Any]]:
+    """churnml's S, X and DR learners with their defaults (the shipped default marked) and
+    SoloModel; the T-learner and the attempts run on Womens/visit only (time)."""
+    default = UpliftConfig().learner
+    names = {"s": "S-learner", "x": "X-learner", "dr": "DR-learner"}
+    out: dict[str, Callable[[], Any]] = {
+        f"{name}{' = ' + DEFAULT if key == default else ''}":
+            (lambda cls=LEARNERS[key]: cls(control=CONTROL, n_jobs=N_JOBS))
+        for key, name in names.items()
+    }
+    if default not in names:
+        out[DEFAULT] = lambda: LEARNERS[default](control=CONTROL, n_jobs=N_JOBS)
+    out[BASELINE] = lambda: SoloLGBM(treated)
+    return out
+
+
+TARGET = "Womens E-Mail|visit"
+# The T-learner and attempts at beating SoloModel (Womens/visit only, same splits).
+ATTEMPTS: dict[str, Callable[[], Any]] = {
+    "T-learner": lambda: TLearner(control=CONTROL, n_jobs=N_JOBS),
+    "S-learner, 7 leaves x 300 trees, 200 rows/leaf": lambda: SLearner(
+        control=CONTROL, n_jobs=N_JOBS, n_estimators=300, num_leaves=7, min_child_samples=200),
+    "S-learner bagged x5 (bootstrap)": lambda: Bagged(
+        lambda i: SLearner(control=CONTROL, n_jobs=N_JOBS, seed=i)),
 }
-BEST = "churnml best (inner selection)"
 
 
 def default_data() -> Path | None:
@@ -88,114 +147,92 @@ def load(path: Path | None) -> pd.DataFrame:
     if path is None or not path.is_file():
         raise SystemExit(f"Hillstrom data not found ({path}); pass --data PATH/hillstrom.csv.gz")
     df = pd.read_csv(path)
-    expected = {*FEATURES, "segment", *OUTCOMES}
-    missing = expected - set(df.columns)
+    missing = {*FEATURES, "segment", *OUTCOMES} - set(df.columns)
     if missing:
         raise SystemExit(f"{path}: missing columns {sorted(missing)}")
     return df
 
 
-def half_split(arm: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """50/50 positions stratified on arm x (outcome > 0)."""
+def split(arm: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """70/30 positions stratified on arm x (outcome > 0)."""
     strata = pd.Series(arm).astype(str) + "|" + pd.Series(y > 0).astype(str)
-    return train_test_split(np.arange(arm.size), test_size=0.5, random_state=seed,
+    return train_test_split(np.arange(arm.size), test_size=TEST_SHARE, random_state=seed,
                             stratify=strata)
 
 
-def fit_scores(make: Callable[[], Any], X: pd.DataFrame, arm: np.ndarray, y: np.ndarray,
-               fit_idx: np.ndarray, eval_idx: np.ndarray, treated: str) -> dict[str, float]:
-    tau = make().fit(X.iloc[fit_idx], arm[fit_idx], y[fit_idx]).predict(X.iloc[eval_idx])
-    return uplift_scores(y[eval_idx], tau[treated].to_numpy(), arm[eval_idx] == treated, K)
+def summarise(runs: list[dict[str, float]], base: list[dict[str, float]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for m in METRICS:
+        v = np.array([r[m] for r in runs])
+        d = v - np.array([r[m] for r in base])
+        out[m] = (float(v.mean()), float(v.std(ddof=1)))
+        out[f"diff_{m}"] = (float(d.mean()), float(d.std(ddof=1)))
+        out[f"wins_{m}"] = int((d > 0).sum())
+    return out
 
 
-def inner_choice(X: pd.DataFrame, arm: np.ndarray, y: np.ndarray, train: np.ndarray,
-                 treated: str, seed: int) -> tuple[str, dict[str, float]]:
-    """Candidate with the best mean Qini over inner 50/50 splits of the training half."""
-    inner: dict[str, list[float]] = {name: [] for name in CANDIDATES}
-    for j in range(INNER_SPLITS):
-        a, b = half_split(arm[train], y[train], seed=1000 * (seed + 1) + j)
-        for name, make in CANDIDATES.items():
-            inner[name].append(fit_scores(make, X, arm, y, train[a], train[b], treated)["qini"])
-    means = {name: float(np.mean(v)) for name, v in inner.items()}
-    return max(means, key=means.__getitem__), means
-
-
-def run(n_splits: int, data: Path | None) -> dict[str, Any]:
+def run(seeds: tuple[int, ...], data: Path | None, only: list[str] | None,
+        attempts: bool) -> dict[str, Any]:
     df = load(data)
     results: dict[str, Any] = {}
     for treated in ARMS:
         pair = df[df["segment"].isin([treated, CONTROL])].reset_index(drop=True)
         X, arm = pair[FEATURES], pair["segment"].to_numpy().astype(str)
         for outcome in OUTCOMES:
+            key = f"{treated}|{outcome}"
+            if only and key not in only:
+                continue
             y = pair[outcome].to_numpy(dtype=float)
-            scores: dict[str, list[dict[str, float]]] = {n: [] for n in [*CANDIDATES, BEST,
-                                                                          "random"]}
-            chosen: list[str] = []
+            makers = candidates(treated)
+            if attempts and key == TARGET:
+                makers.update(ATTEMPTS)
+            scores: dict[str, list[dict[str, float]]] = {n: [] for n in [*makers, "random"]}
             t0 = time.perf_counter()
-            for seed in range(n_splits):
-                train, test = half_split(arm, y, seed)
-                for name, make in CANDIDATES.items():
-                    scores[name].append(fit_scores(make, X, arm, y, train, test, treated))
-                pick, _ = inner_choice(X, arm, y, train, treated, seed)
-                chosen.append(pick)
-                scores[BEST].append(scores[pick][-1])
+            for seed in seeds:
+                train, test = split(arm, y, seed)
+                t_test = arm[test] == treated
+                for name, make in makers.items():
+                    model = make().fit(X.iloc[train], arm[train], y[train])
+                    tau = model.predict(X.iloc[test])[treated].to_numpy()
+                    scores[name].append(uplift_scores(y[test], tau, t_test, K))
                 noise = np.random.default_rng(seed).uniform(size=test.size)
-                scores["random"].append(uplift_scores(y[test], noise, arm[test] == treated, K))
-            summary = {
-                name: {m: (float(pd.Series([s[m] for s in runs]).mean()),
-                           float(pd.Series([s[m] for s in runs]).std(ddof=1)))
-                       for m in METRICS}
-                for name, runs in scores.items()
-            }
-            results[f"{treated} | {outcome}"] = {
-                "summary": summary, "per_split": scores, "chosen": chosen,
-                "seconds": time.perf_counter() - t0,
-            }
-            print(f"{treated} / {outcome}: {time.perf_counter() - t0:.0f} s, chosen {chosen}",
-                  flush=True)
+                scores["random"].append(uplift_scores(y[test], noise, t_test, K))
+            summary = {name: summarise(r, scores[BASELINE]) for name, r in scores.items()}
+            results[key] = {"summary": summary, "per_split": scores,
+                            "seconds": time.perf_counter() - t0}
+            print(f"{key}: {time.perf_counter() - t0:.0f} s", flush=True)
     return results
 
 
-def fmt(mean_sd: tuple[float, float] | None) -> str:
-    return "" if mean_sd is None else f"{mean_sd[0]:.3f} ± {mean_sd[1]:.3f}"
+def fmt(mean_sd: tuple[float, float], digits: int = 3) -> str:
+    return f"{mean_sd[0]:+.{digits}f} ± {mean_sd[1]:.{digits}f}".lstrip("+")
 
 
 def report(results: dict[str, Any], n_splits: int) -> None:
-    rows = []
     for key, res in results.items():
-        treated, outcome = key.split(" | ")
-        for name, summ in res["summary"].items():
-            ref = REFERENCE.get((outcome, name), {}) if treated == TARGET[0] else {}
-            rows.append({
-                "comparison": f"{treated.split()[0]} / {outcome}", "learner": name,
-                **{m: fmt(summ[m]) for m in METRICS},
-                "ref_qini": fmt(ref.get("qini")), "ref_at30": fmt(ref.get("uplift_at_k")),
-            })
-    print_table(
-        f"Hillstrom, {n_splits} repeated stratified 50/50 splits (mean ± sd; scikit-uplift "
-        "normalisation; ref = README reference)",
-        rows,
-        {"comparison": "arm / outcome", "learner": "learner", "qini": "Qini",
-         "uplift_auc": "uplift AUC", "uplift_at_k": "uplift@30%", "ref_qini": "ref Qini",
-         "ref_at30": "ref uplift@30%"},
-    )
-    best = results[" | ".join(TARGET)]["summary"][BEST]
-    ref = REFERENCE[(TARGET[1], "S-learner")]
-    for m in ("qini", "uplift_at_k"):
-        bar = ref[m][0] + ref[m][1]
-        verdict = "met" if best[m][0] > bar else "NOT met"
-        print(f"target {m} on Womens/visit: {best[m][0]:.4f} vs S-learner {ref[m][0]} + 1 sd "
-              f"{ref[m][1]} = {bar:.3f} -> {verdict}")
+        rows = [{"learner": name, **{m: fmt(s[m]) for m in METRICS},
+                 "diff": fmt(s["diff_qini"]), "wins": f"{s['wins_qini']}/{n_splits}"}
+                for name, s in res["summary"].items()]
+        print_table(
+            f"Hillstrom {key}, {n_splits} stratified 70/30 splits (mean ± sd; scikit-uplift "
+            f"normalisation; paired Qini difference vs {BASELINE})", rows,
+            {"learner": "learner", "qini": "Qini", "uplift_auc": "uplift AUC",
+             "uplift_at_k": "uplift@30%", "diff": "Qini - SoloModel", "wins": "splits won"})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--splits", type=int, default=5)
+    parser.add_argument("--splits", type=int, default=len(SPLIT_SEEDS))
     parser.add_argument("--data", type=Path, default=default_data())
+    parser.add_argument("--only", action="append", help='e.g. "Womens E-Mail|visit"')
+    parser.add_argument("--no-attempts", action="store_true",
+                        help="skip the attempts at beating SoloModel")
     args = parser.parse_args()
-    results = run(args.splits, args.data)
-    report(results, args.splits)
-    path = write_json("hillstrom", {"n_splits": args.splits, "k": K, "results": results})
+    seeds = SPLIT_SEEDS[: args.splits]
+    results = run(seeds, args.data, args.only, not args.no_attempts)
+    report(results, len(seeds))
+    path = write_json("hillstrom", {"split_seeds": list(seeds), "k": K,
+                                    "test_share": TEST_SHARE, "results": results})
     print(f"\nwrote {path}")
 
 

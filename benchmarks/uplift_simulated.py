@@ -1,17 +1,18 @@
 """Uplift on the simulator's campaigns: learners vs the oracle, and targeting a fixed budget.
 
-    python benchmarks/uplift_simulated.py   # two tables; results/uplift_simulated.json
+    python benchmarks/uplift_simulated.py             # seeds 11-13; results/*.json
+    python benchmarks/uplift_simulated.py --seeds 11  # one seed
 
 Data: ``simulate(N_CUSTOMERS)`` with two randomised campaigns (50 % control each) of
 :mod:`churnml.data.simulate_campaigns`: a *training* campaign (spring 2024, 80 % of the eligible
 customers contacted) and a *test* campaign (autumn 2024, every eligible customer not contacted
 in spring). Churn horizon = effect window = 90 days.
 
-1. **Qini as a share of the oracle's.** churnml's S/T/X/DR learners (LightGBM, defaults) fit on
+1. **Qini as a share of the oracle's.** churnml's S- and X-learners (LightGBM, defaults) fit on
    the spring contacts (features at the contact day, outcome ``retained``) score the autumn
    contacts; the Qini coefficient (scikit-uplift normalisation) on the autumn realised
    retention is divided by the Qini of the true effect ``tau`` (campaign truth) on the same
-   rows. Bootstrap sd from :func:`churnml.uplift.metrics.uplift_intervals` (200 resamples).
+   rows.
 2. **A fixed-budget campaign.** Among the autumn contacts (a random sample of the eligible base),
    contact ``BUDGET_SHARE`` of them, ranked by (a) churn probability, (b) value at risk
    (= churn probability x value if retained; ChurnClassifier and LTVModel fit on a monthly panel
@@ -21,11 +22,20 @@ in spring). Churn horizon = effect window = 90 days.
    (``uplift - cost``), (d) the oracle (true expected revenue effect - cost, positive only).
    Reported: the *expected* incremental retained customers and net incremental revenue of the
    chosen set, from the simulator's truth (sum of ``tau`` and of ``tau_revenue - cost``): no
-   outcome noise in the comparison.
+   outcome noise in the comparison, and its share of the oracle's net incremental revenue.
+   Rankings with an uplift model never contact a customer flagged negative uplift: the old
+   default (X-learner on retained) flags ``uplift < 0``; the shipped default
+   (``uplift.learner`` on ``uplift.outcome``) flags ``P(effect < 0) >= uplift.flag_level``
+   over ``uplift.flag_boot`` bootstrap refits (:mod:`churnml.uplift.fitted`).
+3. **The do-not-contact flag.** Share of the autumn contacts flagged, the true share of
+   sleeping dogs (``uplift_type``), and the precision of the flag (flagged who are sleeping
+   dogs), for the old rule and the shipped one.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -36,7 +46,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _quality import N_JOBS, print_table, write_json  # noqa: E402
 
-from churnml.config import ChurnConfig, default_config  # noqa: E402
+from churnml.config import ChurnConfig, UpliftConfig, default_config  # noqa: E402
 from churnml.data.simulate import SimulatorConfig, simulate  # noqa: E402
 from churnml.data.simulate_campaigns import CampaignSpec  # noqa: E402
 from churnml.labels import build_panel  # noqa: E402
@@ -44,17 +54,18 @@ from churnml.models import ChurnClassifier, LTVModel  # noqa: E402
 from churnml.training.train import feature_spec  # noqa: E402
 from churnml.uplift import DRLearner, SLearner, TLearner, XLearner  # noqa: E402
 from churnml.uplift.campaigns import campaign_frame, treated  # noqa: E402
-from churnml.uplift.metrics import uplift_intervals  # noqa: E402
+from churnml.uplift.fitted import UpliftFit, fit_bootstrap  # noqa: E402
+from churnml.uplift.metrics import qini_auc_score  # noqa: E402
 
 N_CUSTOMERS = 30_000
-SEED = 11
+SEEDS = (11, 12, 13)
 COST = 2.0  # currency per treated contact (the campaign spec's)
 BUDGET_SHARE = 0.2
 TRAIN = CampaignSpec(campaign_id="spring", date="2024-03-04", contact_share=0.8, cost=COST)
 TEST = CampaignSpec(campaign_id="autumn", date="2024-08-05", contact_share=1.0, cost=COST)
-LEARNERS = {"S-learner": SLearner, "T-learner": TLearner, "X-learner": XLearner,
-            "DR-learner": DRLearner}
-N_BOOT = 200
+LEARNERS = {"s": SLearner, "t": TLearner, "x": XLearner, "dr": DRLearner}
+NAMES = {"s": "S-learner", "t": "T-learner", "x": "X-learner", "dr": "DR-learner"}
+OLD = "(c) old default: X-learner on retained x value_if_retained - cost, flag uplift < 0"
 
 
 def churn_and_value(data, churn: ChurnConfig, spec, X_test: pd.DataFrame):
@@ -72,12 +83,10 @@ def churn_and_value(data, churn: ChurnConfig, spec, X_test: pd.DataFrame):
     return p, ltv.predict_if_retained(X_test[feats])
 
 
-def main() -> None:
-    t0 = time.perf_counter()
+def one_seed(seed: int) -> dict:
     cfg = default_config()
-    churn, spec = cfg.churn, feature_spec(cfg)
-    data = simulate(N_CUSTOMERS, seed=SEED,
-                    config=SimulatorConfig(campaigns=[TRAIN, TEST]))
+    churn, spec, u = cfg.churn, feature_spec(cfg), UpliftConfig()
+    data = simulate(N_CUSTOMERS, seed=seed, config=SimulatorConfig(campaigns=[TRAIN, TEST]))
     X_tr, log_tr = campaign_frame(data, churn, spec, "spring")
     X_te, log_te = campaign_frame(data, churn, spec, "autumn")
     truth = data.campaign_truth.set_index(["campaign_id", "customer_id"]).loc["autumn"]
@@ -85,62 +94,125 @@ def main() -> None:
     y_te = log_te["retained"].to_numpy(float)
     t_te = treated(log_te["arm"])
     arm_tr = log_tr["arm"].to_numpy()
-    print(f"spring: {len(log_tr):,} contacts; autumn: {len(log_te):,} contacts; "
-          f"true mean tau {truth['tau'].mean():.4f}")
+    print(f"seed {seed}: spring {len(log_tr):,} contacts; autumn {len(log_te):,}; "
+          f"true mean tau {truth['tau'].mean():.4f}", flush=True)
 
-    oracle = uplift_intervals(y_te, truth["tau"].to_numpy(), t_te, n_boot=N_BOOT, seed=1)
-    q_oracle = oracle.loc["qini", "estimate"]
-    rows = [{"model": "oracle (true tau)", "qini": q_oracle, "sd": oracle.loc["qini", "sd"],
-             "share": 1.0}]
-    tau_hat = {}
-    for name, cls in LEARNERS.items():
-        model = cls(n_jobs=N_JOBS).fit(X_tr, arm_tr, log_tr["retained"].to_numpy(float))
-        tau_hat[name] = model.predict(X_te)[TEST.arm].to_numpy()
-        iv = uplift_intervals(y_te, tau_hat[name], t_te, n_boot=N_BOOT, seed=1)
-        rows.append({"model": f"churnml {name} (retained)", "qini": iv.loc["qini", "estimate"],
-                     "sd": iv.loc["qini", "sd"],
-                     "share": iv.loc["qini", "estimate"] / q_oracle})
-    print_table("Qini on the autumn campaign (realised retention), learners fit on spring",
-                rows, {"model": "model", "qini": "Qini", "sd": "bootstrap sd",
-                       "share": "share of oracle"})
+    q_oracle = qini_auc_score(y_te, truth["tau"].to_numpy(), t_te)
+    qini = {"oracle (true tau)": 1.0}
+    tau = {}
+    for key in ("s", "x"):
+        for outcome in ("retained", "revenue"):
+            model = LEARNERS[key](n_jobs=N_JOBS).fit(X_tr, arm_tr,
+                                                     log_tr[outcome].to_numpy(float))
+            tau[key, outcome] = model.predict(X_te)[TEST.arm].to_numpy()
+            if outcome == "retained":
+                qini[f"{NAMES[key]} (retained)"] = qini_auc_score(
+                    y_te, tau[key, outcome], t_te) / q_oracle
 
-    rev_model = XLearner(n_jobs=N_JOBS).fit(X_tr, arm_tr, log_tr["revenue"].to_numpy(float))
-    tau_rev = rev_model.predict(X_te)[TEST.arm].to_numpy()
+    # the shipped default: uplift.learner on uplift.outcome, bootstrap refits for the flag
+    def make():
+        return LEARNERS[u.learner](n_jobs=N_JOBS)
+
+    y_def = log_tr[u.outcome].to_numpy(float)
+    fit = UpliftFit(make().fit(X_tr, arm_tr, y_def), u.learner, u.outcome, TEST.arm,
+                    list(X_tr.columns), ["spring"], len(log_tr), pd.DataFrame(),
+                    fit_bootstrap(make, X_tr, arm_tr, y_def, u.flag_boot, u.seed))
+    tau_def, p_neg = fit.effects(X_te)
+    flag_new = p_neg >= u.flag_level
+
     p_churn, value_if_retained = churn_and_value(data, churn, spec, X_te)
+    vir = np.asarray(value_if_retained, dtype=float)
     budget = int(BUDGET_SHARE * len(log_te))
+    everyone = np.ones(len(p_churn), bool)
+    value_def = tau_def - COST if u.outcome == "revenue" else tau_def * vir - COST
+    default = f"(d) shipped default: {NAMES[u.learner]} on {u.outcome}, flag P(<0) >= " \
+              f"{u.flag_level}"
     rank = {
-        "(a) churn probability": (p_churn, np.ones(len(p_churn), bool)),
-        "(b) value at risk": (p_churn * value_if_retained, np.ones(len(p_churn), bool)),
-        "(c) targeting value (X-learner on retained)": (
-            tau_hat["X-learner"] * value_if_retained - COST, tau_hat["X-learner"] > 0),
-        "(c') X-learner on revenue": (tau_rev - COST, tau_rev > 0),
-        "(d) oracle": (truth["tau_revenue"].to_numpy() - COST, truth["tau"].to_numpy() > -1),
+        "(a) churn probability": (p_churn, everyone),
+        "(b) value at risk": (p_churn * vir, everyone),
+        OLD: (tau["x", "retained"] * vir - COST, tau["x", "retained"] >= 0),
+        "(c') S-learner on retained x value_if_retained - cost": (
+            tau["s", "retained"] * vir - COST, tau["s", "retained"] >= 0),
+        "(c'') X-learner on revenue - cost": (tau["x", "revenue"] - COST,
+                                             tau["x", "revenue"] >= 0),
+        default: (value_def, ~flag_new),
+        "(e) oracle": (truth["tau_revenue"].to_numpy() - COST, everyone),
     }
     true_rev = truth["tau_revenue"].to_numpy() - COST
     true_tau = truth["tau"].to_numpy()
-    budget_rows = []
+    dog = truth["uplift_type"].to_numpy() == "sleeping_dog"
+    rows = {}
     for name, (score, allowed) in rank.items():
-        ok = allowed & (score > 0) if name.startswith(("(c", "(d")) else allowed
+        ok = allowed & (score > 0) if name.startswith(("(c", "(d", "(e")) else allowed
         idx = np.flatnonzero(ok)[np.argsort(-score[ok], kind="stable")][:budget]
-        budget_rows.append({
-            "ranking": name, "contacts": idx.size,
-            "incremental_retained": float(true_tau[idx].sum()),
-            "net_incremental_revenue": float(true_rev[idx].sum()),
-            "sleeping_dogs": int((truth["uplift_type"].to_numpy()[idx] == "sleeping_dog").sum()),
-        })
-    print_table(f"Fixed budget: {budget:,} of {len(log_te):,} autumn customers (expected values "
-                f"from the truth; cost {COST} per contact)", budget_rows,
+        rows[name] = {"contacts": idx.size, "incremental_retained": float(true_tau[idx].sum()),
+                      "net_incremental_revenue": float(true_rev[idx].sum()),
+                      "sleeping_dogs": int(dog[idx].sum())}
+    oracle_rev = rows["(e) oracle"]["net_incremental_revenue"]
+    for r in rows.values():
+        r["share_of_oracle"] = r["net_incremental_revenue"] / oracle_rev
+    flag_old = tau["x", "retained"] < 0
+    flags = {}
+    for name, flag in (("old: X-learner on retained, uplift < 0", flag_old),
+                       (f"shipped: {NAMES[u.learner]} on {u.outcome}, P(<0) >= "
+                        f"{u.flag_level} ({u.flag_boot} refits)", flag_new)):
+        flags[name] = {"flagged_share": float(flag.mean()), "true_share": float(dog.mean()),
+                       "precision": float(dog[flag].mean()) if flag.any() else float("nan"),
+                       "recall": float(flag[dog].mean()) if dog.any() else float("nan")}
+    return {"seed": seed, "contacts_train": len(log_tr), "contacts_test": len(log_te),
+            "budget": budget, "qini_share": qini, "budget_rows": rows, "flags": flags}
+
+
+def mean_sd(values: list[float]) -> str:
+    v = np.asarray(values, dtype=float)
+    return f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if v.size > 1 else f"{v[0]:.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--combine", type=Path, nargs="+",
+                        help="print the tables of earlier runs' JSON files instead")
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    if args.combine:
+        runs = [r for p in args.combine for r in json.loads(p.read_text())["runs"]]
+        args.seeds = [r["seed"] for r in runs]
+    else:
+        runs = [one_seed(seed) for seed in args.seeds]
+    n = len(runs)
+    print_table(f"Qini on the autumn campaign (realised retention) as a share of the oracle's, "
+                f"{n} seed(s)",
+                [{"model": k, "share": mean_sd([r["qini_share"][k] for r in runs])}
+                 for k in runs[0]["qini_share"]], {"model": "model", "share": "share of oracle"})
+    print_table(f"Fixed budget: {BUDGET_SHARE:.0%} of the autumn customers (expected values from "
+                f"the truth; cost {COST} per contact), mean ± sd over {n} seed(s)",
+                [{"ranking": k, **{c: mean_sd([r["budget_rows"][k][c] for r in runs])
+                                   for c in ("contacts", "incremental_retained",
+                                             "net_incremental_revenue", "share_of_oracle",
+                                             "sleeping_dogs")},
+                  "wins": sum(r["budget_rows"][k]["net_incremental_revenue"]
+                              > r["budget_rows"][OLD]["net_incremental_revenue"] for r in runs)}
+                 for k in runs[0]["budget_rows"]],
                 {"ranking": "ranking", "contacts": "contacts",
                  "incremental_retained": "incremental retained",
                  "net_incremental_revenue": "net incremental revenue",
-                 "sleeping_dogs": "sleeping dogs contacted"})
+                 "share_of_oracle": "share of oracle", "sleeping_dogs": "sleeping dogs",
+                 "wins": "seeds beating (c)"})
+    print_table("Do-not-contact flag on the autumn contacts (truth: uplift_type sleeping_dog)",
+                [{"rule": k, **{c: mean_sd([r["flags"][k][c] for r in runs])
+                                for c in ("flagged_share", "true_share", "precision",
+                                          "recall")}}
+                 for k in runs[0]["flags"]],
+                {"rule": "rule", "flagged_share": "flagged share",
+                 "true_share": "true sleeping-dog share", "precision": "precision",
+                 "recall": "recall"})
     seconds = time.perf_counter() - t0
     print(f"\n{seconds:.0f} s")
-    write_json("uplift_simulated", {
-        "n_customers": N_CUSTOMERS, "seed": SEED, "contacts_train": len(log_tr),
-        "contacts_test": len(log_te), "budget": budget, "qini": rows, "budget_rows": budget_rows,
-        "seconds": seconds,
-    })
+    name = "uplift_simulated" + ("" if args.seeds == list(SEEDS) else
+                                 "_" + "_".join(map(str, args.seeds)))
+    write_json(name, {"n_customers": N_CUSTOMERS, "seeds": args.seeds, "runs": runs,
+                      "seconds": seconds})
 
 
 if __name__ == "__main__":

@@ -605,11 +605,24 @@ class UpliftConfig(_Strict):
     """Campaigns and uplift (``churnml campaign plan|evaluate|train|target``)."""
 
     learner: Literal["s", "t", "x", "dr"] = Field(
-        "x", description="meta-learner of churnml.uplift: S-, T-, X- or doubly robust"
+        "s", description="meta-learner of churnml.uplift: S-, T-, X- or doubly robust "
+        "(S measured best on Hillstrom and the simulator, benchmarks/README.md)"
     )
     outcome: Literal["retained", "revenue"] = Field(
-        "retained", description="effect modelled: on P(retained) (targeting value = uplift x "
-        "value_if_retained - cost) or on horizon revenue (uplift - cost)"
+        "revenue", description="effect modelled: on horizon revenue (targeting value = uplift "
+        "- cost; sees the offer's effect on spend of customers who stay anyway) or on "
+        "P(retained) (uplift x value_if_retained - cost)"
+    )
+    flag_level: float = Field(
+        0.9, gt=0.5, lt=1, description="a customer is flagged negative uplift (do not "
+        "contact) when P(effect < 0) from bootstrapped uplift models is at least this"
+    )
+    flag_boot: int = Field(
+        20, ge=5, description="bootstrap refits of the uplift model behind the flag's "
+        "probability"
+    )
+    validation_boot: int = Field(
+        200, ge=20, description="bootstrap resamples of the held-out Qini interval"
     )
     params: dict[str, Any] = Field(
         default_factory=dict, description="learner arguments (LightGBM, propensity, ...)"

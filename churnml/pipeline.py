@@ -106,7 +106,9 @@ def score_customers(data: CustomerData, cfg: Config, models: Any, *, cutoff: Any
                     ) -> Any:
     """Score every customer at ``cutoff`` (default: the end of the data,
     :func:`default_cutoff`) with the features ``churnml train``
-    fitted the models on; returns :class:`churnml.scoring.ScoreResult`."""
+    fitted the models on; returns :class:`churnml.scoring.ScoreResult`. When
+    ``churnml campaign train`` saved an uplift model in ``output_dir``, the scores also carry
+    its ``uplift``, ``targeting_value`` and do-not-contact flag (:func:`uplift_columns`)."""
     from churnml.scoring import score
     from churnml.training.train import feature_spec
 
@@ -115,7 +117,19 @@ def score_customers(data: CustomerData, cfg: Config, models: Any, *, cutoff: Any
     return score(data, models, cfg.scoring, cutoff=cutoff, churn=cfg.churn,
                  spec=feature_spec(cfg), scored_at=scored_at, threads=cfg.features.threads,
                  memory_limit=cfg.features.memory_limit, progress=progress,
-                 survival=cfg.survival)
+                 uplift=uplift_columns(cfg), survival=cfg.survival)
+
+
+def uplift_columns(cfg: Config) -> Any:
+    """:class:`churnml.uplift.fitted.UpliftColumns` of the uplift model in ``output_dir``
+    with the config's cost and flag level, or None without one."""
+    from churnml.uplift.fitted import UpliftColumns
+    from churnml.uplift.workflow import load_uplift
+
+    fit = load_uplift(cfg)
+    if fit is None:
+        return None
+    return UpliftColumns(fit, cfg.uplift.cost_per_contact, cfg.uplift.flag_level)
 
 
 def score_output_set(out_dir: Path, scores_path: Path | None = None,
@@ -198,6 +212,7 @@ def score_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResu
 def campaign_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoResult) -> None:
     """With a campaign log: evaluate every campaign whose horizon has passed, fit the uplift
     model on them and add targeting values to the scores (:mod:`churnml.uplift.workflow`)."""
+    from churnml.scoring.score import UPLIFT_COLUMNS
     from churnml.uplift.campaigns import contact_outcomes
     from churnml.uplift.workflow import TARGETING_FILE, evaluate, target, train_uplift
 
@@ -214,6 +229,17 @@ def campaign_stage(data: CustomerData, cfg: Config, out_dir: Path, result: DemoR
         if result.scores is not None:
             targeting = target(cfg, data, result.scores.scores, fit)
             result.files["targeting"] = write_table(targeting, out_dir / TARGETING_FILE)
+            # one list for marketing: the scores and segment files carry the uplift columns
+            scores = result.scores.scores
+            for col in UPLIFT_COLUMNS:
+                scores[col] = targeting[col].to_numpy()
+            at = list(scores.columns).index("model_version")
+            order = [c for c in scores.columns if c not in UPLIFT_COLUMNS]
+            result.scores.scores = scores[[*order[:at], *UPLIFT_COLUMNS, *order[at:]]]
+            outputs = score_output_set(out_dir)
+            outputs.prepare()
+            result.files.update(write_score_outputs(result.scores, out_dir, outputs=outputs,
+                                                    escape=cfg.csv_escape_formulas))
 
 
 def monitoring_cutoffs(data: CustomerData, months: int = MONITOR_MONTHS) -> pd.DatetimeIndex:

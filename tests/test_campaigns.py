@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 
-import joblib
 import mlflow
 import numpy as np
 import pandas as pd
@@ -17,8 +16,9 @@ from churnml.config import ChurnConfig, default_config, load_config
 from churnml.data.loaders import load_folder
 from churnml.data.simulate import SimulatorConfig, simulate
 from churnml.data.simulate_campaigns import CampaignSpec
-from churnml.errors import ChurnmlError, UntrustedModelError
+from churnml.errors import ChurnmlError
 from churnml.labels import UnlabelledCutoffError
+from churnml.models._state import ModelStateError
 from churnml.uplift.campaigns import contact_features, contact_outcomes
 from churnml.uplift.control import assign_arms, plan_campaign, write_plan
 from churnml.uplift.evaluation import OVERALL, evaluate_campaign
@@ -250,37 +250,59 @@ def test_targeting_value_formula_flags_and_budget() -> None:
 
 
 def test_evaluation_of_a_hand_built_campaign() -> None:
-    ret_t = [1] * 7 + [0] * 3
-    ret_c = [1] * 4 + [0] * 6
-    rev_t = [10.0, 20, 30, 0, 0, 40, 0, 0, 0, 0]
-    rev_c = [5.0, 5, 0, 0, 10, 0, 0, 0, 0, 0]
+    ret_t = ([1] * 7 + [0] * 3) * 5  # 50 contacts per arm: large enough for Wald intervals
+    ret_c = ([1] * 4 + [0] * 6) * 5
+    rev_t = [10.0, 20, 30, 0, 0, 40, 0, 0, 0, 0] * 5
+    rev_c = [5.0, 5, 0, 0, 10, 0, 0, 0, 0, 0] * 5
     out = pd.DataFrame({
-        "arm": ["coupon"] * 10 + ["control"] * 10, "retained": ret_t + ret_c,
-        "revenue": rev_t + rev_c, "cost": [1.0] * 10 + [0.0] * 10,
-        "segment": (["a", "b"] * 5) * 2,
-        "score": list(np.arange(10.0)) + list(np.arange(10.0)),
+        "arm": ["coupon"] * 50 + ["control"] * 50, "retained": ret_t + ret_c,
+        "revenue": rev_t + rev_c, "cost": [1.0] * 50 + [0.0] * 50,
+        "segment": (["a", "b"] * 25) * 2,
+        "score": list(np.arange(50.0)) + list(np.arange(50.0)),
     })
-    table = evaluate_campaign(out, level=0.9).set_index("segment")
+    with pytest.warns(UserWarning, match="too small for a Wald interval"):
+        table = evaluate_campaign(out, level=0.9).set_index("segment")
     row = table.loc[OVERALL]
     z = norm.ppf(0.95)
-    se = np.sqrt(0.7 * 0.3 / 10 + 0.4 * 0.6 / 10)
+    se = np.sqrt(0.7 * 0.3 / 50 + 0.4 * 0.6 / 50)
+    assert row["retention_interval"] == "wald"
     assert row["retention_lift"] == pytest.approx(0.3)
     assert row["retention_lift_low"] == pytest.approx(0.3 - z * se)
     assert row["retention_lift_high"] == pytest.approx(0.3 + z * se)
-    se_rev = np.sqrt(np.var(rev_t, ddof=1) / 10 + np.var(rev_c, ddof=1) / 10)
+    se_rev = np.sqrt(np.var(rev_t, ddof=1) / 50 + np.var(rev_c, ddof=1) / 50)
     assert row["revenue_lift"] == pytest.approx(10.0 - 2.0)
-    assert row["incremental_revenue"] == pytest.approx(80.0)
-    assert row["incremental_revenue_low"] == pytest.approx(10 * (8.0 - z * se_rev))
-    assert row["cost"] == 10.0 and row["net_revenue"] == pytest.approx(70.0)
-    assert row["incremental_retained"] == pytest.approx(3.0)
+    assert row["incremental_revenue"] == pytest.approx(400.0)
+    assert row["incremental_revenue_low"] == pytest.approx(50 * (8.0 - z * se_rev))
+    assert row["cost"] == 50.0 and row["net_revenue"] == pytest.approx(350.0)
+    assert row["incremental_retained"] == pytest.approx(15.0)
     assert np.isfinite(row["qini"])
-    # per segment: segment a holds rows 0, 2, 4, 6, 8 of each arm
+    # per segment: segment a holds the even rows of each arm (25 vs 25, only 9 retained
+    # controls): too small for Wald, Newcombe's score interval instead
     a = table.loc["a"]
-    assert (a["n_treated"], a["n_control"]) == (5, 5)
+    assert (a["n_treated"], a["n_control"]) == (25, 25)
     assert a["retention_treated"] == pytest.approx(np.mean(ret_t[::2]))
     assert a["retention_lift"] == pytest.approx(np.mean(ret_t[::2]) - np.mean(ret_c[::2]))
+    assert a["retention_interval"] == "newcombe"
     with pytest.raises(DataValidationError, match="needs 'control'"):
         evaluate_campaign(out[out["arm"] == "coupon"])
+
+
+def test_small_segments_get_newcombe_interval_with_a_warning() -> None:
+    """Newcombe (1998), Statistics in Medicine 17:873-890, Table II, example (a): 56/70 vs
+    48/80, method 10 (hybrid score): 0.0524 to 0.3339."""
+    from churnml.uplift.evaluation import newcombe_interval
+
+    lo, hi = newcombe_interval(np.array([1] * 56 + [0] * 14), np.array([1] * 48 + [0] * 32),
+                               0.95)
+    assert (lo, hi) == pytest.approx((0.0524, 0.3339), abs=1e-4)
+    # 16 vs 23 contacts (the issue's segment): warned about, score interval inside [-1, 1]
+    out = pd.DataFrame({"arm": ["coupon"] * 16 + ["control"] * 23,
+                        "retained": [1] * 14 + [0] * 2 + [1] * 12 + [0] * 11,
+                        "revenue": 0.0})
+    with pytest.warns(UserWarning, match=r"\(all\) \(16 vs 23\)"):
+        row = evaluate_campaign(out).iloc[0]
+    assert row["retention_interval"] == "newcombe"
+    assert -1 <= row["retention_lift_low"] < row["retention_lift"] < row["retention_lift_high"] <= 1
 
 
 # ----------------------------------------------------------------------------- simulator
@@ -344,6 +366,10 @@ def test_realised_lift_matches_the_true_effect(sim_pair) -> None:
 # ----------------------------------------------------------------------------- the loop
 
 
+def run_metric(client, run_id: str, key: str) -> float:
+    return client.get_run(run_id).data.metrics[key]
+
+
 def test_evaluate_train_target_loop(tmp_path, migrated_db, monkeypatch) -> None:
     from churnml.uplift.workflow import evaluate, load_uplift, target, train_uplift
 
@@ -355,8 +381,11 @@ def test_evaluate_train_target_loop(tmp_path, migrated_db, monkeypatch) -> None:
     cfg.output_dir = str(tmp_path / "out")
     cfg.tracking.uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     cfg.uplift.learner = "t"
+    cfg.uplift.outcome = "retained"
     cfg.uplift.params = {"n_estimators": 30, "min_child_samples": 20}
     cfg.uplift.cost_per_contact = 1.0
+    cfg.uplift.flag_boot = 5
+    cfg.uplift.validation_boot = 20
     ev = evaluate(cfg, d, "s1")
     direct = evaluate_campaign(contact_outcomes(d, cfg.churn, "s1"), 0.95)
     pd.testing.assert_frame_equal(ev.table, direct)
@@ -368,24 +397,27 @@ def test_evaluate_train_target_loop(tmp_path, migrated_db, monkeypatch) -> None:
         "tables/campaign_evaluation.csv"]
     fit = train_uplift(cfg, d)
     assert set(fit.validation["outcome"]) == {"retained", "revenue"}
+    qini = fit.validation.set_index(["outcome", "metric"]).loc[("retained", "qini")]
+    assert qini["lower"] <= qini["value"] <= qini["upper"]
+    assert run_metric(client, fit.run_id, "validation.retained.qini.lower") == qini["lower"]
     assert load_uplift(cfg).treatment == "coupon_10"
+    assert len(load_uplift(cfg).boot_models) == 5
     cutoff = pd.Timestamp("2024-04-01")
     ids = d.transactions["customer_id"].drop_duplicates().head(50)
     scores = pd.DataFrame({"customer_id": ids.to_numpy(), "value_if_retained": 100.0,
                            "value_at_risk": 1.0, "cutoff": cutoff})
     tv = target(cfg, d, scores, load_uplift(cfg))
     assert tv[TARGETING_VALUE].to_numpy() == pytest.approx(tv["uplift"] * 100.0 - 1.0)
-    assert (tv[NEGATIVE] == (tv["uplift"] < 0)).all()
+    # flagged only with confidence: P(effect < 0) over the bootstrap refits >= flag_level
+    assert (tv[NEGATIVE] == (tv["p_negative_uplift"] >= cfg.uplift.flag_level)).all()
+    assert ((tv["p_negative_uplift"] > 0.5) == (tv["uplift"] < 0)).all()
     assert target(cfg, d, scores, None)[TARGETING_VALUE].eq(1.0).all()
-    # a model file the store did not record (replaced in the output folder) is not unpickled
+    # the model file is code-free: a replaced file is refused by its format, never run
     model_file = fit.files["model"]
-    joblib.dump({"not": "the trained model"}, model_file)
-    with pytest.raises(UntrustedModelError, match="campaign train"):
+    assert model_file.suffix == ".json"
+    model_file.write_text('{"format": "pickle", "model": "cos\\nsystem"}')
+    with pytest.raises(ModelStateError, match="not a churnml uplift model"):
         load_uplift(cfg)
-    cfg.scoring.trust_pickle = True  # the user vouches for the file: loaded, then checked
-    with pytest.raises(ChurnmlError, match="not an uplift model"):
-        load_uplift(cfg)
-    cfg.scoring.trust_pickle = False
     with pytest.raises(ChurnmlError, match="has not passed"):
         late = CampaignSpec(campaign_id="late", date="2024-03-11")
         evaluate(cfg, simulate(300, seed=1, end="2024-03-31",
@@ -465,3 +497,34 @@ def test_contractual_outcomes_follow_the_subscription_at_the_contact() -> None:
     # 1 stays subscribed; 2 ends 19 days after the contact; 3 had left before it (no outcome)
     assert out.loc[1, "retained"] == 1.0 and out.loc[2, "retained"] == 0.0
     assert np.isnan(out.loc[3, "retained"])
+
+
+def test_campaign_train_is_independent_of_row_order(tmp_path) -> None:
+    """Shuffling the rows of the campaign log (and of the transactions) changes no estimate:
+    contacts are ordered, split and folded by a hash of customer and campaign id."""
+    from dataclasses import replace
+
+    from churnml.uplift.campaigns import campaign_frame
+    from churnml.uplift.workflow import train_uplift
+
+    spec = SPEC.model_copy(update={"contact_share": 1.0})
+    d = simulate(800, seed=4, end="2024-03-31", config=SimulatorConfig(campaigns=[spec]))
+    cfg = default_config()
+    cfg.uplift.learner = "dr"
+    cfg.uplift.params = {"n_estimators": 20, "min_child_samples": 20, "n_folds": 3,
+                         "propensity": "estimate"}
+    cfg.uplift.flag_boot = 5
+    cfg.uplift.validation_boot = 20
+    fits = []
+    for k, data in enumerate([d, replace(d, campaigns=d.campaigns.sample(frac=1, random_state=1),
+                                         transactions=d.transactions.sample(frac=1,
+                                                                            random_state=2))]):
+        cfg.output_dir = str(tmp_path / f"out{k}")
+        fits.append(train_uplift(cfg, data, log_mlflow=False))
+    from churnml.training.train import feature_spec
+
+    X, _ = campaign_frame(d, cfg.churn, feature_spec(cfg), "s1")
+    a, b = (f.effects(X) for f in fits)
+    np.testing.assert_allclose(a[0], b[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(a[1], b[1], rtol=0, atol=1e-12)
+    pd.testing.assert_frame_equal(fits[0].validation, fits[1].validation)

@@ -288,17 +288,17 @@ def test_one_customer_gets_a_clear_training_error(tmp_path):
     assert "n_samples" not in text and "at least 2 customer" in text, text
 
 
-def test_campaign_target_warns_before_loading_a_trusted_pickle(tmp_path):
-    """``score --trust-pickle`` warned; ``campaign target`` loaded the pickle silently."""
+def test_campaign_target_never_unpickles_the_uplift_model(tmp_path):
+    """The uplift model is code-free JSON: a pickle in its place is refused by its format,
+    even with ``trust_pickle`` (nothing in it is run)."""
     out = tmp_path / "out"
     (out / "uplift").mkdir(parents=True)
-    joblib.dump({"not": "an uplift model"}, out / "uplift" / "model.joblib")
+    joblib.dump({"not": "an uplift model"}, out / "uplift" / "model.json")
     _scores(["vip"]).to_parquet(out / "scores.parquet")
     path = _config_file(tmp_path, {"dataset": "simulated", "simulated_customers": 200},
                         scoring={"trust_pickle": True}, output_dir="out")
     result = runner.invoke(app, ["campaign", "target", "--config", str(path)])
-    assert "loading a pickle runs the code it holds" in _text(result), result.output
-    assert result.exit_code == 2 and "not an uplift model" in _text(result)
+    assert result.exit_code == 2 and "not a JSON uplift model" in _text(result), result.output
 
 
 # --------------------------------------------------------------------------- with a store

@@ -146,3 +146,88 @@ def test_bad_inputs_name_the_problem():
         SLearner().fit(X, arm[:-1], retained)
     with pytest.raises(DataValidationError, match="missing feature"):
         SLearner(**FAST).fit(X, arm, retained).predict(X.drop(columns="x2"))
+
+
+# ----------------------------------------------------------------------------- order, state
+
+
+@pytest.mark.parametrize("learner", LEARNERS)
+def test_shuffled_rows_with_ids_give_the_same_model(learner):
+    """With row ids the rows are fitted in the order of their hash and cross-fitting folds
+    follow it: a shuffle of the same rows changes no estimate (DR: estimated propensity)."""
+    X, arm, retained, _, _ = make_campaign(2000, seed=5)
+    ids = np.array([f"c{i}" for i in range(len(X))])
+    extra = {"propensity": "estimate", "n_folds": 3} if learner is DRLearner else {}
+    a = learner(**FAST, **extra).fit(X, arm, retained, ids=ids)
+    perm = np.random.default_rng(0).permutation(len(X))
+    b = learner(**FAST, **extra).fit(X.iloc[perm], arm[perm], retained[perm], ids=ids[perm])
+    np.testing.assert_allclose(a.predict(X).to_numpy(), b.predict(X).to_numpy(),
+                               rtol=0, atol=1e-12)
+    if learner is DRLearner:  # pseudo-outcomes come back on the caller's rows
+        pd.testing.assert_frame_equal(a.pseudo_outcomes_, b.pseudo_outcomes_.loc[X.index])
+
+
+def test_duplicate_row_ids_are_refused():
+    X, arm, retained, _, _ = make_campaign(300, seed=5)
+    ids = np.arange(len(X)) // 2
+    with pytest.raises(DataValidationError, match="row ids must be unique"):
+        SLearner(**FAST).fit(X, arm, retained, ids=ids)
+
+
+def test_propensity_shares_are_taken_per_campaign():
+    """Campaign a holds out 50 %, campaign b 10 %: each row's e is its campaign's treated
+    share among its arm and control rows; new rows get the pooled share."""
+    arm = np.array(["offer"] * 5 + ["control"] * 5 + ["offer"] * 9 + ["control"])
+    group = np.array(["a"] * 10 + ["b"] * 10)
+    X = pd.DataFrame({"x": np.arange(20.0)})
+    model = PropensityModel("shares").fit(X, arm, groups=group)
+    assert model.train_["offer"].tolist() == [0.5] * 10 + [0.9] * 10
+    assert model.predict(X.head(2))["offer"].tolist() == [0.7, 0.7]  # 14 of 20 pooled
+    pooled = PropensityModel("shares").fit(X, arm)
+    assert pooled.train_["offer"].tolist() == [0.7] * 20
+
+
+@pytest.mark.parametrize("learner", LEARNERS)
+def test_state_round_trip_predicts_the_same(learner, campaign):
+    """Learners save as LightGBM text + JSON (no pickle) and load to identical effects."""
+    import json
+
+    from churnml.models._state import dump_estimator, load_estimator
+
+    (X, arm, retained, _, _), (Xt, _, _, _, _) = campaign
+    extra = {"propensity": "estimate", "n_folds": 3} if learner is XLearner else {}
+    model = learner(**FAST, **extra).fit(X, arm, retained)
+    doc = json.loads(json.dumps(dump_estimator(model)))
+    again = load_estimator(doc)
+    assert type(again) is learner and again.get_params() == model.get_params()
+    pd.testing.assert_frame_equal(again.predict(Xt), model.predict(Xt))
+
+
+def test_negative_probability_and_flag_by_hand():
+    from churnml.uplift.fitted import negative_probability
+    from churnml.uplift.targeting import NEGATIVE, P_NEGATIVE, targeting_values
+
+    p = negative_probability(np.array([-0.1, 0.1, -0.05, 0.0]), np.array([0.1, 0.1, 0.0, 0.0]))
+    # Phi(1) = 0.841345, Phi(-1) = 0.158655; sd = 0: the sign decides
+    np.testing.assert_allclose(p, [0.841345, 0.158655, 1.0, 0.0], atol=1e-6)
+    scores = pd.DataFrame({"customer_id": [1, 2, 3, 4]})
+    tv = targeting_values(scores, [-0.1, 0.1, -0.05, 0.0], cost=0.0, outcome="revenue",
+                          p_negative=p, flag_level=0.9)
+    assert tv[NEGATIVE].tolist() == [False, False, True, False]  # 0.84 < 0.9: not flagged
+    assert tv[P_NEGATIVE].tolist() == pytest.approx(p.tolist())
+
+
+def test_bootstrap_refits_keep_arm_sizes():
+    from churnml.uplift.fitted import fit_bootstrap
+
+    X, arm, retained, _, _ = make_campaign(600, seed=3)
+    seen = []
+
+    class Spy(SLearner):
+        def fit(self, X, treatment, y, **kw):
+            seen.append(pd.Series(treatment).value_counts().to_dict())
+            return super().fit(X, treatment, y, **kw)
+
+    models = fit_bootstrap(lambda: Spy(**FAST), X, arm, retained, 3, seed=0)
+    assert len(models) == 3
+    assert seen == [pd.Series(arm).value_counts().to_dict()] * 3

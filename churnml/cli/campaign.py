@@ -20,7 +20,6 @@ from churnml.cli._common import (
     load,
     resolve_config,
     step,
-    warn_trust_pickle,
 )
 from churnml.errors import ChurnmlError
 from churnml.paths import portable
@@ -141,7 +140,8 @@ def train_cmd(
     tracking_uri: TrackingOpt = None,
 ) -> None:
     """Fit the uplift model (uplift.learner on uplift.outcome) on the campaign log's matured
-    contacts; prints its held-out Qini; saves uplift/model.joblib and logs to MLflow."""
+    contacts; prints its held-out Qini with bootstrap intervals; saves uplift/model.json and
+    logs to MLflow."""
     from churnml.uplift.workflow import train_uplift
 
     try:
@@ -174,13 +174,11 @@ def target_cmd(
     """Add uplift, targeting_value (= uplift x value_if_retained - cost) and negative_uplift to
     the scores; without an uplift model, falls back to value at risk and says so."""
     from churnml.io import write_table
-    from churnml.uplift.workflow import MODEL_FILE, TARGETING_FILE, load_uplift, target
+    from churnml.uplift.workflow import TARGETING_FILE, load_uplift, target
 
     try:
         cfg = resolve_config(config, dataset, data)
         frame = _read_scores(scores or Path(cfg.output_dir) / "scores.parquet")
-        if cfg.scoring.trust_pickle and (Path(cfg.output_dir) / MODEL_FILE).exists():
-            warn_trust_pickle(Path(cfg.output_dir) / MODEL_FILE)
         fit = load_uplift(cfg)
         customer_data = load(cfg)
         with step("targeting by incremental value" if fit else "targeting (fallback)"):

@@ -7,7 +7,10 @@ Driven by the latent state of :mod:`churnml.data.simulate` (time in days; every 
   ``eligible_lookback_days`` before it (what a marketer sees; already-dead customers included)
   and not contacted by an earlier campaign is contacted with probability ``contact_share``, at
   a uniform time of that day between 9:00 and 18:00. A contact is ``control`` with probability
-  ``control_share``, else the treatment ``arm`` (a randomised design: propensity known).
+  ``control_share``, else the treatment ``arm`` (a randomised design: propensity known), in
+  each of two segments a marketer sees at the contact (the log's ``segment``): ``recent`` (a
+  purchase in the ``RECENT_DAYS`` before the campaign date) and ``lapsing`` (none), so
+  evaluation reports the lift per segment.
 * **Effect.** For the ``effect_days`` after a treated contact the purchase rate is multiplied by
   ``a = exp(purchase_base + purchase_dissatisfied * d - purchase_sleeping_dog * g)`` and the
   churn hazard by ``b = exp(-hazard_dissatisfied * d + hazard_sleeping_dog * g)``, with
@@ -50,6 +53,7 @@ CONTACT_HOURS = (9 / 24, 18 / 24)  # contacts happen during office hours (fracti
 TYPE_TOLERANCE = 0.02  # |tau| below this (probability points) counts as no effect
 SURE_THING_MIN = 0.5  # P(retained | control) at or above this: a sure thing, else lost cause
 SECONDS_PER_DAY = 86_400
+RECENT_DAYS = 90  # last purchase at most this many days before the campaign: segment "recent"
 
 
 class _Strict(BaseModel):
@@ -147,6 +151,9 @@ def run_campaigns(
         treat = rng.random(who.size) >= spec.control_share
         log, truth, new_tx, new_death = _contact(rng, spec, cfg, sim, who, t_c, treat, death,
                                                  window_days, start)
+        last = pd.Series(tx_t[recent]).groupby(tx["customer_id"].to_numpy()[recent] - 1).max()
+        since = t_day - last.reindex(who).to_numpy()
+        log["segment"] = np.where(since <= RECENT_DAYS, "recent", "lapsing")
         death[who] = new_death
         t_cut = np.full(death.size, np.inf)
         t_cut[who] = t_c

@@ -289,12 +289,17 @@ def _plain(value: object) -> str:
     return str(value)
 
 
+UPLIFT_COLUMNS = ("uplift", "targeting_value", "p_negative_uplift", "negative_uplift")
+
+
 def _top_at_risk(ctx: Context) -> str:
     scores = ctx.inputs.get(SCORES)
     top = scores.sort_values("rank", kind="stable").head(ctx.top_customers)
     top = top.assign(reasons=top["reasons"].map(_join_reasons))
     columns = ["rank", "customer_id", "risk_segment", "churn_probability",
                "value_if_retained", "value_at_risk", "reasons", "suggested_action"]
+    uplift = [c for c in UPLIFT_COLUMNS if c in top and top[c].notna().any()]
+    columns[columns.index("reasons"):columns.index("reasons")] = uplift
     about = []
     for col in ("cutoff", "model_version"):
         if col in scores and scores[col].notna().any():
@@ -305,9 +310,14 @@ def _top_at_risk(ctx: Context) -> str:
         + f". Value if retained is the net revenue expected over the next "
         f"{ctx.horizon_days} days if the customer stays; value at risk = churn probability "
         "x value if retained."
+        + (" Uplift is the campaign model's estimated effect of a contact, targeting value "
+           "its net incremental value, and negative uplift (do not contact) is set when the "
+           "effect is negative with confidence (churnml campaign train)." if uplift else "")
     ) + table_html(top[columns], {"churn_probability": PERCENT_FORMAT,
                                   "value_if_retained": ctx.money(),
-                                  "value_at_risk": ctx.money()})
+                                  "value_at_risk": ctx.money(),
+                                  "targeting_value": ctx.money(),
+                                  "p_negative_uplift": PERCENT_FORMAT})
 
 
 # --------------------------------------------------------------------------- monitoring

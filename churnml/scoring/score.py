@@ -65,6 +65,7 @@ OUTPUT_COLUMNS = [
     ID, PROBABILITY, VALUE, RETAINED, VAR, RANK, seg.SEGMENT, REASONS, seg.ACTION,
     "model_version", CUTOFF, "scored_at",
 ]
+UPLIFT_COLUMNS = ("uplift", "p_negative_uplift", "targeting_value", "negative_uplift")
 SPOOL_FILE = "features.parquet"
 TENURE = "tenure"  # periods active at the cutoff: input of the survival model
 
@@ -229,6 +230,10 @@ class Scorer:
     columns : names, optional
         Further columns of the feature table that rules may read (besides the models' and
         the built-in features): a rule naming anything else is a ConfigError.
+    uplift : callable, optional
+        :class:`churnml.uplift.fitted.UpliftColumns` of a trained uplift model: the scores
+        then carry ``uplift``, ``p_negative_uplift``, ``targeting_value`` and
+        ``negative_uplift`` (do not contact), so one file says whom to call.
     """
 
     def __init__(
@@ -240,10 +245,12 @@ class Scorer:
         descriptions: Mapping[str, str | Feature | DerivedFeature] | None = None,
         scored_at: Any = None,
         columns: Sequence[str] = (),
+        uplift: Any = None,
         survival: SurvivalConfig | None = None,
         tenure: pd.Series | None = None,
     ) -> None:
         self.models = models
+        self.uplift = uplift
         self.survival = survival or SurvivalConfig()
         self.tenure = tenure  # customer_id -> tenure (periods), when not a feature column
         self.survival_columns = (survival_score_columns(self.survival)
@@ -282,6 +289,9 @@ class Scorer:
         out = out.assign(**value_scores(self.models.churn.predict_proba(X)[:, 1],
                                         self.models.ltv.predict(X),
                                         self.models.ltv.predict_if_retained(X)))
+        if self.uplift is not None:
+            feats = X[[c for c in self.uplift.features if c not in out]].reset_index(drop=True)
+            out = out.assign(**self.uplift(pd.concat([out, feats], axis=1)))
         if self.models.survival is None:
             return out
         return pd.concat([out, self.predict_survival(X, out[RETAINED])], axis=1)
@@ -339,6 +349,7 @@ class Scorer:
         out = pd.DataFrame({
             ID: narrow[ID].to_numpy(),
             **{c: narrow[c].to_numpy() for c in SCORE_COLUMNS},
+            **{c: narrow[c].to_numpy() for c in UPLIFT_COLUMNS if c in narrow},
             seg.SEGMENT: segment.to_numpy(),
             REASONS: pd.array(reasons, dtype="str"),
             **{c: narrow[c].to_numpy() for c in self.survival_columns},
@@ -350,7 +361,10 @@ class Scorer:
         out["scored_at"] = pd.Series(self.scored_at, index=out.index).astype(
             "datetime64[us, UTC]")
         out[seg.SEGMENT] = out[seg.SEGMENT].astype("str")
-        return out[[*OUTPUT_COLUMNS, *self.survival_columns]]
+        extra = [c for c in UPLIFT_COLUMNS if c in out]
+        at = OUTPUT_COLUMNS.index("model_version")
+        return out[[*OUTPUT_COLUMNS[:at], *extra, *OUTPUT_COLUMNS[at:],
+                    *self.survival_columns]]
 
     def run(
         self,
@@ -454,6 +468,7 @@ def score(
     memory_limit: str | None = None,
     workdir: str | Path | None = None,
     progress: Progress | None = None,
+    uplift: Any = None,
     survival: SurvivalConfig | None = None,
 ) -> ScoreResult:
     """Score every customer with activity before ``cutoff`` (default: now).
@@ -473,6 +488,8 @@ def score(
         Recorded as ``scored_at`` (default: now, UTC).
     threads, memory_limit : DuckDB settings of the feature build.
     workdir : folder for the temporary feature spool (default: the system's).
+    uplift : :class:`churnml.uplift.fitted.UpliftColumns`, optional
+        Adds the uplift model's columns to the scores (:class:`Scorer`).
 
     Raises
     ------
@@ -485,6 +502,8 @@ def score(
     probe = Scorer(models, config, churn, cut, feature_descriptions(spec), scored_at,
                    survival=survival)
     needed = needed_columns(models, config, churn, probe.writer)
+    if uplift is not None:
+        needed |= set(uplift.features)
     with tempfile.TemporaryDirectory(prefix="churnml-score-", dir=workdir) as tmp:
         spool = Path(tmp) / SPOOL_FILE
         t0 = time.perf_counter()
@@ -499,7 +518,7 @@ def score(
             t = build_tenure(data, cut, churn, sv.period_days)
             tenure = pd.Series(t[TENURE].to_numpy(float), index=t[ID].to_numpy())
         scorer = Scorer(models, config, churn, cut, descriptions, probe.scored_at,
-                        survival=survival, tenure=tenure)
+                        uplift=uplift, survival=survival, tenure=tenure)
         total = pq.ParquetFile(spool).metadata.num_rows
         result = scorer.run(lambda: iter_parquet(spool, config.chunk_size, built), total,
                             progress)

@@ -19,8 +19,14 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
 from churnml.errors import DataValidationError
-from churnml.models._lgbm import booster_params
-from churnml.models._preprocess import MAX_SHOWN_ROWS, FrameModelMixin, check_target
+from churnml.models._lgbm import BoosterModel, booster_params
+from churnml.models._preprocess import (
+    MAX_SHOWN_ROWS,
+    FrameEncoder,
+    FrameModelMixin,
+    check_target,
+)
+from churnml.models._state import ModelStateError, params_state, require, restore_params
 
 Outcome = Literal["auto", "binary", "continuous"]
 OUTCOMES = ("auto", "binary", "continuous")
@@ -39,6 +45,30 @@ REG_LAMBDA = 1.0
 N_FOLDS = 5
 SEED = 42
 N_JOBS = 1
+HASH_KEY = "churnml-uplift-0"  # 16 bytes: the key of the row hash behind folds and row order
+
+
+def row_keys(ids: Any, n_rows: int, seed: int = 0) -> np.ndarray:
+    """A stable 64-bit hash per row of ``ids`` (e.g. ``customer_id|campaign_id`` strings),
+    mixed with ``seed``: folds are ``key % n_folds`` and rows are fitted in key order, so the
+    same rows give the same model whatever order they come in."""
+    values = pd.Series(np.asarray(ids, dtype=object).ravel()).astype(str)
+    if len(values) != n_rows:
+        raise ValueError(f"ids has {len(values)} entries for {n_rows} feature rows")
+    if values.duplicated().any():
+        dup = values[values.duplicated(keep=False)]
+        raise DataValidationError(
+            TREATMENT_TABLE, "customer_id", "row ids must be unique (one row per contact)",
+            rows=dup.index[:MAX_SHOWN_ROWS].tolist(), values=dup.head(MAX_SHOWN_ROWS).tolist(),
+            n_rows=int(dup.size))
+    salted = values + f"|{int(seed)}"
+    return pd.util.hash_pandas_object(salted, index=False, hash_key=HASH_KEY).to_numpy()
+
+
+def key_folds(keys: np.ndarray, n_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(train, held-out)`` positions with fold ``key % n_folds`` (order-free)."""
+    fold = keys % np.uint64(n_folds)
+    return [(np.flatnonzero(fold != j), np.flatnonzero(fold == j)) for j in range(n_folds)]
 
 
 def check_arms(treatment: Any, n_rows: int, control: str) -> tuple[np.ndarray, list[str]]:
@@ -141,17 +171,23 @@ class UpliftBase(FrameModelMixin, BaseEstimator):
         self.n_jobs = n_jobs
 
     # -- fitting helpers -------------------------------------------------------------------
-    def _prepare(self, X: pd.DataFrame, treatment: Any, y: Any) -> tuple[
-        pd.DataFrame, np.ndarray, np.ndarray
+    def _prepare(self, X: pd.DataFrame, treatment: Any, y: Any, ids: Any = None) -> tuple[
+        pd.DataFrame, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray
     ]:
-        """Encode ``X``, check arms and outcome; sets ``arms_``, ``outcome_``."""
+        """Encode ``X``, check arms and outcome; sets ``arms_``, ``outcome_``. With ``ids``
+        the rows come back in the order of their hash (:func:`row_keys`), with the keys;
+        the last item is the positions of the returned rows in ``X``."""
         Xe = self._fit_encoder(X)
         arms, self.arms_ = check_arms(treatment, len(Xe), self.control)
         y_arr, self.outcome_ = check_outcome(y, len(Xe), self.outcome)
         if self.outcome_ == "binary":
             for arm in [self.control, *self.arms_]:
                 check_both_classes(y_arr, arms == arm, f"{arm!r}")
-        return Xe, arms, y_arr
+        if ids is None:
+            return Xe, arms, y_arr, None, np.arange(len(Xe))
+        keys = row_keys(ids, len(Xe), self.seed)
+        order = np.argsort(keys, kind="stable")
+        return Xe.iloc[order], arms[order], y_arr[order], keys[order], order
 
     def _model(self, kind: str | None = None, seed_offset: int = 0) -> lgb.LGBMModel:
         """A fresh LightGBM base model: classifier for ``binary``, else L2 regressor."""
@@ -162,19 +198,49 @@ class UpliftBase(FrameModelMixin, BaseEstimator):
             return lgb.LGBMClassifier(objective="binary", **params)
         return lgb.LGBMRegressor(objective="regression", **params)
 
+    def _fit(self, Xe: pd.DataFrame, y: np.ndarray, seed_offset: int = 0,
+             kind: str | None = None) -> BoosterModel:
+        """A base model fitted on ``(Xe, y)``, kept as its booster (code-free state)."""
+        return BoosterModel.from_fitted(self._model(kind, seed_offset).fit(Xe, y))
+
     @staticmethod
-    def _mean(model: lgb.LGBMModel, Xe: pd.DataFrame) -> np.ndarray:
-        """E[Y | x] from a fitted base model (probability of 1 for a classifier)."""
-        if isinstance(model, lgb.LGBMClassifier):
-            return model.predict_proba(Xe)[:, 1]
+    def _mean(model: BoosterModel, Xe: pd.DataFrame) -> np.ndarray:
+        """E[Y | x] from a fitted base model (probability of 1 for a binary booster)."""
         return model.predict(Xe)
 
-    def _folds(self, strata: np.ndarray, n_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Stratified ``(train, held-out)`` positions for cross-fitting."""
+    def _folds(self, strata: np.ndarray, n_folds: int,
+               keys: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(train, held-out)`` positions for cross-fitting: by row key when the fit has
+        ids (order-free), else stratified on ``strata``."""
         if n_folds < 2:
             raise ValueError(f"n_folds must be at least 2, got {n_folds}")
+        if keys is not None:
+            return key_folds(keys, n_folds)
         splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=self.seed)
         return list(splitter.split(np.zeros(len(strata)), strata))
+
+    # -- code-free state -------------------------------------------------------------------
+    _STATE_ATTRS: tuple[str, ...] = ()  # fitted attributes holding boosters / numbers
+
+    def to_state(self) -> dict[str, Any]:
+        """Parameters, encoder, arms, outcome kind and every fitted booster as LightGBM text
+        (:mod:`churnml.models._state`; no pickle)."""
+        check_is_fitted(self, "arms_")
+        state = {"params": params_state(self), "encoder": self.encoder_.to_state(),
+                 "arms": list(self.arms_), "outcome": self.outcome_}
+        for name in self._STATE_ATTRS:
+            state[name] = _dump(getattr(self, name))
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Any:
+        est = restore_params(cls, state)
+        est._set_encoder(FrameEncoder.from_state(require(state, "encoder", dict)))
+        est.arms_ = [str(a) for a in require(state, "arms", list)]
+        est.outcome_ = require(state, "outcome", str)
+        for name in cls._STATE_ATTRS:
+            setattr(est, name, _load(require(state, name)))
+        return est
 
     # -- prediction ------------------------------------------------------------------------
     def _effects(self, Xe: pd.DataFrame) -> dict[str, np.ndarray]:  # pragma: no cover
@@ -244,8 +310,10 @@ class PropensityLearnerBase(UpliftBase):
         self.clip = clip
         self.effect_params = effect_params
 
-    def _fit_propensity(self, X: pd.DataFrame, arms: np.ndarray) -> pd.DataFrame:
-        """Fit ``propensity_`` and return the training rows' ``e_k`` (out-of-fold if estimated)."""
+    def _fit_propensity(self, X: pd.DataFrame, arms: np.ndarray, groups: Any = None,
+                        keys: np.ndarray | None = None) -> pd.DataFrame:
+        """Fit ``propensity_`` and return the training rows' ``e_k`` (out-of-fold if
+        estimated; per group, e.g. campaign, with known shares)."""
         from churnml.uplift.propensity import PropensityModel
 
         self.propensity_ = PropensityModel(
@@ -254,14 +322,54 @@ class PropensityLearnerBase(UpliftBase):
             max_depth=self.max_depth, min_child_samples=self.min_child_samples,
             colsample_bytree=self.colsample_bytree, reg_lambda=self.reg_lambda,
             seed=self.seed, n_jobs=self.n_jobs,
-        ).fit(X, arms)
+        ).fit(X, arms, groups=groups, keys=keys)
         self.propensity_auc_ = self.propensity_.auc_.copy()
         return self.propensity_.train_
 
-    def _effect_model(self, seed_offset: int = 0) -> lgb.LGBMRegressor:
-        """A fresh L2 regressor for pseudo-outcomes, with ``effect_params`` applied."""
+    def _fit_effect(self, Xe: pd.DataFrame, target: np.ndarray,
+                    seed_offset: int = 0) -> BoosterModel:
+        """An L2 regressor of pseudo-outcomes (``effect_params`` applied), as its booster."""
         params = booster_params(self, **(self.lgbm_params or {}))
         params.update(self.effect_params or {})
         params["random_state"] = self.seed + seed_offset
         params.setdefault("objective", "regression")
-        return lgb.LGBMRegressor(**params)
+        return BoosterModel.from_fitted(lgb.LGBMRegressor(**params).fit(Xe, target))
+
+
+BOOSTER_TAG = "$booster"
+
+
+def _dump(value: Any) -> Any:
+    """Fitted attributes as JSON-able data: boosters as LightGBM text, dicts and tuples of
+    them, propensity models and numbers."""
+    from churnml.uplift.propensity import PropensityModel
+
+    if isinstance(value, BoosterModel):
+        return {BOOSTER_TAG: value.to_state()}
+    if isinstance(value, PropensityModel):
+        return {"$propensity": value.to_state()}
+    if isinstance(value, dict):
+        return {str(k): _dump(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_dump(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    raise TypeError(f"cannot save a {type(value).__name__} in an uplift model state")
+
+
+def _load(value: Any) -> Any:
+    from churnml.uplift.propensity import PropensityModel
+
+    if isinstance(value, dict):
+        if BOOSTER_TAG in value:
+            return BoosterModel.from_state(require(value, BOOSTER_TAG, dict))
+        if "$propensity" in value:
+            return PropensityModel.from_state(require(value, "$propensity", dict))
+        return {k: _load(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return tuple(_load(v) for v in value)
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    raise ModelStateError(f"unexpected {type(value).__name__} in an uplift model state")

@@ -20,9 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from churnml.models._state import stateful
 from churnml.uplift._base import PropensityLearnerBase
 
 
+@stateful
 class DRLearner(PropensityLearnerBase):
     """DR-learner on LightGBM (parameters: :class:`~churnml.uplift._base.PropensityLearnerBase`).
 
@@ -35,34 +37,45 @@ class DRLearner(PropensityLearnerBase):
         Arm -> LightGBM regressor of ``phi``.
     """
 
-    def fit(self, X: pd.DataFrame, treatment: Any, y: Any) -> DRLearner:
-        """Fit on features ``X``, arm names ``treatment`` and outcome ``y``."""
-        Xe, arms, y_arr = self._prepare(X, treatment, y)
-        e_train = self._fit_propensity(X, arms)
-        phi_all = pd.DataFrame(np.nan, index=X.index, columns=self.arms_)
+    _STATE_ATTRS = ("effect_models_", "propensity_")
+
+    def fit(self, X: pd.DataFrame, treatment: Any, y: Any, *, ids: Any = None,
+            groups: Any = None) -> DRLearner:
+        """Fit on features ``X``, arm names ``treatment`` and outcome ``y``; ``ids`` fixes
+        the row order and the cross-fitting folds by their hash (order-free); ``groups``
+        (e.g. campaign id): known propensity shares per group."""
+        Xe, arms, y_arr, keys, order = self._prepare(X, treatment, y, ids)
+        e_train = self._fit_propensity(X.iloc[order], arms,
+                                       None if groups is None else np.asarray(groups)[order],
+                                       keys)
+        phi_all = np.full((len(Xe), len(self.arms_)), np.nan)
         self.effect_models_ = {}
         for i, arm in enumerate(self.arms_):
             rows = np.flatnonzero(np.isin(arms, [arm, self.control]))
             t = (arms[rows] == arm).astype(int)
-            mu0, mu1 = self._cross_fitted_means(Xe.iloc[rows], t, y_arr[rows])
+            mu0, mu1 = self._cross_fitted_means(Xe.iloc[rows], t, y_arr[rows],
+                                                None if keys is None else keys[rows])
             e = e_train[arm].to_numpy()[rows]
             yy = y_arr[rows]
             phi = mu1 - mu0 + t * (yy - mu1) / e - (1 - t) * (yy - mu0) / (1.0 - e)
-            phi_all.iloc[rows, i] = phi
-            self.effect_models_[arm] = self._effect_model(i).fit(Xe.iloc[rows], phi)
-        self.pseudo_outcomes_ = phi_all
+            phi_all[rows, i] = phi
+            self.effect_models_[arm] = self._fit_effect(Xe.iloc[rows], phi, i)
+        back = np.empty_like(order)
+        back[order] = np.arange(order.size)
+        self.pseudo_outcomes_ = pd.DataFrame(phi_all[back], index=X.index, columns=self.arms_)
         return self
 
     def _cross_fitted_means(
-        self, Xe: pd.DataFrame, t: np.ndarray, y: np.ndarray
+        self, Xe: pd.DataFrame, t: np.ndarray, y: np.ndarray, keys: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Out-of-fold ``mu_0(x)``, ``mu_k(x)`` for every row of the pair."""
         mu0, mu1 = np.empty(t.size), np.empty(t.size)
         strata = t * 2 + (y > np.median(y)).astype(int) if self.outcome_ != "binary" else t * 2 + y
-        for j, (fit_idx, out_idx) in enumerate(self._folds(strata.astype(int), self.n_folds)):
+        folds = self._folds(strata.astype(int), self.n_folds, keys)
+        for j, (fit_idx, out_idx) in enumerate(folds):
             for group, target in ((0, mu0), (1, mu1)):
                 idx = fit_idx[t[fit_idx] == group]
-                model = self._model(seed_offset=2 * j + group).fit(Xe.iloc[idx], y[idx])
+                model = self._fit(Xe.iloc[idx], y[idx], seed_offset=2 * j + group)
                 target[out_idx] = self._mean(model, Xe.iloc[out_idx])
         return mu0, mu1
 

@@ -3,7 +3,10 @@
 Each treatment arm is compared with control on the rows of those two groups, so ``e_k`` is the
 pairwise propensity the learners need. Three sources:
 
-* ``"shares"`` (randomised design, the default): the arm's share of those rows, a constant.
+* ``"shares"`` (randomised design, the default): the arm's share of those rows, a constant;
+  with ``groups`` (e.g. the campaign id, when campaigns with different holdout shares are
+  pooled) the share within each group for the training rows, and the pooled share for new
+  rows.
 * a dict of assignment probabilities ``{arm: p}`` covering control and every arm (e.g. a 10 %
   holdout: ``{"control": 0.1, "coupon": 0.9}``): ``e_k = p_k / (p_k + p_control)``.
 * ``"estimate"`` (contacts not random): a LightGBM classifier of arm k vs control, cross-fitted
@@ -31,8 +34,9 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
 from churnml.errors import ConfigError
-from churnml.models._lgbm import booster_params
-from churnml.models._preprocess import FrameModelMixin
+from churnml.models._lgbm import BoosterModel, booster_params
+from churnml.models._preprocess import FrameEncoder, FrameModelMixin
+from churnml.models._state import params_state, require, restore_params
 from churnml.uplift._base import (
     COLSAMPLE_BYTREE,
     CONTROL,
@@ -45,6 +49,7 @@ from churnml.uplift._base import (
     REG_LAMBDA,
     SEED,
     check_arms,
+    key_folds,
 )
 
 CLIP = 0.01
@@ -125,13 +130,21 @@ class PropensityModel(FrameModelMixin, BaseEstimator):
         self.seed = seed
         self.n_jobs = n_jobs
 
-    def fit(self, X: pd.DataFrame, treatment: Any) -> PropensityModel:
-        """Learn ``e_k`` for every treatment arm from features ``X`` and arm names."""
+    def fit(self, X: pd.DataFrame, treatment: Any, groups: Any = None,
+            keys: np.ndarray | None = None) -> PropensityModel:
+        """Learn ``e_k`` for every treatment arm from features ``X`` and arm names.
+
+        ``groups``: one label per row (e.g. campaign id); known shares are taken within each
+        group. ``keys``: row hashes (:func:`churnml.uplift._base.row_keys`); cross-fitting
+        folds follow them (order-free) instead of a seeded shuffle."""
         if not 0.0 <= self.clip < 0.5:
             raise ValueError(f"clip must be in [0, 0.5), got {self.clip}")
         Xe = self._fit_encoder(X)
         arms, self.arms_ = check_arms(treatment, len(Xe), self.control)
         check_propensity(self.propensity, self.control, self.arms_)
+        group_arr = None if groups is None else np.asarray(groups, dtype=object).astype(str)
+        if group_arr is not None and group_arr.shape[0] != len(Xe):
+            raise ValueError(f"groups has {group_arr.shape[0]} entries for {len(Xe)} rows")
         train = pd.DataFrame(np.nan, index=X.index, columns=self.arms_)
         self.auc_ = pd.Series(np.nan, index=self.arms_, name="propensity_auc")
         self.models_: dict[str, Any] = {}
@@ -139,11 +152,16 @@ class PropensityModel(FrameModelMixin, BaseEstimator):
             rows = np.isin(arms, [arm, self.control])
             t = (arms[rows] == arm).astype(int)
             if self.propensity == "estimate":
-                e, self.models_[arm] = self._cross_fit(Xe.iloc[np.flatnonzero(rows)], t)
+                sub_keys = None if keys is None else keys[rows]
+                e, self.models_[arm] = self._cross_fit(Xe.iloc[np.flatnonzero(rows)], t,
+                                                       sub_keys)
                 self.auc_[arm] = roc_auc_score(t, e)
             else:
-                e = np.full(t.size, self._constant(arm, t))
-                self.models_[arm] = float(e[0]) if e.size else np.nan
+                self.models_[arm] = self._constant(arm, t) if t.size else np.nan
+                if self.propensity == "shares" and group_arr is not None:
+                    e = pd.Series(t).groupby(group_arr[rows]).transform("mean").to_numpy()
+                else:
+                    e = np.full(t.size, self.models_[arm])
             train.loc[rows, arm] = np.clip(e, self.clip, 1.0 - self.clip)
         self.train_ = train
         return self
@@ -154,16 +172,22 @@ class PropensityModel(FrameModelMixin, BaseEstimator):
         p_arm, p_control = float(self.propensity[arm]), float(self.propensity[self.control])
         return p_arm / (p_arm + p_control)
 
-    def _cross_fit(self, Xe: pd.DataFrame, t: np.ndarray) -> tuple[np.ndarray, Any]:
+    def _cross_fit(self, Xe: pd.DataFrame, t: np.ndarray,
+                   keys: np.ndarray | None = None) -> tuple[np.ndarray, BoosterModel]:
         """Out-of-fold propensities and the all-rows model for new rows."""
         oof = np.empty(t.size)
-        splitter = StratifiedKFold(n_splits=self.n_folds, shuffle=True, random_state=self.seed)
-        for fit_idx, out_idx in splitter.split(np.zeros(t.size), t):
+        if keys is not None:
+            folds = key_folds(keys, self.n_folds)
+        else:
+            splitter = StratifiedKFold(n_splits=self.n_folds, shuffle=True,
+                                       random_state=self.seed)
+            folds = list(splitter.split(np.zeros(t.size), t))
+        for fit_idx, out_idx in folds:
             model = lgb.LGBMClassifier(objective="binary", **booster_params(self))
             model.fit(Xe.iloc[fit_idx], t[fit_idx])
             oof[out_idx] = model.predict_proba(Xe.iloc[out_idx])[:, 1]
         final = lgb.LGBMClassifier(objective="binary", **booster_params(self)).fit(Xe, t)
-        return oof, final
+        return oof, BoosterModel.from_fitted(final)
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         """``e_k(x)`` per arm for new rows (clipped), ``X``'s index."""
@@ -172,11 +196,32 @@ class PropensityModel(FrameModelMixin, BaseEstimator):
         out = {}
         for arm in self.arms_:
             if self.propensity == "estimate":
-                e = self.models_[arm].predict_proba(Xe)[:, 1]
+                e = self.models_[arm].predict(Xe)
             else:
                 e = np.full(len(Xe), self.models_[arm])
             out[arm] = np.clip(e, self.clip, 1.0 - self.clip)
         return pd.DataFrame(out, index=X.index)
+
+    def to_state(self) -> dict[str, Any]:
+        """Parameters, encoder, arms, out-of-fold AUC and per arm the constant or the
+        booster's LightGBM text (the training rows' ``train_`` is not kept)."""
+        check_is_fitted(self, "arms_")
+        models = {a: m.to_state() if isinstance(m, BoosterModel) else float(m)
+                  for a, m in self.models_.items()}
+        return {"params": params_state(self), "encoder": self.encoder_.to_state(),
+                "arms": list(self.arms_), "auc": {a: float(v) for a, v in self.auc_.items()},
+                "models": models}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> PropensityModel:
+        est = restore_params(cls, state)
+        est._set_encoder(FrameEncoder.from_state(require(state, "encoder", dict)))
+        est.arms_ = [str(a) for a in require(state, "arms", list)]
+        est.auc_ = pd.Series(require(state, "auc", dict), name="propensity_auc",
+                             dtype=float).reindex(est.arms_)
+        est.models_ = {a: BoosterModel.from_state(m) if isinstance(m, dict) else float(m)
+                       for a, m in require(state, "models", dict).items()}
+        return est
 
 
 def propensity_auc(

@@ -15,11 +15,13 @@ import numpy as np
 import pandas as pd
 
 from churnml.errors import DataValidationError
+from churnml.models._state import stateful
 from churnml.uplift._base import UpliftBase
 
 ARM_FEATURE = "__arm__"
 
 
+@stateful
 class SLearner(UpliftBase):
     """S-learner on LightGBM (parameters: :class:`~churnml.uplift._base.UpliftBase`).
 
@@ -31,12 +33,17 @@ class SLearner(UpliftBase):
     model_ : LightGBM model of ``mu(x, arm)``
     """
 
-    def fit(self, X: pd.DataFrame, treatment: Any, y: Any) -> SLearner:
-        """Fit on features ``X``, arm names ``treatment`` and outcome ``y``."""
-        Xe, arms, y_arr = self._prepare(X, treatment, y)
+    _STATE_ATTRS = ("model_",)
+
+    def fit(self, X: pd.DataFrame, treatment: Any, y: Any, *, ids: Any = None,
+            groups: Any = None) -> SLearner:
+        """Fit on features ``X``, arm names ``treatment`` and outcome ``y``; ``ids`` (one per
+        row) fixes the row order by their hash, so any order of the same rows gives the same
+        model; ``groups`` is accepted for a common signature (no propensity here)."""
+        Xe, arms, y_arr, _, _ = self._prepare(X, treatment, y, ids)
         if ARM_FEATURE in Xe.columns:
             raise DataValidationError("features", ARM_FEATURE, "reserved column name")
-        self.model_ = self._model().fit(self._with_arm(Xe, arms), y_arr)
+        self.model_ = self._fit(self._with_arm(Xe, arms), y_arr)
         return self
 
     def _with_arm(self, Xe: pd.DataFrame, arms: Any) -> pd.DataFrame:

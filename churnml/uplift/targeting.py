@@ -7,9 +7,12 @@ For a retention outcome the model's effect ``uplift = tau(x)`` is in probability
 
 where ``value_if_retained`` is E[horizon revenue | the customer stays active] from the scores.
 For a revenue outcome ``uplift`` is already in currency: ``targeting_value = uplift - cost``.
-Customers with ``uplift < 0`` (sleeping dogs: the contact drives them away) are flagged
-``negative_uplift`` and never targeted, whatever their value. Without campaign history there is
-no uplift: the ranking falls back to ``value_at_risk`` and says so.
+Customers whose effect is negative with confidence (sleeping dogs: the contact drives them
+away) are flagged ``negative_uplift`` ("do not contact") and never targeted, whatever their
+value: ``p_negative_uplift = P(tau(x) < 0) = Phi(-tau / sd)`` with ``sd`` the spread of the
+effect over bootstrap refits of the uplift model (:mod:`churnml.uplift.fitted`), flagged when
+at least ``uplift.flag_level``. Without that probability the sign of ``uplift`` decides. Without
+campaign history there is no uplift: the ranking falls back to ``value_at_risk`` and says so.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from churnml.errors import DataValidationError
 UPLIFT = "uplift"
 TARGETING_VALUE = "targeting_value"
 NEGATIVE = "negative_uplift"
+P_NEGATIVE = "p_negative_uplift"
 VALUE_IF_RETAINED = "value_if_retained"
 VALUE_AT_RISK = "value_at_risk"
 BASIS = "targeting_basis"
@@ -43,11 +47,16 @@ def targeting_values(
     *,
     cost: float | pd.Series = 0.0,
     outcome: str = "retained",
+    p_negative: pd.Series | np.ndarray | None = None,
+    flag_level: float = 0.9,
 ) -> pd.DataFrame:
     """``scores`` with ``uplift``, ``targeting_value``, ``negative_uplift`` and
     ``targeting_basis`` (module docstring); ``uplift`` is aligned with the rows of ``scores``.
 
-    ``outcome='retained'`` needs the ``value_if_retained`` column.
+    ``outcome='retained'`` needs the ``value_if_retained`` column. With ``p_negative`` (the
+    probability that the effect is negative) a customer is flagged when it reaches
+    ``flag_level`` (and the column ``p_negative_uplift`` is added); without it, when
+    ``uplift < 0``.
     """
     out = scores.copy()
     tau = np.asarray(uplift, dtype=float)
@@ -67,7 +76,12 @@ def targeting_values(
         raise ValueError(f"outcome must be 'retained' or 'revenue', got {outcome!r}")
     out[UPLIFT] = tau
     out[TARGETING_VALUE] = value
-    out[NEGATIVE] = tau < 0
+    if p_negative is None:
+        out[NEGATIVE] = tau < 0
+    else:
+        p = np.asarray(p_negative, dtype=float)
+        out[P_NEGATIVE] = p
+        out[NEGATIVE] = p >= flag_level
     out[BASIS] = f"uplift ({outcome}) model"
     return out
 

@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from churnml.models._state import stateful
 from churnml.uplift._base import UpliftBase
 
 
+@stateful
 class TLearner(UpliftBase):
     """T-learner on LightGBM (parameters: :class:`~churnml.uplift._base.UpliftBase`).
 
@@ -28,9 +30,13 @@ class TLearner(UpliftBase):
         Arm name (control included) -> LightGBM model of ``mu_arm(x)``.
     """
 
-    def fit(self, X: pd.DataFrame, treatment: Any, y: Any) -> TLearner:
-        """Fit on features ``X``, arm names ``treatment`` and outcome ``y``."""
-        Xe, arms, y_arr = self._prepare(X, treatment, y)
+    _STATE_ATTRS = ("models_",)
+
+    def fit(self, X: pd.DataFrame, treatment: Any, y: Any, *, ids: Any = None,
+            groups: Any = None) -> TLearner:
+        """Fit on features ``X``, arm names ``treatment`` and outcome ``y`` (``ids``,
+        ``groups``: :meth:`SLearner.fit`)."""
+        Xe, arms, y_arr, _, _ = self._prepare(X, treatment, y, ids)
         self.models_ = self._arm_models(Xe, arms, y_arr)
         return self
 
@@ -38,7 +44,7 @@ class TLearner(UpliftBase):
         models = {}
         for i, arm in enumerate([self.control, *self.arms_]):
             rows = np.flatnonzero(arms == arm)
-            models[arm] = self._model(seed_offset=i).fit(Xe.iloc[rows], y[rows])
+            models[arm] = self._fit(Xe.iloc[rows], y[rows], seed_offset=i)
         return models
 
     def predict_outcome(self, X: pd.DataFrame) -> pd.DataFrame:

@@ -6,8 +6,9 @@ incremental value) -> plan the next campaign.
 
 Files, under ``<output_dir>``: ``campaigns/<id>/{contacts.csv, campaign_log.csv, to_contact/,
 evaluation.csv}``, ``campaign_evaluations.csv`` and ``campaign_outcomes.parquet`` (every
-evaluated campaign, read by the report), ``uplift/model.joblib`` (+ ``uplift/validation.csv``
-and its held-out predictions), ``targeting.parquet``.
+evaluated campaign, read by the report), ``uplift/model.json`` (code-free,
+:mod:`churnml.uplift.fitted`; + ``uplift/validation.csv`` and its held-out predictions),
+``targeting.parquet``.
 Evaluation and training runs are logged to MLflow (``tracking.uri``).
 """
 
@@ -18,26 +19,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from churnml.config import Config
 from churnml.data.customer_data import CustomerData
 from churnml.data.schema import CONTROL_ARM
-from churnml.errors import ChurnmlError, ConfigError, UntrustedModelError
+from churnml.errors import ChurnmlError, ConfigError
 from churnml.features.build import build_features
 from churnml.features.definitions import CUTOFF
-from churnml.io import atomic_write, file_stem, write_table
+from churnml.io import file_stem, write_table
 from churnml.labels import UnlabelledCutoffError
+from churnml.uplift._base import row_keys
 from churnml.uplift.campaigns import campaign_frame, contact_outcomes, contacts
 from churnml.uplift.control import CampaignPlan, plan_campaign, write_plan
 from churnml.uplift.drlearner import DRLearner
 from churnml.uplift.evaluation import OVERALL, evaluate_campaign
-from churnml.uplift.metrics import uplift_scores
+from churnml.uplift.fitted import UpliftFit, add_uplift, fit_bootstrap, read_uplift, save_uplift
+from churnml.uplift.metrics import uplift_intervals
 from churnml.uplift.slearner import SLearner
-from churnml.uplift.targeting import fallback_targeting, targeting_values
+from churnml.uplift.targeting import fallback_targeting
 from churnml.uplift.tlearner import TLearner
 from churnml.uplift.xlearner import XLearner
 
@@ -48,12 +49,13 @@ ALL_EVALUATIONS_FILE = "campaign_evaluations.csv"  # every evaluated campaign (t
 ALL_OUTCOMES_FILE = "campaign_outcomes.parquet"
 OUTCOME_COLUMNS = ["customer_id", "campaign_id", "ts", "arm", "cost", "segment", "score",
                    "retained", "revenue"]
-MODEL_FILE = Path("uplift") / "model.joblib"
+MODEL_FILE = Path("uplift") / "model.json"
 MODEL_SHA_TAG = "churnml.uplift.sha256"  # the saved model file, recorded in the trusted store
 VALIDATION_FILE = Path("uplift") / "validation.csv"
 VALIDATION_PREDICTIONS_FILE = Path("uplift") / "validation_predictions.parquet"
 TARGETING_FILE = "targeting.parquet"
 VALIDATION_SHARE = 0.3  # contacts held out to report the model's Qini before the final fit
+__all__ = ["UpliftFit"]  # re-exported: the fitted model lives in churnml.uplift.fitted
 
 
 def campaign_dir(cfg: Config, campaign_id: str) -> Path:
@@ -158,7 +160,7 @@ def _log_evaluation(cfg: Config, ev: CampaignEvaluation) -> str:
                     "interval_level": cfg.uplift.interval_level})
         for _, row in ev.table[ev.table["segment"] == OVERALL].iterrows():
             metrics = {k: v for k, v in row.items()
-                       if k not in ("arm", "segment") and pd.notna(v)}
+                       if k not in ("arm", "segment", "retention_interval") and pd.notna(v)}
             log_metrics(metrics, prefix=f"{key_part(row['arm'])}.")  # a name is data
         log_table(ev.table, "campaign_evaluation")
         figure = _score_qini_figure(ev)
@@ -187,22 +189,6 @@ def _score_qini_figure(ev: CampaignEvaluation) -> Any:
 # --------------------------------------------------------------------------- train
 
 
-@dataclass
-class UpliftFit:
-    """A fitted uplift model and what it was fitted on."""
-
-    model: Any
-    learner: str
-    outcome: str
-    treatment: str
-    features: list[str]
-    campaigns: list[str]
-    n_contacts: int
-    validation: pd.DataFrame
-    run_id: str | None = None
-    files: dict[str, Path] = field(default_factory=dict)
-
-
 def _learner(cfg: Config) -> Any:
     try:
         return LEARNERS[cfg.uplift.learner](**cfg.uplift.params)
@@ -224,9 +210,15 @@ def _campaign_ids(cfg: Config, data: CustomerData) -> list[str]:
 
 def train_uplift(cfg: Config, data: CustomerData, *, log_mlflow: bool = True) -> UpliftFit:
     """Fit ``uplift.learner`` on the matured contacts of ``uplift.train_campaigns`` with the
-    outcome ``uplift.outcome``: first on 70 % of the contacts (stratified by arm) to report the
-    held-out Qini, uplift AUC and uplift@30 % (``uplift/validation.csv``), then on all; saves
-    ``uplift/model.joblib`` and logs the run to MLflow."""
+    outcome ``uplift.outcome``: first on 70 % of the contacts (by a hash of customer and
+    campaign id, per arm) to report the held-out Qini, uplift AUC and uplift@30 % with
+    bootstrap intervals (``uplift/validation.csv``), then on all, plus ``uplift.flag_boot``
+    bootstrap refits (the confidence of the do-not-contact flag); saves ``uplift/model.json``
+    and logs the run to MLflow.
+
+    Order-free: the contacts are put in the order of that hash first and the learners'
+    folds follow it, so the same contacts in any row order give the same model. Pooled
+    campaigns keep their own propensity (``groups`` = campaign id)."""
     from churnml.training.train import feature_spec
 
     ids, frames = [], []
@@ -246,23 +238,27 @@ def train_uplift(cfg: Config, data: CustomerData, *, log_mlflow: bool = True) ->
     treatment = _treatment(cfg, log)
     keep = log["arm"].isin([CONTROL_ARM, treatment]).to_numpy()
     X, log = X[keep].reset_index(drop=True), log[keep].reset_index(drop=True)
+    contact = log["customer_id"].astype(str) + "|" + log["campaign_id"].astype(str)
+    keys = row_keys(contact, len(log), cfg.uplift.seed)
+    order = np.argsort(keys, kind="stable")
+    X, log = X.iloc[order].reset_index(drop=True), log.iloc[order].reset_index(drop=True)
+    contact, keys = contact.to_numpy()[order], keys[order]
     y = log[cfg.uplift.outcome].to_numpy(float)
     arm = log["arm"].astype(str).to_numpy()
-    tr, va = train_test_split(np.arange(len(log)), test_size=VALIDATION_SHARE,
-                              stratify=arm, random_state=cfg.uplift.seed)
-    model = _learner(cfg).fit(X.iloc[tr], arm[tr], y[tr])
+    groups = log["campaign_id"].astype(str).to_numpy()
+    va_mask = (keys % np.uint64(1000)) < np.uint64(round(1000 * VALIDATION_SHARE))
+    tr, va = np.flatnonzero(~va_mask), np.flatnonzero(va_mask)
+    model = _learner(cfg).fit(X.iloc[tr], arm[tr], y[tr], ids=contact[tr], groups=groups[tr])
     tau = model.predict(X.iloc[va])[treatment].to_numpy()
-    t_va = (arm[va] != CONTROL_ARM).astype(int)
-    rows = []
-    for outcome in ("retained", "revenue"):
-        scores = uplift_scores(log[outcome].to_numpy(float)[va], tau, t_va)
-        rows += [{"outcome": outcome, "metric": k, "value": v} for k, v in scores.items()]
-    validation = pd.DataFrame(rows)
-    model = _learner(cfg).fit(X, arm, y)
+    validation = validation_table(log.iloc[va], tau, treatment, cfg.uplift.interval_level,
+                                  cfg.uplift.validation_boot, cfg.uplift.seed)
+    model = _learner(cfg).fit(X, arm, y, ids=contact, groups=groups)
+    boots = fit_bootstrap(lambda: _learner(cfg), X, arm, y, cfg.uplift.flag_boot,
+                          cfg.uplift.seed, groups=groups)
     fit = UpliftFit(model, cfg.uplift.learner, cfg.uplift.outcome, treatment,
-                    list(X.columns), ids, len(log), validation)
+                    list(X.columns), ids, len(log), validation, boots)
     out = Path(cfg.output_dir)
-    fit.files["model"] = atomic_write(out / MODEL_FILE, lambda p: joblib.dump(fit, p))
+    fit.files["model"] = save_uplift(fit, out / MODEL_FILE)
     fit.files["validation"] = write_table(validation, out / VALIDATION_FILE)
     held_out = log.loc[va, ["customer_id", "campaign_id", "arm", "retained", "revenue"]]
     fit.files["validation_predictions"] = write_table(
@@ -270,6 +266,22 @@ def train_uplift(cfg: Config, data: CustomerData, *, log_mlflow: bool = True) ->
     if log_mlflow:
         fit.run_id = _log_training(cfg, fit)
     return fit
+
+
+def validation_table(held_out: pd.DataFrame, tau: np.ndarray, treatment: str, level: float,
+                     n_boot: int, seed: int) -> pd.DataFrame:
+    """Held-out Qini, uplift AUC and uplift@30 % of ``tau`` on retention and on revenue, with
+    stratified-bootstrap percentile intervals at ``level``
+    (:func:`churnml.uplift.metrics.uplift_intervals`): columns ``outcome, metric, value,
+    lower, upper``."""
+    t = (held_out["arm"].astype(str).to_numpy() == treatment).astype(int)
+    rows = []
+    for outcome in ("retained", "revenue"):
+        y = held_out[outcome].to_numpy(float)
+        iv = uplift_intervals(y, tau, t, n_boot=n_boot, level=level, seed=seed)
+        rows += [{"outcome": outcome, "metric": m, "value": r.estimate, "lower": r.lower,
+                  "upper": r.upper} for m, r in iv.iterrows()]
+    return pd.DataFrame(rows)
 
 
 def _treatment(cfg: Config, log: pd.DataFrame) -> str:
@@ -296,8 +308,10 @@ def _log_training(cfg: Config, fit: UpliftFit) -> str:
         log_params({"learner": fit.learner, "outcome": fit.outcome, "treatment": fit.treatment,
                     "campaigns": ",".join(fit.campaigns), "contacts": fit.n_contacts,
                     **{f"params.{k}": v for k, v in cfg.uplift.params.items()}})
-        log_metrics({f"validation.{r.outcome}.{r.metric}": r.value
-                     for r in fit.validation.itertuples() if pd.notna(r.value)})
+        log_metrics({f"validation.{r.outcome}.{r.metric}{suffix}": value
+                     for r in fit.validation.itertuples()
+                     for suffix, value in (("", r.value), (".lower", r.lower),
+                                           (".upper", r.upper)) if pd.notna(value)})
         log_table(fit.validation, "uplift_validation")
         mlflow.log_artifact(str(fit.files["model"]), artifact_path="uplift")
         mlflow.set_tag(MODEL_SHA_TAG, _sha256(fit.files["model"]))
@@ -308,43 +322,14 @@ def _sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _recorded_in_store(cfg: Config, digest: str) -> bool:
-    """Whether a ``campaign train`` run in the (trusted) MLflow store recorded this file."""
-    from mlflow.exceptions import MlflowException
-
-    from churnml.training.tracking import tracking
-
-    try:
-        with tracking(cfg.tracking.uri, read_only=True) as client:
-            experiment = client.get_experiment_by_name(experiment_name(cfg))
-            if experiment is None:
-                return False
-            runs = client.search_runs([experiment.experiment_id],
-                                      filter_string=f"tags.`{MODEL_SHA_TAG}` = '{digest}'",
-                                      max_results=1)
-    except (ChurnmlError, MlflowException):  # no store, or no such experiment: nothing recorded
-        return False
-    return bool(runs)
-
-
 def load_uplift(cfg: Config, path: str | Path | None = None) -> UpliftFit | None:
-    """The model saved by :func:`train_uplift` (None if there is none).
-
-    The file is a pickle, which runs code when loaded: it is loaded only when its SHA-256 is
-    recorded by a ``campaign train`` run in the config's MLflow store (the store is trusted,
-    the output folder is not), or with ``scoring.trust_pickle``; otherwise it is refused."""
+    """The model saved by :func:`train_uplift` (None if there is none). The file is
+    code-free (JSON and LightGBM text, :mod:`churnml.uplift.fitted`): reading it runs
+    nothing, so it needs no trusted store."""
     path = Path(path) if path is not None else Path(cfg.output_dir) / MODEL_FILE
     if not path.exists():
         return None
-    if not (cfg.scoring.trust_pickle or _recorded_in_store(cfg, _sha256(path))):
-        raise UntrustedModelError(
-            f"{path}: no `churnml campaign train` run in {cfg.tracking.uri} recorded this file "
-            "(SHA-256), and loading a pickle runs the code it holds; re-run `churnml campaign "
-            "train`, or set scoring.trust_pickle: true for a file you made yourself")
-    fit = joblib.load(path)
-    if not isinstance(fit, UpliftFit):
-        raise ChurnmlError(f"{path} is not an uplift model written by churnml campaign train")
-    return fit
+    return read_uplift(path)
 
 
 # --------------------------------------------------------------------------- target
@@ -368,6 +353,7 @@ def target(cfg: Config, data: CustomerData, scores: pd.DataFrame,
     if missing:
         raise ChurnmlError(f"the uplift model needs feature(s) {missing[:5]} that the data "
                            "lack; retrain with `churnml campaign train`")
-    tau = fit.model.predict(X[fit.features])[fit.treatment].to_numpy()
-    return targeting_values(scores, tau, cost=cfg.uplift.cost_per_contact,
-                            outcome=fit.outcome)
+    extra = X[[c for c in fit.features if c not in scores]].set_index(scores.index)
+    out = add_uplift(pd.concat([scores, extra], axis=1), fit,
+                     cost=cfg.uplift.cost_per_contact, flag_level=cfg.uplift.flag_level)
+    return out.drop(columns=list(extra.columns))

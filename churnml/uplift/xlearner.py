@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from churnml.models._state import stateful
 from churnml.uplift._base import PropensityLearnerBase
 
 
+@stateful
 class XLearner(PropensityLearnerBase):
     """X-learner on LightGBM (parameters: :class:`~churnml.uplift._base.PropensityLearnerBase`).
 
@@ -31,14 +33,20 @@ class XLearner(PropensityLearnerBase):
         Arm -> ``(tau_0, tau_1)`` stage-2 regressors.
     """
 
-    def fit(self, X: pd.DataFrame, treatment: Any, y: Any) -> XLearner:
-        """Fit on features ``X``, arm names ``treatment`` and outcome ``y``."""
-        Xe, arms, y_arr = self._prepare(X, treatment, y)
-        self._fit_propensity(X, arms)
+    _STATE_ATTRS = ("models_", "effect_models_", "propensity_")
+
+    def fit(self, X: pd.DataFrame, treatment: Any, y: Any, *, ids: Any = None,
+            groups: Any = None) -> XLearner:
+        """Fit on features ``X``, arm names ``treatment`` and outcome ``y``; ``ids`` fixes
+        the row order and folds by their hash (order-free); ``groups`` (e.g. campaign id):
+        known propensity shares per group."""
+        Xe, arms, y_arr, keys, order = self._prepare(X, treatment, y, ids)
+        self._fit_propensity(X.iloc[order], arms,
+                             None if groups is None else np.asarray(groups)[order], keys)
         self.models_ = {}
         for i, arm in enumerate([self.control, *self.arms_]):
             rows = np.flatnonzero(arms == arm)
-            self.models_[arm] = self._model(seed_offset=i).fit(Xe.iloc[rows], y_arr[rows])
+            self.models_[arm] = self._fit(Xe.iloc[rows], y_arr[rows], seed_offset=i)
         control_rows = np.flatnonzero(arms == self.control)
         mu0 = self._mean(self.models_[self.control], Xe)
         self.effect_models_ = {}
@@ -46,8 +54,8 @@ class XLearner(PropensityLearnerBase):
             rows = np.flatnonzero(arms == arm)
             d1 = y_arr[rows] - mu0[rows]
             d0 = self._mean(self.models_[arm], Xe.iloc[control_rows]) - y_arr[control_rows]
-            tau0 = self._effect_model(2 * i).fit(Xe.iloc[control_rows], d0)
-            tau1 = self._effect_model(2 * i + 1).fit(Xe.iloc[rows], d1)
+            tau0 = self._fit_effect(Xe.iloc[control_rows], d0, 2 * i)
+            tau1 = self._fit_effect(Xe.iloc[rows], d1, 2 * i + 1)
             self.effect_models_[arm] = (tau0, tau1)
         return self
 
