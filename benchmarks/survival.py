@@ -14,6 +14,9 @@ on past cohorts is used. Covariates known at the landmark: module, the student a
   KaplanMeierBaseline`): the same curve for every enrolment (of a module).
 * Cox proportional hazards (:class:`churnml.survival.cox.CoxBaseline`, ridge penalty 1 on the
   standardised design, one-hot categoricals).
+* churnml's :class:`~churnml.survival.hazard.DiscreteTimeHazard` on the same covariates
+  (durations in whole weeks, :func:`whole_periods`), with each setting tried in
+  :data:`OULAD_HAZARD_ATTEMPTS`; the table shows :data:`OULAD_HAZARD_CHOICE`.
 
 Metrics (:func:`churnml.survival.metrics.survival_scores`): Uno's C (IPCW, censoring fitted on
 the training rows, ``tau`` = the end of the grid; risk = each model's own score), Harrell's C,
@@ -26,8 +29,14 @@ there and the two Brier scores agree.
 subscribers then, churn = the end of the running spell, censored at the window end; the
 oracle is :func:`churnml.data.simulate.oracle_survival` (the true curve given the latent
 state). Training rows for Kaplan-Meier and the censoring fit: the landmark 2023-07-01.
+The churnml hazard model is fitted on every built-in feature plus ``tenure`` at the landmarks
+:data:`SIM_TRAIN_CUTOFFS`, durations censored at the test landmark. Also reported: the mean
+absolute difference between its ``1 - S(90 d)`` and the churn probability of a
+``ChurnClassifier`` trained on the same landmarks (labels ending by the test landmark), and
+the coverage and width of 80 % lifetime-value intervals over 360 days against each
+subscriber's realized spend (spend CV fitted, and times :data:`SPEND_CV_FACTORS`).
 
-    python benchmarks/survival.py      # ~2 min; prints the tables, writes results/survival.json
+    python benchmarks/survival.py      # ~5 min; prints the tables, writes results/survival.json
 """
 
 from __future__ import annotations
@@ -40,14 +49,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _quality import print_table, write_json
+import yaml
+from _quality import N_JOBS, churn_probability, print_table, write_json
 
-from churnml.config import load_config
+from churnml.config import ChurnConfig, Config, resolve_paths
 from churnml.data.loaders import load_data
 from churnml.data.simulate import customer_truth, oracle_survival, simulate
 from churnml.errors import DataWarning
+from churnml.labels import build_panel
+from churnml.models import ChurnClassifier
 from churnml.survival.cox import CoxBaseline
+from churnml.survival.durations import build_survival_panel
+from churnml.survival.hazard import DiscreteTimeHazard
 from churnml.survival.kaplan_meier import KaplanMeierBaseline
+from churnml.survival.lifetime_value import fit_spend_cv, lifetime_value, realized_value
 from churnml.survival.metrics import survival_scores
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +74,20 @@ CATEGORICAL = ["plan", "gender", "region", "highest_education", "imd_band", "age
 NUMERIC = ["num_of_prev_attempts", "studied_credits", "registered_days_before_start"]
 GRID_DAYS = np.arange(7, 232, 7)  # weekly, before the earliest module end (day 234)
 DAY = pd.Timedelta(days=1)
+DTH = "churnml DiscreteTimeHazard"
+SIM_TRAIN_CUTOFFS = pd.date_range("2022-05-01", "2023-09-01", freq="2MS")
+SIM_KEYS = ["customer_id", "cutoff"]
+OULAD_HAZARD_ATTEMPTS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "isotonic calibration": {"calibration": "isotonic"},
+    "time interactions": {"time_interactions": True},
+    "33-week grid": {"n_periods": 33},
+    "slower, smaller trees": {"learning_rate": 0.02, "num_leaves": 15,
+                              "min_child_samples": 100},
+    "slower, 7 leaves": {"learning_rate": 0.02, "num_leaves": 7, "min_child_samples": 200},
+}
+OULAD_HAZARD_CHOICE = "slower, 7 leaves"
+SPEND_CV_FACTORS = (1.0, 1.5, 2.0, 3.0)  # the fitted spread of one period's spend, times
 
 
 def default_data() -> Path | None:
@@ -79,10 +108,12 @@ def presentation_start(code: pd.Series) -> pd.Series:
 def oulad_durations(data_dir: Path | None) -> tuple[pd.DataFrame, int]:
     """One row per enrolment at risk at its landmark: ``presentation``, ``duration``,
     ``event``, ``censor_duration`` (periods from the landmark) and the covariates."""
-    cfg = load_config(CONFIG)
     if data_dir is None or not data_dir.is_dir():
         raise SystemExit(f"OULAD data not found ({data_dir}); pass --data PATH/oulad")
-    cfg.data.dir = str(data_dir)
+    raw = yaml.safe_load(CONFIG.read_text())
+    raw["data"]["dir"] = str(data_dir.resolve())
+    raw["data"]["allowed_roots"] = [str(data_dir.resolve())]  # read from that folder only
+    cfg = resolve_paths(Config.model_validate(raw), CONFIG.parent)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)  # count-only transactions
         data = load_data(cfg)
@@ -138,13 +169,24 @@ def oulad(data_dir: Path | None) -> dict[str, Any]:
         surv, risk = fit_predict(model, train, test, covariates, times)
         rows.append(evaluate(name, train, test, surv, risk, times))
         curves.append(surv)
+    attempts = []
+    for label, params in OULAD_HAZARD_ATTEMPTS.items():
+        model = DiscreteTimeHazard(n_jobs=N_JOBS, **params)
+        model.fit(train[covariates], whole_periods(train))
+        surv = model.predict_survival_function(test[covariates], times)
+        row = evaluate(f"{DTH} ({label})", train, test, surv, model.predict_risk(
+            test[covariates]), times)
+        attempts.append({**row, "params": params, "n_iter": model.n_iter_})
+        if label == OULAD_HAZARD_CHOICE:
+            rows.append(row)
+            curves.append(surv)
     observed = KaplanMeierBaseline().fit(test[[]], test[["duration", "event"]])
     observed = observed.predict_survival_function(test[[]].iloc[:1], times)[0]
     at = {d: int(np.flatnonzero(GRID_DAYS == d)[0]) for d in (28, 91, 182, 231)}
     for row, s in zip(rows, curves, strict=True):
         row.update({f"mean_S_{d}d": float(s[:, i].mean()) for d, i in at.items()})
     return {
-        "rows": rows,
+        "rows": rows, "hazard_attempts": attempts,
         "observed_test_km": {f"S_{d}d": float(observed[i]) for d, i in at.items()},
         "n_train": len(train), "n_test": len(test),
         "events_train": int(train["event"].sum()), "events_test": int(test["event"].sum()),
@@ -153,11 +195,53 @@ def oulad(data_dir: Path | None) -> dict[str, Any]:
     }
 
 
+def whole_periods(y: pd.DataFrame) -> pd.DataFrame:
+    """Durations as whole periods for the discrete-time model: an event in ``(k - 1, k]`` is
+    period ``k``; a row censored at ``c`` survived ``floor(c)`` whole periods."""
+    d = np.where(y["event"], np.ceil(y["duration"]), np.floor(y["duration"]))
+    return pd.DataFrame({"duration": d, "event": y["event"].to_numpy()}, index=y.index)
+
+
+def period_spend(transactions: pd.DataFrame, ids: pd.Index, landmark: pd.Timestamp,
+                 period: int, n_periods: int, sign: int) -> np.ndarray:
+    """Spend per customer (rows ``ids``) in each of ``n_periods`` periods after (``sign``
+    = 1) or before (-1) ``landmark``: period ``k`` = days ``[(k - 1) p, k p)`` from it."""
+    days = (transactions["ts"] - landmark) / DAY * sign
+    k = np.floor(days / period).astype("int64") + (1 if sign > 0 else 0)
+    if sign < 0:
+        k = k + 1  # days (0, p] before the landmark are period 1
+    keep = (k >= 1) & (k <= n_periods) & transactions["customer_id"].isin(ids)
+    t = transactions[keep]
+    out = np.zeros((len(ids), n_periods))
+    np.add.at(out, (ids.get_indexer(t["customer_id"]), k[keep].to_numpy() - 1),
+              t["amount"].to_numpy(dtype=float))
+    return out
+
+
+def interval_coverage(surv: np.ndarray, mean_spend: np.ndarray, spend_cv: float,
+                      churn_period: np.ndarray, realized_spend: np.ndarray, horizon: int
+                      ) -> dict[str, float]:
+    """Coverage of the 80 % lifetime-value interval (no discounting) of the realized value."""
+    value = lifetime_value(surv, mean_spend, horizon, 0.0, spend_cv=spend_cv)
+    real = realized_value(churn_period, realized_spend, horizon)
+    inside = (real >= value["lifetime_value_low"]) & (real <= value["lifetime_value_high"])
+    width = value["lifetime_value_high"] - value["lifetime_value_low"]
+    return {"level": 0.8, "coverage": float(inside.mean()),
+            "below": float((real < value["lifetime_value_low"]).mean()),
+            "above": float((real > value["lifetime_value_high"]).mean()),
+            "mean_width": float(width.mean()), "mean_value": float(value["lifetime_value"].mean()),
+            "mean_realized": float(real.mean()), "spend_cv": float(spend_cv),
+            "n": int(len(real)), "horizon_periods": horizon}
+
+
 def simulator(n_customers: int, seed: int, n_draws: int) -> dict[str, Any]:
-    """Oracle and Kaplan-Meier on simulated subscribers (durations in 30-day periods)."""
+    """Oracle, Kaplan-Meier and the churnml hazard model on simulated subscribers
+    (durations in 30-day periods), and the churn model's probability against
+    ``1 - S(horizon)``."""
     data = simulate(n_customers, start="2022-01-01", end="2024-12-31", seed=seed,
                     contractual=True)
     end = pd.Timestamp("2025-01-01")
+    landmark = pd.Timestamp("2024-01-01")
     period = 30
     grid_days = np.arange(30, 361, 30)
     times = grid_days / period
@@ -172,16 +256,81 @@ def simulator(n_customers: int, seed: int, n_draws: int) -> dict[str, Any]:
             "censor_duration": (end - cutoff) / DAY / period,
         })
 
-    train, test = spells(pd.Timestamp("2023-07-01")), spells(pd.Timestamp("2024-01-01"))
-    oracle = oracle_survival(data, "2024-01-01", grid_days, n_draws=n_draws, seed=seed)
+    train, test = spells(pd.Timestamp("2023-07-01")), spells(landmark)
+    oracle = oracle_survival(data, landmark, grid_days, n_draws=n_draws, seed=seed)
     oracle = oracle.loc[test.index].to_numpy()
     km, km_risk = fit_predict(KaplanMeierBaseline(), train, test, [], times)
     rows = [evaluate("oracle (true curve)", train, test, oracle, 1 - oracle[:, -1], times),
             evaluate("Kaplan-Meier", train, test, km, km_risk, times)]
+    # churnml: every built-in feature at each training landmark, durations censored at the
+    # test landmark (no training row looks past it); test features at the landmark itself
+    churn = ChurnConfig(kind="contractual")
+    t0 = time.perf_counter()
+    panel = build_survival_panel(data, SIM_TRAIN_CUTOFFS, churn=churn, period_days=period,
+                                 data_end=landmark)
+    at = build_survival_panel(data, [landmark], churn=churn, period_days=period)
+    at = at.set_index("customer_id")
+    features = [c for c in panel.columns if c not in SIM_KEYS + ["duration", "event",
+                                                                  "censor_duration"]]
+    panel_seconds = time.perf_counter() - t0
+    scored = test.index.intersection(at.index)
+    t0 = time.perf_counter()
+    hazard = DiscreteTimeHazard(n_jobs=N_JOBS).fit(
+        panel[features], panel[["duration", "event"]], groups=panel["customer_id"])
+    Xt = at.loc[scored, features]
+    surv = hazard.predict_survival_function(Xt, times)
+    fit_seconds = time.perf_counter() - t0
+    sub = test.loc[scored]
+    row = evaluate(DTH, train, sub, surv, hazard.predict_risk(Xt), times)
+    rows.append({**row, "n_iter": hazard.n_iter_, "n_periods": hazard.n_periods_})
+    # the churn model of training on the same landmarks (labels within the horizon, so the
+    # label windows end by the test landmark) against 1 - S(horizon) of the hazard model
+    horizon = churn.horizon_days
+    labelled = build_panel(data, [c for c in SIM_TRAIN_CUTOFFS
+                                  if c + pd.Timedelta(days=horizon) <= landmark], churn=churn)
+    labelled = labelled.merge(panel[[*SIM_KEYS, "tenure"]], on=SIM_KEYS)  # same features
+    clf = ChurnClassifier(n_jobs=N_JOBS).fit(labelled[features], labelled["churned"],
+                                             groups=labelled["customer_id"])
+    p_churn = churn_probability(clf, Xt)
+    one_minus_s = 1 - surv[:, int(np.flatnonzero(grid_days == horizon)[0])]
+    observed = (sub["event"] & (sub["duration"] <= horizon / period)).to_numpy()
+    agreement = {
+        "horizon_days": horizon, "n": int(len(sub)),
+        "mean_abs_difference": float(np.mean(np.abs(one_minus_s - p_churn))),
+        "mean_1_minus_S": float(one_minus_s.mean()),
+        "mean_churn_probability": float(p_churn.mean()),
+        "observed_rate": float(observed.mean()),
+        "brier_1_minus_S": float(np.mean((one_minus_s - observed) ** 2)),
+        "brier_churn_probability": float(np.mean((p_churn - observed) ** 2)),
+        "oracle_mean_1_minus_S": float(1 - oracle[np.isin(test.index, scored),
+                                                  int(np.flatnonzero(grid_days == horizon)[0])
+                                                  ].mean()),
+    }
+    # lifetime value over the grid (12 periods = 360 days, undiscounted): spend per active
+    # period = the customer's mean over the periods of the last year they were subscribed,
+    # spread (CV) fitted on those periods; realized = their spend in the periods paid
+    # before churn
+    ids = pd.Index(scored)
+    past = period_spend(data.transactions, ids, landmark, period, 12, -1)
+    months = np.clip(Xt["tenure"].to_numpy(dtype=float), 1, 12)
+    active = np.arange(12)[None, :] < months[:, None]
+    mean_spend = (past * active).sum(axis=1) / months
+    future = period_spend(data.transactions, ids, landmark, period, 12, 1)
+    churn_period = np.where(sub["event"], np.ceil(sub["duration"]), np.inf)
+    grid = hazard.predict_survival_grid(Xt, 12)
+    cv = fit_spend_cv(past, active)
+    curves = {DTH: grid, "oracle (true curve)": oracle[np.isin(test.index, scored)]}
+    coverage = [{"model": name, "spend_cv_factor": f, **interval_coverage(
+                    s, mean_spend, f * cv, churn_period, future, 12)}
+                for name, s in curves.items() for f in SPEND_CV_FACTORS]
     assert customer_truth(data).shape[0] == n_customers
     return {"rows": rows, "n_train": len(train), "n_test": len(test),
+            "n_test_scored": int(len(scored)), "n_train_landmark_rows": int(len(panel)),
+            "train_cutoffs": [str(c.date()) for c in SIM_TRAIN_CUTOFFS],
             "events_test": int(test["event"].sum()), "period_days": period,
-            "grid_days": grid_days.tolist(), "n_customers": n_customers, "seed": seed}
+            "grid_days": grid_days.tolist(), "n_customers": n_customers, "seed": seed,
+            "churn_agreement": agreement, "ltv_coverage": coverage, "panel_seconds": panel_seconds,
+            "hazard_seconds": fit_seconds}
 
 
 COLUMNS = {"model": "model", "uno_c": "Uno C", "harrell_c": "Harrell C",
@@ -201,12 +350,27 @@ def main() -> None:
     cols = {**COLUMNS, **{f"mean_S_{d}d": f"mean S({d} d)" for d in (28, 91, 182, 231)}}
     print_table(f"OULAD: train 2013 ({res_oulad['n_train']:,} enrolments), test 2014 "
                 f"({res_oulad['n_test']:,}); weekly grid 7..231 days", res_oulad["rows"], cols)
+    print_table("OULAD: churnml hazard model, settings tried (constructor arguments)",
+                res_oulad["hazard_attempts"], COLUMNS)
     print("observed (test Kaplan-Meier):",
           ", ".join(f"{k} {v:.3f}" for k, v in res_oulad["observed_test_km"].items()))
     res_sim = simulator(args.sim_customers, args.seed, args.sim_draws)
     print_table(f"Simulator (contractual, {args.sim_customers:,} customers): landmark "
                 f"2024-01-01 ({res_sim['n_test']:,} subscribers), monthly grid 30..360 days",
                 res_sim["rows"], COLUMNS)
+    print_table("Simulator: 80 % lifetime-value interval over 12 periods (360 days, "
+                "undiscounted)", res_sim["ltv_coverage"],
+                {"model": "curve", "spend_cv_factor": "x fitted spend CV",
+                 "spend_cv": "spend CV", "coverage": "coverage", "below": "below",
+                 "above": "above", "mean_width": "mean width", "mean_value": "mean value",
+                 "mean_realized": "mean realized"})
+    agree = res_sim["churn_agreement"]
+    print(f"1 - S({agree['horizon_days']} d) of the hazard model against the churn model's "
+          f"churn_probability ({agree['n']:,} subscribers): mean |difference| "
+          f"{agree['mean_abs_difference']:.3f}; means {agree['mean_1_minus_S']:.3f} and "
+          f"{agree['mean_churn_probability']:.3f} (oracle {agree['oracle_mean_1_minus_S']:.3f}, "
+          f"observed {agree['observed_rate']:.3f}); Brier {agree['brier_1_minus_S']:.4f} and "
+          f"{agree['brier_churn_probability']:.4f}")
     seconds = time.perf_counter() - t0
     path = write_json("survival", {"oulad": res_oulad, "simulator": res_sim,
                                    "seconds": seconds})

@@ -32,6 +32,40 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# pandas.read_csv options a table's csv_options plausibly means, by the words people write
+# for them (suggestions for a typo; any read_csv keyword is accepted)
+CSV_OPTION_WORDS = {
+    "sep": ("sep", "delimiter"), "separator": ("sep", "delimiter"),
+    "delimiter": ("delimiter", "sep"), "delim": ("delimiter", "sep"),
+    "encoding": ("encoding",), "charset": ("encoding",), "codec": ("encoding",),
+    "decimal": ("decimal",), "decimal_separator": ("decimal",),
+    "thousands": ("thousands",), "thousands_separator": ("thousands",),
+    "header": ("header",), "names": ("names",), "column_names": ("names",),
+    "usecols": ("usecols",), "columns": ("usecols",), "dtype": ("dtype",),
+    "quotechar": ("quotechar",), "quote": ("quotechar",), "quoting": ("quoting",),
+    "escapechar": ("escapechar",), "escape": ("escapechar",), "comment": ("comment",),
+    "skiprows": ("skiprows",), "skip_rows": ("skiprows",), "skipfooter": ("skipfooter",),
+    "nrows": ("nrows",), "na_values": ("na_values",), "missing_values": ("na_values",),
+    "keep_default_na": ("keep_default_na",), "true_values": ("true_values",),
+    "false_values": ("false_values",), "skipinitialspace": ("skipinitialspace",),
+    "lineterminator": ("lineterminator",), "line_terminator": ("lineterminator",),
+    "encoding_errors": ("encoding_errors",), "on_bad_lines": ("on_bad_lines",),
+    "doublequote": ("doublequote",), "engine": ("engine",),
+}
+
+
+def csv_option_suggestions(name: str) -> list[str]:
+    """The read_csv options a misspelt ``name`` most likely means (difflib over
+    :data:`CSV_OPTION_WORDS`: ``seperator`` -> ``sep``, ``delimiter``)."""
+    import difflib
+
+    out: list[str] = []
+    for word in difflib.get_close_matches(name.lower(), list(CSV_OPTION_WORDS), n=2,
+                                          cutoff=0.75):
+        out += [o for o in CSV_OPTION_WORDS[word] if o not in out]
+    return out
+
+
 class Lookup(_Strict):
     """A file joined to a table's raw rows before its expressions (many rows to one): e.g. a
     course list giving each enrolment the course length. Every row must find exactly one."""
@@ -101,10 +135,8 @@ class TableSource(_Strict):
         known = set(inspect.signature(pd.read_csv).parameters) - {"filepath_or_buffer"}
         unknown = sorted(set(value) - known)
         if unknown:
-            import difflib
-
-            close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            close = csv_option_suggestions(unknown[0])
+            hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
             raise ValueError(f"unknown pandas.read_csv option {unknown[0]!r}{hint}")
         return value
 
@@ -391,6 +423,16 @@ class TrackingConfig(_Strict):
         description="a new version must beat the champion's metric by more than this "
         "(metric units): a rerun that differs only by floating-point noise never swaps",
     )
+    promotion_rule: Literal["paired", "strict"] = Field(
+        "paired",
+        description="against the naive baseline: 'paired' blocks promotion only when the "
+        "model is worse fold by fold by more than the folds' spread (mean paired difference "
+        "< -promotion_tolerance_sd x its sd); 'strict' needs a better backtest mean",
+    )
+    promotion_tolerance_sd: float = Field(
+        1.0, ge=0, description="paired rule: tolerated shortfall, in sds of the per-fold "
+        "differences model - baseline",
+    )
     promote_across_configs: bool = Field(
         False, description="let a pair replace a champion trained for a different config "
         "of the same name (another data source, churn definition or feature spec: its "
@@ -458,6 +500,10 @@ class ScoringConfig(_Strict):
         description="let models_dir hold pickled (.joblib) models: loading a pickle can run any "
         "code, so only for files you made yourself (`churnml export` writes code-free JSON)",
     )
+    allow_missing_lineage: bool = Field(
+        False, description="score with models whose run or model card records no lineage "
+        "(churnml.lineage.* tags: an older churnml, or an edited card), unchecked, with a "
+        "warning; by default they are refused")
     chunk_size: int = Field(100_000, gt=0, description="customers per scoring chunk")
     reasons_count: int = Field(3, gt=0, description="churn drivers in words per customer")
     attribution: Literal["path", "tree_shap"] = Field(
@@ -644,12 +690,35 @@ class UpliftConfig(_Strict):
         None, gt=0, description="at most this many customers per campaign (holdout included)"
     )
     budget_cost: float | None = Field(None, gt=0, description="at most this expected cost")
+    min_control_per_segment: int = Field(
+        1, ge=0, description="a plan is refused unless control_share x (customers of the "
+        "segment) reaches this many controls in every segment (0: no check)")
     seed: int = Field(42, description="seed of the control-group draw")
     interval_level: float = Field(0.95, gt=0, lt=1, description="confidence level of "
                                   "campaign evaluation intervals")
     experiment: str | None = Field(
         None, description="MLflow experiment of campaign runs (default: <name>-campaigns)"
     )
+
+    @model_validator(mode="after")
+    def _costed_budget(self) -> UpliftConfig:
+        if self.budget_cost is not None and self.cost_per_contact <= 0:
+            raise ValueError(
+                f"budget_cost ({self.budget_cost}) needs a positive cost_per_contact (got "
+                f"{self.cost_per_contact}): without a cost per contact the budget caps nothing")
+        return self
+
+
+def check_campaign_settings(**settings: Any) -> UpliftConfig:
+    """Campaign settings given outside a config file (command-line flags, Python arguments
+    such as ``budget_contacts``) checked by the rules of :class:`UpliftConfig`, so both
+    routes refuse the same values; a :class:`ConfigError` names each bad one."""
+    try:
+        return UpliftConfig.model_validate(settings)
+    except ValidationError as exc:
+        parts = [f"{'.'.join(str(x) for x in e['loc']) or 'uplift'}: "
+                 f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
+        raise ConfigError("; ".join(parts)) from exc
 
 
 class MonitoringConfig(_Strict):
@@ -795,12 +864,33 @@ def load_config(path: str | Path) -> Config:
     try:
         cfg = Config.model_validate(raw)
     except ValidationError as exc:
-        parts = [
-            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
-        ]
-        raise ConfigError(f"{path}: " + "; ".join(parts)) from exc
+        raise config_error(exc, f"{path}: ") from None
     return resolve_paths(cfg, path.parent)
+
+
+def config_error(exc: ValidationError, prefix: str = "",
+                 names: dict[str, str] | None = None) -> ConfigError:
+    """A :class:`ConfigError` from a pydantic error, one ``key: message`` per problem
+    (``names`` renames keys, e.g. ``{"dataset": "--dataset"}``): no pydantic banner or web
+    link; a value outside a fixed set names the value, the valid ones and the closest."""
+    import difflib
+
+    names = names or {}
+    parts = []
+    for e in exc.errors(include_url=False):
+        key = ".".join(str(x) for x in e["loc"])
+        key = names.get(key, key)
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "literal_error":
+            valid = [v.strip().strip("'") for v in
+                     e["ctx"]["expected"].replace(" or ", ", ").split(",")]
+            close = difflib.get_close_matches(str(e["input"]), valid, n=1)
+            msg = (f"unknown value {e['input']!r}; valid: {', '.join(valid)}"
+                   + (f" (did you mean {close[0]!r}?)" if close else ""))
+        elif e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        parts.append(f"{key}: {msg}" if key else msg)
+    return ConfigError(prefix + "; ".join(parts))
 
 
 SQLITE_PREFIX = "sqlite:///"

@@ -81,9 +81,11 @@ def load_scoring_models(cfg: Config, models_dir: str | Path | None = None,
     if folder is not None:
         trust = sc.trust_pickle if trust_pickle is None else trust_pickle
         return load_exported_models(folder, names.churn_model_name, names.ltv_model_name,
-                                    trust_pickle=trust, expected=expected)
+                                    trust_pickle=trust, expected=expected,
+                                    allow_missing_lineage=sc.allow_missing_lineage)
     models = load_registered_pair(names.churn_model_name, names.ltv_model_name,
-                                  sc.model_alias, tracking_uri or names.uri, expected=expected)
+                                  sc.model_alias, tracking_uri or names.uri, expected=expected,
+                                  allow_missing_lineage=sc.allow_missing_lineage)
     if cfg.survival.enabled:
         from churnml.scoring.loading import with_survival
         from churnml.training.survival_stage import survival_model_name
@@ -93,6 +95,16 @@ def load_scoring_models(cfg: Config, models_dir: str | Path | None = None,
         if note:
             warnings.warn(note, stacklevel=2)
     return models
+
+
+def check_score_config(cfg: Config) -> None:
+    """Config-only checks of ``score``, before any data or model is loaded: every name a
+    segment rule reads is a score column, a named value or a feature of the config's spec
+    (:func:`churnml.scoring.score.check_config_rules`; the error names the segment)."""
+    from churnml.scoring.score import check_config_rules
+    from churnml.training.train import feature_spec
+
+    check_config_rules(cfg.scoring, feature_spec(cfg))
 
 
 def default_cutoff(data: CustomerData) -> pd.Timestamp:
@@ -109,11 +121,13 @@ def score_customers(data: CustomerData, cfg: Config, models: Any, *, cutoff: Any
     fitted the models on; returns :class:`churnml.scoring.ScoreResult`. When
     ``churnml campaign train`` saved an uplift model in ``output_dir``, the scores also carry
     its ``uplift``, ``targeting_value`` and do-not-contact flag (:func:`uplift_columns`)."""
+    from churnml.data.customer_data import check_cutoff
     from churnml.scoring import score
     from churnml.training.train import feature_spec
 
     if cutoff is None:
         cutoff = default_cutoff(data)
+    check_cutoff(data, cutoff)
     return score(data, models, cfg.scoring, cutoff=cutoff, churn=cfg.churn,
                  spec=feature_spec(cfg), scored_at=scored_at, threads=cfg.features.threads,
                  memory_limit=cfg.features.memory_limit, progress=progress,

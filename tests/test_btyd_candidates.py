@@ -85,3 +85,42 @@ def test_a_btyd_pair_trains_scores_and_explains_nothing(panel) -> None:
     assert (scores["value_at_risk"]
             == scores["churn_probability"] * scores["value_if_retained"]).all()
     assert scores["reasons"].isna().all()  # no trees to attribute
+
+
+def test_one_population_fit_serves_every_btyd_candidate_of_the_same_rows(panel) -> None:
+    """The churn and the value BTYD model of one fold share one maximum-likelihood fit; other
+    rows get their own, equal to a fit from scratch."""
+    from churnml.models import btyd
+
+    X = panel[feature_columns(panel)]
+    btyd._FITTED.clear()
+    churn = BTYDChurnModel(kind="bgnbd").fit(X)
+    value = BTYDValueModel(kind="bgnbd", horizon_days=30).fit(X)
+    assert len(btyd._FITTED) == 1
+    np.testing.assert_array_equal(churn.btyd_.params_, value.btyd_.params_)
+    np.testing.assert_array_equal(churn.btyd_.spend_params_, value.btyd_.spend_params_)
+    half = X.iloc[: len(X) // 2]
+    cached = BTYDChurnModel(kind="bgnbd").fit(half).btyd_.params_
+    assert len(btyd._FITTED) == 2
+    st = btyd.summary_statistics(half)
+    fresh = btyd.fit_transaction_model("bgnbd", st["x"], st["t_x"], st["T"])
+    np.testing.assert_array_equal(cached, fresh)
+    assert not np.array_equal(cached, churn.btyd_.params_)
+
+
+def test_candidate_costs_sum_the_inner_fits_per_candidate() -> None:
+    from churnml.training.train import candidate_costs
+
+    selection = pd.DataFrame({
+        "task": ["ltv"] * 4, "candidate": [0, 1, 0, 1],
+        "params": ["{'kind': 'hurdle'}", "{'kind': 'btyd'}"] * 2,
+        "metric": "normalized_gini", "value": [0.5, 0.4, 0.6, 0.3],
+        "selected": [True, False, True, False], "seconds": [1.0, 20.0, 2.0, 30.0],
+    })
+    costs = candidate_costs(selection)
+    assert costs.to_dict("records") == [
+        {"task": "ltv", "params": "{'kind': 'hurdle'}", "chosen": 2, "selections": 2,
+         "seconds": 3.0},
+        {"task": "ltv", "params": "{'kind': 'btyd'}", "chosen": 0, "selections": 2,
+         "seconds": 50.0}]
+    assert candidate_costs(pd.DataFrame()).empty

@@ -207,15 +207,21 @@ def test_plan_writes_lists_and_a_log_that_loads_back(tmp_path) -> None:
     assert loaded["arm"].value_counts().to_dict() == {"coupon": 15, "control": 5}
     assert loaded["ts"].eq(pd.Timestamp("2024-03-01")).all()
     assert set(loaded["segment"]) == {"at_risk"}  # extra columns kept
+    logged = (tmp_path / "data" / "campaigns.csv").read_bytes()
+    write_plan(plan, tmp_path / "plan", tmp_path / "data" / "campaigns.csv")  # same plan
+    assert (tmp_path / "data" / "campaigns.csv").read_bytes() == logged  # nothing appended
+    other = plan_campaign(scores, "spring", segments=["loyal"], control_share=0.25, seed=3)
+    with pytest.raises(ChurnmlError, match="already planned there"):
+        write_plan(other, tmp_path / "plan", tmp_path / "data" / "campaigns.csv")
     with pytest.raises(ChurnmlError, match="already in the log"):
-        write_plan(plan, tmp_path / "plan", tmp_path / "data" / "campaigns.csv")
+        write_plan(other, tmp_path / "plan2", tmp_path / "data" / "campaigns.csv")
 
 
 def test_plan_ranks_by_targeting_value_and_never_contacts_negative_uplift() -> None:
     scores = scores_frame()
     tau = np.linspace(-0.2, 0.5, len(scores))
     tv = targeting_values(scores, tau, cost=1.0)
-    plan = plan_campaign(tv, "c", budget_contacts=10, seed=0)
+    plan = plan_campaign(tv, "c", budget_contacts=10, seed=0, min_control_per_segment=0)
     assert plan.basis == TARGETING_VALUE
     assert (plan.contacts["uplift"] > 0).all() and len(plan.contacts) == 10
     best = tv[(tv[TARGETING_VALUE] > 0) & ~tv[NEGATIVE]].nlargest(10, TARGETING_VALUE)

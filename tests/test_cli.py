@@ -81,3 +81,36 @@ def test_bad_data_folder_names_table_and_column(tmp_path) -> None:
     res = runner.invoke(app, ["metrics", "--data", str(tmp_path)])
     assert res.exit_code == 2
     assert "transactions" in res.output and "amount" in res.output
+
+
+def test_unknown_dataset_lists_the_valid_names() -> None:
+    for command in (["score"], ["metrics"], ["train"]):
+        res = runner.invoke(app, [*command, "--dataset", "simulatd"])
+        assert res.exit_code == 2, res.output
+        assert ("error: --dataset: unknown value 'simulatd'; valid: cdnow, simulated (did you "
+                "mean 'simulated'?)") in " ".join(res.output.split())
+        assert "pydantic" not in res.output and "https://" not in res.output
+        assert "Traceback" not in res.output
+
+
+def test_unknown_name_in_a_segment_rule_is_caught_before_models_or_data(tmp_path) -> None:
+    """The store does not exist and the data are never read: the rule is checked first,
+    and the error names the segment."""
+    import yaml
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "data": {"dataset": "simulated"},
+        "tracking": {"uri": f"sqlite:///{tmp_path / 'none' / 'mlflow.db'}"},
+        "scoring": {"segments": [
+            {"name": "slipping", "priority": 5, "action": "call",
+             "when": "churn_probabilty >= 0.5 AND days_since_last_purchase < 60"}]},
+    }))
+    res = runner.invoke(app, ["score", "--config", str(config)])
+    assert res.exit_code == 2, res.output
+    out = " ".join(res.output.split())
+    assert ("scoring.segments[slipping].when: unknown name 'churn_probabilty' in "
+            "'churn_probabilty >= 0.5 AND days_since_last_purchase < 60'; did you mean "
+            "'churn_probability'?") in out
+    assert "not found" not in out and "loading" not in out
+    assert not (tmp_path / "none").exists()

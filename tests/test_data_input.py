@@ -17,11 +17,17 @@ from hypothesis import strategies as st
 from churnml import DataValidationError
 from churnml.cli._common import parse_iso_timestamp
 from churnml.config import DataConfig, TableSource, load_config
-from churnml.data.customer_data import cutoff_warnings, data_end, id_overlap
+from churnml.data.customer_data import (
+    check_cutoff,
+    cutoff_warnings,
+    data_end,
+    id_overlap,
+    quiet_days,
+)
 from churnml.data.loaders import load_data, load_folder
 from churnml.data.schema import MAX_ABS_MONEY, PURCHASES_UNIT
 from churnml.engine.sql import MONEY_DECIMAL
-from churnml.errors import ConfigError, DataWarning
+from churnml.errors import ChurnmlError, ConfigError, DataWarning
 from churnml.features import build_features
 from churnml.labels import labelled_cutoffs
 from churnml.pipeline import default_cutoff
@@ -356,6 +362,21 @@ def test_csv_option_typo_is_a_config_error(tmp_path) -> None:
         load_config(cfg)
 
 
+def test_csv_option_typo_suggests_the_option_meant(tmp_path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data:\n  dir: .\n  tables:\n    transactions:\n"
+                   "      csv_options: {seperator: ';'}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(cfg)
+    assert ("data.tables.transactions.csv_options: unknown pandas.read_csv option "
+            "'seperator' (did you mean 'sep' or 'delimiter'?)") in str(caught.value)
+    assert "iterator" not in str(caught.value)
+    cfg.write_text("data:\n  dir: .\n  tables:\n    transactions:\n"
+                   "      csv_options: {encodng: latin-1}\n")
+    with pytest.raises(ConfigError, match=r"'encodng' \(did you mean 'encoding'\?\)"):
+        load_config(cfg)
+
+
 # ------------------------------------------------------------------ end of the data
 def test_data_end_is_configured_or_the_latest_timestamp_of_any_table(tmp_path) -> None:
     write_tx(tmp_path, {"customer_id": ["a", "b"], "ts": ["2024-01-05", "2024-03-30 10:00"],
@@ -369,6 +390,10 @@ def test_data_end_is_configured_or_the_latest_timestamp_of_any_table(tmp_path) -
     assert cutoff_warnings(configured, "2024-04-15") == []
     assert "after the end of the data" in cutoff_warnings(configured, "2100-01-01")[0]
     assert "before the start of the data" in cutoff_warnings(configured, "2023-01-01")[0]
+    assert cutoff_warnings(configured, "2024-05-02") == [
+        "cutoff 2024-05-02 00:00:00 lies after the end of the data (2024-05-01 00:00:00): "
+        "every customer looks up to 1 day more inactive than the data show; score at the data "
+        "end (the default) or set data.end"]
     _, notes = data_warnings(load_data, DataConfig(dir=str(tmp_path), end="2024-04-01"))
     assert notes == ["events: 1 row(s) at or after data.end (2024-04-01 00:00:00), e.g. "
                      "2024-04-02 09:00:00: scores at the data end ignore them; move data.end "
@@ -386,3 +411,33 @@ def test_configured_data_end_keeps_the_last_training_cutoff(tmp_path) -> None:
                                 churn)
     assert inferred[-1] == pd.Timestamp("2024-05-01")
     assert complete[-1] == pd.Timestamp("2024-06-01")  # June's label window is covered
+
+
+def test_a_day_without_records_after_the_last_one_is_not_inactivity(tmp_path) -> None:
+    """The inferred end (midnight after the last record) is a lower bound: a cutoff one day
+    later, or as many days later as the data's longest silent stretch, is not suspicious."""
+    write_tx(tmp_path, {"customer_id": ["a", "b", "a", "b"],
+                        "ts": ["2024-03-01 09:00", "2024-03-04 10:00", "2024-03-05 11:00",
+                               "2024-03-30 10:00"], "amount": 1.0})
+    data = load_data(DataConfig(dir=str(tmp_path)))
+    # recorded days 03-01, 03-04, 03-05, 03-30: the longest silent run is 03-06 .. 03-29
+    assert quiet_days(data) == 24
+    assert data_end(data) == pd.Timestamp("2024-03-31")
+    assert cutoff_warnings(data, "2024-04-01") == []  # the day after the inferred end
+    assert cutoff_warnings(data, "2024-04-24") == []  # 24 silent days happened before
+    late = cutoff_warnings(data, "2024-04-25 12:00")
+    assert late == ["cutoff 2024-04-25 12:00:00 lies after the end of the data (2024-03-31 "
+                    "00:00:00): every customer looks up to 26 days more inactive than the "
+                    "data show; score at the data end (the default) or set data.end"]
+
+
+def test_cutoff_before_any_data_is_a_clear_error(tmp_path) -> None:
+    write_tx(tmp_path, {"customer_id": ["a"], "ts": ["2024-01-05"], "amount": 1.0})
+    data = load_data(DataConfig(dir=str(tmp_path)))
+    with pytest.raises(ChurnmlError) as caught:
+        check_cutoff(data, "2000-01-01")
+    assert str(caught.value) == (
+        "cutoff 2000-01-01 00:00:00 is at or before the first record of the data "
+        "(2024-01-05 00:00:00): no customer is known then, so there is nothing to score; "
+        "choose a cutoff after 2024-01-05 (the data end, 2024-01-06 00:00:00, is the default)")
+    check_cutoff(data, "2024-01-06")  # after the first record: fine

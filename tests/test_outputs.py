@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import os
 import threading
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -206,13 +205,12 @@ def test_cli_score_refuses_a_folder_as_out_before_any_work(tmp_path):
     cfg.write_text("data: {dataset: simulated, simulated_customers: 200}\n"
                    f"tracking: {{uri: 'sqlite:///{tmp_path / 'none' / 'mlflow.db'}'}}\n"
                    f"output_dir: {tmp_path / 'out'}\n")
-    t0 = time.perf_counter()
     run = CliRunner().invoke(app, ["score", "--config", str(cfg), "--out",
                                    str(tmp_path / "existing")])
     assert run.exit_code == 2, run.output
     text = " ".join(run.output.split())
     assert "is a folder" in text and "Traceback" not in text
-    assert time.perf_counter() - t0 < 10
+    assert "loading" not in text  # failed before loading models or data
     assert not (tmp_path / "none").exists()
 
 

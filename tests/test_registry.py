@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from ceilings import HANG_CEILING_S
 from typer.testing import CliRunner
 
 from churnml.cli import app
@@ -175,6 +176,104 @@ def test_promotion_in_a_store_tags_the_verdicts(store, pair_models, model_data):
         f"{VERDICT_TAG}.churn"]
     assert version.tags[VERDICT_TAG] == run_tags[f"{VERDICT_TAG}.churn"]
     assert version.aliases == [tr.CHALLENGER] and ltv_version.aliases == [tr.CHALLENGER]
+
+
+def folds(churn: list[float], recency: list[float], ltv: list[float],
+          last_value: list[float], churn_metric: str = "roc_auc",
+          ltv_metric: str = "normalized_gini") -> pd.DataFrame:
+    """A hand-built per-fold metrics table (``model, fold, <metric>``) as the backtest
+    writes it, one metric per task."""
+    rows = []
+    for model, metric, values in (("churn", churn_metric, churn),
+                                  ("recency", churn_metric, recency),
+                                  ("ltv", ltv_metric, ltv), ("last_value", ltv_metric,
+                                                             last_value)):
+        rows += [{"model": model, "fold": f, metric: v} for f, v in enumerate(values)]
+    return pd.DataFrame(rows)
+
+
+def means(table: pd.DataFrame, churn_metric: str = "roc_auc",
+          ltv_metric: str = "normalized_gini") -> pd.DataFrame:
+    m = table.groupby("model")[[churn_metric, ltv_metric]].mean()
+    return summary(m.loc["churn", churn_metric], m.loc["recency", churn_metric],
+                   m.loc["ltv", ltv_metric], m.loc["last_value", ltv_metric],
+                   churn_metric, ltv_metric)
+
+
+# A grocery-like backtest: churn loses to recency on the means (0.8765 vs 0.8875) but wins
+# one fold of four; paired differences +0.03 -0.05 -0.01 -0.014: mean -0.011, sd 0.032721.
+GROCERY = folds([0.90, 0.85, 0.88, 0.876], [0.87, 0.90, 0.89, 0.89],
+                [0.60, 0.62, 0.58, 0.61], [0.50, 0.52, 0.49, 0.50])
+
+
+def test_paired_rule_promotes_a_model_within_noise_of_its_baseline():
+    pair = {"churn": ("c", "3"), "ltv": ("l", "3")}
+    strict = decide_pair(means(GROCERY), METRICS, pair, rule="strict", folds=GROCERY)
+    assert not strict.promote and not strict.verdicts["churn"].beats_baseline
+    paired = decide_pair(means(GROCERY), METRICS, pair, rule="paired", folds=GROCERY)
+    churn = paired.verdicts["churn"]
+    assert paired.promote and churn.paired.folds == 4
+    assert churn.paired.mean == pytest.approx(-0.011)
+    diffs = np.array([0.03, -0.05, -0.01, -0.014])
+    assert churn.paired.sd == pytest.approx(np.std(diffs, ddof=1))
+    assert ("paired over 4 folds: mean difference -0.0110, sd 0.0327, tolerance 1 sd): "
+            "within the folds' noise of the recency baseline") in churn.text
+    # a tolerance of 0.3 sd: -0.0110 < -0.0098 blocks it
+    tight = decide_pair(means(GROCERY), METRICS, pair, rule="paired", folds=GROCERY,
+                        tolerance_sd=0.3)
+    assert not tight.promote
+    assert tight.verdicts["churn"].text.endswith(
+        "worse than the recency baseline by more than the folds' spread")
+
+
+def test_paired_rule_blocks_a_model_worse_in_every_fold():
+    pair = {"churn": ("c", "3"), "ltv": ("l", "3")}
+    worse = folds([0.85, 0.86, 0.84, 0.87], [0.87, 0.885, 0.858, 0.892],  # -0.02 .. -0.025
+                  [0.60, 0.62, 0.58, 0.61], [0.50, 0.52, 0.49, 0.50])
+    d = decide_pair(means(worse), METRICS, pair, rule="paired", folds=worse)
+    assert not d.verdicts["churn"].beats_baseline and not d.promote
+    # losses: lower is better, so the paired difference is baseline - model
+    brier = folds([0.20, 0.21, 0.19, 0.22], [0.19, 0.20, 0.18, 0.21],  # 0.01 worse each fold
+                  [30.0, 31.0, 29.0, 30.0], [40.0, 41.0, 42.0, 39.0], "brier", "mae")
+    d = decide_pair(means(brier, "brier", "mae"), {"churn": "brier", "ltv": "mae"}, pair,
+                    rule="paired", folds=brier)
+    assert d.verdicts["churn"].paired.mean == pytest.approx(-0.01)
+    assert not d.verdicts["churn"].beats_baseline and d.verdicts["ltv"].beats_baseline
+    # one fold: no spread to judge by, the strict rule applies
+    one = GROCERY[GROCERY["fold"] == 1]
+    d = decide_pair(means(one), METRICS, pair, rule="paired", folds=one)
+    assert d.verdicts["churn"].paired is None and not d.promote
+    with pytest.raises(ValueError, match="promotion rule 'loose'"):
+        decide_pair(means(GROCERY), METRICS, pair, rule="loose")
+
+
+def test_no_champion_says_why_and_how_to_score(store, pair_models, model_data):
+    """The grocery case under the strict rule: the pair stays challenger; loading the
+    champion names the verdicts with their numbers and the command that scores anyway."""
+    table = means(GROCERY)
+    candidates = log_pair(store, pair_models[0], model_data.X_train, table)
+    pair = {k: v for k, v in candidates.items() if k != "run"}
+    decision = promote_pair(table, METRICS, pair, store, run_id=candidates["run"],
+                            rule="strict", folds=GROCERY)
+    assert not decision.promote
+    with pytest.raises(ModelSourceError) as caught:
+        load_scoring_models(config(uri=store))
+    text = str(caught.value)
+    assert f"'{CHURN}' in MLflow store {store} has no version with alias 'champion'" in text
+    assert (f"no {CHURN}/{LTV} pair has become 'champion': the latest pair ({CHURN} v1, run "
+            f"{candidates['run']}) stayed challenger") in text
+    assert "roc_auc 0.8765 vs recency 0.8875" in text
+    assert "does not beat the recency baseline" in text
+    assert "To score with it anyway: `churnml score --alias challenger`" in text
+    assert "retrain with tracking.promotion_rule: paired" in text
+    cfg = config(uri=store)
+    cfg.scoring.model_alias = tr.CHALLENGER
+    models = load_scoring_models(cfg)
+    assert models.version == f"{CHURN} v1, {LTV} v1"
+    # under the paired rule the same backtest makes the pair champion
+    again = promote_pair(table, METRICS, pair, store, run_id=candidates["run"],
+                         rule="paired", folds=GROCERY)
+    assert again.promote and champions(store) == ("1", "1")
 
 
 # ----------------------------------------------------------------------- pairs
@@ -360,6 +459,20 @@ def test_logged_models_hold_no_pickle(store, pair_models, model_data, tmp_path):
     assert np.array_equal(loaded.predict_proba(X), pair_models[0][0].predict_proba(X))
 
 
+def test_registration_prints_nothing(store, pair_models, model_data, capfd):
+    """MLflow's "Successfully registered model" / "Created version" lines stay out of
+    routine runs."""
+    candidates = log_pair(store, pair_models[0], model_data.X_train, summary(0.8, 0.7, 0.6, 0.5))
+    log_pair(store, pair_models[1], model_data.X_train, summary(0.8, 0.7, 0.6, 0.5))
+    err = capfd.readouterr().err
+    assert "Successfully registered" not in err and "Created version" not in err
+    with tr.tracking(store) as client:
+        mv = client.get_model_version(CHURN, "2")
+        assert client.get_registered_model(CHURN).aliases == {tr.CHALLENGER: 2}
+    assert candidates["churn"] == (CHURN, "1") and mv.run_id != candidates["run"]
+    assert mv.source.startswith("models:/m-")
+
+
 def test_missing_store_is_not_created(tmp_path):
     missing = tmp_path / "typo" / "mlflow.db"
     uri = f"sqlite:///{missing}"
@@ -395,7 +508,7 @@ from pathlib import Path
 from churnml.training.tracking import log_metrics, start_run
 uri, barrier, me = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 (barrier / me).touch()  # imported and ready: start together
-deadline = time.time() + 120
+deadline = time.time() + 3600  # the other may import slowly on a busy machine
 while len(list(barrier.iterdir())) < 2 and time.time() < deadline:
     time.sleep(0.001)
 with start_run("race", tracking_uri=uri):
@@ -416,7 +529,7 @@ def test_two_runs_on_a_new_store_do_not_race(tmp_path):
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
              for i in range(2)]
-    results = [p.communicate(timeout=300) for p in procs]
+    results = [p.communicate(timeout=HANG_CEILING_S) for p in procs]
     for p, (_, err) in zip(procs, results, strict=True):
         assert p.returncode == 0, err[-2000:]
     with tr.tracking(uri, read_only=True) as client:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from ceilings import HANG_CEILING_S
 from typer.testing import CliRunner
 
 from churnml.config import Config, DataConfig, load_config
@@ -129,7 +130,7 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env["COLUMNS"] = str(WIDTH)
     code = "from churnml.cli import app; app()"
     return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=HANG_CEILING_S)
 
 
 @pytest.mark.slow

@@ -192,6 +192,29 @@ def test_cli_export_writes_the_champions(runs, config_file, X, tmp_path) -> None
     assert res.exit_code == 2 and "gold" in res.output
 
 
+def test_cli_score_alias_scores_the_challenger(runs, config_file, tmp_path) -> None:
+    """`score --alias challenger` scores with the pair that did not become champion (v2)."""
+    res = runner.invoke(app, ["score", "--config", str(config_file), "--alias", "challenger",
+                              "--out", str(tmp_path / "scores.parquet"),
+                              "--segments-dir", str(tmp_path / "segments")])
+    assert res.exit_code == 0, res.output
+    assert "scored with pipeline-test-churn v2, pipeline-test-ltv v2" in res.output
+    scores = pd.read_parquet(tmp_path / "scores.parquet")
+    assert set(scores["model_version"]) == {"pipeline-test-churn v2, pipeline-test-ltv v2"}
+
+
+def test_cli_score_before_any_data_is_a_clear_error(runs, config_file, tmp_path) -> None:
+    res = runner.invoke(app, ["score", "--config", str(config_file), "--cutoff", "2000-01-01",
+                              "--out", str(tmp_path / "s.parquet")])
+    assert res.exit_code == 2, res.output
+    out = " ".join(res.output.split())
+    assert "error: cutoff 2000-01-01 00:00:00 is at or before the first record of the data" \
+        in out
+    assert "nothing to score" in out and "No objects to concatenate" not in out
+    assert "warning" not in out
+    assert not (tmp_path / "s.parquet").exists()
+
+
 def test_grouped_kfold_trains_at_one_cutoff(cfg, data) -> None:
     kfold = cfg.model_copy(update={"training": TrainingConfig(backtest="grouped_kfold")})
     latest = labelled_cutoffs(data, cfg.churn)[-1]
@@ -211,6 +234,23 @@ def test_bad_training_settings_name_the_config_key(cfg, data) -> None:
                                                                 kfold_cutoff="soon")})
     with pytest.raises(ConfigError, match="training.kfold_cutoff"):
         training_cutoffs(data, no_date)
+
+
+def test_first_cutoff_after_the_data_says_so(cfg, data) -> None:
+    late = cfg.model_copy(update={"training": TrainingConfig(first_cutoff="2100-01-01")})
+    with pytest.raises(ConfigError) as caught:
+        training_cutoffs(data, late)
+    text = str(caught.value)
+    assert text.startswith(f"training.first_cutoff 2100-01-01 00:00:00 is after all the data "
+                           f"(the data run from {data.start} to {data.end}): no cutoff to "
+                           "train on; set it at least 90 days (the label window) before")
+    assert "shorter than" not in text
+    end = pd.Timestamp(data.end)
+    close = cfg.model_copy(update={"training": TrainingConfig(
+        first_cutoff=str((end - pd.Timedelta(days=30)).date()))})
+    with pytest.raises(ConfigError, match="leaves less than the 90-day label window before "
+                       "the end of the data"):
+        training_cutoffs(data, close)
 
 
 def test_feature_spec_follows_the_config_and_adds_the_horizon(cfg) -> None:

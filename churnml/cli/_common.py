@@ -7,7 +7,6 @@ import os
 import sys
 import warnings
 from contextlib import contextmanager
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -15,9 +14,11 @@ from typing import Annotated
 import numpy as np
 import pandas as pd
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
-from churnml.config import Config, DataConfig, default_config, load_config
+from churnml.config import Config, DataConfig, config_error, default_config, load_config
+from churnml.data.timestamps import parse_iso_timestamp  # noqa: F401 (re-export)
 from churnml.paths import portable
 
 app = typer.Typer(
@@ -80,8 +81,11 @@ def resolve_config(config: Path | None, dataset: str | None, data: Path | None) 
         raise typer.BadParameter("give --dataset or --data, not both")
     cfg = load_config(config) if config else default_config("simulated")
     if dataset is not None:
-        cfg.data = DataConfig(dataset=dataset, seed=cfg.data.seed,
-                              simulated_customers=cfg.data.simulated_customers)
+        try:
+            cfg.data = DataConfig(dataset=dataset, seed=cfg.data.seed,
+                                  simulated_customers=cfg.data.simulated_customers)
+        except ValidationError as exc:
+            raise config_error(exc, names={"dataset": "--dataset"}) from None
     elif data is not None:
         cfg.data = DataConfig(dir=str(data), timezone=cfg.data.timezone,
                               currency=cfg.data.currency, tables=cfg.data.tables,
@@ -118,24 +122,6 @@ def printed_warnings(*categories: type[Warning]):
                     err.print(f"[yellow]warning:[/yellow] {w.message}", highlight=False)
                 else:
                     warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-
-
-def parse_iso_timestamp(text: str, option: str, timezone: str = "UTC") -> pd.Timestamp:
-    """A date or timestamp given on the command line: ISO 8601 only (``2024-02-01``,
-    ``2024-02-01T08:30``, ``2024-02-01 08:30:00+01:00``); day/month orders such as
-    ``01/02/2024`` are refused, never guessed. An aware value is converted to ``timezone``
-    (business time) and made naive."""
-    try:
-        value = pd.Timestamp(datetime.fromisoformat(text.strip()))
-    except ValueError as exc:
-        raise ValueError(
-            f"{option} {text!r}: not an ISO 8601 date or timestamp; write YYYY-MM-DD or "
-            "YYYY-MM-DDTHH:MM[:SS] (e.g. 2024-02-01), never a day/month order like "
-            "01/02/2024, which is ambiguous"
-        ) from exc
-    if value.tzinfo is not None:
-        value = value.tz_convert(timezone).tz_localize(None)
-    return value
 
 
 def period_label(ts: pd.Timestamp, period: str) -> str:
@@ -215,5 +201,8 @@ def warn_trust_pickle(path: str | Path) -> None:
 
 
 def fail(exc: Exception) -> None:
-    err.print(f"[bold red]error:[/bold red] {exc}")
+    """Print ``error: <exc>`` (its text verbatim: ``[name]`` is not rich markup) and exit 2."""
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/bold red] {escape(str(exc))}")
     raise typer.Exit(code=2)

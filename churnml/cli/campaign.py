@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -18,10 +19,11 @@ from churnml.cli._common import (
     err,
     fail,
     load,
+    parse_iso_timestamp,
     resolve_config,
     step,
 )
-from churnml.errors import ChurnmlError
+from churnml.errors import ChurnmlError, DataWarning
 from churnml.paths import portable
 
 campaign_app = typer.Typer(
@@ -73,8 +75,8 @@ def plan_cmd(
         float | None, typer.Option("--control-share", help="holdout share per segment "
                                    "(default: uplift.control_share)")] = None,
     contact_date: Annotated[
-        str | None, typer.Option("--contact-date", help="contact time recorded in the log "
-                                 "(default: the scores' cutoff)")] = None,
+        str | None, typer.Option("--contact-date", help="contact time recorded in the log, "
+                                 "ISO 8601 (default: the scores' cutoff)")] = None,
     log: Annotated[
         Path | None, typer.Option("--log", help="append the campaign log to this campaigns "
                                   "table (e.g. data/campaigns.csv)")] = None,
@@ -87,14 +89,20 @@ def plan_cmd(
         cfg = resolve_config(config, dataset, data)
         if control_share is not None:
             cfg.uplift.control_share = control_share
+        contact_ts = (None if contact_date is None else
+                      parse_iso_timestamp(contact_date, "--contact-date", cfg.data.timezone))
         frame = _read_scores(scores or _default_scores(cfg))
         names = [s.strip() for s in segments.split(",") if s.strip()] if segments else None
-        result, files = plan(cfg, frame, campaign, segments=names, contact_ts=contact_date,
-                             log_path=log)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)  # printed below from the plan
+            result, files = plan(cfg, frame, campaign, segments=names, contact_ts=contact_ts,
+                                 log_path=log)
     except (ChurnmlError, ValueError, FileNotFoundError) as exc:
         fail(exc)
     for note in result.notes:
         err.print(f"  {note}")
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     emit(result.summary(), OutFormat.table, None, f"Campaign {campaign}: customers per arm")
     err.print(f"[green]✓[/green] wrote {portable(files['contacts'].parent)} (contacts.csv, "
               f"campaign_log.csv, to_contact/)" + (f"; appended to {files['log']}"

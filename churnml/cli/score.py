@@ -57,6 +57,12 @@ def score(
     tracking_uri: Annotated[
         str | None, typer.Option("--tracking-uri", help="MLflow store (default: tracking.uri)")
     ] = None,
+    alias: Annotated[
+        str | None,
+        typer.Option("--alias", help="registry alias to score with, e.g. challenger: the pair "
+                     "trained last that did not become champion (default: "
+                     "scoring.model_alias, champion)"),
+    ] = None,
     escape_formulas: Annotated[
         bool | None,
         typer.Option("--escape-formulas/--no-escape-formulas",
@@ -79,8 +85,9 @@ def score(
     scores, segment_summary.csv and one CSV per segment; prints the segment summary."""
     from mlflow.exceptions import MlflowException
 
-    from churnml.data.customer_data import cutoff_warnings
+    from churnml.data.customer_data import check_cutoff, cutoff_warnings
     from churnml.pipeline import (
+        check_score_config,
         default_cutoff,
         load_scoring_models,
         score_customers,
@@ -90,6 +97,9 @@ def score(
 
     try:
         cfg = resolve_config(config, dataset, data)
+        if alias is not None:
+            cfg.scoring.model_alias = alias
+        check_score_config(cfg)  # rules read known names: before any data or model is loaded
         if scored_at is not None:  # ISO 8601 only, like --cutoff (checked before any work)
             parse_iso_timestamp(scored_at, "--scored-at")
         out_dir = Path(cfg.output_dir)
@@ -117,6 +127,7 @@ def score(
                       highlight=False)
         else:
             cut = parse_iso_timestamp(cutoff, "--cutoff", cfg.data.timezone)
+            check_cutoff(customer_data, cut)
             for note in cutoff_warnings(customer_data, cut):
                 err.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
         if (overlap := models.overlap_warning(cut)) is not None:

@@ -63,7 +63,7 @@ def train(
     """Backtest the churn and LTV models against naive baselines, fit them on all labelled
     cutoffs, log the run to MLflow and register both models (alias challenger; champion if
     better on the configured backtest metric)."""
-    from churnml.training.train import summary_tables
+    from churnml.training.train import candidate_costs, summary_tables
     from churnml.training.train import train as run_training
 
     try:
@@ -83,6 +83,12 @@ def train(
         fail(exc)
     for task, table in summary_tables(result.summary).items():
         _print_table(table, TITLES[task])
+    selection = pd.concat([result.backtest.selection, result.models.selection],
+                          ignore_index=True)
+    for row in candidate_costs(selection).itertuples():
+        err.print(f"  {row.task} candidate {row.params}: chosen {row.chosen} of "
+                  f"{row.selections} selections, {row.seconds:.1f} s of inner fits",
+                  soft_wrap=True, markup=False, highlight=False)
     for reg in result.registrations.values():
         champion = "none" if reg.champion_version is None else f"v{reg.champion_version}"
         verdict = ("promoted to champion" if reg.promoted

@@ -15,7 +15,7 @@ from churnml.data.validation import (
     raise_if_any,
     validate_table,
 )
-from churnml.errors import DataValidationError, DataWarning
+from churnml.errors import ChurnmlError, DataValidationError, DataWarning
 
 ID_COLUMNS = {"customer_id", "referred_by"}
 
@@ -278,16 +278,56 @@ def data_start(data: CustomerData) -> pd.Timestamp:
     return pd.Timestamp(min(t for t in earliest if pd.notna(t)))
 
 
+def _timestamps(data: CustomerData) -> list[pd.Series]:
+    return [df[c] for n, df in data.tables().items() for c in df.columns
+            if pd.api.types.is_datetime64_any_dtype(df[c].dtype) and n != "campaigns"]
+
+
+def quiet_days(data: CustomerData) -> int:
+    """The longest run of consecutive calendar days without any record between the first
+    and the last recorded day (e.g. 1 for a shop closed on Sundays): how long the data may
+    stay silent while still being collected."""
+    days = pd.concat([s.dropna().dt.normalize() for s in _timestamps(data)], ignore_index=True)
+    days = pd.DatetimeIndex(days.unique()).sort_values()
+    if len(days) < 2:
+        return 0
+    return int(max((days[1:] - days[:-1]).days.max() - 1, 0))
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 day``, ``3 days``, ``1,200 customers``."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
 def cutoff_warnings(data: CustomerData, cutoff: pd.Timestamp | str) -> list[str]:
-    """Why scoring at ``cutoff`` is suspicious: it lies before the data start (no customer
-    known yet) or after the data end (:func:`data_end`: recency grows with no data)."""
+    """Why scoring at ``cutoff`` is suspicious: it lies after the data end (:func:`data_end`:
+    recency grows with no data). An inferred end (midnight after the last record) is a lower
+    bound: the data may have been extracted later with nothing recorded in between, so a
+    cutoff up to ``max(1, quiet_days)`` days after it (:func:`quiet_days`) is not suspicious;
+    after a configured ``data.end`` any cutoff is. A cutoff before the data is an error
+    (:func:`check_cutoff`)."""
     cut = pd.Timestamp(cutoff)
     start, end = data_start(data), data_end(data)
     if cut <= start:
         return [f"cutoff {cut} is at or before the start of the data ({start}): no customer "
                 "history is known then"]
-    if cut > end:
-        return [f"cutoff {cut} lies after the end of the data ({end}): every customer looks "
-                f"{(cut - end).days:,} days more inactive than the data show; score at the "
-                "data end (the default) or set data.end"]
-    return []
+    if cut <= end:
+        return []
+    late = cut - end
+    if data.end_configured is None and late <= pd.Timedelta(days=max(1, quiet_days(data))):
+        return []
+    days = late.days + (1 if late % pd.Timedelta(days=1) else 0)  # started days
+    return [f"cutoff {cut} lies after the end of the data ({end}): every customer looks up "
+            f"to {plural(days, 'day')} more inactive than the data show; score at the data "
+            "end (the default) or set data.end"]
+
+
+def check_cutoff(data: CustomerData, cutoff: pd.Timestamp | str) -> None:
+    """Refuse a scoring cutoff at or before the first record: no customer exists yet."""
+    cut = pd.Timestamp(cutoff)
+    start, end = data_start(data), data_end(data)
+    if cut <= start:
+        raise ChurnmlError(
+            f"cutoff {cut} is at or before the first record of the data ({start}): no "
+            f"customer is known then, so there is nothing to score; choose a cutoff after "
+            f"{start.date()} (the data end, {end}, is the default)")

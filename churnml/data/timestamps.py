@@ -282,3 +282,21 @@ def _check_awareness(values: pd.Series, formats: list[str]) -> None:
             "value or remove it from every value",
             rows=rows, values=[values[r] for r in rows], n_rows=int(aware.sum()),
         )
+
+
+def parse_iso_timestamp(text: str, option: str, timezone: str = "UTC") -> pd.Timestamp:
+    """A date or timestamp given by a user (a command-line flag, a function argument): ISO
+    8601 only (``2024-02-01``, ``2024-02-01T08:30``, ``2024-02-01 08:30:00+01:00``); day/month
+    orders such as ``01/02/2024`` are refused, never guessed. An aware value is converted to
+    ``timezone`` (business time) and made naive."""
+    try:
+        value = pd.Timestamp(datetime.fromisoformat(str(text).strip()))
+    except ValueError as exc:
+        raise ValueError(
+            f"{option} {text!r}: not an ISO 8601 date or timestamp; write YYYY-MM-DD or "
+            "YYYY-MM-DDTHH:MM[:SS] (e.g. 2024-02-01), never a day/month order like "
+            "01/02/2024, which is ambiguous"
+        ) from exc
+    if value.tzinfo is not None:
+        value = value.tz_convert(timezone).tz_localize(None)
+    return value

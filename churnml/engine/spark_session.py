@@ -10,6 +10,10 @@ with these defaults (every key can be overridden by ``features.spark_conf``):
   the training rows, the segment summary).
 * ``-XX:+ExitOnOutOfMemoryError`` in ``spark.driver.extraJavaOptions``: a JVM out of heap
   exits at once (exit code 3) instead of leaving a dead thread that Python waits on forever.
+* ``spark.sql.execution.arrow.pyspark.fallback.enabled`` false: pandas <-> Spark through
+  Arrow or an error, never a silent fallback to row-by-row conversion in Python, which is
+  orders of magnitude slower and, once the driver has died, spent minutes converting rows
+  for a dead JVM (on a busy machine) before the failure surfaced.
 * local masters: ``spark.sql.shuffle.partitions`` = 2 x the cores used (Spark's 200 are
   tiny tasks on one machine), no console progress bar.
 
@@ -88,6 +92,7 @@ def session_conf(master: str, driver_memory: str = AUTO,
         "spark.driver.memory": memory,
         "spark.driver.maxResultSize": f"{int(mb * RESULT_SIZE_SHARE)}m",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",
         "spark.sql.session.timeZone": "UTC",
     }
     cores = local_cores(master)

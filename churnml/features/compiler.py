@@ -444,8 +444,8 @@ def _derived_sql(f: DerivedFeature, sql_of: Mapping[str, str]) -> str:
         return f"({args[0]} / NULLIF({args[1]}, 0))"
     if f.op == "difference":
         return f"({args[0]} - {args[1]})"
-    if f.op == "greatest":
-        return f"greatest({', '.join(args)})"
+    if f.op == "greatest":  # Spark's greatest() needs two or more arguments, DuckDB's one
+        return f"greatest({', '.join(args)})" if len(args) > 1 else f"({args[0]})"
     if f.op in ("at_most", "below"):
         cmp = "<=" if f.op == "at_most" else "<"
         return (

@@ -8,6 +8,8 @@ trees x leaves x depth^2. Determinism follows the LightGBM docs: ``deterministic
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import lightgbm as lgb
@@ -146,14 +148,206 @@ class BoosterModel:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> BoosterModel:
+        """The booster of a state; its text is checked by :func:`checked_model_text` first
+        (an edited file is an error, never a crash of LightGBM's parser)."""
         from churnml.models._state import ModelStateError, require
 
-        text = require(state, "model", str)
+        objective = require(state, "objective", str)
+        n_iter = require(state, "n_iter", int)
+        text, info = checked_model_text(require(state, "model", str))
+        if info.objective != objective:
+            raise ModelStateError(f"LightGBM model: objective {info.objective!r} in the text, "
+                                  f"{objective!r} in the state")
+        if not 0 < n_iter <= info.n_iterations:
+            raise ModelStateError(f"LightGBM model: n_iter {n_iter} but the text holds "
+                                  f"{info.n_iterations} iteration(s)")
         try:
             booster = lgb.Booster(model_str=text)
         except lgb.basic.LightGBMError as exc:
             raise ModelStateError(f"unreadable LightGBM model text: {exc}") from exc
-        return cls(booster, require(state, "objective", str), require(state, "n_iter", int))
+        return cls(booster, objective, n_iter)
+
+    def check_features(self, names: Any, model: str) -> None:
+        """Refuse a booster fitted on other features than ``names`` (the columns ``model``
+        feeds it): the error names both lists instead of a reshape error at prediction."""
+        from churnml.models._state import ModelStateError
+
+        want = [re.sub(r"\s", "_", str(n)) for n in names]
+        got = list(self.booster_.feature_name())
+        if got != want:
+            raise ModelStateError(
+                f"{model}: its LightGBM booster takes {len(got)} feature(s) {_listed(got)} but "
+                f"the model feeds it {len(want)}: {_listed(want)}; the booster belongs to "
+                "another model")
+
+
+@dataclass(frozen=True)
+class ModelTextInfo:
+    """What :func:`checked_model_text` read from a LightGBM text model's header."""
+
+    objective: str
+    feature_names: list[str]
+    n_trees: int
+    n_iterations: int
+
+
+# Per-tree arrays of LightGBM's text format: one value per split (num_leaves - 1) or leaf.
+SPLIT_ARRAYS = ("split_feature", "split_gain", "threshold", "decision_type", "left_child",
+                "right_child", "internal_value", "internal_weight", "internal_count")
+LEAF_ARRAYS = ("leaf_value", "leaf_weight", "leaf_count")
+INT_ARRAYS = ("split_feature", "decision_type", "left_child", "right_child", "cat_boundaries",
+              "cat_threshold")
+# read here as numbers (the tree's structure); LightGBM's sequential parser reads the others
+# and raises a catchable error on a value that is not a number
+STRUCTURE_ARRAYS = (*INT_ARRAYS, "threshold")
+HEADER_KEYS = ("version", "num_class", "num_tree_per_iteration", "max_feature_idx",
+               "feature_names", "objective")
+SHOWN_NAMES = 8
+
+
+def _listed(names: list[str]) -> str:
+    return str(names[:SHOWN_NAMES])[:-1] + (", ...]" if len(names) > SHOWN_NAMES else "]")
+
+
+def checked_model_text(text: str) -> tuple[str, ModelTextInfo]:
+    """Validate a LightGBM text model before LightGBM parses it; returns the text to hand to
+    ``lgb.Booster(model_str=...)`` and what its header says.
+
+    LightGBM's parser trusts its input: an edited tree aborts the process (its parallel tree
+    parser terminates on an error) and out-of-range split features or children are read as
+    they are. Checked here: the header (``HEADER_KEYS``, one name per feature), the tree
+    blocks (count a multiple of the trees per iteration, ``tree_sizes`` agreeing), and per
+    tree the array lengths, split features within ``max_feature_idx``, categorical bounds,
+    and children forming one tree from the root (each node reached exactly once).
+    The returned text lacks the ``tree_sizes`` line, so LightGBM parses the trees one by one
+    and reports any remaining problem as an exception. Errors raise ``ModelStateError``."""
+    from churnml.models._state import ModelStateError
+
+    def bad(message: str) -> ModelStateError:
+        return ModelStateError(f"LightGBM model text: {message}")
+
+    lines = text.split("\n")
+    if lines[0].strip() != "tree":
+        raise bad("does not start with the line 'tree'")
+    header: dict[str, str] = {}
+    i = 1
+    while i < len(lines) and not lines[i].startswith("Tree=") and lines[i] != "end of trees":
+        key, sep, value = lines[i].partition("=")
+        if sep:
+            header[key] = value
+        i += 1
+    first_tree = i
+    missing = [k for k in HEADER_KEYS if k not in header]
+    if missing:
+        raise bad(f"header lacks {missing}")
+    n_features = _int(header["max_feature_idx"], "max_feature_idx", bad) + 1
+    names = header["feature_names"].split(" ")
+    if n_features < 1 or len(names) != n_features:
+        raise bad(f"{len(names)} feature name(s) for max_feature_idx {n_features - 1}")
+    per_iteration = _int(header["num_tree_per_iteration"], "num_tree_per_iteration", bad)
+    if per_iteration < 1 or _int(header["num_class"], "num_class", bad) < 1:
+        raise bad("num_class and num_tree_per_iteration must be positive")
+    trees: list[dict[str, str]] = []
+    while i < len(lines) and lines[i].startswith("Tree="):
+        if lines[i] != f"Tree={len(trees)}":
+            raise bad(f"line {i + 1}: {lines[i][:40]!r} where 'Tree={len(trees)}' belongs")
+        block: dict[str, str] = {}
+        i += 1
+        while i < len(lines) and lines[i] != "":
+            key, sep, value = lines[i].partition("=")
+            if not sep or key in block:
+                raise bad(f"tree {len(trees)}: line {i + 1} {lines[i][:40]!r} is not a new "
+                          "key=value")
+            block[key] = value
+            i += 1
+        trees.append(block)
+        while i < len(lines) and lines[i] == "":
+            i += 1
+    if i >= len(lines) or lines[i] != "end of trees":
+        raise bad(f"no 'end of trees' after {len(trees)} tree(s) (line {i + 1})")
+    if not trees or len(trees) % per_iteration:
+        raise bad(f"{len(trees)} tree(s) for {per_iteration} tree(s) per iteration")
+    if "tree_sizes" in header and len(header["tree_sizes"].split(" ")) != len(trees):
+        raise bad(f"tree_sizes lists {len(header['tree_sizes'].split(' '))} sizes for "
+                  f"{len(trees)} trees")
+    for t, block in enumerate(trees):
+        _check_tree(block, n_features, lambda m, t=t: bad(f"tree {t}: {m}"))
+    body = [ln for ln in lines[:first_tree] if not ln.startswith("tree_sizes=")]
+    info = ModelTextInfo(header["objective"].split(" ")[0], names, len(trees),
+                         len(trees) // per_iteration)
+    return "\n".join(body + lines[first_tree:]), info
+
+
+def _int(value: str, key: str, bad: Any) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise bad(f"{key}={value[:40]!r} is not an integer") from None
+
+
+def _check_tree(block: dict[str, str], n_features: int, bad: Any) -> None:
+    """One tree block of :func:`checked_model_text`."""
+    for key in ("num_leaves", "num_cat", "leaf_value"):
+        if key not in block:
+            raise bad(f"lacks {key}")
+    n_leaves, n_cat = _int(block["num_leaves"], "num_leaves", bad), _int(
+        block["num_cat"], "num_cat", bad)
+    if n_leaves < 1 or n_cat < 0:
+        raise bad(f"num_leaves {n_leaves}, num_cat {n_cat}")
+    if block.get("is_linear", "0") != "0":
+        raise bad("linear trees are not supported")
+    arrays: dict[str, np.ndarray] = {}
+    wanted = {**dict.fromkeys(LEAF_ARRAYS, n_leaves),
+              **dict.fromkeys(SPLIT_ARRAYS, n_leaves - 1 if n_leaves > 1 else None)}
+    if n_cat:
+        wanted.update(cat_boundaries=n_cat + 1, cat_threshold=None)
+    for key, n in wanted.items():
+        if key not in block:
+            if key in ("leaf_value", "split_feature", "threshold", "decision_type",
+                       "left_child", "right_child", "cat_boundaries", "cat_threshold") \
+                    and n is not None:
+                raise bad(f"lacks {key}")
+            continue
+        values = block[key].split(" ") if block[key] else []
+        if n is not None and len(values) != n:
+            raise bad(f"{key} has {len(values)} value(s), expected {n}")
+        if key not in STRUCTURE_ARRAYS:
+            continue
+        try:
+            arrays[key] = np.array(values, dtype=np.int64 if key in INT_ARRAYS else float)
+        except (ValueError, OverflowError):
+            raise bad(f"{key} holds a value that is not a number") from None
+    if n_leaves == 1:
+        return
+    feature = arrays["split_feature"]
+    if ((feature < 0) | (feature >= n_features)).any():
+        raise bad(f"split_feature outside 0..{n_features - 1}")
+    categorical = (arrays["decision_type"] & 1).astype(bool)
+    if categorical.any():
+        if not n_cat:
+            raise bad("a categorical split without num_cat")
+        bounds, cats = arrays["cat_boundaries"], arrays["cat_threshold"]
+        if bounds[0] != 0 or (np.diff(bounds) < 0).any() or bounds[-1] != len(cats):
+            raise bad("cat_boundaries do not index cat_threshold")
+        index = arrays["threshold"][categorical]
+        if ((index != np.round(index)) | (index < 0) | (index >= n_cat)).any():
+            raise bad(f"a categorical threshold outside 0..{n_cat - 1}")
+    left, right = arrays["left_child"].tolist(), arrays["right_child"].tolist()
+    seen_nodes, seen_leaves, stack = {0}, set(), [0]
+    while stack:
+        node = stack.pop()
+        for child in (left[node], right[node]):
+            if child >= 0:
+                if child >= n_leaves - 1 or child in seen_nodes:
+                    raise bad(f"node {node} has child {child}: not a tree")
+                seen_nodes.add(child)
+                stack.append(child)
+            else:
+                if ~child >= n_leaves or ~child in seen_leaves:
+                    raise bad(f"node {node} has leaf {~child}: not a tree")
+                seen_leaves.add(~child)
+    if len(seen_nodes) != n_leaves - 1 or len(seen_leaves) != n_leaves:
+        raise bad("some nodes or leaves are not reached from the root")
 
 
 def fit_booster(

@@ -65,6 +65,8 @@ they reproduce the published estimates (``tests/test_btyd.py``). Estimators:
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from typing import Any, Literal
 
 import numpy as np
@@ -322,6 +324,33 @@ def fit_gamma_gamma(m: np.ndarray, n: np.ndarray) -> np.ndarray:
     return params
 
 
+_FITTED: OrderedDict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+FIT_CACHE_SIZE = 8  # population fits kept (a backtest fold fits the same rows 2-4 times)
+
+
+def population_params(kind: BTYDKind, st: dict[str, np.ndarray]) -> tuple[np.ndarray,
+                                                                          np.ndarray]:
+    """Transaction and Gamma-Gamma parameters fitted to the summary statistics ``st``
+    (:func:`summary_statistics`), once per distinct ``(kind, rows)``: the churn and the value
+    candidate of a fold, and its inner selection and final fit, share one fit (a maximum-
+    likelihood fit is a pure function of the rows, so the cached result is the same)."""
+    digest = hashlib.sha256()
+    for key in ("x", "t_x", "T", "m", "n"):
+        digest.update(np.ascontiguousarray(st[key], dtype=float).tobytes())
+        digest.update(b"|")
+    key = (kind, digest.hexdigest())
+    if key in _FITTED:
+        _FITTED.move_to_end(key)
+        return _FITTED[key]
+    params = fit_transaction_model(kind, st["x"], st["t_x"], st["T"])
+    buyers = st["m"] > 0
+    spend = fit_gamma_gamma(st["m"][buyers], st["n"][buyers])
+    _FITTED[key] = (params, spend)
+    while len(_FITTED) > FIT_CACHE_SIZE:
+        _FITTED.popitem(last=False)
+    return params, spend
+
+
 @stateful
 class BTYDFeatures(TransformerMixin, BaseEstimator):
     """Append BTYD predictions (:data:`OUTPUTS`) to a churnml feature frame.
@@ -353,9 +382,7 @@ class BTYDFeatures(TransformerMixin, BaseEstimator):
         if self.horizon_days <= 0:
             raise ValueError(f"horizon_days must be > 0, got {self.horizon_days}")
         st = summary_statistics(X)
-        self.params_ = fit_transaction_model(self.kind, st["x"], st["t_x"], st["T"])
-        buyers = st["m"] > 0
-        self.spend_params_ = fit_gamma_gamma(st["m"][buyers], st["n"][buyers])
+        self.params_, self.spend_params_ = (p.copy() for p in population_params(self.kind, st))
         self.n_features_in_ = X.shape[1]
         return self
 

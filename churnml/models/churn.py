@@ -273,6 +273,10 @@ class ChurnClassifier(FrameModelMixin, ClassifierMixin, BaseEstimator):
         est._set_encoder(FrameEncoder.from_state(require(state, "encoder", dict)))
         est.classes_ = np.array([0, 1])
         est.model_ = BoosterModel.from_state(require(state, "booster", dict))
+        est.model_.check_features(est.feature_names_in_, cls.__name__)
+        if est.model_.objective != "binary":
+            raise ModelStateError(f"{cls.__name__}: its booster has objective "
+                                  f"{est.model_.objective!r}, not 'binary' (a classifier's)")
         est.n_iter_ = est.model_.n_iter_
         cal = require(state, "calibrator", (dict, type(None)))
         est.calibrator_ = None if cal is None else LogOddsCalibrator.from_state(cal)

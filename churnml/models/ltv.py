@@ -314,7 +314,9 @@ class LTVModel(FrameModelMixin, RegressorMixin, BaseEstimator):
         for attr, booster in boosters.items():
             if not BOOSTER_ATTR.match(attr):
                 raise ModelStateError(f"LTVModel: {attr!r} is not a booster attribute name")
-            setattr(est, attr, BoosterModel.from_state(booster))
+            model = BoosterModel.from_state(booster)
+            model.check_features(est.feature_names_in_, f"{cls.__name__}.{attr}")
+            setattr(est, attr, model)
         est.balance_scale_ = float(require(state, "balance_scale", (int, float)))
         est.if_retained_ = require(state, "if_retained", str)
         if est.if_retained_ not in IF_RETAINED[1:]:

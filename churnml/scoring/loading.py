@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from churnml.errors import DataValidationError, ModelMismatchError
+from churnml.errors import DataValidationError, ModelMismatchError, ModelSourceError
 from churnml.models._preprocess import CATEGORICAL, FEATURE_TABLE, NUMERIC, is_categorical
 
 MODELS_PREFIX = "models:/"
@@ -128,15 +128,23 @@ def load_registered(
 
 def load_registered_pair(
     churn_name: str, ltv_name: str, alias: str, tracking_uri: str,
-    expected: Mapping[str, str] | None = None,
+    expected: Mapping[str, str] | None = None, allow_missing_lineage: bool = False,
 ) -> ScoringModels:
     """The pair behind ``alias`` (module docstring) from a store opened read-only; with
-    ``expected`` (a lineage), models trained for another setup are refused."""
+    ``expected`` (a lineage), models trained for another setup are refused, and models
+    without lineage unless ``allow_missing_lineage``."""
+    from churnml.training.champion import no_champion_hint
     from churnml.training.lineage import check_lineage
     from churnml.training.tracking import load_model, resolve_pair, tracking
 
     with tracking(tracking_uri, read_only=True) as client:
-        pair = resolve_pair(churn_name, ltv_name, alias, tracking_uri, client)
+        try:
+            pair = resolve_pair(churn_name, ltv_name, alias, tracking_uri, client)
+        except ModelSourceError as exc:
+            hint = no_champion_hint(client, churn_name, ltv_name, alias)
+            if hint is None:
+                raise
+            raise ModelSourceError(f"{exc}\n{hint}") from None
         runs = {mv.name: client.get_run(mv.run_id).data for mv in (pair.churn, pair.ltv)}
         tags = {name: run.tags for name, run in runs.items()}
         window = {k.removeprefix("window."): v for k, v in runs[churn_name].params.items()
@@ -146,7 +154,8 @@ def load_registered_pair(
     labels = {mv.name: f"{mv.name} v{mv.version}" for mv in (pair.churn, pair.ltv)}
     if expected is not None:
         for name, run_tags in tags.items():
-            check_lineage(run_tags, expected, f"{labels[name]} ({tracking_uri})")
+            check_lineage(run_tags, expected, f"{labels[name]} ({tracking_uri})",
+                          allow_missing_lineage)
     churn_pinned = f"{MODELS_PREFIX}{churn_name}/{pair.churn.version}"
     ltv_pinned = f"{MODELS_PREFIX}{ltv_name}/{pair.ltv.version}"
     return ScoringModels(
@@ -163,16 +172,19 @@ def load_registered_pair(
 
 def load_exported_models(
     models_dir: str | Path, churn_name: str, ltv_name: str, trust_pickle: bool = False,
-    expected: Mapping[str, str] | None = None,
+    expected: Mapping[str, str] | None = None, allow_missing_lineage: bool = False,
 ) -> ScoringModels:
     """Both models from a ``churnml export`` folder (hashes checked against the cards; the
-    two cards must name one training run; pickles only with ``trust_pickle``); with
-    ``expected`` (a lineage), models trained for another setup are refused."""
+    two cards must name one training run; pickles only with ``trust_pickle``; each file
+    holds a model of its role with its card's features, :func:`check_exported_roles`);
+    with ``expected`` (a lineage), models trained for another setup are refused, and
+    models whose card records no lineage unless ``allow_missing_lineage``."""
     from churnml.training.export import load_exported
     from churnml.training.lineage import check_lineage
 
     churn = load_exported(models_dir, churn_name, trust_pickle)
     ltv = load_exported(models_dir, ltv_name, trust_pickle)
+    check_exported_roles(models_dir, {churn_name: churn, ltv_name: ltv}, churn_name)
     labels = [f"{name} v{m.card.get('version')}" for name, m in
               ((churn_name, churn), (ltv_name, ltv))]
     runs = churn.card.get("run_id"), ltv.card.get("run_id")
@@ -183,7 +195,8 @@ def load_exported_models(
         )
     if expected is not None:
         for label, model in zip(labels, (churn, ltv), strict=True):
-            check_lineage(model.card.get("tags", {}), expected, f"{label} ({models_dir})")
+            check_lineage(model.card.get("tags", {}), expected, f"{label} ({models_dir})",
+                          allow_missing_lineage)
     return ScoringModels(churn=churn.estimator, ltv=ltv.estimator,
                          churn_label=labels[0], ltv_label=labels[1],
                          training_window=churn.card.get("training_window"))
@@ -213,6 +226,33 @@ def with_survival(models: ScoringModels, name: str, alias: str, tracking_uri: st
     uri = f"{MODELS_PREFIX}{name}/{mv.version}"
     return replace(models, survival=load_model(uri, tracking_uri),
                    survival_label=f"{name} v{mv.version}"), None
+
+
+CHURN_METHODS = ("predict_proba",)  # what scoring calls on each model
+LTV_METHODS = ("predict", "predict_if_retained")
+
+
+def check_exported_roles(models_dir: str | Path, models: Mapping[str, Any],
+                         churn_name: str) -> None:
+    """Each exported file holds a model fit for its role (the churn file a classifier with
+    ``predict_proba``, the value file a value model) whose features are those of its card:
+    a file swapped for another model is an error naming it and both feature lists, not a
+    shape error at prediction."""
+    for name, model in models.items():
+        est, card = model.estimator, model.card
+        where = Path(models_dir) / str(card.get("file", name))
+        methods = CHURN_METHODS if name == churn_name else LTV_METHODS
+        role = "churn classifier" if name == churn_name else "value (LTV) model"
+        lacking = [m for m in methods if not callable(getattr(est, m, None))]
+        if lacking:
+            raise ModelMismatchError(f"{where}: holds a {type(est).__name__}, not a {role} "
+                                     f"(no {', '.join(lacking)}); re-run `churnml export`")
+        got = [str(f) for f in getattr(est, "feature_names_in_", [])]
+        want = [str(f) for f in card.get("features") or got]
+        if got != want:
+            raise ModelMismatchError(
+                f"{where}: the model takes {len(got)} feature(s) {got[:8]} but its card "
+                f"({name}.json) lists {len(want)}: {want[:8]}; re-run `churnml export`")
 
 
 def _kind(s: pd.Series) -> str:

@@ -27,6 +27,7 @@ re-runs give the same order. Everything but ``scored_at`` is a function of the i
 from __future__ import annotations
 
 import functools
+import re
 import tempfile
 import time
 import warnings
@@ -191,6 +192,23 @@ def builtin_feature_names() -> frozenset[str]:
     """Names of every built-in feature over the full data contract (the names a segment rule
     may read besides the model's and the spec's features)."""
     return frozenset(feature_descriptions())
+
+
+def check_config_rules(config: ScoringConfig, spec: FeatureSpec | None = None) -> None:
+    """Check the segment rules against the names knowable from the config alone (score
+    columns, named values, the features of ``spec`` and every built-in feature), before
+    data or models are loaded: an unknown name is a :class:`ConfigError` naming the segment.
+    Per-event-type counts (``<type>_<d>d``) depend on the data's event types unless the spec
+    pins them, so such names are left to the check at scoring time."""
+    spec = spec or FeatureSpec()
+    segments = seg.parse_segments(config)
+    known = {*feature_descriptions(spec), *builtin_feature_names()}
+    if spec.event_types is None:
+        windows = "|".join(str(d) for d in spec.engagement_windows_days)
+        event_count = re.compile(rf"^[a-z][a-z0-9_]*_({windows})d$")
+        known |= {c for s in segments if s.when for c in seg.columns_of(s.when, s.name)
+                  if event_count.match(c)}
+    seg.check_rule_names(segments, config, known)
 
 
 def feature_kinds(dtypes: Mapping[str, str]) -> dict[str, str]:

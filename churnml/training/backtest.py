@@ -25,6 +25,7 @@ cross-validation for model selection", BMC Bioinformatics 7).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -297,7 +298,8 @@ def select_candidate(
     ``horizon_days``: of BTYD candidates).
 
     Returns the winning overrides and a table ``task, candidate, params, metric, value,
-    selected``. With fewer than two candidates nothing is fitted.
+    selected, seconds`` (wall time of the candidate's inner fit and scoring). With fewer
+    than two candidates nothing is fitted.
     """
     candidates = training.churn_candidates if task == "churn" else training.ltv_candidates
     if len(candidates) < 2:
@@ -305,18 +307,20 @@ def select_candidate(
     metric = (training.churn_selection_metric if task == "churn"
               else training.ltv_selection_metric)
     fit, val = split
-    values = []
+    values, seconds = [], []
     for overrides in candidates:
+        start = time.perf_counter()
         est = make_estimator(task, training, overrides, horizon_days)
         _fit(task, est, X.iloc[fit], y[fit], groups[fit],
              None if retained is None else np.asarray(retained)[fit])
         values.append(_metrics(task, y[val], _score(task, est, X.iloc[val]))[metric])
+        seconds.append(time.perf_counter() - start)
     signed = np.asarray(values) * (1.0 if higher_is_better(metric) else -1.0)
     best = int(np.nanargmax(signed))
     table = pd.DataFrame({
         "task": task, "candidate": range(len(candidates)),
         "params": [str(c) for c in candidates], "metric": metric, "value": values,
-        "selected": np.arange(len(candidates)) == best,
+        "selected": np.arange(len(candidates)) == best, "seconds": seconds,
     })
     return dict(candidates[best]), table
 

@@ -7,6 +7,8 @@ all folds pooled) or the feature-importance table and returns a matplotlib
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -131,3 +133,15 @@ FIGURES = {
     "ltv_deciles": ltv_deciles_figure,
     "value_at_risk": value_at_risk_figure,
 }
+
+
+def render(pred: pd.DataFrame, folder: str | Path) -> list[Path]:
+    """Every :data:`FIGURES` figure of ``pred`` as ``<folder>/<name>.png`` (as
+    ``mlflow.log_figure`` saves them); :func:`~churnml.training.train.train` renders them in
+    the background while the final models are fitted. Returns the files."""
+    out = []
+    for name, make in FIGURES.items():
+        path = Path(folder) / f"{name}.png"
+        make(pred).savefig(path)
+        out.append(path)
+    return out

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from churnml.config import Config
-from churnml.errors import ModelMismatchError
+from churnml.errors import DataWarning, ModelMismatchError
 
 TAG_PREFIX = "churnml.lineage."
 PARTS = ("config", "data", "data_hash", "churn", "features")
@@ -80,11 +80,14 @@ def trained_lineage(tags: Mapping[str, str]) -> dict[str, str]:
     return {k.removeprefix(TAG_PREFIX): v for k, v in tags.items() if k.startswith(TAG_PREFIX)}
 
 
-def check_lineage(tags: Mapping[str, str], expected: Mapping[str, str], model: str) -> None:
+def check_lineage(tags: Mapping[str, str], expected: Mapping[str, str], model: str,
+                  allow_missing: bool = False) -> None:
     """Refuse ``model`` (e.g. ``"my-shop-churn v3"``) when its run's lineage ``tags`` differ
     from the scoring config's lineage ``expected``; the error names both sides of every
-    difference. Runs without lineage tags (older churnml) are checked on the config name
-    only, with a warning."""
+    difference. A model without lineage tags (trained by an older churnml, or a model card
+    whose tags were removed) is refused too, unless ``allow_missing``
+    (``scoring.allow_missing_lineage``): then it is checked on the config name only, with a
+    :class:`~churnml.errors.DataWarning`."""
     trained = trained_lineage(tags)
     if not trained:
         name = tags.get(LEGACY_CONFIG_TAG)
@@ -94,8 +97,14 @@ def check_lineage(tags: Mapping[str, str], expected: Mapping[str, str], model: s
                 f"{expected['config']!r}: train a model for this config, or point "
                 "tracking.churn_model_name / ltv_model_name at models trained for it"
             )
-        warnings.warn(f"{model} records no lineage (trained by an older churnml): its data "
-                      "source and churn definition cannot be checked", stacklevel=2)
+        unchecked = (f"{model} records no lineage (no {TAG_PREFIX}* tags: trained by an older "
+                     "churnml, or its model card was edited), so its config, data source, "
+                     "churn definition and features cannot be checked")
+        if not allow_missing:
+            raise ModelMismatchError(
+                f"{unchecked}: retrain (or re-export) it with this churnml, or set "
+                "scoring.allow_missing_lineage: true to score with it unchecked")
+        warnings.warn(unchecked, DataWarning, stacklevel=2)
         return
     labels = {"config": "config", "data_hash": "data source", "churn": "churn definition",
               "features": "feature spec"}

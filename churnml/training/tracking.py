@@ -280,6 +280,13 @@ def log_figure(figure: Any, name: str) -> str:
     return path
 
 
+def log_figure_files(paths: list[Path]) -> list[str]:
+    """Log rendered figures (PNG files) as ``figures/<file name>``; returns the paths."""
+    for path in paths:
+        mlflow.log_artifact(str(path), artifact_path="figures")
+    return [f"figures/{Path(p).name}" for p in paths]
+
+
 def log_config(config: BaseModel | Mapping[str, Any]) -> None:
     """Log the config as ``config.json`` and as ``config.*`` params, paths made portable
     (:func:`churnml.paths.portable`: no absolute path of this machine)."""
@@ -438,19 +445,36 @@ def log_model(
                 "output": output,
                 "estimator": type(estimator).__name__,
             },
-            registered_model_name=registered_model_name,
         )
-    version = info.registered_model_version
-    if registered_model_name is not None and alias is not None:
-        mlflow.MlflowClient().set_registered_model_alias(
-            registered_model_name, alias, str(version)
-        )
+    version = None
+    if registered_model_name is not None:
+        version = register(registered_model_name, info)
+        if alias is not None:
+            mlflow.MlflowClient().set_registered_model_alias(
+                registered_model_name, alias, version
+            )
     return LoggedEstimator(
         model_uri=info.model_uri,
         run_id=info.run_id,
         name=registered_model_name,
         version=None if version is None else str(version),
     )
+
+
+def register(name: str, info: Any) -> str:
+    """Register a logged model (``info``: what ``log_model`` returned) as a new version of
+    ``name`` (created on first use) in the current registry; returns the version. What
+    ``log_model(registered_model_name=...)`` does, without its "Successfully registered
+    model" / "Created version" lines on stderr in every routine run."""
+    client = mlflow.MlflowClient()
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if "ALREADY_EXISTS" not in str(exc.error_code):
+            raise
+    mv = client.create_model_version(name, source=info.model_uri, run_id=info.run_id,
+                                     model_id=info.model_id)
+    return str(mv.version)
 
 
 def _registered(client: mlflow.MlflowClient, name: str, tracking_uri: str) -> Any:

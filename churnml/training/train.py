@@ -14,15 +14,18 @@ Stages (each a plain function, usable alone):
    backtest means (``backtest.<model>.<metric>``) and per-fold values (``fold.<model>.
    <metric>``, step = fold), tables, figures, the config, the data fingerprint, the lineage
    (:mod:`churnml.training.lineage`) and both models, registered with alias ``challenger``;
-   :func:`promote` moves ``champion`` to the new pair only if each model's backtest mean of
-   the configured metric beats both the champion's and its naive baseline's
-   (:mod:`churnml.training.champion`), both models or neither.
+   :func:`promote` moves ``champion`` to the new pair only if each model beats the
+   champion's backtest mean of the configured metric and holds up against its naive baseline
+   (fold by fold under ``tracking.promotion_rule: paired``; :mod:`churnml.training.champion`),
+   both models or neither.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +99,8 @@ class TrainResult:
     seconds: dict[str, float] = field(default_factory=dict)
     survival: Any = None  # SurvivalTraining when survival.enabled (.survival_stage)
     survival_logged: Any = None  # its registered version (LoggedEstimator)
+    # parts of the logging step (log_run); "background": prepare_tracking during the fit
+    logging_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -133,10 +138,26 @@ def training_cutoffs(data: CustomerData | Any, cfg: Config) -> pd.DatetimeIndex:
         to_offset(t.cutoff_frequency)
     except ValueError as exc:
         raise ConfigError(f"training.cutoff_frequency {t.cutoff_frequency!r}: {exc}") from exc
-    cuts = labelled_cutoffs(data, cfg.churn, freq=t.cutoff_frequency,
-                            start=_timestamp(t.first_cutoff, "first_cutoff"))
-    if t.last_cutoff is not None:
-        cuts = cuts[cuts <= _timestamp(t.last_cutoff, "last_cutoff")]
+    first = _timestamp(t.first_cutoff, "first_cutoff")
+    cuts = labelled_cutoffs(data, cfg.churn, freq=t.cutoff_frequency, start=first)
+    window = label_window_days(cfg.churn)
+    span = f"the data run from {data.start} to {data.end}"
+    if len(cuts) == 0 and first is not None and first >= pd.Timestamp(data.end):
+        raise ConfigError(
+            f"training.first_cutoff {first} is after all the data ({span}): no cutoff to "
+            f"train on; set it at least {window} days (the label window) before "
+            f"{pd.Timestamp(data.end).date()}, or remove it to start at the first data")
+    if len(cuts) == 0 and first is not None:
+        raise ConfigError(
+            f"training.first_cutoff {first} leaves less than the {window}-day label window "
+            f"before the end of the data ({span}): no cutoff can be labelled; set it on or "
+            f"before {(pd.Timestamp(data.end) - pd.Timedelta(days=window)).date()}")
+    if len(cuts) > 0 and t.last_cutoff is not None:
+        last = _timestamp(t.last_cutoff, "last_cutoff")
+        if not (cuts <= last).any():
+            raise ConfigError(f"training.last_cutoff {last} is before the first labelled "
+                              f"cutoff ({cuts[0]}): no cutoff to train on")
+        cuts = cuts[cuts <= last]
     if len(cuts) == 0:
         raise ConfigError(
             f"no labelled cutoff: the data ({data.start} .. {data.end}) are shorter than "
@@ -231,6 +252,18 @@ def summary_tables(summary: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return out
 
 
+def candidate_costs(selection: pd.DataFrame) -> pd.DataFrame:
+    """What each candidate of the nested selection cost and won: ``task, params, chosen,
+    selections, seconds`` (the inner fits of every backtest fold and of the final models;
+    e.g. a BTYD candidate that is never chosen and costs minutes). Empty without a choice."""
+    if selection.empty or "seconds" not in selection:
+        return pd.DataFrame(columns=["task", "params", "chosen", "selections", "seconds"])
+    return (selection.groupby(["task", "params"], sort=False)
+            .agg(chosen=("selected", "sum"), selections=("selected", "size"),
+                 seconds=("seconds", "sum"))
+            .reset_index())
+
+
 def write_outputs(result: TrainResult, out_dir: str | Path) -> dict[str, Path]:
     """Write the backtest metrics, predictions and feature importance (atomically)."""
     out = Path(out_dir)
@@ -243,56 +276,71 @@ def write_outputs(result: TrainResult, out_dir: str | Path) -> dict[str, Path]:
 
 
 def log_run(
-    result: TrainResult, cfg: Config, data: CustomerData | Any, example: pd.DataFrame
+    result: TrainResult, cfg: Config, data: CustomerData | Any, example: pd.DataFrame,
+    rendered: list[Path] | None = None,
 ) -> dict[str, Any]:
     """Log the run to MLflow (module docstring) and register both models with alias
-    ``challenger``; ``example`` holds feature rows for the input example. Returns
-    ``{task: LoggedEstimator}`` and sets ``result.run_id``."""
-    from churnml.training import figures
-    from churnml.training import tracking as tr
-    from churnml.training.lineage import lineage_tags
+    ``challenger``; ``example`` holds feature rows for the input example, ``rendered`` the
+    backtest figures already rendered (:func:`~churnml.training.figures.render`; None:
+    rendered here). Returns ``{task: LoggedEstimator}`` and sets ``result.run_id``."""
+    parts = result.logging_seconds
+    with _timed(parts, "import"):
+        from churnml.training import figures
+        from churnml.training import tracking as tr
+        from churnml.training.lineage import lineage_tags
 
     t, bt, models = cfg.tracking, result.backtest, result.models
     summary = bt.summary
     tags = {"churnml.config": cfg.name, "churnml.dataset": data.name,
             "churnml.backtest": cfg.training.backtest, **lineage_tags(cfg)}
+    with _timed(parts, "store"):
+        tr.ensure_store(t.uri)
     with tr.start_run(t.experiment or cfg.name, run_name=cfg.name, tracking_uri=t.uri,
                       tags=tags) as run:
-        tr.log_config(cfg)
-        tr.log_fingerprint(data.fingerprint())
-        cuts = result.train_cutoffs
-        tr.log_training_window(start=cuts[0], end=cuts[-1], cutoffs=len(cuts),
-                               horizon_days=cfg.churn.horizon_days,
-                               label_window_days=label_window_days(cfg.churn),
-                               rows=len(example))
-        for task, est in (("churn", models.churn), ("ltv", models.ltv),
-                          ("logistic", models.logistic)):
-            tr.log_params(est.get_params(), prefix=f"final.{task}.")
-        tr.log_metrics({f"{r.model}.{r.metric}": r.mean for r in summary.itertuples()},
-                       prefix=BACKTEST_PREFIX)
-        metric_names = list(dict.fromkeys(summary["metric"]))
-        per_fold = bt.metrics.melt(id_vars=["model", "fold"], value_vars=metric_names,
-                                   var_name="metric").dropna(subset=["value"])
-        for fold, rows in per_fold.groupby("fold"):
-            tr.log_metrics({f"{r.model}.{r.metric}": r.value for r in rows.itertuples()},
-                           prefix=FOLD_PREFIX, step=int(fold))
-        tables = {"backtest_metrics": bt.metrics, "backtest_summary": summary,
-                  "folds": bt.fold_table, "lift": bt.lift, "calibration": bt.calibration,
-                  "ltv_deciles": bt.ltv_deciles, "selection": bt.selection,
-                  "feature_importance": result.importance}
-        for name, table in tables.items():
-            tr.log_table(table, name)
-        for name, make in figures.FIGURES.items():
-            tr.log_figure(make(bt.predictions), name)
-        tr.log_figure(figures.importance_figure(result.importance), "feature_importance")
-        logged = {
-            task: tr.log_model(est, example, output=output, registered_model_name=name,
-                               alias=tr.CHALLENGER)
-            for task, est, output, name in (
-                ("churn", models.churn, tr.CHURN_OUTPUT, t.churn_model_name),
-                ("ltv", models.ltv, tr.LTV_OUTPUT, t.ltv_model_name),
-            )
-        }
+        # models first: MLflow copies every metric already in the run to each logged model,
+        # one query per metric (seconds with the per-fold metrics)
+        with _timed(parts, "models"):
+            logged = {
+                task: tr.log_model(est, example, output=output, registered_model_name=name,
+                                   alias=tr.CHALLENGER)
+                for task, est, output, name in (
+                    ("churn", models.churn, tr.CHURN_OUTPUT, t.churn_model_name),
+                    ("ltv", models.ltv, tr.LTV_OUTPUT, t.ltv_model_name),
+                )
+            }
+        with _timed(parts, "params and metrics"):
+            tr.log_config(cfg)
+            tr.log_fingerprint(data.fingerprint())
+            cuts = result.train_cutoffs
+            tr.log_training_window(start=cuts[0], end=cuts[-1], cutoffs=len(cuts),
+                                   horizon_days=cfg.churn.horizon_days,
+                                   label_window_days=label_window_days(cfg.churn),
+                                   rows=len(example))
+            for task, est in (("churn", models.churn), ("ltv", models.ltv),
+                              ("logistic", models.logistic)):
+                tr.log_params(est.get_params(), prefix=f"final.{task}.")
+            tr.log_metrics({f"{r.model}.{r.metric}": r.mean for r in summary.itertuples()},
+                           prefix=BACKTEST_PREFIX)
+            metric_names = list(dict.fromkeys(summary["metric"]))
+            per_fold = bt.metrics.melt(id_vars=["model", "fold"], value_vars=metric_names,
+                                       var_name="metric").dropna(subset=["value"])
+            for fold, rows in per_fold.groupby("fold"):
+                tr.log_metrics({f"{r.model}.{r.metric}": r.value for r in rows.itertuples()},
+                               prefix=FOLD_PREFIX, step=int(fold))
+        with _timed(parts, "tables"):
+            tables = {"backtest_metrics": bt.metrics, "backtest_summary": summary,
+                      "folds": bt.fold_table, "lift": bt.lift, "calibration": bt.calibration,
+                      "ltv_deciles": bt.ltv_deciles, "selection": bt.selection,
+                      "feature_importance": result.importance}
+            for name, table in tables.items():
+                tr.log_table(table, name)
+        with _timed(parts, "figures"):
+            if rendered is None:
+                for name, make in figures.FIGURES.items():
+                    tr.log_figure(make(bt.predictions), name)
+            else:
+                tr.log_figure_files(rendered)
+            tr.log_figure(figures.importance_figure(result.importance), "feature_importance")
         if result.survival is not None:
             from churnml.training.survival_stage import log_survival
 
@@ -302,12 +350,14 @@ def log_run(
 
 
 def promote(cfg: Config, logged: dict[str, Any], summary: pd.DataFrame,
-            run_id: str | None = None) -> dict[str, Registration]:
+            run_id: str | None = None, folds: pd.DataFrame | None = None,
+            ) -> dict[str, Registration]:
     """Promote the newly registered churn/LTV pair to ``champion`` if both models beat the
     champions and their naive baselines on the configured backtest metrics by more than
     ``tracking.min_improvement`` (:mod:`churnml.training.champion`); otherwise both stay
     ``challenger``. ``summary`` is the run's backtest summary (``task, model, metric,
-    mean``); the verdicts are printed by ``churnml train`` and logged as tags."""
+    mean``) and ``folds`` its per-fold metrics (for ``tracking.promotion_rule: paired``);
+    the verdicts are printed by ``churnml train`` and logged as tags."""
     from churnml.training import champion
     from churnml.training import tracking as tr
 
@@ -318,8 +368,9 @@ def promote(cfg: Config, logged: dict[str, Any], summary: pd.DataFrame,
     from churnml.training.lineage import lineage
 
     decision = champion.promote_pair(summary, metrics, candidates, t.uri, run_id=run_id,
-                                     min_delta=t.min_improvement, lineage=lineage(cfg),
-                                     across_configs=t.promote_across_configs)
+                                     min_delta=t.min_improvement, rule=t.promotion_rule,
+                                     folds=folds, tolerance_sd=t.promotion_tolerance_sd,
+                                     lineage=lineage(cfg), across_configs=t.promote_across_configs)
     out = {}
     with tr.tracking(t.uri) as client:
         for task, (name, version) in candidates.items():
@@ -351,6 +402,13 @@ def promote_survival_model(cfg: Config, result: TrainResult) -> Registration:
 
 
 @contextmanager
+def _timed(seconds: dict[str, float], label: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    seconds[label] = time.perf_counter() - start
+
+
+@contextmanager
 def _stage(console: Console, label: str, seconds: dict[str, float]) -> Iterator[Any]:
     start = time.perf_counter()
     with console.status(f"{label} …", spinner="dots") as status:
@@ -359,13 +417,49 @@ def _stage(console: Console, label: str, seconds: dict[str, float]) -> Iterator[
     console.print(f"[green]✓[/green] {label} ({seconds[label]:.1f} s)")
 
 
+BACKGROUND = "background"  # key of TrainResult.logging_seconds: prepare_tracking's time
+
+
+def _render(pred: pd.DataFrame, folder: Path) -> list[Path]:
+    from churnml.training import figures
+
+    return figures.render(pred, folder)
+
+
+def prepare_tracking(uri: str) -> float:
+    """Import MLflow and matplotlib and create (or migrate) the store: the slow, fixed part
+    of the logging step (tens of seconds on a fresh clone of a busy machine), which
+    :func:`train` runs in a background thread while the models are fitted. Returns its
+    seconds."""
+    start = time.perf_counter()
+    from churnml.training import figures, tracking  # noqa: F401 - the imports are the work
+
+    tracking.ensure_store(uri)
+    return time.perf_counter() - start
+
+
 def train(cfg: Config, data: CustomerData | Any, console: Console | None = None
           ) -> TrainResult:
     """Build the panel (on Spark for :class:`~churnml.data.spark_loader.SparkData`),
     backtest, fit the final models, write the output files, log the
-    run to MLflow, register both models and promote them if they beat the champions."""
+    run to MLflow, register both models and promote them if they beat the champions.
+    MLflow is imported and the store created (:func:`prepare_tracking`) in a background
+    thread during the fit, and the backtest figures rendered during the final fit; an error
+    there surfaces in the logging step."""
     console = console or Console(stderr=True)
     seconds: dict[str, float] = {}
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="churnml-mlflow")
+    try:
+        with tempfile.TemporaryDirectory(prefix="churnml-figures-") as folder:
+            prepared = pool.submit(prepare_tracking, cfg.tracking.uri)
+            return _train(cfg, data, console, seconds, pool, prepared, Path(folder))
+    finally:  # a failed fit reports at once; the threads finish on their own
+        pool.shutdown(wait=False)
+
+
+def _train(cfg: Config, data: CustomerData | Any, console: Console,
+           seconds: dict[str, float], pool: ThreadPoolExecutor, prepared: Future,
+           folder: Path) -> TrainResult:
     with threadpool_limits(cfg.training.n_jobs):
         with _stage(console, "building the panel", seconds):
             panel = build_training_panel(data, cfg)
@@ -379,6 +473,8 @@ def train(cfg: Config, data: CustomerData | Any, console: Console | None = None
             bt = backtest(panel, cfg.training, cfg.churn,
                           progress=lambda msg: status.update(f"backtest: {msg} …"))
         final = final_panel(panel, cfg)
+        # the backtest figures are rendered in the background while the final models fit
+        rendered = pool.submit(_render, bt.predictions, folder)
         with _stage(console, f"final models ({len(final):,} rows)", seconds):
             models = fit_models(final, cfg.training, cfg.churn)
         survival = None
@@ -401,8 +497,10 @@ def train(cfg: Config, data: CustomerData | Any, console: Console | None = None
 
             result.files.update(write_survival_outputs(result.survival, cfg.output_dir))
     with _stage(console, f"MLflow run and registry ({portable(cfg.tracking.uri)})", seconds):
-        logged = log_run(result, cfg, data, final[models.features])
-        result.registrations = promote(cfg, logged, bt.summary, result.run_id)
+        # MLflow imported and the store ready (or its error raised)
+        result.logging_seconds[BACKGROUND] = prepared.result()
+        logged = log_run(result, cfg, data, final[models.features], rendered.result())
+        result.registrations = promote(cfg, logged, bt.summary, result.run_id, bt.metrics)
         if result.survival_logged is not None:
             result.registrations["survival"] = promote_survival_model(cfg, result)
     return result

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from churnml.config import check_campaign_settings
 from churnml.errors import DataValidationError
 
 UPLIFT = "uplift"
@@ -106,7 +107,13 @@ def select_targets(
     cost: float = 0.0,
 ) -> pd.DataFrame:
     """The best set to contact: positive targeting value, no negative uplift, highest value
-    first, at most ``budget_contacts`` customers or ``budget_cost`` of total cost."""
+    first, at most ``budget_contacts`` customers or ``budget_cost`` of total cost.
+
+    The budgets and the cost are checked by the config's rules
+    (:func:`churnml.config.check_campaign_settings`): a budget must be positive, and a cost
+    budget needs a positive ``cost``."""
+    check_campaign_settings(budget_contacts=budget_contacts, budget_cost=budget_cost,
+                            cost_per_contact=cost)
     ok = (frame[TARGETING_VALUE] > 0) & ~frame[NEGATIVE].astype(bool)
     chosen = frame[ok].sort_values(TARGETING_VALUE, ascending=False, kind="stable")
     if budget_contacts is not None:

@@ -15,6 +15,7 @@ Evaluation and training runs are logged to MLflow (``tracking.uri``).
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churnml.config import Config
+from churnml.config import Config, check_campaign_settings
 from churnml.data.customer_data import CustomerData
 from churnml.data.schema import CONTROL_ARM
 from churnml.errors import ChurnmlError, ConfigError
@@ -32,13 +33,13 @@ from churnml.io import file_stem, write_table
 from churnml.labels import UnlabelledCutoffError
 from churnml.uplift._base import row_keys
 from churnml.uplift.campaigns import campaign_frame, contact_outcomes, contacts
-from churnml.uplift.control import CampaignPlan, plan_campaign, write_plan
+from churnml.uplift.control import TEXT_CSV, CampaignPlan, plan_campaign, write_plan
 from churnml.uplift.drlearner import DRLearner
 from churnml.uplift.evaluation import OVERALL, evaluate_campaign
 from churnml.uplift.fitted import UpliftFit, add_uplift, fit_bootstrap, read_uplift, save_uplift
 from churnml.uplift.metrics import uplift_intervals
 from churnml.uplift.slearner import SLearner
-from churnml.uplift.targeting import fallback_targeting
+from churnml.uplift.targeting import TARGETING_VALUE, fallback_targeting
 from churnml.uplift.tlearner import TLearner
 from churnml.uplift.xlearner import XLearner
 
@@ -54,6 +55,7 @@ MODEL_SHA_TAG = "churnml.uplift.sha256"  # the saved model file, recorded in the
 VALIDATION_FILE = Path("uplift") / "validation.csv"
 VALIDATION_PREDICTIONS_FILE = Path("uplift") / "validation_predictions.parquet"
 TARGETING_FILE = "targeting.parquet"
+SCORES_FILE = "scores.parquet"  # the default output of `churnml score`
 VALIDATION_SHARE = 0.3  # contacts held out to report the model's Qini before the final fit
 __all__ = ["UpliftFit"]  # re-exported: the fitted model lives in churnml.uplift.fitted
 
@@ -78,15 +80,43 @@ def plan(cfg: Config, scores: pd.DataFrame, campaign_id: str, *,
          segments: list[str] | None = None, contact_ts: Any = None,
          log_path: str | Path | None = None) -> tuple[CampaignPlan, dict[str, Path]]:
     """Plan a campaign from ``scores`` with the config's control share, arm, cost and budget;
-    write its files under ``campaigns/<id>/`` (and append its log to ``log_path``)."""
-    u = cfg.uplift
+    write its files under ``campaigns/<id>/`` (and append its log to ``log_path``).
+
+    Checked before anything is written (:mod:`churnml.uplift.control`): the settings, the
+    ids, the controls per segment, the campaign id against the folder and the log, and that
+    targeting values are not older than the current scores (:func:`check_targeting_age`)."""
+    u = check_campaign_settings(**cfg.uplift.model_dump())  # also after flag overrides
+    check_targeting_age(cfg, scores)
     result = plan_campaign(
         scores, campaign_id, segments=segments, control_share=u.control_share,
         treatment=u.arm, seed=u.seed, contact_ts=contact_ts, channel=u.channel,
         cost_per_contact=u.cost_per_contact, budget_contacts=u.budget_contacts,
-        budget_cost=u.budget_cost,
+        budget_cost=u.budget_cost, min_control_per_segment=u.min_control_per_segment,
     )
-    return result, write_plan(result, campaign_dir(cfg, campaign_id), log_path)
+    return result, write_plan(result, campaign_dir(cfg, campaign_id), log_path,
+                              escape=cfg.csv_escape_formulas)
+
+
+def check_targeting_age(cfg: Config, scores: pd.DataFrame,
+                        current: str | Path | None = None) -> None:
+    """Refuse targeting values (a frame with ``targeting_value``, e.g. ``targeting.parquet``)
+    computed at an earlier cutoff than the current scores (``current``, default
+    ``<output_dir>/scores.parquet``): they rank customers by a past state. The error names
+    both cutoffs."""
+    path = Path(current) if current is not None else Path(cfg.output_dir) / SCORES_FILE
+    if TARGETING_VALUE not in scores or CUTOFF not in scores or not path.is_file():
+        return
+    try:
+        latest = pd.read_parquet(path, columns=[CUTOFF])[CUTOFF].max()
+    except (OSError, ValueError, KeyError) as exc:
+        raise ChurnmlError(f"{path}: cannot read the scores' cutoff to check the targeting "
+                           f"values against ({type(exc).__name__}: {exc})") from exc
+    used = pd.Timestamp(scores[CUTOFF].max())
+    if pd.notna(latest) and used < pd.Timestamp(latest):
+        raise ChurnmlError(
+            f"the targeting values are from cutoff {used} but the current scores ({path}) "
+            f"are from cutoff {pd.Timestamp(latest)}: re-run `churnml campaign target` on the "
+            "current scores (or pass --scores for the file to plan from)")
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -116,29 +146,45 @@ def evaluate(cfg: Config, data: CustomerData, campaign_id: str, *,
             f"reach {due} (evaluate after that date with fresh data)")
     table = evaluate_campaign(out, cfg.uplift.interval_level)
     result = CampaignEvaluation(str(campaign_id), table, out)
+    out_dir = Path(cfg.output_dir)
+    kept = [c for c in OUTCOME_COLUMNS if c in out]
+    merged = {  # every file read and merged before the first write
+        "evaluations": (out_dir / ALL_EVALUATIONS_FILE, _replace_rows(
+            out_dir / ALL_EVALUATIONS_FILE, table.assign(campaign_id=str(campaign_id)),
+            str(campaign_id))),
+        "outcomes": (out_dir / ALL_OUTCOMES_FILE, _replace_rows(
+            out_dir / ALL_OUTCOMES_FILE,
+            out[kept].assign(campaign_id=out["campaign_id"].astype(str)), str(campaign_id))),
+    }
     result.files["evaluation"] = write_table(
         table, campaign_dir(cfg, campaign_id) / EVALUATION_FILE)
-    out_dir = Path(cfg.output_dir)
-    result.files["evaluations"] = _replace_rows(
-        out_dir / ALL_EVALUATIONS_FILE, table.assign(campaign_id=str(campaign_id)),
-        str(campaign_id))
-    kept = [c for c in OUTCOME_COLUMNS if c in out]
-    result.files["outcomes"] = _replace_rows(
-        out_dir / ALL_OUTCOMES_FILE, out[kept].assign(campaign_id=out["campaign_id"].astype(str)),
-        str(campaign_id))
+    for name, (path, rows) in merged.items():
+        result.files[name] = write_table(rows, path, escape=False)
     if log_mlflow:
         result.run_id = _log_evaluation(cfg, result)
     return result
 
 
-def _replace_rows(path: Path, rows: pd.DataFrame, campaign_id: str) -> Path:
-    """Write ``rows`` into the all-campaigns file at ``path`` in place of that campaign's."""
+def _replace_rows(path: Path, rows: pd.DataFrame, campaign_id: str) -> pd.DataFrame:
+    """The all-campaigns file at ``path`` with ``rows`` in place of that campaign's.
+
+    A data table churnml reads back: a CSV is read with every cell as its text (and is
+    written without spreadsheet escaping), so other campaigns' rows (ids such as ``007``)
+    stay as they were, byte for byte."""
     rows = rows[["campaign_id", *[c for c in rows if c != "campaign_id"]]]
+    csv = path.suffix != ".parquet"
+    if csv:
+        rows = pd.read_csv(io.StringIO(rows.to_csv(index=False)), **TEXT_CSV)
     if path.exists():
-        old = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-        old = old[old["campaign_id"].astype(str) != campaign_id]
+        try:
+            old = pd.read_csv(path, **TEXT_CSV) if csv else pd.read_parquet(path)
+            old = old[old["campaign_id"].astype(str) != campaign_id]
+        except (OSError, ValueError, KeyError) as exc:  # pandas' and pyarrow's read errors
+            raise ChurnmlError(f"{path}: not a table of evaluated campaigns written by "
+                               f"churnml ({type(exc).__name__}: {exc}); move it away to start "
+                               "it afresh") from exc
         rows = pd.concat([old, rows], ignore_index=True) if len(old) else rows
-    return write_table(rows, path)
+    return rows
 
 
 def _log_evaluation(cfg: Config, ev: CampaignEvaluation) -> str:
