@@ -202,7 +202,9 @@ def check_config_rules(config: ScoringConfig, spec: FeatureSpec | None = None) -
     pins them, so such names are left to the check at scoring time."""
     spec = spec or FeatureSpec()
     segments = seg.parse_segments(config)
-    known = {*feature_descriptions(spec), *builtin_feature_names()}
+    known = {*feature_descriptions(spec), *builtin_feature_names(), *survival_score_columns()}
+    known |= {c for s in segments if s.when for c in seg.columns_of(s.when, s.name)
+              if re.fullmatch(r"p_active_\d+d", c)}  # survival horizons of any config
     if spec.event_types is None:
         windows = "|".join(str(d) for d in spec.engagement_windows_days)
         event_count = re.compile(rf"^[a-z][a-z0-9_]*_({windows})d$")
