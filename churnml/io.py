@@ -196,6 +196,23 @@ def write_spark_table(sdf: Any, path: str | Path, *, escape: bool = True) -> str
     return str(target)
 
 
+def write_spark_file(sdf: Any, path: str | Path) -> str:
+    """One Parquet file at the local ``path``, written by one Spark task (rows in the
+    DataFrame's order), placed atomically."""
+    target = _local(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        out = tmp / "out"
+        sdf.coalesce(1).write.parquet(str(out.resolve()))
+        (part,) = out.glob("part-*.parquet")
+        os.chmod(part, _default_mode())
+        _replace(part, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return str(target)
+
+
 def check_spark_target(path: str | Path) -> None:
     """Before any work: a local Spark output (a Parquet folder or a CSV file) may replace
     what is at ``path`` only when that is a file or a folder churnml wrote (its marker,

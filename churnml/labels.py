@@ -17,7 +17,9 @@ grace ``G``, all in days):
   ``c`` ends before ``c + H``; a re-subscription within the grace period (even after
   ``c + H``) is no churn.
 * **LTV** (``ltv``): net revenue in ``[c, c + H)``: the sum of transaction amounts, returns
-  included (so it can be negative), in the input currency.
+  included (so it can be negative), in the input currency; summed exactly (each amount as
+  ``DECIMAL(18, 4)``, :func:`churnml.engine.sql.money`), so every engine and thread count
+  gives the same label to the last bit.
 
 **Unlabelled cutoffs.** A label needs the data to cover its whole window: ``c + H`` (plus
 ``G`` for contractual churn, to see a re-subscription) must not be after the end of
@@ -37,7 +39,7 @@ from churnml.config import ChurnConfig
 from churnml.engine import EngineName, SqlEngine, open_engine
 from churnml.engine.base import ONE_DAY
 from churnml.engine.base import observation_end as data_observation_end
-from churnml.engine.sql import literal, shift_days
+from churnml.engine.sql import literal, money, shift_days
 from churnml.errors import ChurnmlError
 from churnml.features.build import (
     CutoffsLike,
@@ -168,7 +170,7 @@ def label_query(engine: SqlEngine, churn: ChurnConfig, cutoffs: str, per_custome
     """
     own = " AND t.customer_id = c.customer_id" if per_customer else ""
     revenue = (
-        f"SELECT t.customer_id, c.cutoff, sum(t.amount) AS ltv "
+        f"SELECT t.customer_id, c.cutoff, sum({money('t.amount')}) AS ltv "
         f"FROM {engine.relation('transactions')} t JOIN {cutoffs} c "
         f"ON t.ts >= c.cutoff AND t.ts < {shift_days('c.cutoff', churn.horizon_days)}{own} "
         f"GROUP BY t.customer_id, c.cutoff"

@@ -415,12 +415,30 @@ def score_customers_spark(data: Any, cfg: Config, models: Any, out_dir: Path, *,
                           scores_path: Path | None = None,
                           segments_dir: Path | None = None) -> Any:
     """:func:`score_customers` on Spark, writing the outputs from the executors
-    (:func:`churnml.scoring.spark.score_spark_data`); returns its ``SparkScoreResult``."""
+    (:func:`churnml.scoring.spark.score_spark_data`) and, with ``monitoring.history``, the
+    run into the score history (:func:`~churnml.monitoring.jobs.record_spark_scores`);
+    returns its ``SparkScoreResult``."""
     from churnml.scoring.score import default_cutoff as now
     from churnml.scoring.spark import score_spark_data
     from churnml.training.train import feature_spec
 
-    return score_spark_data(
+    result = score_spark_data(
         data, models, cfg.scoring, cutoff=now() if cutoff is None else cutoff,
         churn=cfg.churn, spec=feature_spec(cfg), scored_at=scored_at, out_dir=out_dir,
         scores_path=scores_path, segments_dir=segments_dir)
+    if cfg.monitoring.history:
+        from churnml.monitoring.jobs import record_spark_scores
+
+        result.history = record_spark_scores(result, cfg, models)
+    return result
+
+
+def load_through_spark(cfg: Config) -> CustomerData:
+    """The tables of a config only Spark can read (Spark tables, URIs, no ``data.dir``:
+    :func:`~churnml.data.spark_loader.spark_only`) read, mapped and validated by Spark, then
+    collected to the driver for the commands computed by DuckDB (``metrics``, ``monitor``,
+    ``report``)."""
+    from churnml.data.spark_loader import collect_spark_data
+
+    with spark_job(cfg) as (_, data):
+        return collect_spark_data(data, cfg)

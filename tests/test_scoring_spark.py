@@ -1,5 +1,5 @@
-"""Scoring a Spark DataFrame (real local SparkSession, models through mlflow spark_udf) gives
-the local scores."""
+"""Scoring a Spark DataFrame (real local SparkSession, the models' code-free state broadcast
+to the executors, from the registry or an export) gives the local scores."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from churnml.errors import DataValidationError
 from churnml.features import build_features
 from churnml.features.build import resolve_features
 from churnml.scoring import score_features
+from churnml.scoring.loading import load_exported_models
 from churnml.scoring.reasons import CONTEXT_FEATURES
 from churnml.scoring.score import OUTPUT_COLUMNS, feature_descriptions
+from churnml.training.export import export_models
 
 pyspark = pytest.importorskip("pyspark")
 
@@ -29,13 +31,17 @@ pytestmark = [
 def setup(tmp_path_factory):
     data = simulated()
     churn, ltv, X = fit_models(data)
-    models = register(churn, ltv, X, tmp_path_factory.mktemp("spark-store"))
+    store = tmp_path_factory.mktemp("spark-store")
+    models = register(churn, ltv, X, store)
     eng, _ = open_engine(data)
     with eng:
         resolved = resolve_features(eng, None)
     features = build_features(data, SCORE_CUTOFF, [*resolved, *CONTEXT_FEATURES])
     descriptions = feature_descriptions(event_types=sorted(data.events["event_type"].unique()))
-    return models, features, descriptions
+    exported = tmp_path_factory.mktemp("spark-export")
+    export_models(out_dir=exported, tracking_uri=models.tracking_uri)
+    return models, features, descriptions, load_exported_models(exported, "churnml-churn",
+                                                                 "churnml-ltv")
 
 
 def _to_spark(spark, features: pd.DataFrame):
@@ -49,11 +55,15 @@ def _to_spark(spark, features: pd.DataFrame):
     return spark.createDataFrame(frame.values.tolist(), T.StructType(fields))
 
 
-def test_spark_scores_equal_local_scores(spark, setup):
+@pytest.mark.parametrize("source", ["registry", "export"])
+def test_spark_scores_equal_local_scores(spark, setup, source):
     from churnml.scoring.spark import score_spark
 
-    models, features, descriptions = setup
-    local = score_features(features, models, descriptions=descriptions, scored_at=SCORED_AT)
+    registered, features, descriptions, exported = setup
+    models = registered if source == "registry" else exported
+    assert (models.churn_uri is None) == (source == "export")  # an export has no registry URI
+    local = score_features(features, registered, descriptions=descriptions,
+                           scored_at=SCORED_AT)
     sdf, summary = score_spark(_to_spark(spark, features), models, cutoff=SCORE_CUTOFF,
                                descriptions=descriptions, scored_at=SCORED_AT)
     remote = sdf.toPandas().sort_values("rank").reset_index(drop=True)
@@ -74,7 +84,7 @@ def test_spark_scores_equal_local_scores(spark, setup):
 def test_spark_refuses_mismatched_types(spark, setup):
     from churnml.scoring.spark import score_spark
 
-    models, features, _ = setup
+    models, features, _, _ = setup
     sdf = _to_spark(spark, features.drop(columns=["purchases_90d"]))
     with pytest.raises(DataValidationError, match="purchases_90d"):
         score_spark(sdf, models, cutoff=SCORE_CUTOFF)

@@ -147,9 +147,11 @@ def test_validation_errors_match_the_duckdb_path(spark, tmp_path) -> None:
            "('yesterday')]" in message
     assert "transactions.amount: not numeric [1 row(s); e.g. row with customer_id '4' ('abc')]" \
         in message
-    assert "transactions.order_id: duplicate id [2 row(s)" in message
-    assert "transactions.customer_id: missing id [1 row(s); e.g. row with customer_id null" \
-        in message
+    # the DuckDB route's wording, hints to the loader options included
+    assert "transactions.order_id: duplicate id (if rows are order lines, set order_lines: " \
+           "true for this table to sum them into orders) [2 row(s)" in message
+    assert "transactions.customer_id: missing id (set drop_missing_ids: true for this table " \
+           "to drop such rows) [1 row(s); e.g. row with customer_id null" in message
 
 
 def test_spark_csv_cells_are_escaped_like_write_table(spark, tmp_path) -> None:

@@ -96,11 +96,16 @@ def resolve_config(config: Path | None, dataset: str | None, data: Path | None) 
 def load(cfg: Config):
     """Load the config's data; data warnings are printed as ``warning: ...`` lines."""
     from churnml.data.loaders import load_data
+    from churnml.data.spark_loader import spark_only
     from churnml.errors import DataWarning
     from churnml.paths import portable
 
-    label = cfg.data.dataset or portable(cfg.data.dir or "")
+    label = cfg.data.dataset or portable(cfg.data.dir or "") or "Spark tables"
     with printed_warnings(DataWarning), step(f"loading data ({label})"):
+        if spark_only(cfg.data):  # the lakehouse config: Spark reads, DuckDB computes
+            from churnml.pipeline import load_through_spark
+
+            return load_through_spark(cfg)
         return load_data(cfg)
 
 

@@ -163,8 +163,9 @@ def score(
 
 def _score_spark(cfg: Config, models: Any, cutoff: str | None, scored_at: str | None,
                  out: Path | None, segments_dir: Path | None) -> None:
-    """``score`` with features.engine spark: features, predictions (mlflow spark_udf),
-    segments and reasons on the executors; outputs written by Spark."""
+    """``score`` with features.engine spark: features, predictions (the models' code-free
+    state broadcast), segments and reasons on the executors; outputs and the score history
+    written by Spark."""
     from churnml.pipeline import score_customers_spark, spark_default_cutoff, spark_job
 
     with spark_job(cfg) as (_, data):
@@ -182,5 +183,7 @@ def _score_spark(cfg: Config, models: Any, cutoff: str | None, scored_at: str | 
         err.print(f"[yellow]warning:[/yellow] {note}")
     err.print(f"{result.n_scored:,} customers scored with {models.version}; reasons for "
               f"{result.n_reasons:,}; wrote {portable(result.files['scores'])}")
+    if result.history is not None:
+        err.print(f"  kept in the score history: {portable(result.history)}")
     emit(result.summary, OutFormat.table, None, "Segments (value at risk in the input currency "
          f"over {cfg.churn.horizon_days} days)")

@@ -95,27 +95,40 @@ def _text_id_na(path: Path, options: dict, ids: list[str]) -> dict:
     return {"keep_default_na": False, "na_values": na}
 
 
-def apply_expressions(df: pd.DataFrame, table: str, expressions: dict[str, str]
-                      ) -> pd.DataFrame:
-    """Compute canonical columns from SQL expressions over the raw columns (e.g.
-    ``{"amount": "Quantity * UnitPrice"}``). Each expression is checked against the shared
-    allow-list (:func:`churnml.expressions.parse_expression`: columns, literals, arithmetic,
-    CASE, scalar functions; no subqueries, tables or files) and evaluated by DuckDB."""
-    if not expressions:
-        return df
-    import duckdb
-
-    from churnml.expressions import parse_expression, quote_identifier, render_expression
+def expression_columns(table: str, expressions: dict[str, str], columns: list[str],
+                       dialect: str = "duckdb") -> dict[str, str]:
+    """``{canonical column: SQL in dialect}`` of ``data.tables.<table>.expressions``, each
+    checked against the shared allow-list (:func:`churnml.expressions.parse_expression`:
+    the raw ``columns``, literals, arithmetic, CASE, scalar functions; no subqueries, tables
+    or files). The one definition both loaders (DuckDB here, Spark in
+    :mod:`churnml.data.spark_loader`) evaluate."""
+    from churnml.expressions import parse_expression, render_expression
 
     spec = TABLES[table]
-    selects = []
+    out = {}
     for canon, sql in expressions.items():
         where = f"data.tables.{table}.expressions.{canon}"
         if canon not in spec.columns:
             raise ConfigError(f"{where}: unknown canonical column; the contract has "
                               f"{list(spec.columns)}")
-        tree = parse_expression(sql, where=where, columns=[str(c) for c in df.columns])
-        selects.append(f"{render_expression(tree, where=where)} AS {quote_identifier(canon)}")
+        tree = parse_expression(sql, where=where, columns=columns)
+        out[canon] = render_expression(tree, where=where, dialect=dialect)
+    return out
+
+
+def apply_expressions(df: pd.DataFrame, table: str, expressions: dict[str, str]
+                      ) -> pd.DataFrame:
+    """Compute canonical columns from SQL expressions over the raw columns (e.g.
+    ``{"amount": "Quantity * UnitPrice"}``, :func:`expression_columns`), evaluated by
+    DuckDB."""
+    if not expressions:
+        return df
+    import duckdb
+
+    from churnml.expressions import quote_identifier
+
+    sql = expression_columns(table, expressions, [str(c) for c in df.columns])
+    selects = [f"{expr} AS {quote_identifier(canon)}" for canon, expr in sql.items()]
     con = duckdb.connect()
     try:
         con.register("raw_rows", df)

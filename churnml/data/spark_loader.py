@@ -24,18 +24,22 @@ from typing import Any
 
 import pandas as pd
 
-from churnml.config import Config, TableSource, ValidationConfig, VoiceConfig
-from churnml.data.loaders import SUFFIXES, apply_mapping
+from churnml.config import Config, DataConfig, TableSource, ValidationConfig, VoiceConfig
+from churnml.data import validation as rules_text
+from churnml.data.customer_data import CustomerData
+from churnml.data.loaders import SUFFIXES, apply_mapping, expression_columns
 from churnml.data.schema import NULLABLE, SURVEY_KINDS, TABLES, columns_present
 from churnml.data.spark_names import quote_table_name
+from churnml.data.timestamps import ISO, TimestampProblem, infer_family
 from churnml.data.validation import raise_if_any
 from churnml.errors import ConfigError, DataValidationError
 from churnml.errors import _show as show_value
 from churnml.paths import confined
 
 MAX_EXAMPLES = 5
+FORMAT_SAMPLE = 1_000  # distinct values of a text timestamp column its format is inferred from
 # loader options of the pandas route that the Spark route does not implement
-UNSUPPORTED = ("expressions", "lookups", "order_lines", "drop_missing_ids", "drop_duplicates")
+UNSUPPORTED = ("lookups",)
 ID_COLUMNS = ("customer_id", "referred_by")
 URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:/")
 OFFSET = r"(Z|[+-]\d{2}:?\d{2})$"  # a timestamp string with a UTC offset
@@ -151,10 +155,27 @@ def read_source(spark: Any, table: str, source: TableSource | None, directory: s
         options = {("sep" if k == "delimiter" else k): v for k, v in options.items()}
         reader = reader.options(**options)
     try:
+        if fmt == "csv" and "inferSchema" not in options:
+            reader = reader.schema(_csv_schema(reader, path, table, source))
         return reader.load(path), path
     except AnalysisException as exc:
         raise DataValidationError(table, None, f"cannot read {fmt} {path!r}: "
                                   f"{str(exc).splitlines()[0]}") from exc
+
+
+def _csv_schema(reader: Any, path: str, table: str, source: TableSource | None) -> Any:
+    """The schema a CSV is read with: numbers inferred, as pandas reads a CSV on the DuckDB
+    route (so ``Quantity * UnitPrice`` multiplies numbers), but the id and timestamp columns
+    kept as text (``007`` stays ``007``; timestamps are parsed by the contract's rules). One
+    inference pass over the file."""
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    mapping = source.columns if source else {}
+    text = {mapping.get(c, c) for c, kind in TABLES[table].columns.items()
+            if kind in ("id", "timestamp")}
+    inferred = reader.option("inferSchema", "true").load(path).schema
+    return StructType([StructField(f.name, StringType()) if f.name in text else f
+                       for f in inferred.fields])
 
 
 def stage_pandas(spark: Any, frames: dict[str, pd.DataFrame], folder: str | Path | None
@@ -215,9 +236,9 @@ def _timestamp(raw: Any, dtype: str, tz: str, session_tz: str,
     if dtype in ("timestamp", "date"):
         return to_tz(raw.cast("timestamp_ntz")) if dtype == "timestamp" else raw.cast(
             "timestamp_ntz")
-    text = raw.cast("string")
+    text = F.trim(raw.cast("string"))
     formats = [f for f in ([fmt] if isinstance(fmt, str) else list(fmt or []))
-               if f.upper() != "ISO8601"]
+               if f.upper() != ISO.upper()]
     if formats:  # each value read by the first format that fits
         parsed = [F.try_to_timestamp(text, F.lit(_spark_pattern(f))).cast("timestamp_ntz")
                   for f in formats]
@@ -228,10 +249,38 @@ def _timestamp(raw: Any, dtype: str, tz: str, session_tz: str,
     return F.when(text.rlike(OFFSET), to_tz(parsed)).otherwise(parsed)
 
 
+def infer_format(sdf: Any, table: str, col: str) -> list[str] | None:
+    """The formats of a text timestamp column without ``ts_format``: the one family of
+    :data:`~churnml.data.timestamps.FORMAT_FAMILIES` that reads its first
+    :data:`FORMAT_SAMPLE` distinct values, chosen by the DuckDB route's rule
+    (:func:`~churnml.data.timestamps.infer_family`; ambiguous values raise its problem as
+    a :class:`DataValidationError`; with mixed values the family reading the most is used).
+    None: ISO 8601. A value the family does not read is an ``unparseable timestamp`` row."""
+    from pyspark.sql import functions as F
+
+    rows = (sdf.select(F.trim(F.col(f"`{col}`").cast("string")).alias("v"))
+            .where("v IS NOT NULL").distinct().limit(FORMAT_SAMPLE).collect())
+    values = pd.Series([r["v"] for r in rows], dtype=object)
+    if values.empty:
+        return None
+    try:
+        family = infer_family(values)
+    except TimestampProblem as exc:
+        if exc.family is not None:  # mixed: the family reading most values; the rows it
+            family = exc.family  # does not read are counted as unparseable timestamps
+            return None if family.date == ISO else list(family.formats)
+        shown = exc.values or values[:MAX_EXAMPLES].tolist()
+        raise DataValidationError(table, col, exc.problem, values=shown[:MAX_EXAMPLES],
+                                  n_rows=exc.n_rows) from exc
+    return None if family.date == ISO else list(family.formats)
+
+
 def _normalise(sdf: Any, table: str, tz: str, session_tz: str, fmt: str | None,
-               validation: ValidationConfig, voice: VoiceConfig, now: pd.Timestamp
+               validation: ValidationConfig, voice: VoiceConfig, now: pd.Timestamp,
+               problems: list[DataValidationError]
                ) -> tuple[list[Any], list[_Rule], dict[str, Any]]:
-    """Normalised columns (contract columns first, extra ones after, as read) and rules."""
+    """Normalised columns (contract columns first, extra ones after, as read) and rules;
+    a text timestamp column's format is inferred (:func:`infer_format`) unless ``fmt``."""
     from pyspark.sql import functions as F
 
     spec = TABLES[table]
@@ -248,11 +297,20 @@ def _normalise(sdf: Any, table: str, tz: str, session_tz: str, fmt: str | None,
         if kind == "id":
             cols[col] = raw
             if not nullable:
-                rules.append(_Rule(col, "missing id", raw.isNull(), raw))
+                hint = rules_text.MISSING_ID_HINT if col == "customer_id" else ""
+                rules.append(_Rule(col, rules_text.MISSING_ID + hint, raw.isNull(), raw))
         elif kind == "timestamp":
-            parsed = _timestamp(raw, types[col], tz, session_tz, fmt)
+            formats: str | list[str] | None = fmt
+            text = types[col] not in ("timestamp_ntz", "timestamp", "date")
+            if fmt is None and text:
+                try:
+                    formats = infer_format(sdf, table, col)
+                except DataValidationError as exc:  # reported instead of every row
+                    problems.append(exc)
+                    text = False
+            parsed = _timestamp(raw, types[col], tz, session_tz, formats)
             cols[col] = parsed
-            if types[col] not in ("timestamp_ntz", "timestamp", "date"):
+            if text:
                 rules.append(_Rule(col, "unparseable timestamp" + (
                     f" (expected format {fmt!r})" if fmt else ""),
                     raw.isNotNull() & parsed.isNull(), raw.cast("string")))
@@ -305,7 +363,7 @@ def _examples(sdf: Any, rule: _Rule) -> tuple[list[str], list[Any]]:
     return [f"with customer_id {show_value(r['k'])}" for r in rows], [r["v"] for r in rows]
 
 
-def _duplicates(sdf: Any, table: str, col: str) -> DataValidationError | None:
+def _duplicates(sdf: Any, table: str, col: str, problem: str) -> DataValidationError | None:
     from pyspark.sql import functions as F
 
     dup = (sdf.filter(F.col(col).isNotNull()).groupBy(col)
@@ -315,7 +373,7 @@ def _duplicates(sdf: Any, table: str, col: str) -> DataValidationError | None:
     if not total:
         return None
     shown = dup.limit(MAX_EXAMPLES).collect()
-    return DataValidationError(table, col, "duplicate id",
+    return DataValidationError(table, col, problem,
                                rows=[f"with customer_id {show_value(r['k'])}" for r in shown],
                                values=[r[col] for r in shown], n_rows=int(total))
 
@@ -323,22 +381,37 @@ def _duplicates(sdf: Any, table: str, col: str) -> DataValidationError | None:
 def validate_spark_table(
     table: str, sdf: Any, *, validation: ValidationConfig | None = None,
     voice: VoiceConfig | None = None, timezone: str = "UTC", ts_format: str | None = None,
-    now: pd.Timestamp | None = None,
+    now: pd.Timestamp | None = None, source: TableSource | None = None,
 ) -> tuple[Any, list[DataValidationError], dict[str, Any]]:
     """``(normalised DataFrame, problems, stats)`` of one table (one aggregate pass; a
-    failing rule fetches its examples; unique columns cost one grouped pass each)."""
+    failing rule fetches its examples; unique columns cost one grouped pass each).
+
+    ``source`` adds the table's options with the DuckDB route's semantics and wording
+    (:func:`churnml.data.validation.validate_table`): ``drop_missing_ids`` and
+    ``drop_duplicates`` (a :class:`~churnml.errors.DataWarning` with the count; one pass
+    each), ``order_lines`` (:func:`group_order_lines`); its ``ts_format`` is used when
+    ``ts_format`` is not given."""
     from pyspark.sql import functions as F
 
     spec = TABLES[table]
+    source = source or TableSource()
+    ts_format = ts_format if ts_format is not None else source.ts_format
     missing = [c for c in spec.required if c not in sdf.columns]
     if missing:
         present = columns_present(table, sdf.columns)
         return sdf, [DataValidationError(table, c, f"missing required column ({present})")
                      for c in missing], {}
+    if source.drop_missing_ids:
+        no_id = sdf.filter(F.col("customer_id").isNull()).count()
+        if no_id:
+            _warn(table, rules_text.dropped_missing_ids(no_id))
+            sdf = sdf.filter(F.col("customer_id").isNotNull())
     session_tz = sdf.sparkSession.conf.get("spark.sql.session.timeZone")
+    problems: list[DataValidationError] = []
     columns, rules, exprs = _normalise(sdf, table, timezone, session_tz, ts_format,
-                                validation or ValidationConfig(), voice or VoiceConfig(),
-                                now or pd.Timestamp.now())
+                                       validation or ValidationConfig(),
+                                       voice or VoiceConfig(), now or pd.Timestamp.now(),
+                                       problems)
     times = ["start_ts", "end_ts"] if table == "subscriptions" else (
         ["ts"] if "ts" in spec.columns else [])
     norm = sdf.select(*columns)
@@ -354,32 +427,104 @@ def validate_spark_table(
                  F.max(across(F.greatest, parsed)).alias("hi")]
     row = sdf.agg(*aggs).first()
     span = {"lo": row["lo"], "hi": row["hi"]} if times else {"lo": None, "hi": None}
-    problems = []
     for i, rule in enumerate(rules):
         n = int(row[f"r{i}"] or 0)
         if n:
             rows, values = _examples(sdf, rule)
             problems.append(DataValidationError(table, rule.column, rule.problem, rows=rows,
                                                 values=values, n_rows=n))
+    if source.drop_duplicates:
+        norm = _drop_duplicates(norm, table)
     for col in spec.unique:
-        if col in sdf.columns:
-            dup = _duplicates(norm, table, col)
+        if col in sdf.columns and not (source.order_lines and col == "order_id"):
+            hint = rules_text.ORDER_LINES_HINT if col == "order_id" else ""
+            dup = _duplicates(norm, table, col, rules_text.DUPLICATE_ID + hint)
             if dup is not None:
                 problems.append(dup)
+    if table == "transactions" and source.order_lines and not problems:
+        if "order_id" not in norm.columns:
+            problems.append(DataValidationError(table, "order_id", rules_text.NO_ORDER_ID))
+        else:
+            norm, split = group_order_lines(norm)
+            if split is not None:
+                problems.append(split)
     stats = {"rows": int(row["rows"]), "hash": f"{int(row['hash'] or 0) & (2**64 - 1):016x}",
              "lo": pd.Timestamp(span["lo"]) if span["lo"] is not None else pd.NaT,
              "hi": pd.Timestamp(span["hi"]) if span["hi"] is not None else pd.NaT}
     return norm, problems, stats
 
 
-def unify_ids(frames: dict[str, Any]) -> dict[str, Any]:
-    """Give every id column one type: string if any table holds string ids, else long."""
+def _warn(table: str, message: str) -> None:
+    import warnings
+
+    from churnml.errors import DataWarning
+
+    warnings.warn(f"{table}: {message}", DataWarning, stacklevel=4)
+
+
+def _drop_duplicates(norm: Any, table: str) -> Any:
+    """``norm`` without rows identical to another in every column (warned with the count)."""
+    from pyspark.sql import functions as F
+
+    cols = [F.col(f"`{c}`") for c in norm.columns]
+    extra = norm.groupBy(*cols).count().agg(F.sum(F.col("count") - 1).alias("n")).first()["n"]
+    if not extra:
+        return norm
+    _warn(table, rules_text.dropped_duplicates(int(extra)))
+    return norm.dropDuplicates()
+
+
+def group_order_lines(t: Any) -> tuple[Any, DataValidationError | None]:
+    """Transactions whose rows are order lines summed into orders, as
+    :func:`churnml.data.validation.group_order_lines` does: rows sharing an ``order_id``
+    become one transaction (``amount`` and ``quantity`` summed, earliest ``ts``); lines
+    without an ``order_id`` stay. Spark rows have no order, so the other columns come from
+    the order's earliest line (the first line, when lines are in time order). An order whose
+    lines name different customers is the problem returned (with the table unchanged)."""
+    from pyspark.sql import functions as F
+
+    has = F.col("order_id").isNotNull()
+    lines = t.filter(has)
+    cid = F.col("customer_id")
+    per = lines.groupBy("order_id").agg(
+        (F.count_distinct(cid) + F.max(cid.isNull().cast("int"))).alias("n"))
+    split = lines.join(per.filter("n > 1").select("order_id"), "order_id", "left_semi")
+    n = split.count()
+    if n:
+        shown = split.select("customer_id").limit(MAX_EXAMPLES).collect()
+        return t, DataValidationError(
+            "transactions", "customer_id", rules_text.SPLIT_ORDER,
+            rows=[f"with customer_id {show_value(r['customer_id'])}" for r in shown],
+            values=[r["customer_id"] for r in shown], n_rows=n)
+    summed = {"amount", "quantity"}
+    aggs = [(F.sum(c) if c in summed else F.min(c) if c == "ts"
+             else F.min_by(F.col(f"`{c}`"), F.col("ts"))).alias(c)
+            for c in t.columns if c != "order_id"]
+    orders = lines.groupBy("order_id").agg(*aggs).select(*[F.col(f"`{c}`") for c in t.columns])
+    return t.filter(~has).unionByName(orders), None
+
+
+def spark_expressions(sdf: Any, table: str, expressions: dict[str, str]) -> Any:
+    """``data.tables.<table>.expressions`` computed on Spark: the same checked expressions
+    as the DuckDB route (:func:`churnml.data.loaders.expression_columns`), rendered as
+    Spark SQL; the computed columns replace raw columns of the same name."""
+    from pyspark.sql import functions as F
+
+    sql = expression_columns(table, expressions, [str(c) for c in sdf.columns], "spark")
+    keep = [F.col(f"`{c}`") for c in sdf.columns if c not in sql]
+    return sdf.select(*keep, *[F.expr(e).alias(c) for c, e in sql.items()])
+
+
+def unify_ids(frames: dict[str, Any], text: bool = False) -> dict[str, Any]:
+    """Give every id column one type: string if ``text`` (tables read from files or Spark
+    tables: ids are text, as on the DuckDB route, :func:`churnml.data.loaders.ids_as_text`)
+    or any table holds string ids, else long."""
     from pyspark.sql import functions as F
 
     kinds = {dict(sdf.dtypes)[c] for sdf in frames.values() for c in ID_COLUMNS
              if c in sdf.columns}
-    target = "string" if any(k not in ("bigint", "int", "smallint", "tinyint")
-                             for k in kinds) else "bigint"
+    target = "string" if text or any(k not in ("bigint", "int", "smallint", "tinyint")
+                                     for k in kinds) else "bigint"
     return {t: sdf.select(*[F.col(c).cast(target).alias(c) if c in ID_COLUMNS else F.col(f"`{c}`")
                             for c in sdf.columns]) for t, sdf in frames.items()}
 
@@ -419,12 +564,14 @@ def load_spark_data(cfg: Config, spark: Any, staging: str | Path | None = None,
         if found is None:
             continue
         raw, origin = found
+        if source is not None and source.expressions:
+            raw = spark_expressions(raw, table, source.expressions)
         mapping = source.columns if source else {}
         renamed = apply_mapping(pd.DataFrame(columns=raw.columns), table, mapping, origin)
         raw = raw.toDF(*[str(c) for c in renamed.columns])
         norm, probs, stat = validate_spark_table(
             table, raw, validation=cfg.validation, voice=cfg.voice, timezone=d.timezone,
-            ts_format=source.ts_format if source else None, now=now)
+            now=now, source=source)
         frames[table], stats[table] = norm, stat
         problems += probs
     if "transactions" not in frames:
@@ -432,7 +579,8 @@ def load_spark_data(cfg: Config, spark: Any, staging: str | Path | None = None,
                                   "names no transactions table, path or folder file")
     raise_if_any(problems)
     name = Path(d.dir).name if d.dir else "spark"
-    return SparkData(unify_ids(frames), name=name, currency=d.currency, stats=stats)
+    return SparkData(unify_ids(frames, text=True), name=name, currency=d.currency,
+                     stats=stats)
 
 
 def _pandas_stats(frame: pd.DataFrame) -> dict[str, Any]:
@@ -441,6 +589,30 @@ def _pandas_stats(frame: pd.DataFrame) -> dict[str, Any]:
     return {"rows": len(frame), "hash": f"{int(h) & 0xFFFFFFFFFFFFFFFF:016x}",
             "lo": min((frame[c].min() for c in times), default=pd.NaT),
             "hi": max((frame[c].max() for c in times), default=pd.NaT)}
+
+
+def spark_only(data: DataConfig) -> bool:
+    """Whether only Spark can read the config's tables: no built-in dataset and no
+    ``data.dir``, or a table named as a Spark table or a URI (the lakehouse config)."""
+    if data.dataset is not None:
+        return False
+    return data.dir is None or any(
+        s.table is not None or (s.path is not None and URI.match(s.path) is not None)
+        for s in data.tables.values())
+
+
+def collect_spark_data(data: SparkData, cfg: Config) -> CustomerData:
+    """The validated Spark tables collected to the driver (through Arrow) as
+    :class:`~churnml.data.customer_data.CustomerData`, for the DuckDB-only commands
+    (``metrics``, ``monitor``, ``report``): the driver must hold the tables."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+        frames = {t: sdf.toPandas() for t, sdf in data.tables().items()}
+    return CustomerData.from_frames(**frames, name=data.name, currency=data.currency,
+                                    validation=cfg.validation, voice=cfg.voice,
+                                    end=cfg.data.end)
 
 
 def stage_folder() -> tempfile.TemporaryDirectory:

@@ -28,6 +28,24 @@ from churnml.data.timestamps import TimestampProblem, parse_timestamps
 from churnml.errors import DataValidationError, DataWarning
 
 _MAX_EXAMPLES = 5
+# Wording shared with the Spark loader (churnml.data.spark_loader), so both routes say the same
+MISSING_ID = "missing id"
+MISSING_ID_HINT = " (set drop_missing_ids: true for this table to drop such rows)"
+DUPLICATE_ID = "duplicate id"
+ORDER_LINES_HINT = (" (if rows are order lines, set order_lines: true for this table to sum "
+                    "them into orders)")
+SPLIT_ORDER = "order lines of one order_id name different customers"
+NO_ORDER_ID = "order_lines: true needs an order_id column"
+
+
+def dropped_missing_ids(n: int) -> str:
+    """The warning for ``n`` rows dropped by ``drop_missing_ids``."""
+    return f"dropped {n:,} row(s) without a customer id (drop_missing_ids)"
+
+
+def dropped_duplicates(n: int) -> str:
+    """The warning for ``n`` rows dropped by ``drop_duplicates``."""
+    return f"dropped {n:,} row(s) identical to an earlier row (drop_duplicates)"
 
 
 def _fail(
@@ -129,8 +147,7 @@ def validate_table(
         no_id = out["customer_id"].isna()
         if no_id.any():
             out = out[~no_id]
-            _warn(name, f"dropped {int(no_id.sum()):,} row(s) without a customer id "
-                        "(drop_missing_ids)")
+            _warn(name, dropped_missing_ids(int(no_id.sum())))
     now = now or pd.Timestamp.now()
     lo = pd.Timestamp(validation.min_ts)
     hi = now.normalize() + pd.Timedelta(days=validation.max_ts_days_ahead + 1)
@@ -142,9 +159,8 @@ def validate_table(
         nullable = (name, col) in NULLABLE or col not in spec.required
         if kind == "id":
             if not nullable and s.isna().any():
-                hint = (" (set drop_missing_ids: true for this table to drop such rows)"
-                        if col == "customer_id" else "")
-                _fail(problems, name, col, "missing id" + hint, s.isna(), s)
+                hint = MISSING_ID_HINT if col == "customer_id" else ""
+                _fail(problems, name, col, MISSING_ID + hint, s.isna(), s)
         elif kind == "timestamp":
             out[col] = _parse_ts(s, name, col, timezone, ts_format, problems, nullable)
             _check_range(out[col].dropna(), name, col, lo, hi, problems)
@@ -160,9 +176,8 @@ def validate_table(
         if col in out.columns and not (source.order_lines and col == "order_id"):
             dup = out[col].notna() & out[col].duplicated(keep=False)
             if dup.any():
-                hint = (" (if rows are order lines, set order_lines: true for this table to "
-                        "sum them into orders)" if col == "order_id" else "")
-                _fail(problems, name, col, "duplicate id" + hint, dup, out[col])
+                hint = ORDER_LINES_HINT if col == "order_id" else ""
+                _fail(problems, name, col, DUPLICATE_ID + hint, dup, out[col])
 
     if name == "transactions" and not validation.allow_negative_amounts and "amount" in out:
         neg = out["amount"] < 0
@@ -186,7 +201,7 @@ def validate_table(
         _check_subscriptions(out, problems)
     if name == "transactions" and source.order_lines and not problems:
         if "order_id" not in out.columns:
-            _fail(problems, name, "order_id", "order_lines: true needs an order_id column")
+            _fail(problems, name, "order_id", NO_ORDER_ID)
         else:
             out = group_order_lines(out, problems)
     if name == "campaigns":
@@ -272,7 +287,7 @@ def _duplicate_rows(out: pd.DataFrame, table: str, source: TableSource,
         return out
     n = int(dup.sum())
     if source.drop_duplicates:
-        _warn(table, f"dropped {n:,} row(s) identical to an earlier row (drop_duplicates)")
+        _warn(table, dropped_duplicates(n))
         return out[~dup]
     unique = TABLES[table].unique
     if any(c in out.columns and out[c].notna().all() for c in unique) and not (
@@ -299,8 +314,8 @@ def group_order_lines(t: pd.DataFrame, problems: list[DataValidationError]) -> p
     n_cust = lines.groupby(keys, sort=False)["customer_id"].nunique(dropna=False)
     split = keys.isin(n_cust.index[n_cust > 1])
     if split.any():
-        _fail(problems, "transactions", "customer_id",
-              "order lines of one order_id name different customers", split, lines["customer_id"])
+        _fail(problems, "transactions", "customer_id", SPLIT_ORDER, split,
+              lines["customer_id"])
         return t
     summed = {"amount", "quantity"}
     agg = {c: ("sum" if c in summed else "min" if c == "ts" else "first")

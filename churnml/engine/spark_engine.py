@@ -56,13 +56,16 @@ def _is_money_sum(node: exp.Expression) -> bool:
 
 
 def _integer_money(node: exp.Expression) -> exp.Expression:
-    """``SUM(CAST(x AS DECIMAL(18, 4)))`` -> ``SUM(<x in 1/10,000 units, BIGINT>) / 1e4``.
+    """``SUM(CAST(x AS DECIMAL(18, 4)))`` -> ``CAST(SUM(<x in 1/10,000 units, BIGINT>) AS
+    DECIMAL(38, 0)) / 10000``.
 
     Both are exact and independent of the order of the rows (amounts have at most 4
-    decimals; halves round away from zero as the decimal cast does), and the quotient is the
-    correctly rounded double, as the DOUBLE cast of the decimal sum is. Spark keeps a
-    DECIMAL(28, 4) sum in a ``java.math.BigDecimal`` per update: the BIGINT sum is several
-    times cheaper."""
+    decimals; halves round away from zero as the decimal cast does), and the result is a
+    DECIMAL, as DuckDB's: a running sum of per-bucket sums (the cumulative panel) stays
+    exact, and its final DOUBLE cast is the correctly rounded double on both engines (a
+    per-bucket DOUBLE quotient would add rounding errors across buckets). Spark keeps a
+    DECIMAL sum in a ``java.math.BigDecimal`` per row update: the BIGINT sum is several
+    times cheaper, and only one decimal per group is made."""
     inner = node.this if isinstance(node, exp.Filter) else node
     if not _is_money_sum(inner):
         return node
@@ -72,8 +75,8 @@ def _integer_money(node: exp.Expression) -> exp.Expression:
     total: exp.Expression = exp.Sum(this=units)
     if isinstance(node, exp.Filter):
         total = exp.Filter(this=total, expression=node.expression)
-    scale = sqlglot.parse_one(f"CAST({MONEY_UNITS} AS DOUBLE)", read=READ_DIALECT)
-    return exp.Paren(this=exp.Div(this=total, expression=scale))
+    exact = exp.Cast(this=total, to=exp.DataType.build("DECIMAL(38, 0)"))
+    return exp.Paren(this=exp.Div(this=exact, expression=exp.Literal.number(MONEY_UNITS)))
 
 
 class SparkEngine(SqlEngine):

@@ -93,6 +93,48 @@ def profile_frame(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> 
         con.close()
 
 
+def profile_spark(sdf: Any, kinds: Mapping[str, str]) -> dict[str, Profile]:
+    """Profiles of the columns ``kinds`` of a Spark DataFrame, as :func:`profile_parquet`
+    computes them (exact quantiles with linear interpolation: Spark ``percentile``), from
+    one aggregate and one grouped count per categorical column: only the profiles reach
+    the driver."""
+    from pyspark.sql import functions as F
+
+    numeric = [c for c, k in kinds.items() if k == NUMERIC]
+    aggs = [F.count(F.lit(1)).alias("__n")]
+    for i, name in enumerate(numeric):
+        value = F.col(f"`{name}`").cast("double")
+        gap = value.isNull() | F.isnan(value)
+        aggs += [F.count_if(gap).alias(f"m{i}"),
+                 F.percentile(F.when(~gap, value), [float(p) for p in GRID]).alias(f"q{i}")]
+    row = sdf.agg(*aggs).first()
+    total = int(row["__n"])
+    out: dict[str, Profile] = {}
+    for name, kind in kinds.items():
+        if kind == NUMERIC:
+            i = numeric.index(name)
+            qs = row[f"q{i}"]
+            quantiles = [None if q is None else float(q) for q in (qs or [])]
+            quantiles = quantiles if quantiles and any(q is not None for q in quantiles) else None
+            out[name] = {"kind": NUMERIC, "n": total,
+                         "missing": int(row[f"m{i}"]) / total if total else 0.0,
+                         "quantiles": quantiles}
+            continue
+        counts = (sdf.select(F.col(f"`{name}`").cast("string").alias("v")).groupBy("v")
+                  .count().collect())
+        rows = sorted(((r["v"], int(r["count"])) for r in counts),
+                      key=lambda vn: (-vn[1], vn[0] is None, vn[0] or ""))
+        nulls = sum(n for v, n in rows if v is None)
+        present = [(v, n) for v, n in rows if v is not None]
+        seen = total - nulls
+        shares = {v: n / seen for v, n in present[:MAX_CATEGORIES]} if seen else {}
+        if len(present) > MAX_CATEGORIES:
+            shares[OTHER] = sum(n for _, n in present[MAX_CATEGORIES:]) / seen
+        out[name] = {"kind": CATEGORICAL, "n": total,
+                     "missing": nulls / total if total else 0.0, "shares": shares}
+    return out
+
+
 def profile_parquet(path: str | Path, kinds: Mapping[str, str]) -> dict[str, Profile]:
     """Profiles of the columns ``kinds`` (name -> ``numeric`` | ``categorical``) of a
     Parquet file, streamed by DuckDB."""

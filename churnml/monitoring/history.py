@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +80,19 @@ class ScoreHistory:
     def write_run(folder: str | Path, scores: pd.DataFrame, run: Mapping[str, Any],
                   profile: Mapping[str, Any] | None = None) -> None:
         """Write one run's files (scores, ``run.json``, ``profile.json``) into ``folder``."""
-        folder = Path(folder)
         kept = scores[[c for c in COLUMNS if c in scores.columns]].reset_index(drop=True)
-        meta = {**dict(run), "cutoff": pd.Timestamp(run["cutoff"]).isoformat(),
-                "rows": len(kept)}
-        run_text = json.dumps(meta, indent=1, default=str)
+        ScoreHistory.write_run_with(folder, _pandas_writer(kept), run, profile)
+
+    @staticmethod
+    def write_run_with(folder: str | Path, write_scores: Callable[[Path], int],
+                       run: Mapping[str, Any], profile: Mapping[str, Any] | None = None
+                       ) -> None:
+        """:meth:`write_run`, the scores written by ``write_scores(path)`` (returns rows)."""
+        folder = Path(folder)
         profile_text = json.dumps(dict(profile or {}))
-        kept.to_parquet(folder / SCORES, index=False)
-        (folder / RUN).write_text(run_text)
+        rows = write_scores(folder / SCORES)
+        meta = {**dict(run), "cutoff": pd.Timestamp(run["cutoff"]).isoformat(), "rows": rows}
+        (folder / RUN).write_text(json.dumps(meta, indent=1, default=str))
         (folder / PROFILE).write_text(profile_text)
 
     def clean(self, keep: Path | None = None) -> list[Path]:
@@ -108,13 +113,20 @@ class ScoreHistory:
               profile: Mapping[str, Any] | None = None) -> Path:
         """Store one scoring run (replacing any earlier run of the same ``run['cutoff']``):
         staged beside its partition and committed (:class:`churnml.outputs.OutputSet`)."""
+        kept = scores[[c for c in COLUMNS if c in scores.columns]].reset_index(drop=True)
+        return self.write_with(_pandas_writer(kept), run, profile)
+
+    def write_with(self, write_scores: Callable[[Path], int], run: Mapping[str, Any],
+                   profile: Mapping[str, Any] | None = None) -> Path:
+        """:meth:`write`, the scores written by ``write_scores(path)`` (one Parquet file of
+        the :data:`COLUMNS` present; returns its row count), e.g. by Spark."""
         outputs = OutputSet({}, {"run": self.partition(run["cutoff"])}, journal_dir=self.root)
         outputs.check()
         with outputs.locked():
             outputs.recover()
             self.clean()
             try:
-                self.write_run(outputs.stage("run"), scores, run, profile)
+                self.write_run_with(outputs.stage("run"), write_scores, run, profile)
             except BaseException:
                 outputs.abort()
                 raise
@@ -170,3 +182,11 @@ def _mapping(value: Any, path: Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ChurnmlError(f"{path}: expected a JSON object, found {type(value).__name__}")
     return value
+
+
+def _pandas_writer(kept: pd.DataFrame) -> Callable[[Path], int]:
+    def write(path: Path) -> int:
+        kept.to_parquet(path, index=False)
+        return len(kept)
+
+    return write

@@ -54,14 +54,8 @@ def history_run(result: Any, cfg: Config, models: Any) -> dict[str, Any] | None:
     scores = result.scores
     if scores.empty:
         return None
-    return {
-        "cutoff": pd.Timestamp(scores["cutoff"].iloc[0]), "horizon_days": cfg.churn.horizon_days,
-        "config": cfg.name, "model_version": models.version, "churn_model": models.churn_uri,
-        "ltv_model": models.ltv_uri,
-        "alias": None if models.churn_uri is None else cfg.scoring.model_alias,
-        "scored_at": str(scores["scored_at"].iloc[0]),
-        "segments": segment_counts(scores),
-    }
+    return score_run(cfg, models, scores["cutoff"].iloc[0], scores["scored_at"].iloc[0],
+                     segment_counts(scores))
 
 
 def stage_history(result: Any, cfg: Config, models: Any, outputs: Any
@@ -87,7 +81,12 @@ def log_scoring_run(result: Any, cfg: Config, models: Any) -> None:
     """The scoring run as an MLflow run (when the models came from an MLflow store)."""
     run = history_run(result, cfg, models)
     if run is not None and models.tracking_uri is not None:
-        _log_scoring_run(result.scores, run, result.profile, cfg, models.tracking_uri)
+        scores = result.scores
+        summary = {"customers": len(scores),
+                   "mean_churn_probability": scores[PROBABILITY].mean(),
+                   "value_at_risk_total": scores["value_at_risk"].sum()
+                   if "value_at_risk" in scores else None}
+        _log_scoring_run(summary, run, result.profile, cfg, models.tracking_uri)
 
 
 def record_scores(result: Any, cfg: Config, models: Any, *, log_to_mlflow: bool = True
@@ -104,7 +103,56 @@ def record_scores(result: Any, cfg: Config, models: Any, *, log_to_mlflow: bool 
     return folder
 
 
-def _log_scoring_run(scores: pd.DataFrame, run: dict[str, Any], profile: dict[str, Any],
+def score_run(cfg: Config, models: Any, cutoff: Any, scored_at: Any,
+              segments: dict[str, int]) -> dict[str, Any]:
+    """The ``run.json`` of a scoring run (whichever engine scored it)."""
+    return {
+        "cutoff": pd.Timestamp(cutoff), "horizon_days": cfg.churn.horizon_days,
+        "config": cfg.name, "model_version": models.version, "churn_model": models.churn_uri,
+        "ltv_model": models.ltv_uri,
+        "alias": None if models.churn_uri is None else cfg.scoring.model_alias,
+        "scored_at": str(scored_at), "segments": segments,
+    }
+
+
+def record_spark_scores(result: Any, cfg: Config, models: Any, *, log_to_mlflow: bool = True
+                        ) -> Path | None:
+    """:func:`record_scores` of a Spark scoring run
+    (:class:`~churnml.scoring.spark.SparkScoreResult`): the history partition's
+    ``scores.parquet`` is written by Spark from the scores it wrote (one file, rank order;
+    the history folder must be reachable from the executors, e.g. a local or shared path),
+    its ``run.json`` and ``profile.json`` from the run's summary and feature profiles;
+    nothing per customer reaches the driver."""
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    from churnml.io import write_spark_file
+    from churnml.monitoring.history import COLUMNS
+
+    if result.n_scored == 0:
+        return None
+    spark = SparkSession.getActiveSession()
+    scores = spark.read.parquet(result.files["scores"])
+    kept = scores.select(*[c for c in COLUMNS if c in scores.columns]).orderBy("rank")
+    segments = {str(r.risk_segment): int(r.customers) for r in result.summary.itertuples()
+                if int(r.customers) > 0}
+    run = score_run(cfg, models, result.cutoff, result.scored_at, segments)
+
+    def write_scores(path: Path) -> int:
+        write_spark_file(kept, path)
+        return result.n_scored
+
+    folder = ScoreHistory(history_root(cfg)).write_with(write_scores, run, result.profile)
+    if log_to_mlflow and models.tracking_uri is not None:
+        row = scores.agg(F.count(F.lit(1)).alias("n"), F.avg(PROBABILITY).alias("p"),
+                         F.sum("value_at_risk").alias("var")).first()
+        summary = {"customers": row["n"], "mean_churn_probability": row["p"],
+                   "value_at_risk_total": row["var"]}
+        _log_scoring_run(summary, run, result.profile, cfg, models.tracking_uri)
+    return folder
+
+
+def _log_scoring_run(summary: dict[str, Any], run: dict[str, Any], profile: dict[str, Any],
                      cfg: Config, tracking_uri: str) -> None:
     import mlflow
 
@@ -117,10 +165,7 @@ def _log_scoring_run(scores: pd.DataFrame, run: dict[str, Any], profile: dict[st
         mlflow.log_params({"cutoff": cutoff.isoformat(), "model_version": run["model_version"],
                            "horizon_days": run["horizon_days"]})
         step = _step(cutoff)
-        metrics = {"score.customers": float(len(scores)),
-                   "score.mean_churn_probability": float(scores[PROBABILITY].mean())}
-        if "value_at_risk" in scores:
-            metrics["score.value_at_risk_total"] = float(scores["value_at_risk"].sum())
+        metrics = {f"score.{k}": float(v) for k, v in summary.items() if v is not None}
         metrics.update({f"score.segment.{key_part(k)}": float(v)
                         for k, v in run["segments"].items()})
         mlflow.log_metrics(metrics, step=step)

@@ -301,17 +301,25 @@ class Scorer:
             self._explainer = PathAttribution(self.models.churn)
         return self._explainer
 
+    def scores(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+        """:data:`SCORE_COLUMNS` of one chunk of features (:func:`value_scores` of both
+        models' predictions): the one scoring step of every route (local chunks here, Spark
+        partitions in :mod:`churnml.scoring.spark`)."""
+        check_feature_table(X, self.dtypes, self.models.version)
+        cols = value_scores(self.models.churn.predict_proba(X)[:, 1],
+                            self.models.ltv.predict(X), self.models.ltv.predict_if_retained(X))
+        if self.uplift is None:
+            return cols
+        chunk = X[[c for c in self.uplift.features if c not in cols]].reset_index(drop=True)
+        added = self.uplift(chunk.assign(**cols))
+        return {**cols, **{c: added[c].to_numpy() for c in added.columns}}
+
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         """Narrow scores of one chunk: id, :data:`SCORE_COLUMNS` and the columns the rules
         read."""
-        check_feature_table(X, self.dtypes, self.models.version)
+        scores = self.scores(X)
         out = X[[ID, *[c for c in self.keep if c in X.columns]]].reset_index(drop=True)
-        out = out.assign(**value_scores(self.models.churn.predict_proba(X)[:, 1],
-                                        self.models.ltv.predict(X),
-                                        self.models.ltv.predict_if_retained(X)))
-        if self.uplift is not None:
-            feats = X[[c for c in self.uplift.features if c not in out]].reset_index(drop=True)
-            out = out.assign(**self.uplift(pd.concat([out, feats], axis=1)))
+        out = out.assign(**scores)
         if self.models.survival is None:
             return out
         return pd.concat([out, self.predict_survival(X, out[RETAINED])], axis=1)

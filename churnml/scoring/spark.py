@@ -1,7 +1,15 @@
-"""Score a Spark DataFrame of features: the registered models run on the executors through
-``mlflow.pyfunc.spark_udf``; segments are a Spark SQL ``CASE`` (the same rules, transpiled);
-reasons in words are computed on the executors by ``mapInPandas`` with the same
-:class:`~churnml.scoring.score.Scorer` code as local scoring, so results agree row for row.
+"""Score a Spark DataFrame of features with the code of local scoring, run on the executors.
+
+The models travel as their code-free state (:mod:`churnml.models._state`: LightGBM text
+models and JSON, whether they came from the registry or a ``--models-dir`` export), in one
+broadcast :class:`ShippedScorer`; each Python worker rebuilds the
+:class:`~churnml.scoring.score.Scorer` once and scores its partitions with
+:func:`score_partitions` (``mapInPandas``): :meth:`Scorer.scores
+<churnml.scoring.score.Scorer.scores>`, the step local scoring runs per chunk, so value at
+risk is computed by one function on both routes. Further per-chunk columns (e.g. uplift)
+belong in that one per-partition function. Segments are a Spark SQL ``CASE`` (the same
+rules, transpiled); reasons in words are computed on the executors with the same
+:meth:`Scorer.explain <churnml.scoring.score.Scorer.explain>`, so results agree row for row.
 
 The quantile thresholds are exact (Spark ``percentile``, linear interpolation like numpy);
 ranks come from one global ordering (value at risk descending, then customer id).
@@ -9,6 +17,7 @@ ranks come from one global ordering (value at risk descending, then customer id)
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import warnings
@@ -25,6 +34,7 @@ from churnml.engine.sql import render
 from churnml.errors import DataValidationError
 from churnml.features.build import as_cutoffs, feature_query, resolve_features
 from churnml.features.definitions import CUTOFF
+from churnml.features.profile import profile_spark
 from churnml.features.spec import FeatureSpec
 from churnml.io import write_table
 from churnml.models._preprocess import CATEGORICAL, FEATURE_TABLE
@@ -38,21 +48,17 @@ from churnml.scoring.score import (
     PROBABILITY,
     RANK,
     REASONS,
-    RETAINED,
     SCORE_COLUMNS,
-    VALUE,
     VAR,
     Scorer,
     feature_descriptions,
+    feature_kinds,
     needed_columns,
     plan_features,
 )
 
 SPARK_NUMERIC = "double"
 SPARK_STRING = "string"
-UDF_RESULT = "double"
-LTV_UDF_RESULT = f"{VALUE} double, {RETAINED} double"  # the LTV pyfunc's two outputs
-_LTV_STRUCT = "_churnml_ltv"
 _PANDAS_WARNING = "PySpark does not yet fully support pandas"
 
 
@@ -73,17 +79,54 @@ def check_spark_features(sdf: Any, feature_dtypes: Mapping[str, str], model: str
                                   f"types differ from {model}: {detail}")
 
 
-def _udf(spark: Any, uri: str | None, tracking_uri: str | None,
-         result_type: str = UDF_RESULT) -> Any:
-    import mlflow.pyfunc
+@dataclass
+class ShippedScorer:
+    """What the executors receive: both models as code-free state documents
+    (:func:`~churnml.models._state.dump_estimator`) and the scorer's settings; the
+    :class:`~churnml.scoring.score.Scorer` is rebuilt from them once per Python worker
+    (:attr:`scorer`), no MLflow store or model folder needed there."""
 
-    from churnml.training.tracking import DEFAULT_TRACKING_URI, tracking
+    churn: dict[str, Any]
+    ltv: dict[str, Any]
+    labels: tuple[str, str]
+    config: ScoringConfig
+    churn_config: ChurnConfig
+    cutoff: pd.Timestamp
+    descriptions: dict[str, Any]
+    scored_at: pd.Timestamp
+    columns: list[str]
 
-    if uri is None:
-        raise ValueError("Spark scoring needs registered models (load_registered_pair), not an "
-                         "export")
-    with tracking(tracking_uri or DEFAULT_TRACKING_URI, read_only=True):
-        return mlflow.pyfunc.spark_udf(spark, uri, result_type=result_type, env_manager="local")
+    @classmethod
+    def of(cls, scorer: Scorer, descriptions: dict[str, Any], columns: list[str]
+           ) -> ShippedScorer:
+        from churnml.models._state import dump_estimator
+
+        m = scorer.models
+        return cls(dump_estimator(m.churn), dump_estimator(m.ltv),
+                   (m.churn_label, m.ltv_label), scorer.config, scorer.churn, scorer.cutoff,
+                   descriptions, scorer.scored_at, columns)
+
+    @functools.cached_property
+    def scorer(self) -> Scorer:
+        from churnml.models._state import load_estimator
+
+        models = ScoringModels(churn=load_estimator(self.churn), ltv=load_estimator(self.ltv),
+                               churn_label=self.labels[0], ltv_label=self.labels[1])
+        return Scorer(models, self.config, self.churn_config, self.cutoff, self.descriptions,
+                      self.scored_at, columns=self.columns)
+
+    def __getstate__(self) -> dict[str, Any]:  # the rebuilt scorer is not shipped
+        return {k: v for k, v in self.__dict__.items() if k != "scorer"}
+
+
+def score_partitions(batches: Iterator[pd.DataFrame], shipped: ShippedScorer
+                     ) -> Iterator[pd.DataFrame]:
+    """Each batch of features with :data:`~churnml.scoring.score.SCORE_COLUMNS` appended
+    (:meth:`Scorer.scores <churnml.scoring.score.Scorer.scores>`): the per-partition
+    pandas step of Spark scoring."""
+    scorer = shipped.scorer
+    for batch in batches:
+        yield batch.assign(**scorer.scores(batch))
 
 
 def _quantiles(sdf: Any, config: ScoringConfig) -> dict[str, float]:
@@ -108,10 +151,11 @@ def score_spark(
 ) -> tuple[Any, pd.DataFrame]:
     """Scores of a Spark feature table (``customer_id``, features; one cutoff) as a Spark
     DataFrame with :data:`~churnml.scoring.score.OUTPUT_COLUMNS`, and the segment summary
-    (pandas). ``models`` must come from the registry (their URIs feed ``spark_udf``)."""
+    (pandas). ``models`` come from the registry or an export: their code-free state is
+    broadcast (:class:`ShippedScorer`)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
-    from pyspark.sql.types import StringType, StructField, StructType
+    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
 
     config = config or ScoringConfig()
     churn = churn or ChurnConfig()
@@ -119,16 +163,12 @@ def score_spark(
     scorer = Scorer(models, config, churn, pd.Timestamp(cutoff), descriptions, scored_at,
                     columns=[str(c) for c in features.columns])
     check_spark_features(features, scorer.dtypes, models.version)
-    churn_cols = [str(c) for c in models.churn.feature_names_in_]
-    ltv_cols = [str(c) for c in models.ltv.feature_names_in_]
-    sdf = features.withColumn(
-        PROBABILITY, _udf(spark, models.churn_uri, models.tracking_uri)(F.struct(*churn_cols))
-    ).withColumn(
-        _LTV_STRUCT,
-        _udf(spark, models.ltv_uri, models.tracking_uri, LTV_UDF_RESULT)(F.struct(*ltv_cols)),
-    ).withColumn(VALUE, F.col(f"{_LTV_STRUCT}.{VALUE}")).withColumn(
-        RETAINED, F.greatest(F.col(f"{_LTV_STRUCT}.{RETAINED}"), F.lit(0.0))
-    ).drop(_LTV_STRUCT).withColumn(VAR, F.col(PROBABILITY) * F.col(RETAINED)).cache()
+    shipped = spark.sparkContext.broadcast(
+        ShippedScorer.of(scorer, dict(descriptions or {}), [str(c) for c in features.columns]))
+    scored = StructType([*features.schema.fields,
+                         *[StructField(c, DoubleType()) for c in SCORE_COLUMNS]])
+    sdf = features.mapInPandas(lambda batches: score_partitions(batches, shipped.value),
+                               scored).cache()
     values = seg.thresholds(pd.DataFrame(), config, churn)
     values.update(_quantiles(sdf, config))
     with warnings.catch_warnings(record=True) as caught:
@@ -136,13 +176,10 @@ def score_spark(
         case = seg.case_sql(scorer.segments, values, sdf.columns, dialect="spark")
     order = Window.orderBy(F.desc(VAR), F.asc(ID))
     ranked = sdf.withColumn(seg.SEGMENT, F.expr(case)).withColumn(RANK, F.row_number().over(order))
-    if config.attribution == "path":
-        _ = scorer.explainer  # built once on the driver, shipped with the scorer
-    shipped = spark.sparkContext.broadcast(scorer)
     wanted = scorer.reason_segments()
 
     def explain(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        s = shipped.value
+        s = shipped.value.scorer
         for batch in batches:
             rows = batch[seg.SEGMENT].isin(wanted).to_numpy()
             reasons = pd.Series(None, index=batch.index, dtype="object")
@@ -184,6 +221,10 @@ class SparkScoreResult:
     n_scored: int
     n_reasons: int
     warnings: list[str] = field(default_factory=list)
+    cutoff: pd.Timestamp | None = None
+    scored_at: pd.Timestamp | None = None
+    profile: dict[str, Any] = field(default_factory=dict)  # model features, for monitoring
+    history: Path | None = None  # the score history partition written, if any
 
 
 def spark_features(data: Any, cutoff: pd.Timestamp, needed: set[str],
@@ -272,4 +313,6 @@ def score_spark_data(
     write_table(summary, files["segment_summary"])
     counts = written.agg(F.count(F.lit(1)).alias("n"),
                          F.count(REASONS).alias("reasons")).first()
-    return SparkScoreResult(summary, files, int(counts["n"]), int(counts["reasons"]), notes)
+    profile = profile_spark(features, feature_kinds(models.feature_dtypes()))
+    return SparkScoreResult(summary, files, int(counts["n"]), int(counts["reasons"]), notes,
+                            cut, probe.scored_at, profile)
