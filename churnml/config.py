@@ -607,6 +607,9 @@ class ScoringConfig(_Strict):
              "when": "churn_probability < loyal_max_probability AND purchases_365d >= "
                      "loyal_min_purchases",
              "action": "referral invitation"},
+            {"name": "act_now", "priority": 70, "reasons": False,
+             "when": "value_if_retained >= vip_value AND median_time_to_churn_days <= 180",
+             "action": "contact this week"},
         ],
         description="rules {name, when (SQL), action, priority (lower wins), reasons (bool: "
         "explain these customers)}; a rule naming a feature the data lack is skipped, a "
@@ -775,6 +778,11 @@ class SurvivalConfig(_Strict):
         "constant_hazard", description="curve past the longest observed duration: "
         "constant_hazard (last hazard continues), sbg (shifted-beta-geometric fit on the "
         "model's own retention) or restricted (stop at the grid end: restricted means)")
+    champion_metric: Literal["uno_c", "harrell_c", "mean_auc", "integrated_brier",
+                             "integrated_admin_brier", "calibration_ici"] = Field(
+        "integrated_admin_brier", description="backtest metric the survival model must beat "
+        "Kaplan–Meier, Cox and the survival champion on to become champion (Brier and "
+        "calibration errors: lower is better)")
 
     @field_validator("horizons_days")
     @classmethod

@@ -83,9 +83,18 @@ def load_scoring_models(cfg: Config, models_dir: str | Path | None = None,
         return load_exported_models(folder, names.churn_model_name, names.ltv_model_name,
                                     trust_pickle=trust, expected=expected,
                                     allow_missing_lineage=sc.allow_missing_lineage)
-    return load_registered_pair(names.churn_model_name, names.ltv_model_name, sc.model_alias,
-                                tracking_uri or names.uri, expected=expected,
-                                allow_missing_lineage=sc.allow_missing_lineage)
+    models = load_registered_pair(names.churn_model_name, names.ltv_model_name,
+                                  sc.model_alias, tracking_uri or names.uri, expected=expected,
+                                  allow_missing_lineage=sc.allow_missing_lineage)
+    if cfg.survival.enabled:
+        from churnml.scoring.loading import with_survival
+        from churnml.training.survival_stage import survival_model_name
+
+        models, note = with_survival(models, survival_model_name(cfg), sc.model_alias,
+                                     tracking_uri or names.uri)
+        if note:
+            warnings.warn(note, stacklevel=2)
+    return models
 
 
 def check_score_config(cfg: Config) -> None:
@@ -122,7 +131,7 @@ def score_customers(data: CustomerData, cfg: Config, models: Any, *, cutoff: Any
     return score(data, models, cfg.scoring, cutoff=cutoff, churn=cfg.churn,
                  spec=feature_spec(cfg), scored_at=scored_at, threads=cfg.features.threads,
                  memory_limit=cfg.features.memory_limit, progress=progress,
-                 uplift=uplift_columns(cfg))
+                 uplift=uplift_columns(cfg), survival=cfg.survival)
 
 
 def uplift_columns(cfg: Config) -> Any:
@@ -301,10 +310,14 @@ def run_demo(data: CustomerData, cfg: Config, out_dir: str | Path,
     """Run every stage of the main job on ``data`` and write the outputs under ``out_dir``;
     ``model_stages=False`` stops after the metrics (no training, scoring or models);
     ``monitor=True`` trains as of the first of the last :data:`MONITOR_MONTHS` months (only
-    on labels known by then), scores each month since and monitors those runs."""
+    on labels known by then), scores each month since and monitors those runs. The survival
+    model (time to churn) is on unless the config sets ``survival.enabled``."""
     console = console or Console(stderr=True)
     out_dir = Path(out_dir)
     result = DemoResult(out_dir=out_dir)
+    if "enabled" not in cfg.survival.model_fields_set:  # the demo shows time to churn
+        cfg = cfg.model_copy(deep=True)
+        cfg.survival.enabled = True
     if monitor and model_stages:  # deploy as of the first monitored month: train before it
         cfg = cfg.model_copy(deep=True)
         first = monitoring_cutoffs(data)[0]

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from churnml.cli import app
 from churnml.report.sections import SECTION_IDS
-from churnml.scoring.score import OUTPUT_COLUMNS
+from churnml.scoring.score import OUTPUT_COLUMNS, survival_score_columns
 from churnml.training.tracking import tracking
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:mlflow")
@@ -50,7 +50,14 @@ def test_every_stage_wrote_its_files(demo_run) -> None:
 def test_scores_cover_the_base_and_segments_add_up(demo_run) -> None:
     out, _, _ = demo_run
     scores = pd.read_parquet(out / "scores.parquet")
-    assert list(scores.columns) == OUTPUT_COLUMNS
+    # the demo turns the survival model on: its columns follow the standard ones (and the
+    # uplift columns, when the campaign stage added them)
+    cols, extra = list(scores.columns), survival_score_columns()
+    assert cols[-len(extra):] == extra
+    assert [c for c in cols if c in OUTPUT_COLUMNS] == OUTPUT_COLUMNS
+    assert (scores["p_active_90d"] >= scores["p_active_365d"]).all()
+    assert (scores["lifetime_value_low"] <= scores["lifetime_value"]).all()
+    assert (scores["lifetime_value"] <= scores["lifetime_value_high"]).all()
     assert scores["customer_id"].is_unique
     assert scores["rank"].tolist() == list(range(1, len(scores) + 1))
     summary = pd.read_csv(out / "segment_summary.csv")

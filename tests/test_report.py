@@ -193,8 +193,9 @@ def _section(page: str, section_id: str) -> str:
 
 
 def test_every_section_rendered_with_content(report):
-    assert re.findall(r'<section id="([^"]+)"', report) == list(SECTION_IDS)
-    for sid in SECTION_IDS:
+    shown = [s for s in SECTION_IDS if s != "time-to-churn"]  # survival stage not run
+    assert re.findall(r'<section id="([^"]+)"', report) == shown
+    for sid in shown:
         body = _section(report, sid)
         assert "not available" not in body, sid
         assert "<img" in body or "<table" in body, sid
@@ -208,7 +209,8 @@ def test_optional_sections_are_left_out_without_their_files(job, tmp_path):
             (tmp_path / name).symlink_to(src, target_is_directory=src.is_dir())
     page = build_report(tmp_path, default_config(), tmp_path / "r.html").read_text()
     ids = re.findall(r'<section id="([^"]+)"', page)
-    assert ids == [s for s in SECTION_IDS if s not in ("monitoring", "campaigns")]
+    assert ids == [s for s in SECTION_IDS
+                   if s not in ("monitoring", "campaigns", "time-to-churn")]
     assert 'class="notice"' not in page
 
 
@@ -299,7 +301,7 @@ def test_missing_inputs_give_notices(job, tmp_path):
     for name in ("kpis_month.csv", "cohorts.csv", "n_day_retention.csv"):
         shutil.copy(out / name, partial / name)
     page = build_report(partial, default_config()).read_text()
-    optional = ("campaigns", "monitoring")  # optional stages: left out, no notice
+    optional = ("campaigns", "monitoring", "time-to-churn")  # optional stages: left out
     assert re.findall(r'<section id="([^"]+)"', page) == [
         s for s in SECTION_IDS if s not in optional]
     for sid in MODEL_SECTIONS:
@@ -312,7 +314,7 @@ def test_missing_inputs_give_notices(job, tmp_path):
 
 def test_empty_folder_renders_only_notices(tmp_path):
     page = build_report(tmp_path, default_config(), out=tmp_path / "r.html").read_text()
-    assert page.count('class="notice"') >= len(SECTION_IDS) - 2  # optional sections left out
+    assert page.count('class="notice"') >= len(SECTION_IDS) - 3  # optional sections left out
     assert "<img" not in page
 
 

@@ -156,8 +156,8 @@ def test_train_score_report_on_own_data_clean_and_portable(tmp_path):
         assert max(len(line) for line in done.stdout.splitlines() or [""]) <= WIDTH
     out = tmp_path / "out"
     page = (out / "report.html").read_text()
-    assert re.findall(r'<section id="([^"]+)"', page) == [  # no campaigns, no monitoring run
-        s for s in SECTION_IDS if s not in ("campaigns", "monitoring")]
+    assert re.findall(r'<section id="([^"]+)"', page) == [  # no campaigns, monitoring, survival
+        s for s in SECTION_IDS if s not in ("campaigns", "monitoring", "time-to-churn")]
     assert 'class="notice"' not in page and "churnml demo" not in page
     # no absolute path of this machine in any output
     roots = {str(tmp_path), str(tmp_path.resolve())}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from churnml.report import campaigns, plots
+from churnml.report import campaigns, plots, survival
 from churnml.report.html import figure_html, paragraph, table_html
 from churnml.report.inputs import (
     BACKTEST_METRICS,
@@ -376,5 +376,7 @@ SECTIONS: tuple[SectionSpec, ...] = (
                 campaigns.render, optional=True),
     SectionSpec("monitoring", "Monitoring: realized vs estimated performance, drift",
                 _files(MONITOR_PERFORMANCE), _monitoring, optional=True),
+    SectionSpec("time-to-churn", "Time to churn: survival, remaining lifetime, lifetime value",
+                _files(survival.CURVES, survival.CALIBRATION), survival.render, optional=True),
 )
 SECTION_IDS: tuple[str, ...] = tuple(s.id for s in SECTIONS)

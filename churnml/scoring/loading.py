@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,8 @@ class ScoringModels:
     ltv_uri: str | None = None
     tracking_uri: str | None = None
     training_window: Mapping[str, str] | None = None  # ``window.*`` params of the training run
+    survival: Any = None  # time-to-churn model of the same run (:func:`with_survival`)
+    survival_label: str | None = None
 
     @property
     def label_window_end(self) -> pd.Timestamp | None:
@@ -69,7 +71,8 @@ class ScoringModels:
     @property
     def version(self) -> str:
         """``"churnml-churn v3, churnml-ltv v2"``: the ``model_version`` of the scores."""
-        return f"{self.churn_label}, {self.ltv_label}"
+        names = [self.churn_label, self.ltv_label]
+        return ", ".join(names if self.survival_label is None else [*names, self.survival_label])
 
     def feature_dtypes(self) -> dict[str, str]:
         """Union of both models' features -> ``"float64"`` or ``"category"``."""
@@ -197,6 +200,32 @@ def load_exported_models(
     return ScoringModels(churn=churn.estimator, ltv=ltv.estimator,
                          churn_label=labels[0], ltv_label=labels[1],
                          training_window=churn.card.get("training_window"))
+
+
+def with_survival(models: ScoringModels, name: str, alias: str, tracking_uri: str
+                  ) -> tuple[ScoringModels, str | None]:
+    """``models`` plus the survival model ``name`` holding ``alias``, when that version was
+    logged in the churn model's training run (scores come from one run); else ``models``
+    unchanged and the reason (no such model, alias or run), for a warning."""
+    from churnml.survival.hazard import DiscreteTimeHazard  # noqa: F401 (state allow-list)
+    from churnml.training.tracking import _version_by_alias, load_model, tracking
+
+    if models.churn_uri is None:
+        return models, "exported models carry no survival model: survival columns left out"
+    with tracking(tracking_uri, read_only=True) as client:
+        ref = models.churn_uri.removeprefix(MODELS_PREFIX)
+        churn_name, churn_version = ref.rsplit("/", 1)
+        churn_run = client.get_model_version(churn_name, churn_version).run_id
+        mv = _version_by_alias(client, name, alias)
+    if mv is None:
+        return models, (f"no survival model {name}@{alias} in {tracking_uri}: survival "
+                        "columns left out")
+    if mv.run_id != churn_run:
+        return models, (f"{name}@{alias} (v{mv.version}) was trained in another run than "
+                        f"{models.churn_label}: survival columns left out")
+    uri = f"{MODELS_PREFIX}{name}/{mv.version}"
+    return replace(models, survival=load_model(uri, tracking_uri),
+                   survival_label=f"{name} v{mv.version}"), None
 
 
 CHURN_METHODS = ("predict_proba",)  # what scoring calls on each model

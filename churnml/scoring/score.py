@@ -40,10 +40,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from churnml.config import ChurnConfig, ScoringConfig
+from churnml.config import ChurnConfig, ScoringConfig, SurvivalConfig
 from churnml.data.schema import TABLES
 from churnml.engine import open_engine
 from churnml.engine.sql import literal, render
+from churnml.errors import DataValidationError
 from churnml.features.build import as_cutoffs, feature_query, resolve_features, tidy
 from churnml.features.definitions import CUTOFF, SOURCES, DerivedFeature, Feature
 from churnml.features.profile import CATEGORICAL, NUMERIC, profile_frame, profile_parquet
@@ -67,6 +68,18 @@ OUTPUT_COLUMNS = [
 ]
 UPLIFT_COLUMNS = ("uplift", "p_negative_uplift", "targeting_value", "negative_uplift")
 SPOOL_FILE = "features.parquet"
+TENURE = "tenure"  # periods active at the cutoff: input of the survival model
+
+
+def survival_score_columns(survival: SurvivalConfig | None = None) -> list[str]:
+    """Columns the survival model adds (:func:`churnml.survival.survival_columns`), in
+    output order: ``p_active_<d>d`` per horizon, remaining lifetime, median time to churn,
+    their horizon and the lifetime value with its interval."""
+    survival = survival or SurvivalConfig()
+    return [*(f"p_active_{d}d" for d in survival.horizons_days),
+            "expected_remaining_lifetime_days", "median_time_to_churn_days",
+            "median_beyond_horizon", "lifetime_horizon_days", "lifetime_value",
+            "lifetime_value_low", "lifetime_value_high"]
 Progress = Callable[[str, int, int], None]  # (stage, customers done, customers total)
 
 
@@ -189,7 +202,9 @@ def check_config_rules(config: ScoringConfig, spec: FeatureSpec | None = None) -
     pins them, so such names are left to the check at scoring time."""
     spec = spec or FeatureSpec()
     segments = seg.parse_segments(config)
-    known = {*feature_descriptions(spec), *builtin_feature_names()}
+    known = {*feature_descriptions(spec), *builtin_feature_names(), *survival_score_columns()}
+    known |= {c for s in segments if s.when for c in seg.columns_of(s.when, s.name)
+              if re.fullmatch(r"p_active_\d+d", c)}  # survival horizons of any config
     if spec.event_types is None:
         windows = "|".join(str(d) for d in spec.engagement_windows_days)
         event_count = re.compile(rf"^[a-z][a-z0-9_]*_({windows})d$")
@@ -251,9 +266,15 @@ class Scorer:
         scored_at: Any = None,
         columns: Sequence[str] = (),
         uplift: Any = None,
+        survival: SurvivalConfig | None = None,
+        tenure: pd.Series | None = None,
     ) -> None:
         self.models = models
         self.uplift = uplift
+        self.survival = survival or SurvivalConfig()
+        self.tenure = tenure  # customer_id -> tenure (periods), when not a feature column
+        self.survival_columns = (survival_score_columns(self.survival)
+                                 if models.survival is not None else [])
         self.config = config
         self.churn = churn
         self.cutoff = pd.Timestamp(cutoff)
@@ -262,7 +283,7 @@ class Scorer:
         descriptions = dict(descriptions or {})
         seg.check_rule_names(self.segments, config,
                              {*models.feature_dtypes(), *descriptions, *columns,
-                              *builtin_feature_names()})
+                              *builtin_feature_names(), *survival_score_columns(survival)})
         self.writer = ReasonWriter(config.reason_templates, descriptions, cutoff)
         self.dtypes = models.feature_dtypes()
         self.keep = sorted(seg.rule_columns(config, churn) - set(SCORE_COLUMNS))
@@ -298,7 +319,31 @@ class Scorer:
         read."""
         scores = self.scores(X)
         out = X[[ID, *[c for c in self.keep if c in X.columns]]].reset_index(drop=True)
-        return out.assign(**scores)
+        out = out.assign(**scores)
+        if self.models.survival is None:
+            return out
+        return pd.concat([out, self.predict_survival(X, out[RETAINED])], axis=1)
+
+    def predict_survival(self, X: pd.DataFrame, value_if_retained: pd.Series) -> pd.DataFrame:
+        """:func:`survival_score_columns` of one chunk; expected spend per active period
+        from the value if retained over the churn horizon
+        (:func:`churnml.survival.spend_per_period`)."""
+        from churnml.survival.scores import spend_per_period, survival_columns
+
+        sv = self.survival
+        if TENURE not in X.columns:
+            if self.tenure is None:
+                raise DataValidationError(
+                    "features", TENURE, "the survival model needs each customer's tenure at "
+                    "the cutoff (periods active); give a tenure column or score from the data")
+            X = X.assign(**{TENURE: X[ID].map(self.tenure).fillna(0.0).to_numpy(float)})
+        spend = spend_per_period(value_if_retained.to_numpy(float), self.churn.horizon_days,
+                                 sv.period_days)
+        cols = survival_columns(
+            self.models.survival, X.reset_index(drop=True), period_days=sv.period_days,
+            active_days=sv.horizons_days, horizon_days=sv.grid_days, spend=spend,
+            discount_rate_annual=sv.discount_rate_annual, level=sv.interval_level)
+        return cols[self.survival_columns]
 
     def explain(self, X: pd.DataFrame) -> np.ndarray:
         """Reasons in words for every row of ``X`` (missing when the churn model has no
@@ -315,7 +360,8 @@ class Scorer:
         a built-in feature of a table the data lack (e.g. ``nps_detractor`` without surveys)
         hold for nobody, without a warning; other unknown columns are warned about."""
         values = seg.thresholds(narrow, self.config, self.churn)
-        absent = set(feature_descriptions()) - set(narrow.columns)
+        absent = ({*feature_descriptions(), *survival_score_columns(self.survival)}
+                  - set(narrow.columns))
         rules = [s for s in self.segments
                  if not (s.when and seg.columns_of(s.when, s.name) & absent)]
         with warnings.catch_warnings(record=True) as caught:
@@ -334,6 +380,7 @@ class Scorer:
             **{c: narrow[c].to_numpy() for c in UPLIFT_COLUMNS if c in narrow},
             seg.SEGMENT: segment.to_numpy(),
             REASONS: pd.array(reasons, dtype="str"),
+            **{c: narrow[c].to_numpy() for c in self.survival_columns},
         })
         out = rank(out)
         out[seg.ACTION] = out[seg.SEGMENT].map(seg.actions(self.segments)).astype("str")
@@ -343,10 +390,9 @@ class Scorer:
             "datetime64[us, UTC]")
         out[seg.SEGMENT] = out[seg.SEGMENT].astype("str")
         extra = [c for c in UPLIFT_COLUMNS if c in out]
-        if not extra:
-            return out[OUTPUT_COLUMNS]
         at = OUTPUT_COLUMNS.index("model_version")
-        return out[[*OUTPUT_COLUMNS[:at], *extra, *OUTPUT_COLUMNS[at:]]]
+        return out[[*OUTPUT_COLUMNS[:at], *extra, *OUTPUT_COLUMNS[at:],
+                    *self.survival_columns]]
 
     def run(
         self,
@@ -413,6 +459,7 @@ def score_features(
     descriptions: Mapping[str, str | Feature | DerivedFeature] | None = None,
     scored_at: Any = None,
     progress: Progress | None = None,
+    survival: SurvivalConfig | None = None,
 ) -> ScoreResult:
     """Score a ready feature table (``customer_id``, optional ``cutoff``, features), one
     cutoff only; see :func:`score`. ``descriptions`` (feature -> definition) word the
@@ -428,7 +475,8 @@ def score_features(
     if descriptions is None:
         descriptions = feature_descriptions()
     scorer = Scorer(models, config, churn or ChurnConfig(), pd.Timestamp(cutoff),
-                    descriptions, scored_at, columns=[str(c) for c in features.columns])
+                    descriptions, scored_at, columns=[str(c) for c in features.columns],
+                    survival=survival)
     result = scorer.run(lambda: iter_frame(features, config.chunk_size), len(features),
                         progress)
     result.profile = profile_frame(features, list(models.feature_dtypes()))
@@ -449,6 +497,7 @@ def score(
     workdir: str | Path | None = None,
     progress: Progress | None = None,
     uplift: Any = None,
+    survival: SurvivalConfig | None = None,
 ) -> ScoreResult:
     """Score every customer with activity before ``cutoff`` (default: now).
 
@@ -478,7 +527,8 @@ def score(
     config = config or ScoringConfig()
     churn = churn or ChurnConfig()
     cut = as_cutoffs(default_cutoff() if cutoff is None else cutoff)[0]
-    probe = Scorer(models, config, churn, cut, feature_descriptions(spec), scored_at)
+    probe = Scorer(models, config, churn, cut, feature_descriptions(spec), scored_at,
+                   survival=survival)
     needed = needed_columns(models, config, churn, probe.writer)
     if uplift is not None:
         needed |= set(uplift.features)
@@ -488,8 +538,15 @@ def score(
         built = spool_features(data, cut, needed, spool, spec, threads, memory_limit)
         features_s = time.perf_counter() - t0
         descriptions = {f.name: f for f in built}
+        tenure = None
+        if models.survival is not None:
+            from churnml.survival.durations import build_tenure
+
+            sv = survival or SurvivalConfig()
+            t = build_tenure(data, cut, churn, sv.period_days)
+            tenure = pd.Series(t[TENURE].to_numpy(float), index=t[ID].to_numpy())
         scorer = Scorer(models, config, churn, cut, descriptions, probe.scored_at,
-                        uplift=uplift)
+                        uplift=uplift, survival=survival, tenure=tenure)
         total = pq.ParquetFile(spool).metadata.num_rows
         result = scorer.run(lambda: iter_parquet(spool, config.chunk_size, built), total,
                             progress)

@@ -7,6 +7,7 @@ state artifact and its output column and features from the logged ``model_config
 
 import mlflow.models
 
+import churnml.survival.hazard  # noqa: F401 (allows DiscreteTimeHazard states)
 from churnml.training.tracking import EstimatorModel
 
 mlflow.models.set_model(EstimatorModel())

@@ -73,12 +73,13 @@ CHURN_OUTPUT = "churn_probability"
 LTV_OUTPUT = "expected_value"  # "predicted_value" before value if retained was added
 LTV_OUTPUTS = (LTV_OUTPUT, "value_if_retained")  # columns of an LTV model's pyfunc output
 OUTPUTS = {CHURN_MODEL: CHURN_OUTPUT, LTV_MODEL: LTV_OUTPUT}
+SURVIVAL_OUTPUT = "expected_periods_active"  # survival model: sum_k S(k) over its grid
 WINDOW_PREFIX = "window."  # params describing the training window
 INPUT_EXAMPLE_ROWS = 5
 # distributions pinned in a logged model's requirements (skips MLflow's ~3 s inference)
 PINNED_DISTRIBUTIONS = ("mlflow", "lightgbm", "scikit-learn", "scipy", "pandas", "numpy")
 SYSTEM_TAG_PREFIX = "mlflow."
-Output = Literal["churn_probability", "expected_value"]
+Output = Literal["churn_probability", "expected_value", "expected_periods_active"]
 
 
 def default_artifact_location(tracking_uri: str) -> str | None:
@@ -325,6 +326,8 @@ def to_model_input(X: pd.DataFrame, feature_dtypes: Mapping[str, str]) -> pd.Dat
 
 def output_columns(output: str) -> tuple[str, ...]:
     """Columns a logged model returns: the churn probability, or :data:`LTV_OUTPUTS`."""
+    if output == SURVIVAL_OUTPUT:
+        return (SURVIVAL_OUTPUT,)
     return (CHURN_OUTPUT,) if output == CHURN_OUTPUT else LTV_OUTPUTS
 
 
@@ -380,6 +383,8 @@ class EstimatorModel(mlflow.pyfunc.PythonModel):
     ) -> pd.DataFrame:
         if self.output == CHURN_OUTPUT:
             values = {CHURN_OUTPUT: self.estimator.predict_proba(model_input)[:, 1]}
+        elif self.output == SURVIVAL_OUTPUT:
+            values = {SURVIVAL_OUTPUT: -self.estimator.predict_risk(model_input)}
         else:
             values = dict(zip(LTV_OUTPUTS, (self.estimator.predict(model_input),
                                             self.estimator.predict_if_retained(model_input)),

@@ -97,6 +97,8 @@ class TrainResult:
     tracking_uri: str | None = None
     registrations: dict[str, Registration] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    survival: Any = None  # SurvivalTraining when survival.enabled (.survival_stage)
+    survival_logged: Any = None  # its registered version (LoggedEstimator)
     # parts of the logging step (log_run); "background": prepare_tracking during the fit
     logging_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -339,6 +341,10 @@ def log_run(
             else:
                 tr.log_figure_files(rendered)
             tr.log_figure(figures.importance_figure(result.importance), "feature_importance")
+        if result.survival is not None:
+            from churnml.training.survival_stage import log_survival
+
+            result.survival_logged = log_survival(result.survival, cfg)
         result.run_id = run.info.run_id
     return logged
 
@@ -376,6 +382,23 @@ def promote(cfg: Config, logged: dict[str, Any], summary: pd.DataFrame,
                 f"{BACKTEST_PREFIX}{task}.{metrics[task]}", decision.verdicts[task].text
                 + (f"; not promoted: {decision.blocked}" if decision.blocked else ""))
     return out
+
+
+def promote_survival_model(cfg: Config, result: TrainResult) -> Registration:
+    """Promote the survival version logged by :func:`log_run` when it qualifies
+    (:func:`~churnml.training.survival_stage.promote_survival`)."""
+    from churnml.training import tracking as tr
+    from churnml.training.survival_stage import TASK, promote_survival
+
+    logged = result.survival_logged
+    pair = all(r.promoted for r in result.registrations.values())
+    promoted, verdict = promote_survival(cfg, logged, result.survival, pair, result.run_id)
+    with tr.tracking(cfg.tracking.uri) as client:
+        mv = client.get_model_version(logged.name, logged.version)
+        current = client.get_registered_model(logged.name).aliases.get(tr.CHAMPION)
+    return Registration(logged.name, str(logged.version), sorted(mv.aliases),
+                        None if current is None else str(current), promoted,
+                        f"{BACKTEST_PREFIX}{TASK}.{cfg.survival.champion_metric}", verdict)
 
 
 @contextmanager
@@ -454,16 +477,30 @@ def _train(cfg: Config, data: CustomerData | Any, console: Console,
         rendered = pool.submit(_render, bt.predictions, folder)
         with _stage(console, f"final models ({len(final):,} rows)", seconds):
             models = fit_models(final, cfg.training, cfg.churn)
+        survival = None
+        if cfg.survival.enabled:
+            from churnml.training.survival_stage import train_survival
+
+            with _stage(console, "survival model (backtest, final fit)", seconds) as status:
+                survival = train_survival(
+                    data, cfg, pd.DatetimeIndex(panel[CUTOFF].unique()).sort_values(),
+                    progress=lambda msg: status.update(f"{msg} …"))
     result = TrainResult(
         backtest=bt, models=models, importance=feature_importance(models),
         train_cutoffs=list(pd.DatetimeIndex(final[CUTOFF].unique()).sort_values()),
-        tracking_uri=cfg.tracking.uri, seconds=seconds,
+        tracking_uri=cfg.tracking.uri, seconds=seconds, survival=survival,
     )
     with _stage(console, f"writing outputs to {portable(cfg.output_dir)}", seconds):
         result.files = write_outputs(result, cfg.output_dir)
+        if result.survival is not None:
+            from churnml.training.survival_stage import write_survival_outputs
+
+            result.files.update(write_survival_outputs(result.survival, cfg.output_dir))
     with _stage(console, f"MLflow run and registry ({portable(cfg.tracking.uri)})", seconds):
         # MLflow imported and the store ready (or its error raised)
         result.logging_seconds[BACKGROUND] = prepared.result()
         logged = log_run(result, cfg, data, final[models.features], rendered.result())
         result.registrations = promote(cfg, logged, bt.summary, result.run_id, bt.metrics)
+        if result.survival_logged is not None:
+            result.registrations["survival"] = promote_survival_model(cfg, result)
     return result
