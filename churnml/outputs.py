@@ -53,10 +53,14 @@ RUN_ID = re.compile(r"[0-9a-f]{12}")
 
 
 def _probe(folder: Path) -> None:
-    """Create the folder (and parents) and a file in it: proof that writing works."""
+    """Create and remove a file in the folder, or in its nearest existing parent when the
+    folder does not exist yet: proof that writing works, without creating any folder before
+    the run has checked its input."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".churnml-probe.", suffix=TMP_SUFFIX, dir=folder)
+        fd, name = tempfile.mkstemp(prefix=".churnml-probe.", suffix=TMP_SUFFIX, dir=existing)
         os.close(fd)
         os.unlink(name)
     except OSError as exc:

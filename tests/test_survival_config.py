@@ -44,7 +44,7 @@ def test_yaml_section_is_read(tmp_path: Path) -> None:
     ("  period_days: 0\n", ["survival.period_days"]),
     ("  interval_level: 1.2\n", ["survival.interval_level"]),
     ("  tail_rule: linear\n", ["survival.tail_rule"]),
-    ("  grid: 3\n", ["survival.grid", "Extra inputs"]),
+    ("  grid: 3\n", ["survival.grid", "unknown key"]),
 ])
 def test_bad_values_name_the_key(tmp_path: Path, survival: str, parts: list[str]) -> None:
     with pytest.raises(ConfigError) as info:

@@ -214,8 +214,9 @@ def test_export_round_trip(store, churn, ltv, model_data, tmp_path):
     paths = export_models(CHAMPION, out_dir, tracking_uri=store)
     assert set(paths) == {CHURN_MODEL, LTV_MODEL}
     files = sorted(p.name for p in out_dir.iterdir())
-    assert files == ["churnml-churn.json", "churnml-churn.model.json", "churnml-ltv.json",
-                     "churnml-ltv.model.json"]  # the stale pickle is gone
+    # a file no card of churnml's named is the user's: it stays
+    assert files == ["churnml-churn.joblib", "churnml-churn.json", "churnml-churn.model.json",
+                     "churnml-ltv.json", "churnml-ltv.model.json"]
     exported = load_exported(out_dir, CHURN_MODEL)
     assert type(exported.estimator) is ChurnClassifier
     assert np.array_equal(exported.estimator.predict_proba(X), churn.predict_proba(X))
