@@ -59,12 +59,20 @@ RESULTS = Path(__file__).resolve().parent / "results" / "features.json"
 # --------------------------------------------------------------------------- data
 
 
-def generate(n_customers: int, n_rows: int, rng: np.random.Generator,
-             signup_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(customer_id, ts in µs) for ``n_rows`` rows, time-ordered: heterogeneous activity
-    rates, each row uniform between its customer's signup and the end."""
-    rate = rng.gamma(ACTIVITY_SHAPE, 1.0, n_customers)
-    cdf = np.cumsum(rate)
+CHUNK_ROWS = 10_000_000  # rows generated and written (as row groups) at a time
+
+
+def activity_cdf(n_customers: int, rng: np.random.Generator) -> np.ndarray:
+    """Cumulative Gamma activity rates of the customers (heterogeneous activity)."""
+    return np.cumsum(rng.gamma(ACTIVITY_SHAPE, 1.0, n_customers))
+
+
+def generate(n_rows: int, rng: np.random.Generator, signup_us: np.ndarray,
+             cdf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(customer_id, ts in µs) for ``n_rows`` rows, time-ordered: customers drawn in
+    proportion to their activity rates (``cdf``), each row uniform between its customer's
+    signup and the end."""
+    n_customers = len(cdf)
     idx = np.searchsorted(cdf, rng.random(n_rows) * cdf[-1]).clip(0, n_customers - 1)
     end_us = END.value // 1000
     ts = signup_us[idx] + (rng.random(n_rows) * (end_us - signup_us[idx])).astype("int64")
@@ -72,27 +80,61 @@ def generate(n_customers: int, n_rows: int, rng: np.random.Generator,
     return (idx[order] + 1).astype("int64"), ts[order]
 
 
-def write_data(size: str, folder: Path, seed: int = 0) -> dict[str, int]:
-    """Write ``transactions.parquet`` and ``events.parquet``; return the row counts."""
-    n_customers, n_tx, n_ev = SIZES[size]
+def _chunks(n_rows: int, chunk_rows: int) -> list[int]:
+    return [min(chunk_rows, n_rows - i) for i in range(0, n_rows, chunk_rows)] or [0]
+
+
+def write_data(size: str | tuple[int, int, int], folder: Path, seed: int = 0,
+               chunk_rows: int = CHUNK_ROWS, tiles: int = 1) -> dict[str, int]:
+    """Write ``transactions.parquet`` and ``events.parquet`` for a named size or
+    ``(customers, transactions, events)``; return the row counts.
+
+    Rows are drawn and written ``chunk_rows`` at a time (one Parquet file per table, row
+    groups of at most 1 Mi rows), so memory stays flat at any size; each chunk is
+    time-ordered (at most one chunk: the whole file is, and the data equal those of
+    earlier versions of this generator). ``tiles`` > 1: the data of ``1 / tiles`` of the
+    customers and rows are drawn once and written ``tiles`` times, customer ids shifted by
+    that many customers each time (disjoint customers with the same per-customer
+    distribution; block ``k``'s features are block 0's), which costs one draw and ``tiles``
+    writes instead of ``tiles`` draws."""
+    counts = SIZES[size] if isinstance(size, str) else size
+    if any(c % tiles for c in counts):
+        raise ValueError(f"{counts}: not divisible into {tiles} tiles")
+    n_customers, n_tx, n_ev = (c // tiles for c in counts)
     rng = np.random.default_rng(seed)
     start_us, end_us = START.value // 1000, END.value // 1000
     signup_us = rng.integers(start_us, end_us - US_PER_DAY, n_customers)
-    ids, ts = generate(n_customers, n_tx, rng, signup_us)
-    amount = np.round(rng.gamma(SPEND_SHAPE, SPEND_SCALE, n_tx), 2)
-    amount[rng.random(n_tx) < RETURN_SHARE] *= -1
-    pq.write_table(pa.table({
-        "customer_id": ids, "ts": pa.array(ts, pa.timestamp("us")), "amount": amount,
-    }), folder / "transactions.parquet")
-    del ids, ts, amount
-    ids, ts = generate(n_customers, n_ev, rng, signup_us)
-    names = list(EVENT_TYPES)
-    codes = rng.choice(len(names), n_ev, p=list(EVENT_TYPES.values())).astype("int8")
-    event_type = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(names))
-    pq.write_table(pa.table({
-        "customer_id": ids, "ts": pa.array(ts, pa.timestamp("us")), "event_type": event_type,
-    }), folder / "events.parquet")
-    return {"customers": n_customers, "transactions": n_tx, "events": n_ev}
+
+    def write(writer: pq.ParquetWriter, columns: dict[str, pa.Array]) -> None:
+        ids = columns.pop("customer_id")
+        for k in range(tiles):
+            writer.write_table(pa.table({"customer_id": ids + k * n_customers, **columns},
+                                        schema=writer.schema))
+
+    cdf = activity_cdf(n_customers, rng)
+    schema = pa.schema([("customer_id", pa.int64()), ("ts", pa.timestamp("us")),
+                        ("amount", pa.float64())])
+    with pq.ParquetWriter(folder / "transactions.parquet", schema) as writer:
+        for n in _chunks(n_tx, chunk_rows):
+            ids, ts = generate(n, rng, signup_us, cdf)
+            amount = np.round(rng.gamma(SPEND_SHAPE, SPEND_SCALE, n), 2)
+            amount[rng.random(n) < RETURN_SHARE] *= -1
+            write(writer, {"customer_id": ids, "ts": pa.array(ts, pa.timestamp("us")),
+                           "amount": pa.array(amount)})
+            del ids, ts, amount
+    cdf = activity_cdf(n_customers, rng)
+    names = pa.array(list(EVENT_TYPES))
+    schema = pa.schema([("customer_id", pa.int64()), ("ts", pa.timestamp("us")),
+                        ("event_type", pa.dictionary(pa.int8(), pa.string()))])
+    with pq.ParquetWriter(folder / "events.parquet", schema) as writer:
+        for n in _chunks(n_ev, chunk_rows):
+            ids, ts = generate(n, rng, signup_us, cdf)
+            codes = rng.choice(len(names), n, p=list(EVENT_TYPES.values())).astype("int8")
+            write(writer, {"customer_id": ids, "ts": pa.array(ts, pa.timestamp("us")),
+                           "event_type": pa.DictionaryArray.from_arrays(pa.array(codes),
+                                                                        names)})
+            del ids, ts, codes
+    return dict(zip(("customers", "transactions", "events"), counts, strict=True))
 
 
 def load(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
