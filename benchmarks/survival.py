@@ -432,7 +432,7 @@ def main() -> None:
     res_sim = simulator(args.sim_customers, args.seed, args.sim_draws)
     print_table(f"Simulator (contractual, {args.sim_customers:,} customers): landmark "
                 f"2024-01-01 ({res_sim['n_test']:,} subscribers), monthly grid 30..360 days",
-                res_sim["rows"], COLUMNS)
+                res_sim["rows"], {k: v for k, v in COLUMNS.items() if k != "covariates"})
     print_table("Simulator: 80 % lifetime-value interval over 12 periods (360 days, "
                 "undiscounted)", res_sim["ltv_coverage"],
                 {"model": "curve", "spend_cv_factor": "x fitted spend CV",
