@@ -2,6 +2,7 @@
 
     python benchmarks/uplift_simulated.py             # seeds 11-13; results/*.json
     python benchmarks/uplift_simulated.py --seeds 11  # one seed
+    python benchmarks/uplift_simulated.py --quick     # without the churn/value models and X
 
 Data: ``simulate(N_CUSTOMERS)`` with two randomised campaigns (50 % control each) of
 :mod:`churnml.data.simulate_campaigns`: a *training* campaign (spring 2024, 80 % of the eligible
@@ -16,20 +17,23 @@ in spring). Churn horizon = effect window = 90 days.
 2. **A fixed-budget campaign.** Among the autumn contacts (a random sample of the eligible base),
    contact ``BUDGET_SHARE`` of them, ranked by (a) churn probability, (b) value at risk
    (= churn probability x value if retained; ChurnClassifier and LTVModel fit on a monthly panel
-   whose labels end before the autumn campaign), (c) churnml's targeting value
+   whose labels end before the autumn campaign), (c) the old default
    ``uplift x value_if_retained - cost`` (X-learner on ``retained``; negative uplift or value is
-   never contacted, so it may use less than the budget), (c') the X-learner on revenue directly
-   (``uplift - cost``), (d) the oracle (true expected revenue effect - cost, positive only).
-   Reported: the *expected* incremental retained customers and net incremental revenue of the
-   chosen set, from the simulator's truth (sum of ``tau`` and of ``tau_revenue - cost``): no
-   outcome noise in the comparison, and its share of the oracle's net incremental revenue.
-   Rankings with an uplift model never contact a customer flagged negative uplift: the old
-   default (X-learner on retained) flags ``uplift < 0``; the shipped default
-   (``uplift.learner`` on ``uplift.outcome``) flags ``P(effect < 0) >= uplift.flag_level``
-   over ``uplift.flag_boot`` bootstrap refits (:mod:`churnml.uplift.fitted`).
+   never contacted, so it may use less than the budget), (c') the same with the S-learner,
+   (c'') the previous default, S-learner on revenue with the L2 loss (``uplift - cost``),
+   (c''') the retention part plus the spend part (:func:`two_part`), (d) the shipped default
+   (``uplift.learner`` on ``uplift.outcome`` with ``uplift.revenue_objective``, customers
+   flagged do-not-contact skipped), (e) the oracle (true expected revenue effect - cost,
+   positive only). Reported: the *expected* incremental retained customers and net incremental
+   revenue of the chosen set, from the simulator's truth (sum of ``tau`` and of
+   ``tau_revenue - cost``): no outcome noise in the comparison, and its share of the oracle's
+   net incremental revenue.
 3. **The do-not-contact flag.** Share of the autumn contacts flagged, the true share of
    sleeping dogs (``uplift_type``), and the precision of the flag (flagged who are sleeping
-   dogs), for the old rule and the shipped one.
+   dogs), for the old rule (``uplift < 0``) and the shipped one (groups of cross-fitted
+   retention effect, :mod:`churnml.uplift.flags`, built as ``campaign train`` builds it); the
+   groups with their share of sleeping dogs; and the ceiling of any flag on these features
+   (:func:`flag_ceiling`: a classifier of the true label).
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ TRAIN = CampaignSpec(campaign_id="spring", date="2024-03-04", contact_share=0.8,
 TEST = CampaignSpec(campaign_id="autumn", date="2024-08-05", contact_share=1.0, cost=COST)
 LEARNERS = {"s": SLearner, "t": TLearner, "x": XLearner, "dr": DRLearner}
 NAMES = {"s": "S-learner", "t": "T-learner", "x": "X-learner", "dr": "DR-learner"}
+PREVIOUS = "(c'') previous default: S-learner on revenue (L2) - cost, no flag"
 OLD = "(c) old default: X-learner on retained x value_if_retained - cost, flag uplift < 0"
 
 
@@ -119,7 +124,7 @@ def two_part(X_tr: pd.DataFrame, arm_tr: np.ndarray, log_tr: pd.DataFrame,
     return ((p[t] - p[c]) * m[c] + p[t] * (m[t] - m[c])).to_numpy()
 
 
-def one_seed(seed: int) -> dict:
+def one_seed(seed: int, quick: bool = False) -> dict:
     cfg = default_config()
     churn, spec, u = cfg.churn, feature_spec(cfg), UpliftConfig()
     data = simulate(N_CUSTOMERS, seed=seed, config=SimulatorConfig(campaigns=[TRAIN, TEST]))
@@ -136,7 +141,9 @@ def one_seed(seed: int) -> dict:
     q_oracle = qini_auc_score(y_te, truth["tau"].to_numpy(), t_te)
     qini = {"oracle (true tau)": 1.0}
     tau = {}
-    for key, outcome in (("s", "retained"), ("x", "retained"), ("s", "revenue")):
+    fits = (("s", "revenue"),) if quick else (("s", "retained"), ("x", "retained"),
+                                              ("s", "revenue"))
+    for key, outcome in fits:
         model = LEARNERS[key](n_jobs=N_JOBS).fit(X_tr, arm_tr, log_tr[outcome].to_numpy(float))
         tau[key, outcome] = model.predict(X_te)[TEST.arm].to_numpy()
         if outcome == "retained":
@@ -167,20 +174,24 @@ def one_seed(seed: int) -> dict:
         log_tr["customer_id"].to_numpy()]
     dog_tr = truth_tr["uplift_type"].to_numpy() == "sleeping_dog"
 
-    p_churn, value_if_retained = churn_and_value(data, churn, spec, X_te)
-    vir = np.asarray(value_if_retained, dtype=float)
     budget = int(BUDGET_SHARE * len(log_te))
-    everyone = np.ones(len(p_churn), bool)
+    everyone = np.ones(len(log_te), bool)
+    rank = {}
+    if not quick:  # the value models and the X-learner (rows unchanged since the last run)
+        p_churn, value_if_retained = churn_and_value(data, churn, spec, X_te)
+        vir = np.asarray(value_if_retained, dtype=float)
+        rank = {
+            "(a) churn probability": (p_churn, everyone),
+            "(b) value at risk": (p_churn * vir, everyone),
+            OLD: (tau["x", "retained"] * vir - COST, tau["x", "retained"] >= 0),
+            "(c') S-learner on retained x value_if_retained - cost": (
+                tau["s", "retained"] * vir - COST, tau["s", "retained"] >= 0),
+        }
     value_def = tau_def - COST if u.outcome == "revenue" else tau_def * vir - COST
     default = f"(d) shipped default: {NAMES[u.learner]} on {u.outcome} " \
               f"({u.revenue_objective}) - cost, flag P(<0) >= {u.flag_level} in groups"
-    rank = {
-        "(a) churn probability": (p_churn, everyone),
-        "(b) value at risk": (p_churn * vir, everyone),
-        OLD: (tau["x", "retained"] * vir - COST, tau["x", "retained"] >= 0),
-        "(c') S-learner on retained x value_if_retained - cost": (
-            tau["s", "retained"] * vir - COST, tau["s", "retained"] >= 0),
-        "(c'') previous default: S-learner on revenue (L2) - cost, no flag": (
+    rank |= {
+        PREVIOUS: (
             tau["s", "revenue"] - COST, everyone),
         "(c''') retention part + spend part (two-part S-learner) - cost, no flag": (
             tau["two-part"] - COST, everyone),
@@ -200,9 +211,9 @@ def one_seed(seed: int) -> dict:
     oracle_rev = rows["(e) oracle"]["net_incremental_revenue"]
     for r in rows.values():
         r["share_of_oracle"] = r["net_incremental_revenue"] / oracle_rev
-    flag_old = tau["x", "retained"] < 0
+    rules = [] if quick else [("old: X-learner on retained, uplift < 0", tau["x", "retained"] < 0)]
     flags = {}
-    for name, flagged in (("old: X-learner on retained, uplift < 0", flag_old),
+    for name, flagged in (*rules,
                           (f"shipped: {u.flag_groups} groups of cross-fitted retention effect "
                            f"({NAMES[u.learner]}), P(<0) >= {u.flag_level}", flag_new)):
         flags[name] = {"flagged_share": float(flagged.mean()), "true_share": float(dog.mean()),
@@ -229,6 +240,9 @@ def mean_sd(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--quick", action="store_true",
+                        help="skip the churn and value models and the X-learner: rows (a)-(c') "
+                        "and the old flag rule")
     parser.add_argument("--combine", type=Path, nargs="+",
                         help="print the tables of earlier runs' JSON files instead")
     args = parser.parse_args()
@@ -237,12 +251,13 @@ def main() -> None:
         runs = [r for p in args.combine for r in json.loads(p.read_text())["runs"]]
         args.seeds = [r["seed"] for r in runs]
     else:
-        runs = [one_seed(seed) for seed in args.seeds]
+        runs = [one_seed(seed, args.quick) for seed in args.seeds]
     n = len(runs)
     print_table(f"Qini on the autumn campaign (realised retention) as a share of the oracle's, "
                 f"{n} seed(s)",
                 [{"model": k, "share": mean_sd([r["qini_share"][k] for r in runs])}
                  for k in runs[0]["qini_share"]], {"model": "model", "share": "share of oracle"})
+    base = OLD if OLD in runs[0]["budget_rows"] else PREVIOUS  # "seeds beating" this row
     print_table(f"Fixed budget: {BUDGET_SHARE:.0%} of the autumn customers (expected values from "
                 f"the truth; cost {COST} per contact), mean ± sd over {n} seed(s)",
                 [{"ranking": k, **{c: mean_sd([r["budget_rows"][k][c] for r in runs])
@@ -250,13 +265,13 @@ def main() -> None:
                                              "net_incremental_revenue", "share_of_oracle",
                                              "sleeping_dogs")},
                   "wins": sum(r["budget_rows"][k]["net_incremental_revenue"]
-                              > r["budget_rows"][OLD]["net_incremental_revenue"] for r in runs)}
+                              > r["budget_rows"][base]["net_incremental_revenue"] for r in runs)}
                  for k in runs[0]["budget_rows"]],
                 {"ranking": "ranking", "contacts": "contacts",
                  "incremental_retained": "incremental retained",
                  "net_incremental_revenue": "net incremental revenue",
                  "share_of_oracle": "share of oracle", "sleeping_dogs": "sleeping dogs",
-                 "wins": "seeds beating (c)"})
+                 "wins": f"seeds beating {base[:base.index(')') + 1]}"})
     print_table("Do-not-contact flag on the autumn contacts (truth: uplift_type sleeping_dog)",
                 [{"rule": k, **{c: mean_sd([r["flags"][k][c] for r in runs])
                                 for c in ("flagged_share", "true_share", "precision",
