@@ -120,7 +120,8 @@ def check_non_negative(y: np.ndarray, name: str = "y") -> None:
     if bad.size:
         raise DataValidationError(
             "labels", name, "the Tweedie loss (continuous_objective='tweedie') needs a "
-            "non-negative outcome; use continuous_objective='regression'",
+            "non-negative outcome (net revenue after returns can be negative); use "
+            "continuous_objective='regression' (config: uplift.revenue_objective: regression)",
             rows=bad[:MAX_SHOWN_ROWS].tolist(), values=y[bad[:MAX_SHOWN_ROWS]].tolist(),
             n_rows=int(bad.size))
 
