@@ -271,7 +271,8 @@ def _log_monitor_run(result: MonitorResult, cfg: Config, uri: str,
     with start_run((cfg.tracking.experiment or cfg.name) + EXPERIMENT_SUFFIX,
                    run_name="monitor", tracking_uri=uri,
                    tags={"churnml.stage": "monitor", "churnml.config": cfg.name,
-                         "churnml.retrain": str(result.retrain).lower()}):
+                         "churnml.retrain": str(result.retrain).lower(),
+                         "churnml.verdict": result.verdict.cause}):
         for cutoff, metrics in sorted(metrics_by_cutoff(result).items()):
             mlflow.log_metrics({k.replace(" ", "_"): v for k, v in metrics.items()},
                                step=_step(pd.Timestamp(cutoff)))

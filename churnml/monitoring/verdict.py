@@ -43,6 +43,7 @@ ACTIONS = {
     HEALTHY: "nothing to do",
 }
 RETRAIN = frozenset({"performance", "value"})
+DRIFT = "psi"  # the check of drift alarms
 TOP = 3
 
 
@@ -71,7 +72,8 @@ class Verdict:
 
     def evidence(self, cause: str | None = None, top: int = TOP) -> list[str]:
         """The ``top`` pieces of evidence of ``cause`` (default: the verdict's): one per
-        check and column, those raised at most cutoffs first, then the latest."""
+        check and column; failed checks before drift, then those raised at most cutoffs,
+        the latest, the largest value."""
         return [text for text, _ in _ranked(self.alarms.get(cause or self.cause, []))[:top]]
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,8 +125,10 @@ def _ranked(alarms: list[Alarm]) -> list[tuple[str, int]]:
     groups: dict[tuple[str, str], list[Alarm]] = {}
     for a in alarms:
         groups.setdefault((a.check, a.column), []).append(a)
-    ranked = sorted(groups.values(), key=lambda g: (-len({a.cutoff for a in g}),
-                                                    -max(a.cutoff for a in g).value))
+    ranked = sorted(groups.values(), key=lambda g: (
+        g[0].check == DRIFT,  # a failed check before the drift it explains
+        -len({a.cutoff for a in g}), -max(a.cutoff for a in g).value,
+        -max((abs(a.value) for a in g if a.value == a.value), default=0.0)))
     out = []
     for group in ranked:
         latest = max(group, key=lambda a: a.cutoff)
