@@ -212,7 +212,7 @@ def monitor(
     notes: list[str] = []
     ref_data = None if reference is None else reference.data
     broken: dict[str, list[pd.Timestamp]] = {}  # table -> cutoffs with a data alarm
-    tables = _feature_tables(data, spec, reference) if ref_data else {}
+    tables = _feature_tables(data, spec, notes) if ref_data else {}
     for i, cutoff in enumerate(history.cutoffs()):
         run = history.run(cutoff)
         scores = history.scores(cutoff)
@@ -300,12 +300,16 @@ class _Explained:
         return "data" if self.cutoff_broken else "population"
 
 
-def _feature_tables(data: Any, spec: FeatureSpec, reference: Reference) -> dict[str, set[str]]:
+def _feature_tables(data: Any, spec: FeatureSpec, notes: list[str]) -> dict[str, set[str]]:
+    """The tables each feature reads; when the spec cannot be resolved against the data,
+    none (drift is then never attributed to a data alarm) and a note says so."""
     from churnml.monitoring.quality import model_feature_tables
 
     try:
         return model_feature_tables(data, spec)
-    except Exception:  # noqa: BLE001 - attribution is best effort: drift stays "population"
+    except Exception as exc:  # noqa: BLE001 - the data alarms stand; only attribution is lost
+        notes.append(f"feature sources unknown ({type(exc).__name__}: {exc}): feature drift "
+                     "is not attributed to data alarms")
         return {}
 
 

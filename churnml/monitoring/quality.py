@@ -137,7 +137,7 @@ def _volume(cutoff: pd.Timestamp, name: str, ref: Mapping[str, Any], cur: Mappin
             ratio: float, period_days: int) -> list[dict[str, Any]]:
     rows = []
     n = len(cur["periods"])
-    for what in ("rows", "customers"):
+    for what in ("rows",) if name == "customers" else ("rows", "customers"):  # 1 row each
         mean = float(np.mean([p[what] for p in ref["periods"]]))
         if mean < MIN_EXPECTED:
             continue
