@@ -754,6 +754,22 @@ class MonitoringConfig(_Strict):
         description="features (fnmatch patterns) that grow with the calendar by construction "
         "(the base ages): their drift is reported but raises no alarm")
     seed: int = 0
+    quality_window_days: int = Field(
+        90, gt=0, description="data checks: the window of input rows before each cutoff, days "
+        "(the reference's data profile covers the same length before its cutoff)")
+    quality_period_days: int = Field(
+        30, gt=0, description="data checks: rows and customers are counted per period of "
+        "this many days; columns are checked over the last period before each cutoff")
+    volume_ratio: float = Field(
+        0.5, gt=0, lt=1, description="data alarm when a period's rows or customers of a table "
+        "fall below this share of the reference's mean per period, or rise above its inverse")
+    share_margin: float = Field(
+        0.1, gt=0, le=1, description="data alarm when a column's share of missing or zero "
+        "values moves by more than this (absolute)")
+    acknowledged: list[str] = Field(
+        default_factory=list, description="data checks acknowledged as known, intended "
+        "changes (fnmatch patterns on '<table>.<column>' or '<table>.<column>:<check>', e.g. "
+        "'surveys.score.nps'): they raise no data alarm and no longer block retraining")
 
     @model_validator(mode="after")
     def _ordered(self) -> MonitoringConfig:
