@@ -80,6 +80,7 @@ OUTPUTS = {CHURN_MODEL: CHURN_OUTPUT, LTV_MODEL: LTV_OUTPUT}
 SURVIVAL_OUTPUT = "expected_periods_active"  # survival model: sum_k S(k) over its grid
 WINDOW_PREFIX = "window."  # params describing the training window
 INPUT_EXAMPLE_ROWS = 5
+NO_EXAMPLE_WARNING = ".*An input example was not provided"  # MLflow's, in colour codes
 # distributions pinned in a logged model's requirements (skips MLflow's ~3 s inference)
 PINNED_DISTRIBUTIONS = ("mlflow", "lightgbm", "scikit-learn", "scipy", "pandas", "numpy")
 SYSTEM_TAG_PREFIX = "mlflow."
@@ -549,21 +550,23 @@ def log_model(
                           stacklevel=2)
             path = Path(tmp) / LEGACY_ESTIMATOR_FILE
             joblib.dump(estimator, path)
-        info = mlflow.pyfunc.log_model(
-            name=LOGGED_MODEL_NAME,
-            python_model=str(PYFUNC_CODE),
-            model_config={"output": output, "features": features, "feature_dtypes": dtypes},
-            artifacts={ESTIMATOR_ARTIFACT: str(path)},
-            signature=_signature(dtypes, output),
-            input_example=example,
-            pip_requirements=pip_requirements(),
-            metadata={
-                "features": features,
-                "feature_dtypes": dtypes,
-                "output": output,
-                "estimator": type(estimator).__name__,
-            },
-        )
+        with warnings.catch_warnings():  # the explicit signature describes the input
+            warnings.filterwarnings("ignore", message=NO_EXAMPLE_WARNING, category=UserWarning)
+            info = mlflow.pyfunc.log_model(
+                name=LOGGED_MODEL_NAME,
+                python_model=str(PYFUNC_CODE),
+                model_config={"output": output, "features": features, "feature_dtypes": dtypes},
+                artifacts={ESTIMATOR_ARTIFACT: str(path)},
+                signature=_signature(dtypes, output),
+                input_example=example,
+                pip_requirements=pip_requirements(),
+                metadata={
+                    "features": features,
+                    "feature_dtypes": dtypes,
+                    "output": output,
+                    "estimator": type(estimator).__name__,
+                },
+            )
     version = None
     if registered_model_name is not None:
         version = register(registered_model_name, info)
