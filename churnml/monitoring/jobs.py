@@ -234,12 +234,14 @@ def reference_for(data: Any, cfg: Config, models: Any,
     backtest = {m: float(metrics[f"backtest.churn.{m}"]) for m in ("roc_auc", "brier")
                 if f"backtest.churn.{m}" in metrics}
     from churnml.features.profile import profile_frame
+    from churnml.monitoring.quality import reference_data_profile
 
     result = score(cutoff)
     scores = result.scores
     ref = Reference(cutoff, models.version, result.profile,
                     profile_frame(scores, [c for c in SCORE_COLUMNS if c in scores]),
-                    segment_counts(scores), backtest)
+                    segment_counts(scores), backtest,
+                    reference_data_profile(data, cutoff, cfg.monitoring))
     root.mkdir(parents=True, exist_ok=True)
     from churnml.io import atomic_write
 
@@ -287,7 +289,8 @@ def _log_monitor_run(result: MonitorResult, cfg: Config, uri: str,
     with start_run((cfg.tracking.experiment or cfg.name) + EXPERIMENT_SUFFIX,
                    run_name="monitor", tracking_uri=uri,
                    tags={"churnml.stage": "monitor", "churnml.config": cfg.name,
-                         "churnml.retrain": str(result.retrain).lower()}):
+                         "churnml.retrain": str(result.retrain).lower(),
+                         "churnml.verdict": result.verdict.cause}):
         for cutoff, metrics in sorted(metrics_by_cutoff(result).items()):
             mlflow.log_metrics({k.replace(" ", "_"): v for k, v in metrics.items()},
                                step=_step(pd.Timestamp(cutoff)))
