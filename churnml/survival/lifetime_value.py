@@ -57,6 +57,11 @@ at 200 draws). They are tabulated once per distinct ``alpha`` (``alpha - 1`` rou
 ``CV[Z] = spend_cv / sqrt(n)`` is the inverse-Gamma of that CV:
 ``alpha = 2 + n / spend_cv**2`` (:func:`mean_shape_from_periods`). ``mean_shape`` = inf
 (the default) treats ``m`` as known. The curve's own estimation error is not included.
+
+**Purchase logs** (``lag_periods``): the curve's event is the completion of a silence of
+``horizon_days``, spending stops when it starts, so ``A(t) = S(t + horizon_days /
+period_days)`` (:func:`paid_probability`). Coverage measured in ``benchmarks/README.md``
+("Time to churn"): 79 % (simulator, 360 days) and 80 % (CDNOW, 270 days) for 80 % intervals.
 """
 
 from __future__ import annotations
