@@ -108,11 +108,14 @@ def paid_probability(surv: np.ndarray, horizon: int, timing: Timing = "end",
         raise ValueError(f"timing must be 'end' or 'start', got {timing!r}")
     if not (np.isfinite(lag_periods) and lag_periods >= 0):
         raise ValueError(f"lag_periods must be finite and >= 0, got {lag_periods}")
-    if lag_periods == 0:
-        s = extend_constant_hazard(surv, horizon)[:, :horizon]
+    lag = int(lag_periods)
+    if lag == lag_periods:  # whole periods: a slice of the (extended) curve
+        s = extend_constant_hazard(surv, horizon + lag)[:, lag:lag + horizon]
         if timing == "end":
             return s
-        return np.concatenate([np.ones((s.shape[0], 1), s.dtype), s[:, :-1]], axis=1)
+        before = (np.ones((s.shape[0], 1), s.dtype) if lag == 0 else
+                  extend_constant_hazard(surv, lag)[:, lag - 1:lag])
+        return np.concatenate([before, s[:, :-1]], axis=1)
     t = np.arange(1, horizon + 1, dtype=float) - (timing == "start") + lag_periods
     return survival_at(surv, t)
 
@@ -204,14 +207,18 @@ def lifetime_value(
 
 def _paid_periods(paid: np.ndarray, n_draws: int) -> np.ndarray:
     """``J[i, s] = #{t : A_i(t) > (s + 0.5) / n_draws}``: periods paid at each stratified
-    level, counted in the smallest integer type that holds the horizon."""
+    level, counted in the smallest integer type that holds the horizon.
+
+    One pass over the periods: ``k_i(t) = #{s : A_i(t) > (s + 0.5) / n_draws} =
+    clip(ceil(n_draws A_i(t) - 0.5), 0, n_draws)`` levels lie below each ``A_i(t)``, so
+    ``J[i, s] = #{t : k_i(t) > s}``, a reversed cumulative count of the ``k`` per row."""
     n, h = paid.shape
-    levels = (np.arange(n_draws) + 0.5) / n_draws
     dtype = np.uint8 if h < 2 ** 8 else np.uint16 if h < 2 ** 16 else np.int64
-    j = np.zeros((n, n_draws), dtype=dtype)
-    for t in range(h):
-        j += paid[:, t:t + 1] > levels
-    return j
+    # r = n_draws - k counted per row: J[:, s] = sum_{k > s} = (cumulative count of r)[n - 1 - s]
+    r = n_draws - np.clip(np.ceil(paid * float(n_draws) - 0.5), 0, n_draws).astype(np.int64)
+    r += (np.arange(n, dtype=np.int64) * (n_draws + 1))[:, None]
+    counts = np.bincount(r.ravel(), minlength=n * (n_draws + 1)).reshape(n, n_draws + 1)
+    return np.cumsum(counts[:, :n_draws], axis=1, dtype=dtype)[:, ::-1]
 
 
 def _row_quantiles(x: np.ndarray, q: list[float]) -> list[np.ndarray]:
