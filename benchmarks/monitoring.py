@@ -18,6 +18,7 @@ margin 0.03).
   value, value if retained, value at risk, rank, segment) plus the profiles of 45 features.
 
     python benchmarks/monitoring.py            # ~10 min on 2 shared cores
+    python benchmarks/monitoring.py breaks     # verdicts on injected breaks, see :func:`breaks`
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from churnml.data.simulate import simulate
 from churnml.features.profile import profile_frame
 from churnml.features.spec import FeatureSpec
 from churnml.monitoring import ScoreHistory
+from churnml.monitoring.alarms import Alarm
 from churnml.monitoring.replay import fit_deployed_model, replay
 
 N_CUSTOMERS = 3000
@@ -57,10 +59,12 @@ def fitted(seed: int):
     return data, spec, model, backtest
 
 
-def known_on(alarm: str, horizon_days: int) -> pd.Timestamp:
-    """The day an alarm is known: drift at its cutoff, realized performance a horizon on."""
-    cutoff = pd.Timestamp(alarm.split(":")[0])
-    return cutoff if "drifted" in alarm else cutoff + pd.Timedelta(days=horizon_days)
+def known_on(alarm: Alarm, horizon_days: int) -> pd.Timestamp:
+    """The day an alarm is known: data checks and drift at its cutoff, realized performance
+    a horizon on."""
+    at_cutoff = alarm.check == "psi" or (alarm.cause == "data"
+                                         and not alarm.check.startswith("realized"))
+    return alarm.cutoff if at_cutoff else alarm.cutoff + pd.Timedelta(days=horizon_days)
 
 
 def history_size() -> dict[str, float]:
@@ -104,7 +108,7 @@ def main() -> None:
                                 config=config)
             perf = result.performance
             matured = perf[perf["matured"]]
-            alarm_cutoffs = {a.split(":")[0] for a in result.alarms}
+            alarm_cutoffs = {a.cutoff for a in result.alarms}
             first = min((known_on(a, horizon) for a in result.alarms), default=None)
             brier_in = ((matured["est_brier_low"] <= matured["real_brier"])
                         & (matured["real_brier"] <= matured["est_brier_high"]))
@@ -143,5 +147,85 @@ def main() -> None:
     write_json("monitoring", {"runs": rows, "summary": summary, "history_size": size})
 
 
+
+# ----------------------------------------------------------------- injected breaks: verdicts
+
+N_BREAK_SEEDS = 3
+MISSING_MONTH = pd.Timestamp("2024-02-01")  # events of February 2024 lost from the export
+SCALE_FROM = pd.Timestamp("2024-01-01")  # NPS answered on 1–5 instead of 0–10 from here
+
+
+def break_scenarios(data, seed: int):
+    """``{name: (data, start of the change, the right verdict)}`` of one seed's data."""
+    from churnml.data.scenarios import missing_event_month, survey_scale_change
+
+    return {
+        "unchanged": (data, None, "healthy"),
+        "missing event month": (missing_event_month(data, MISSING_MONTH), MISSING_MONTH,
+                                "data"),
+        "survey scale 1-5": (survey_scale_change(data, SCALE_FROM), SCALE_FROM, "data"),
+        "churn shock": (churn_shock(data, SHOCK, plan="basic", monthly_hazard=0.3, seed=seed),
+                        SHOCK, "performance"),
+    }
+
+
+def verdict_known_by(alarms, day, horizon_days):
+    """The verdict a monitor run on ``day`` gives: the alarms known by then."""
+    from churnml.monitoring.verdict import decide
+
+    return decide([a for a in alarms if known_on(a, horizon_days) <= day]).cause
+
+
+def breaks() -> None:
+    """Each injected break (and unchanged data) on :data:`N_BREAK_SEEDS` seeds: the verdict
+    at the end of the replay, the first verdict given, and the detection delay (days from
+    the change to the first day an alarm is known, :func:`known_on`)."""
+    horizon = ChurnConfig().horizon_days
+    config = MonitoringConfig()
+    rows, started = [], time.perf_counter()
+    for seed in range(1, N_BREAK_SEEDS + 1):
+        data, spec, model, backtest = fitted(seed)
+        for name, (run, start, right) in break_scenarios(data, seed).items():
+            with tempfile.TemporaryDirectory() as tmp:
+                result = replay(run, model, MONITORED, REFERENCE, backtest, tmp, spec=spec,
+                                config=config)
+            known = sorted({known_on(a, horizon) for a in result.alarms})
+            first = known[0] if known else None
+            verdict = result.verdict
+            rows.append({
+                "seed": seed, "scenario": name, "right_verdict": right,
+                "verdict": verdict.cause,
+                "first_verdict": verdict_known_by(result.alarms, first, horizon) if first
+                else "healthy",
+                "correct": verdict.cause == right,
+                "cutoffs_with_alarm": len({a.cutoff for a in result.alarms}),
+                "alarms": {c: len(v) for c, v in verdict.alarms.items()},
+                "first_alarm_known": None if first is None else f"{first:%Y-%m-%d}",
+                "delay_days": None if first is None or start is None
+                else int((first - start).days),
+                "false_alarm_before_change": bool(first is not None and (
+                    start is None or first < start)),
+            })
+            print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    summary = {
+        "seeds": N_BREAK_SEEDS, "monitored_cutoffs": len(MONITORED),
+        "all_verdicts_right": bool(table["correct"].all()),
+        "false_alarm_cutoffs_unchanged": int(
+            table.loc[table["scenario"] == "unchanged", "cutoffs_with_alarm"].sum()),
+        "median_delay_days": table.groupby("scenario")["delay_days"].median().dropna().to_dict(),
+        "seconds": time.perf_counter() - started,
+    }
+    print_table("Monitoring verdicts on injected breaks", rows, {
+        "seed": "seed", "scenario": "scenario", "right_verdict": "right verdict",
+        "verdict": "verdict", "first_verdict": "first verdict",
+        "cutoffs_with_alarm": "cutoffs with alarm", "first_alarm_known": "first alarm known",
+        "delay_days": "delay (days)"})
+    print(summary)
+    write_json("monitoring_breaks", {"runs": rows, "summary": summary})
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    breaks() if sys.argv[1:] == ["breaks"] else main()

@@ -199,7 +199,8 @@ def fitted_seed_1():
 def test_no_alarm_on_unchanged_simulated_data(tmp_path, seed, fitted_seed_1):
     fitted = fitted_seed_1 if seed == 1 else _fitted(seed)
     result = _monitor(tmp_path, *fitted)
-    assert result.alarms == []
+    assert result.alarms == [] and result.verdict.cause == "healthy"
+    assert not result.quality.empty and (result.quality["level"] == "ok").all()
     perf = result.performance
     assert perf["matured"].all() and len(perf) == len(MONITORED)
     # realized performance is measured on the customers at risk and beats recency
@@ -214,8 +215,11 @@ def test_injected_churn_shock_is_flagged_after_its_date(tmp_path, fitted_seed_1)
     result = _monitor(tmp_path, shocked, spec, model, columns, metrics)
     perf = result.performance.set_index("cutoff")
     assert result.alarms, "the regime change must raise an alarm"
-    alarm_days = {pd.Timestamp(a.split(":")[0]) for a in result.alarms}
+    alarm_days = {a.cutoff for a in result.alarms}
     assert min(alarm_days) >= SHOCK  # nothing flagged before the change
+    # a changed relation between features and churn on sound data: retrain
+    assert result.verdict.cause == "performance" and result.retrain
+    assert not [a for a in result.alarms if a.cause == "data"]
     # realized Brier worsens past the margin from the shock's cutoff on
     assert perf.loc[SHOCK, "real_brier"] > metrics["brier"] + MonitoringConfig().brier_margin
     assert perf.loc[SHOCK, "real_roc_auc"] < perf.loc[MONITORED[0], "real_roc_auc"]

@@ -16,6 +16,7 @@ from churnml.features.profile import profile_frame
 from churnml.features.spec import FeatureSpec
 from churnml.monitoring.history import ScoreHistory
 from churnml.monitoring.monitor import PROBABILITY, MonitorResult, Reference, monitor
+from churnml.monitoring.quality import reference_data_profile
 
 
 def score_cutoff(data: Any, model: Any, cutoff: Any, spec: FeatureSpec | None = None
@@ -44,15 +45,16 @@ def replay(
     """Score ``cutoffs`` with ``model`` into a score history under ``root``, take the
     reference at ``reference_cutoff`` (with the model's ``backtest`` ROC AUC / Brier) and
     monitor the history."""
+    config = config or MonitoringConfig()
     scores, profile = score_cutoff(data, model, reference_cutoff, spec)
     reference = Reference(pd.Timestamp(reference_cutoff), "replay", profile,
-                          profile_frame(scores, [PROBABILITY]), {}, dict(backtest))
+                          profile_frame(scores, [PROBABILITY]), {}, dict(backtest),
+                          reference_data_profile(data, reference_cutoff, config))
     history = ScoreHistory(root)
     for cutoff in cutoffs:
         scores, profile = score_cutoff(data, model, cutoff, spec)
         history.write(scores, {"cutoff": cutoff, "model_version": "replay"}, profile)
-    return monitor(data, history, reference, churn or ChurnConfig(),
-                   config or MonitoringConfig(), spec)
+    return monitor(data, history, reference, churn or ChurnConfig(), config, spec)
 
 
 def fit_deployed_model(
