@@ -16,12 +16,24 @@ margin 0.03).
   scored, a performance alarm when its cutoff's horizon has passed);
 * **history size**: one scoring run of 1 M customers (id, churn probability, expected
   value, value if retained, value at risk, rank, segment) plus the profiles of 45 features.
+* ``--estimate``: coverage of the recalibrated CBPE intervals on unchanged data at several
+  sizes (``--sizes``, ``--seeds``; the reference window is the backtest cutoff, whose
+  matured outcomes the model never trained on), with the raw (uncalibrated) estimate's
+  bias beside it;
+* ``--spend``: a spend shift (:func:`churnml.data.scenarios.spend_shift`: from 2024-01-01 a
+  share of the customers spend a factor of their amounts) with a value model
+  (:func:`churnml.monitoring.replay.fit_value_model`) in the deployment: detection rate,
+  delay and the cause of the first alarm, per magnitude and share, and the same
+  deployment on unchanged data for the false alarms.
 
     python benchmarks/monitoring.py            # ~10 min on 2 shared cores
+    python benchmarks/monitoring.py --estimate --sizes 3000,10000,20000 --seeds 6
+    python benchmarks/monitoring.py --spend --seeds 6
 """
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -31,36 +43,159 @@ import pandas as pd
 from _quality import N_JOBS, print_table, write_json
 
 from churnml.config import ChurnConfig, MonitoringConfig
-from churnml.data.scenarios import churn_shock
+from churnml.data.scenarios import churn_shock, spend_shift
 from churnml.data.simulate import simulate
 from churnml.features.profile import profile_frame
 from churnml.features.spec import FeatureSpec
 from churnml.monitoring import ScoreHistory
-from churnml.monitoring.replay import fit_deployed_model, replay
+from churnml.monitoring.alarms import Alarm
+from churnml.monitoring.replay import fit_deployed_model, fit_value_model, replay
 
 N_CUSTOMERS = 3000
 N_SEEDS = 6
 SIMULATED = {"start": "2022-01-01", "end": "2024-12-31"}
 TRAIN_CUTOFFS = pd.date_range("2023-01-01", "2023-06-01", freq="MS")
 REFERENCE = pd.Timestamp("2023-10-01")
+# the calibration reference: the cutoffs after the last training cutoff, before monitoring
+CALIBRATION = pd.date_range("2023-07-01", "2023-10-01", freq="MS")
 MONITORED = pd.date_range("2023-11-01", "2024-04-01", freq="MS")
 SHOCK = pd.Timestamp("2024-01-01")
 HISTORY_ROWS = 1_000_000
 HISTORY_FEATURES = 45
 
 
-def fitted(seed: int):
-    data = simulate(N_CUSTOMERS, **SIMULATED, seed=seed)
+SPEND_SHIFTS = [(0.85, 0.5), (0.7, 0.25), (0.7, 0.5), (0.5, 0.25)]  # (factor, share)
+KNOWN_AT_CUTOFF = ("psi", "mean_shift")  # checks of the scores themselves, not of outcomes
+
+
+def fitted(seed: int, n_customers: int = N_CUSTOMERS):
+    data = simulate(n_customers, **SIMULATED, seed=seed)
     spec = FeatureSpec()
     model, backtest = fit_deployed_model(data, TRAIN_CUTOFFS, REFERENCE, spec=spec,
                                          n_estimators=100, seed=0, n_jobs=N_JOBS)
     return data, spec, model, backtest
 
 
-def known_on(alarm: str, horizon_days: int) -> pd.Timestamp:
+def known_on(alarm: Alarm, horizon_days: int) -> pd.Timestamp:
     """The day an alarm is known: drift at its cutoff, realized performance a horizon on."""
-    cutoff = pd.Timestamp(alarm.split(":")[0])
-    return cutoff if "drifted" in alarm else cutoff + pd.Timedelta(days=horizon_days)
+    cutoff = pd.Timestamp(alarm.cutoff)
+    return cutoff if alarm.check in KNOWN_AT_CUTOFF else cutoff + pd.Timedelta(days=horizon_days)
+
+
+def in_interval(matured: pd.DataFrame, metric: str) -> pd.Series:
+    return ((matured[f"est_{metric}_low"] <= matured[f"real_{metric}"])
+            & (matured[f"real_{metric}"] <= matured[f"est_{metric}_high"]))
+
+
+def estimate_coverage(sizes: list[int], seeds: int, big_seeds: int, big: int) -> None:
+    """Coverage of the 95 % intervals on unchanged data per size (``--estimate``); sizes of
+    ``big`` customers or more run ``big_seeds`` seeds."""
+    rows, started = [], time.perf_counter()
+    for size in sizes:
+        for seed in range(1, (big_seeds if size >= big else seeds) + 1):
+            t0 = time.perf_counter()
+            data, spec, model, backtest = fitted(seed, size)
+            with tempfile.TemporaryDirectory() as tmp:
+                result = replay(data, model, MONITORED, REFERENCE, backtest, tmp, spec=spec,
+                                calibration_cutoffs=CALIBRATION)
+            matured = result.performance[result.performance["matured"]]
+            auc_in, brier_in = in_interval(matured, "roc_auc"), in_interval(matured, "brier")
+            rows.append({
+                "customers": size, "seed": seed, "matured": len(matured),
+                "auc_in": int(auc_in.sum()), "brier_in": int(brier_in.sum()),
+                "auc_half_width": float(((matured["est_roc_auc_high"]
+                                          - matured["est_roc_auc_low"]) / 2).mean()),
+                "auc_error": float((matured["est_roc_auc"] - matured["real_roc_auc"]).mean()),
+                "raw_auc_error": float((matured["est_roc_auc_raw"]
+                                        - matured["real_roc_auc"]).mean()),
+                "brier_error": float((matured["est_brier"] - matured["real_brier"]).mean()),
+                "raw_brier_error": float((matured["est_brier_raw"]
+                                          - matured["real_brier"]).mean()),
+                "interval_alarms": sum(a.check == "estimate_interval" for a in result.alarms),
+                "alarms": len(result.alarms),
+                "seconds": time.perf_counter() - t0,
+            })
+            print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    summary = table.groupby("customers").agg(
+        seeds=("seed", "size"), matured=("matured", "sum"), auc_in=("auc_in", "sum"),
+        brier_in=("brier_in", "sum"), auc_half_width=("auc_half_width", "mean"),
+        auc_error=("auc_error", "mean"), raw_auc_error=("raw_auc_error", "mean"),
+        brier_error=("brier_error", "mean"), raw_brier_error=("raw_brier_error", "mean"),
+        interval_alarms=("interval_alarms", "sum"), alarms=("alarms", "sum")).reset_index()
+    summary["auc_coverage"] = summary["auc_in"] / summary["matured"]
+    summary["brier_coverage"] = summary["brier_in"] / summary["matured"]
+    print_table("Recalibrated CBPE: 95 % interval coverage on unchanged data",
+                summary.to_dict("records"), {
+                    "customers": "customers", "seeds": "seeds", "matured": "matured cutoffs",
+                    "auc_coverage": "AUC coverage", "brier_coverage": "Brier coverage",
+                    "auc_half_width": "AUC ± (mean)", "auc_error": "AUC est − real",
+                    "raw_auc_error": "raw AUC est − real", "brier_error": "Brier est − real",
+                    "raw_brier_error": "raw Brier est − real",
+                    "interval_alarms": "interval alarms", "alarms": "alarms"})
+    write_json("monitoring_estimate", {"runs": rows, "summary": summary.to_dict("records"),
+                                       "seconds": time.perf_counter() - started})
+
+
+def spend_detection(seeds: int, n_customers: int) -> None:
+    """Spend shifts of several magnitudes and shares (``--spend``): detection, delay, cause."""
+    horizon = ChurnConfig().horizon_days
+    rows, started = [], time.perf_counter()
+    for seed in range(1, seeds + 1):
+        data, spec, model, backtest = fitted(seed, n_customers)
+        value_model = fit_value_model(data, TRAIN_CUTOFFS, spec=spec, n_estimators=100,
+                                      seed=0, n_jobs=N_JOBS)
+        for factor, share in [(1.0, 0.0), *SPEND_SHIFTS]:
+            run = data if share == 0 else spend_shift(data, SHOCK, share, factor, seed=seed)
+            with tempfile.TemporaryDirectory() as tmp:
+                result = replay(run, model, MONITORED, REFERENCE, backtest, tmp, spec=spec,
+                                value_model=value_model, calibration_cutoffs=CALIBRATION)
+            perf = result.performance
+            first = min(result.alarms, key=lambda a: known_on(a, horizon), default=None)
+            value_alarms = [a for a in result.alarms if a.cause == "value"]
+            after, before = perf[perf["cutoff"] >= SHOCK], perf[perf["cutoff"] < SHOCK]
+            rows.append({
+                "seed": seed, "change": "unchanged" if share == 0
+                else f"{factor - 1:+.0%} spend, {share:.0%} of customers",
+                "factor": factor, "share": share,
+                "cutoffs_with_alarm": len({a.cutoff for a in result.alarms}),
+                "value_alarms": len(value_alarms),
+                "first_alarm_known": None if first is None
+                else f"{known_on(first, horizon):%Y-%m-%d}",
+                "first_cause": None if first is None else first.cause,
+                "first_check": None if first is None else f"{first.check} {first.column}",
+                "delay_days": None if first is None or share == 0
+                else int((known_on(first, horizon) - SHOCK).days),
+                "vir_change_after": float(after["mean_value_if_retained_change"].mean()),
+                "spp30_change_after": float(after["spend_per_purchase_30d_change"].mean()),
+                "spp90_change_after": float(after["spend_per_purchase_90d_change"].mean()),
+                "max_spp_change_before": float(
+                    before[["spend_per_purchase_30d_change", "spend_per_purchase_90d_change"]]
+                    .abs().max().max()),
+                "value_ratio_after": float(after["real_value_ratio"].mean()),
+            })
+            print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    summary = (table.groupby("change", sort=False)
+               .agg(seeds=("seed", "size"),
+                    detected=("cutoffs_with_alarm", lambda s: int((s > 0).sum())),
+                    value_first=("first_cause", lambda s: int((s == "value").sum())),
+                    median_delay_days=("delay_days", "median"),
+                    vir_change_after=("vir_change_after", "mean"),
+                    spp30_change_after=("spp30_change_after", "mean"),
+                    spp90_change_after=("spp90_change_after", "mean"),
+                    value_ratio_after=("value_ratio_after", "mean"))
+               .reset_index())
+    print_table("Spend shift from 2024-01-01", summary.to_dict("records"), {
+        "change": "change", "seeds": "seeds", "detected": "seeds with an alarm",
+        "value_first": "first alarm's cause = value", "median_delay_days": "delay (days)",
+        "vir_change_after": "mean value if retained (change, after)",
+        "spp30_change_after": "spend / purchase 30d (change, after)",
+        "spp90_change_after": "spend / purchase 90d (change, after)",
+        "value_ratio_after": "realized / predicted value"})
+    write_json("monitoring_spend", {"runs": rows, "summary": summary.to_dict("records"),
+                                    "customers": n_customers,
+                                    "seconds": time.perf_counter() - started})
 
 
 def history_size() -> dict[str, float]:
@@ -101,13 +236,12 @@ def main() -> None:
                 data, SHOCK, plan="basic", monthly_hazard=0.3, seed=seed)
             with tempfile.TemporaryDirectory() as tmp:
                 result = replay(run, model, MONITORED, REFERENCE, backtest, tmp, spec=spec,
-                                config=config)
+                                config=config, calibration_cutoffs=CALIBRATION)
             perf = result.performance
             matured = perf[perf["matured"]]
-            alarm_cutoffs = {a.split(":")[0] for a in result.alarms}
+            alarm_cutoffs = {a.cutoff for a in result.alarms}
             first = min((known_on(a, horizon) for a in result.alarms), default=None)
-            brier_in = ((matured["est_brier_low"] <= matured["real_brier"])
-                        & (matured["real_brier"] <= matured["est_brier_high"]))
+            brier_in = in_interval(matured, "brier")
             rows.append({
                 "seed": seed, "scenario": scenario, "cutoffs": len(perf),
                 "cutoffs_with_alarm": len(alarm_cutoffs),
@@ -143,5 +277,25 @@ def main() -> None:
     write_json("monitoring", {"runs": rows, "summary": summary, "history_size": size})
 
 
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--estimate", action="store_true", help="interval coverage by size")
+    parser.add_argument("--spend", action="store_true", help="spend-shift scenarios")
+    parser.add_argument("--sizes", default="3000,10000,20000")
+    parser.add_argument("--seeds", type=int, default=N_SEEDS)
+    parser.add_argument("--big-seeds", type=int, default=N_SEEDS,
+                        help="seeds at sizes of --big customers or more")
+    parser.add_argument("--big", type=int, default=20000)
+    parser.add_argument("--customers", type=int, default=N_CUSTOMERS)
+    args = parser.parse_args()
+    if args.estimate:
+        estimate_coverage([int(s) for s in args.sizes.split(",")], args.seeds,
+                          args.big_seeds, args.big)
+    if args.spend:
+        spend_detection(args.seeds, args.customers)
+    if not (args.estimate or args.spend):
+        main()
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -7,7 +7,8 @@ For every cutoff in the score history (:class:`~churnml.monitoring.history.Score
   contact in a treatment arm (not ``control``) in ``[cutoff, cutoff + horizon)``, or given a
   treatment arm in the scores. Their outcome is the campaign's doing, not the model's.
 * **estimated** ROC AUC and Brier from the probabilities alone (CBPE,
-  :mod:`churnml.monitoring.performance`), with 95 % intervals — for every cutoff;
+  :mod:`churnml.monitoring.performance`), recalibrated on the reference's out-of-sample
+  outcomes when it holds them, with 95 % intervals — for every cutoff;
 * **realized** metrics once ``cutoff + horizon`` is covered by the data: ROC AUC, PR AUC,
   Brier, top-decile lift, calibration table, and the lost-revenue capture of the
   value-at-risk ranking (revenue lost = churned × spend in the horizon before the cutoff,
@@ -17,9 +18,12 @@ For every cutoff in the score history (:class:`~churnml.monitoring.history.Score
   probability and value at risk, and of the segment mix, against the reference (the
   champion's scores of the base as of its last training cutoff).
 
-**Retrain signal**: realized ROC AUC below the champion's backtest mean by more than
-``monitoring.auc_margin``, realized Brier above it by more than ``monitoring.brier_margin``,
-or any drift statistic above ``monitoring.psi_alarm``.
+**Alarms** (:class:`~churnml.monitoring.alarms.Alarm`, each with its cause): realized ROC
+AUC below the champion's backtest mean by more than ``monitoring.auc_margin``, realized
+Brier above it by more than ``monitoring.brier_margin``, or either beyond its estimate's
+``monitoring.interval_alarm_level`` interval on the worse side (cause ``performance``); any
+drift statistic above ``monitoring.psi_alarm`` (``population``; ``value`` for the value
+columns); the value model's checks (:mod:`churnml.monitoring.value`, cause ``value``).
 """
 
 from __future__ import annotations
@@ -39,9 +43,17 @@ from churnml.features.build import build_features
 from churnml.features.profile import Profile
 from churnml.features.spec import FeatureSpec
 from churnml.labels import at_risk, build_labels, label_window_days, observation_end_of
+from churnml.monitoring.alarms import Alarm
 from churnml.monitoring.drift import drift_table, level, mix_psi
 from churnml.monitoring.history import ScoreHistory
-from churnml.monitoring.performance import estimate
+from churnml.monitoring.performance import CalibrationReference, estimate
+from churnml.monitoring.value import (
+    mean_changes,
+    ratio_alarms,
+    shift_alarms,
+    spend_per_purchase_changes,
+    value_metrics,
+)
 from churnml.training.evaluation import (
     calibration_table,
     classification_metrics,
@@ -51,16 +63,22 @@ from churnml.training.evaluation import (
 ID = "customer_id"
 PROBABILITY = "churn_probability"
 VAR = "value_at_risk"
+RETAINED = "value_if_retained"
 SEGMENT = "risk_segment"
 CONTROL = "control"
 RECENCY = "days_since_last_purchase"
-SCORE_COLUMNS = (PROBABILITY, VAR)
+SCORE_COLUMNS = (PROBABILITY, VAR, RETAINED)
+VALUE_COLUMNS = (RETAINED,)  # score columns whose drift is the value side's
 
 
 @dataclass
 class Reference:
     """What the monitored model's scores looked like where it was trained: the scores of
-    the base as of its last training cutoff, as profiles, plus its backtest metrics."""
+    the base as of its last training cutoff, as profiles, plus its backtest metrics;
+    ``calibration``: its out-of-sample probabilities with matured outcomes on a window it did
+    not train on (None in references made before they were kept: the estimate then takes
+    the probabilities as calibrated); ``value``: the value model's calibration ratio and
+    Gini on that window (:func:`churnml.monitoring.value.value_metrics`, may be empty)."""
 
     cutoff: pd.Timestamp
     model_version: str
@@ -68,12 +86,16 @@ class Reference:
     scores: dict[str, Profile]
     segments: dict[str, int]
     backtest: dict[str, float] = field(default_factory=dict)
+    calibration: CalibrationReference | None = None
+    value: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps({
             "cutoff": self.cutoff.isoformat(), "model_version": self.model_version,
             "features": self.features, "scores": self.scores, "segments": self.segments,
             "backtest": self.backtest,
+            "calibration": None if self.calibration is None else self.calibration.to_dict(),
+            "value": self.value,
         }, indent=1)
 
     @classmethod
@@ -92,20 +114,24 @@ class Reference:
     @classmethod
     def from_json(cls, text: str) -> Reference:
         raw = json.loads(text)
+        calibration = raw.get("calibration")
         return cls(pd.Timestamp(raw["cutoff"]), raw["model_version"], raw["features"],
                    raw["scores"], {k: int(v) for k, v in raw["segments"].items()},
-                   {k: float(v) for k, v in raw.get("backtest", {}).items()})
+                   {k: float(v) for k, v in raw.get("backtest", {}).items()},
+                   None if calibration is None else CalibrationReference.from_dict(calibration),
+                   {k: float(v) for k, v in (raw.get("value") or {}).items()})
 
 
 @dataclass
 class MonitorResult:
     """Tables of a monitoring run (one row per cutoff / per cutoff and column) and the
-    verdict: ``alarms`` (text), ``retrain`` (the signal)."""
+    verdict: ``alarms`` (:class:`~churnml.monitoring.alarms.Alarm`; ``str`` gives the text),
+    ``retrain`` (the signal)."""
 
     performance: pd.DataFrame
     drift: pd.DataFrame
     calibration: pd.DataFrame
-    alarms: list[str]
+    alarms: list[Alarm]
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -185,6 +211,8 @@ def monitor(
     end = observation_end_of(data, data_end)
     window = pd.Timedelta(days=label_window_days(churn))
     perf_rows, drift_rows, calib, alarms, notes = [], [], [], [], []
+    calibration = None if reference is None else reference.calibration
+    period_error = None if calibration is None else calibration.period_error()
     for i, cutoff in enumerate(history.cutoffs()):
         run = history.run(cutoff)
         scores = history.scores(cutoff)
@@ -201,26 +229,42 @@ def monitor(
                                        and cutoff < reference.cutoff + window),
         }
         row.update(estimate(pop[PROBABILITY].to_numpy(float), config.n_draws,
-                            seed=config.seed + i))
+                            seed=config.seed + i, reference=calibration,
+                            alarm_level=config.interval_alarm_level,
+                            period_error=period_error))
         if row["matured"] and len(pop):
             labels = build_labels(data, cutoff, churn)
             labels[ID] = labels[ID].astype(str)
-            frame = pop.merge(labels[[ID, "churned"]], on=ID, how="inner")
+            frame = pop.merge(labels[[ID, "churned", "ltv"]], on=ID, how="inner")
             frame = frame.merge(_baseline_inputs(data, cutoff, churn, spec).astype({ID: str}),
                                 on=ID, how="left")
             y = frame["churned"].to_numpy(int)
             row.update(_realized(y, frame))
+            row.update(value_metrics(frame, prefix="real_"))
             table = calibration_table(y, frame[PROBABILITY].to_numpy(float))
             calib.append(table.assign(cutoff=cutoff))
             real = row.get("real_roc_auc", np.nan)
             row["auc_within_interval"] = bool(
                 row["est_roc_auc_low"] <= real <= row["est_roc_auc_high"])
+            row["brier_within_interval"] = bool(
+                row["est_brier_low"] <= row.get("real_brier", np.nan) <= row["est_brier_high"])
             _performance_alarms(row, reference, config, alarms)
+            _interval_alarms(row, alarms)
+            if reference is not None:
+                ratio_alarms(row, reference.value, config.value_ratio_margin, alarms)
         perf_rows.append(row)
         if reference is not None:
             drift_rows += _drift_rows(cutoff, history, scores, reference, config, alarms)
+            _value_shift(row, history, scores, reference, config, alarms)
     if reference is None:
         notes.append("no reference (the champion's training scores): drift not computed")
+    elif calibration is None:
+        notes.append("the reference holds no out-of-sample outcomes (made before they were "
+                     "kept, or no backtest predictions beside the model): the estimates take "
+                     "the probabilities as calibrated, their intervals reflect label noise only")
+    elif len(calibration.cutoffs) < 2:
+        notes.append("the calibration reference has one window: the estimates' intervals "
+                     "leave out how calibration moves between periods")
     if seen := [f"{r['cutoff']:%Y-%m-%d}" for r in perf_rows if r["in_training_labels"]]:
         notes.append(f"cutoff(s) {', '.join(seen)} lie before the end of the training label "
                      "window: the model saw those outcomes, realized metrics are optimistic")
@@ -234,22 +278,78 @@ def monitor(
 
 
 def _performance_alarms(row: dict[str, Any], reference: Reference | None,
-                        config: MonitoringConfig, alarms: list[str]) -> None:
+                        config: MonitoringConfig, alarms: list[Alarm]) -> None:
     if reference is None:
         return
-    day = f"{row['cutoff']:%Y-%m-%d}"
+    cutoff = row["cutoff"]
     auc, ref_auc = row.get("real_roc_auc", np.nan), reference.backtest.get("roc_auc", np.nan)
     if np.isfinite(auc) and np.isfinite(ref_auc) and auc < ref_auc - config.auc_margin:
-        alarms.append(f"{day}: realized ROC AUC {auc:.3f} is below the backtest's "
-                      f"{ref_auc:.3f} by more than {config.auc_margin}")
+        alarms.append(Alarm("performance", cutoff, "realized_auc",
+                            f"realized ROC AUC {auc:.3f} is below the backtest's "
+                            f"{ref_auc:.3f} by more than {config.auc_margin}",
+                            "roc_auc", auc, ref_auc - config.auc_margin))
     brier, ref_brier = row.get("real_brier", np.nan), reference.backtest.get("brier", np.nan)
     if np.isfinite(brier) and np.isfinite(ref_brier) and brier > ref_brier + config.brier_margin:
-        alarms.append(f"{day}: realized Brier {brier:.3f} is above the backtest's "
-                      f"{ref_brier:.3f} by more than {config.brier_margin}")
+        alarms.append(Alarm("performance", cutoff, "realized_brier",
+                            f"realized Brier {brier:.3f} is above the backtest's "
+                            f"{ref_brier:.3f} by more than {config.brier_margin}",
+                            "brier", brier, ref_brier + config.brier_margin))
+
+
+def _interval_alarms(row: dict[str, Any], alarms: list[Alarm]) -> None:
+    """A realized value beyond its estimate's alarm interval on the worse side: the
+    calibration the estimate rests on no longer holds, or P(churn | features) changed."""
+    auc, low = row.get("real_roc_auc", np.nan), row["est_roc_auc_alarm_low"]
+    if np.isfinite(auc) and np.isfinite(low) and auc < low:
+        alarms.append(Alarm("performance", row["cutoff"], "estimate_interval",
+                            f"realized ROC AUC {auc:.3f} is below its estimate "
+                            f"{row['est_roc_auc']:.3f} (interval bound {low:.3f})",
+                            "roc_auc", auc, low))
+    brier, high = row.get("real_brier", np.nan), row["est_brier_alarm_high"]
+    if np.isfinite(brier) and np.isfinite(high) and brier > high:
+        alarms.append(Alarm("performance", row["cutoff"], "estimate_interval",
+                            f"realized Brier {brier:.3f} is above its estimate "
+                            f"{row['est_brier']:.3f} (interval bound {high:.3f})",
+                            "brier", brier, high))
+
+
+def _value_shift(row: dict[str, Any], history: ScoreHistory, scores: pd.DataFrame,
+                 reference: Reference, config: MonitoringConfig, alarms: list[Alarm]) -> None:
+    """Relative change of the mean value if retained and of the spend per purchase against
+    the reference (:mod:`churnml.monitoring.value`), into ``row`` and ``alarms``."""
+    from churnml.features.profile import profile_frame
+
+    changes: dict[str, float] = {}
+    if RETAINED in scores:
+        changes.update({f"mean {k}": v for k, v in mean_changes(
+            reference.scores, profile_frame(scores, [RETAINED]), [RETAINED]).items()})
+    changes.update(spend_per_purchase_changes(reference.features,
+                                              history.profile(row["cutoff"])))
+    row.update({f"{k.replace(' ', '_')}_change": v for k, v in changes.items()})
+    shift_alarms(row["cutoff"], changes, config.value_shift_alarm, alarms)
+
+
+def reference_outcomes(frame: pd.DataFrame
+                       ) -> tuple[CalibrationReference | None, dict[str, float]]:
+    """The calibration reference (one window per ``cutoff``) and the value metrics of the
+    latest window, of out-of-sample predictions with matured labels (``cutoff``,
+    ``churn_probability``, ``churned``, and ``ltv`` with the value columns when there):
+    what :class:`Reference` keeps of its reference windows."""
+    frame = frame.dropna(subset=[PROBABILITY, "churned"])
+    if frame.empty:
+        return None, {}
+    cutoffs = pd.to_datetime(frame["cutoff"])
+    windows = [CalibrationReference.from_labels(part[PROBABILITY], part["churned"],
+                                                f"{cutoff:%Y-%m-%d}")
+               for cutoff, part in frame.groupby(cutoffs, sort=True)]
+    last = frame[cutoffs == cutoffs.max()]
+    value = value_metrics(last) if "ltv" in frame else {}
+    return (CalibrationReference.combine(windows),
+            {k: v for k, v in value.items() if np.isfinite(v)})
 
 
 def _drift_rows(cutoff: pd.Timestamp, history: ScoreHistory, scores: pd.DataFrame,
-                reference: Reference, config: MonitoringConfig, alarms: list[str]
+                reference: Reference, config: MonitoringConfig, alarms: list[Alarm]
                 ) -> list[dict[str, Any]]:
     from churnml.features.profile import profile_frame
 
@@ -269,8 +369,12 @@ def _drift_rows(cutoff: pd.Timestamp, history: ScoreHistory, scores: pd.DataFram
                                           for pattern in config.age_features):
             r["level"] = f"{r['level']} (age)" if r["level"] != "ok" else "ok"
         if r["level"] == "alarm":
-            alarms.append(f"{cutoff:%Y-%m-%d}: {r['kind']} {r['column']} drifted "
-                          f"(PSI {r['psi']:.3f} > {config.psi_alarm})")
+            cause = "value" if r["kind"] == "score" and r["column"] in VALUE_COLUMNS \
+                else "population"
+            alarms.append(Alarm(cause, cutoff, "psi",
+                                f"{r['kind']} {r['column']} drifted "
+                                f"(PSI {r['psi']:.3f} > {config.psi_alarm})",
+                                r["column"], r["psi"], config.psi_alarm))
     return rows
 
 
@@ -296,7 +400,8 @@ def write_monitor_outputs(result: MonitorResult, folder: str | Path,
 
     outputs = outputs or monitor_outputs(folder)
     outputs.check()
-    signal = {"retrain": result.retrain, "alarms": result.alarms, "notes": result.notes}
+    signal = {"retrain": result.retrain, "alarms": [str(a) for a in result.alarms],
+              "notes": result.notes}
     tables = {"performance": result.performance, "drift": result.drift,
               "calibration": result.calibration}
     with outputs.locked():
