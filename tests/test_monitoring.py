@@ -31,6 +31,7 @@ from churnml.monitoring.performance import CalibrationReference
 from churnml.monitoring.replay import fit_deployed_model, fit_value_model, replay
 from churnml.monitoring.value import (
     profile_mean,
+    shift_alarms,
     spend_per_purchase_changes,
     value_metrics,
 )
@@ -176,6 +177,32 @@ def test_a_reference_without_calibration_data_still_loads():
     assert again.value == {"value_ratio": 1.1}
 
 
+def test_backtest_outcomes_make_one_window_per_origin(tmp_path):
+    from churnml.config import Config
+    from churnml.monitoring.jobs import backtest_outcomes
+
+    cfg = Config.model_validate({"data": {"dataset": "simulated"}, "output_dir": str(tmp_path)})
+    assert backtest_outcomes(cfg, pd.Timestamp("2024-03-01")) == (None, {})  # no file
+    pred = pd.DataFrame({
+        "customer_id": ["a", "b", "c", "a", "b", "c"],
+        "cutoff": pd.to_datetime(["2024-02-01"] * 3 + ["2024-03-01"] * 3),
+        "fold": [0, 0, 0, 1, 1, 1], "churned": [1, 0, 0, 0, 1, 0],
+        "churn_probability": [0.8, 0.1, 0.3, 0.2, 0.6, 0.4],
+        "ltv_actual": [0.0, 10.0, 20.0, 30.0, 0.0, 30.0],
+        "ltv_predicted": [5.0, 10.0, 15.0, 20.0, 10.0, 30.0],
+        "value_if_retained": [20.0, 12.0, 18.0, 25.0, 20.0, 35.0],
+    })
+    pred.to_parquet(tmp_path / "backtest_predictions.parquet")
+    calibration, value = backtest_outcomes(cfg, pd.Timestamp("2024-03-01"))
+    assert calibration.cutoffs == ("2024-02-01", "2024-03-01")
+    assert calibration.size == 6 and calibration.churned.sum() == 2
+    # value metrics of the latest origin: 60 realized against 60 predicted, 60 / 60 retained
+    assert value["value_ratio"] == pytest.approx(1.0)
+    assert value["retained_ratio"] == pytest.approx(60 / 60)
+    # another training's predictions (latest origin not the models' last cutoff): unused
+    assert backtest_outcomes(cfg, pd.Timestamp("2024-04-01")) == (None, {})
+
+
 # ----------------------------------------------------------------------------- value
 
 
@@ -210,9 +237,19 @@ def test_spend_per_purchase_change_from_profiles():
     cur = profile_frame(pd.DataFrame({"spend_30d": np.full(500, 42.0),
                                       "purchases_30d": np.full(500, 2.4),
                                       "spend_total": np.full(500, 20.0)}))
-    # 25 per purchase before, 17.5 after: −30 %; spend_total has no purchase count
-    assert spend_per_purchase_changes(ref, cur) == pytest.approx(
-        {"spend_per_purchase_30d": -0.3})
+    # 25 per purchase before, 17.5 after: −30 %; spend_total has no purchase count.
+    # Noise over 1,000 and 1,200 purchases: √(1/1000 + 1/1200)
+    changes = spend_per_purchase_changes(ref, cur)
+    assert list(changes) == ["spend_per_purchase_30d"]
+    assert changes["spend_per_purchase_30d"] == pytest.approx(
+        (-0.3, np.sqrt(1 / 1000 + 1 / 1200)))
+    alarms: list[Alarm] = []
+    shift_alarms(pd.Timestamp("2024-02-01"), changes, 0.05, alarms)
+    assert [(a.cause, a.column) for a in alarms] == [("value", "spend_per_purchase_30d")]
+    # the same −30 % over 40 and 48 purchases is within 3 standard errors (±65 %): no alarm
+    shift_alarms(pd.Timestamp("2024-02-01"), {"spend_per_purchase_30d": (
+        -0.3, np.sqrt(1 / 40 + 1 / 48))}, 0.05, alarms)
+    assert len(alarms) == 1
 
 
 def test_spend_shift_scales_the_chosen_customers_later_amounts():

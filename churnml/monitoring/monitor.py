@@ -51,6 +51,7 @@ from churnml.monitoring.value import (
     mean_changes,
     ratio_alarms,
     shift_alarms,
+    shift_limit,
     spend_per_purchase_changes,
     value_metrics,
 )
@@ -75,10 +76,11 @@ VALUE_COLUMNS = (RETAINED,)  # score columns whose drift is the value side's
 class Reference:
     """What the monitored model's scores looked like where it was trained: the scores of
     the base as of its last training cutoff, as profiles, plus its backtest metrics;
-    ``calibration``: its out-of-sample probabilities with matured outcomes on a window it did
+    ``calibration``: its out-of-sample probabilities with matured outcomes on windows it did
     not train on (None in references made before they were kept: the estimate then takes
-    the probabilities as calibrated); ``value``: the value model's calibration ratio and
-    Gini on that window (:func:`churnml.monitoring.value.value_metrics`, may be empty)."""
+    the probabilities as calibrated); ``value``: the value model's calibration ratios and
+    Gini on the latest window (:func:`churnml.monitoring.value.value_metrics`, may be
+    empty)."""
 
     cutoff: pd.Timestamp
     model_version: str
@@ -249,7 +251,8 @@ def monitor(
             row["brier_within_interval"] = bool(
                 row["est_brier_low"] <= row.get("real_brier", np.nan) <= row["est_brier_high"])
             _performance_alarms(row, reference, config, alarms)
-            _interval_alarms(row, alarms)
+            if calibration is not None:  # label noise alone is no interval to alarm on
+                _interval_alarms(row, alarms)
             if reference is not None:
                 ratio_alarms(row, reference.value, config.value_ratio_margin, alarms)
         perf_rows.append(row)
@@ -319,13 +322,15 @@ def _value_shift(row: dict[str, Any], history: ScoreHistory, scores: pd.DataFram
     the reference (:mod:`churnml.monitoring.value`), into ``row`` and ``alarms``."""
     from churnml.features.profile import profile_frame
 
-    changes: dict[str, float] = {}
+    changes: dict[str, tuple[float, float]] = {}
     if RETAINED in scores:
-        changes.update({f"mean {k}": v for k, v in mean_changes(
+        changes.update({f"mean {k}": (v, 0.0) for k, v in mean_changes(
             reference.scores, profile_frame(scores, [RETAINED]), [RETAINED]).items()})
     changes.update(spend_per_purchase_changes(reference.features,
                                               history.profile(row["cutoff"])))
-    row.update({f"{k.replace(' ', '_')}_change": v for k, v in changes.items()})
+    for name, (change, noise) in changes.items():
+        row[f"{name.replace(' ', '_')}_change"] = change
+        row[f"{name.replace(' ', '_')}_limit"] = shift_limit(config.value_shift_alarm, noise)
     shift_alarms(row["cutoff"], changes, config.value_shift_alarm, alarms)
 
 
