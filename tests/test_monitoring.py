@@ -114,8 +114,8 @@ def test_period_error_is_the_rms_of_leave_one_window_out_errors():
     errors = both.window_errors()
     assert [e["brier"] for e in errors] == pytest.approx([0.08, -0.08])
     assert [e["roc_auc"] for e in errors] == pytest.approx([0.0, 0.0])  # all tied
-    assert both.period_error() == pytest.approx({"roc_auc": 0.0, "brier": 0.08})
-    assert a.period_error() == {"roc_auc": 0.0, "brier": 0.0}  # one window
+    assert both.period_error() == pytest.approx({"roc_auc": 0.0, "brier": 0.08, "windows": 2})
+    assert a.period_error() == {"roc_auc": 0.0, "brier": 0.0, "windows": 1}  # one window
     np.testing.assert_allclose(both.recalibrate([0.3]), 0.4)  # pooled: 8 of 20
 
 

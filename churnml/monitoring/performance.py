@@ -30,7 +30,9 @@ noise — and (3) a normal term of standard deviation ``σ_period`` — how far 
 moves from one period to the next (seasons, a base rate that drifts): with a reference of
 several windows, ``σ_period`` is the root mean square, over the windows, of the estimate
 recalibrated on the *other* windows minus the window's realized metric
-(:meth:`CalibrationReference.period_error`; 0 with one window). The third term does not
+(:meth:`CalibrationReference.period_error`; 0 with one window), drawn from the predictive
+distribution of a new window's error given ``k`` measured ones (Student's t, ``k − 1``
+degrees of freedom, scaled by √(1 + 1/k): four windows say little). The third term does not
 shrink with the population: at 20,000 customers it is most of the interval. Without a
 reference ``g`` is the identity and the interval reflects label noise only.
 ``*_alarm_*`` bounds are the same draws' wider :data:`ALARM_LEVEL` interval: a
@@ -176,14 +178,15 @@ class CalibrationReference:
         return out
 
     def period_error(self) -> dict[str, float]:
-        """The between-period calibration error of each metric: the root mean square of
-        :meth:`window_errors` (0 with one window). An upper bound: each held-out window's
-        own label noise is in it too."""
+        """The between-period calibration error of each metric (``roc_auc``, ``brier``): the
+        root mean square of :meth:`window_errors` (0 with one window; an upper bound, each
+        held-out window's own label noise is in it too), and ``windows``, how many windows
+        it was measured on."""
         errors = self.window_errors()
-        if not errors:
-            return {"roc_auc": 0.0, "brier": 0.0}
-        return {m: float(np.sqrt(np.nanmean([e[m] ** 2 for e in errors])))
-                for m in ("roc_auc", "brier")}
+        out = {"windows": float(len(self.cutoffs))}
+        for m in ("roc_auc", "brier"):
+            out[m] = float(np.sqrt(np.nanmean([e[m] ** 2 for e in errors]))) if errors else 0.0
+        return out
 
 
 def expected_auc(p: Any, score: Any = None) -> float:
@@ -220,6 +223,18 @@ def _auc_from_ranks(ranks: np.ndarray, y: np.ndarray) -> np.ndarray:
         return (y @ ranks - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
 
 
+def _period_draws(rng: np.random.Generator, size: int, period_error: Mapping[str, float]
+                  ) -> np.ndarray:
+    """Draws of the next period's calibration error in units of ``σ_period``: the
+    predictive distribution of a new window's error when ``σ_period`` was measured on ``k``
+    windows, Student's t with ``k − 1`` degrees of freedom (at least 2) scaled by
+    √(1 + 1/k); a standard normal when ``k`` is not given."""
+    k = period_error.get("windows")
+    if not k:
+        return rng.standard_normal(size)
+    return np.sqrt(1.0 + 1.0 / k) * rng.standard_t(max(k - 1.0, 2.0), size)
+
+
 def estimate(p: Any, n_draws: int = N_DRAWS, level: float = LEVEL, seed: int = 0,
              chunk_rows: int = 2_000_000, reference: CalibrationReference | None = None,
              alarm_level: float = ALARM_LEVEL,
@@ -231,7 +246,7 @@ def estimate(p: Any, n_draws: int = N_DRAWS, level: float = LEVEL, seed: int = 0
     values (``est_roc_auc_raw``, ``est_brier_raw``: ``p`` taken as calibrated).
     ``period_error`` (default: the reference's :meth:`~CalibrationReference.period_error`;
     pass it to compute it once for many calls) is the standard deviation of a normal
-    between-period term added to every draw."""
+    between-period term added to every draw (:func:`_period_draws`)."""
     p = np.asarray(p, dtype=float)
     n = p.shape[0]
     rng = np.random.default_rng(seed)
@@ -254,8 +269,9 @@ def estimate(p: Any, n_draws: int = N_DRAWS, level: float = LEVEL, seed: int = 0
         aucs.append(_auc_from_ranks(ranks, y))
         briers.append(np.mean((p - y) ** 2, axis=1))
     auc, brier = np.concatenate(aucs), np.concatenate(briers)
-    auc = auc + period_error.get("roc_auc", 0.0) * rng.standard_normal(auc.size)
-    brier = brier + period_error.get("brier", 0.0) * rng.standard_normal(brier.size)
+    auc = auc + period_error.get("roc_auc", 0.0) * _period_draws(rng, auc.size, period_error)
+    brier = brier + period_error.get("brier", 0.0) * _period_draws(rng, brier.size,
+                                                                    period_error)
     lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
     a_lo, a_hi = (1 - alarm_level) / 2 * 100, (1 + alarm_level) / 2 * 100
     return {
