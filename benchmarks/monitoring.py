@@ -166,9 +166,9 @@ def _coverage_rows(data, spec, model, config, size, seed, scenario) -> list[dict
                            on=["customer_id", "cutoff"])
     frame[PROBABILITY] = model.predict_proba(frame[columns])[:, 1]
     calibration, _ = reference_outcomes(frame[frame["cutoff"].isin(CALIBRATION)])
-    period = calibration.period_error()
     rows = []
     for i, cutoff in enumerate(MONITORED):
+        period = calibration.period_error(at=cutoff)
         part = frame[frame["cutoff"] == cutoff]
         p, y = part[PROBABILITY].to_numpy(float), part["churned"].to_numpy(int)
         est = estimate(p, config.n_draws, seed=config.seed + i, reference=calibration,

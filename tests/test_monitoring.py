@@ -114,8 +114,16 @@ def test_period_error_is_the_rms_of_leave_one_window_out_errors():
     errors = both.window_errors()
     assert [e["brier"] for e in errors] == pytest.approx([0.08, -0.08])
     assert [e["roc_auc"] for e in errors] == pytest.approx([0.0, 0.0])  # all tied
-    assert both.period_error() == pytest.approx({"roc_auc": 0.0, "brier": 0.08, "windows": 2})
-    assert a.period_error() == {"roc_auc": 0.0, "brier": 0.0, "windows": 1}  # one window
+    assert both.period_error() == pytest.approx(
+        {"roc_auc": 0.0, "brier": 0.08, "windows": 2, "distance_scale": 1.0})
+    assert a.period_error()["brier"] == 0.0  # one window
+    # windows named by date, 30 days apart (d0 = 30), mean date 15 days after the first:
+    # 135 days from it the error has grown by √(120 / 30) = 2; near the windows not at all
+    dated = CalibrationReference.combine([
+        CalibrationReference.from_labels(a.p.repeat(10), [1] * 3 + [0] * 7, "2024-01-01"),
+        CalibrationReference.from_labels(b.p.repeat(10), [1] * 5 + [0] * 5, "2024-01-31")])
+    assert dated.period_error(at="2024-05-15")["brier"] == pytest.approx(0.16)
+    assert dated.period_error(at="2024-01-20")["brier"] == pytest.approx(0.08)
     np.testing.assert_allclose(both.recalibrate([0.3]), 0.4)  # pooled: 8 of 20
 
 
@@ -384,9 +392,14 @@ def _fitted(seed: int):
     return data, spec, model, list(model.feature_names_in_), backtest
 
 
+# the calibration reference: the cutoffs after the last training cutoff, before monitoring
+CALIBRATION = pd.date_range("2023-07-01", "2023-10-01", freq="MS")
+
+
 def _monitor(tmp_path, data, spec, model, columns, metrics):
     backtest = {"roc_auc": metrics["roc_auc"], "brier": metrics["brier"]}
-    return replay(data, model, MONITORED, BACKTEST_CUTOFF, backtest, tmp_path, spec=spec)
+    return replay(data, model, MONITORED, BACKTEST_CUTOFF, backtest, tmp_path, spec=spec,
+                  calibration_cutoffs=CALIBRATION)
 
 
 @pytest.fixture(scope="module")
@@ -414,7 +427,7 @@ def test_injected_churn_shock_is_flagged_after_its_date(tmp_path, fitted_seed_1)
     result = _monitor(tmp_path, shocked, spec, model, columns, metrics)
     perf = result.performance.set_index("cutoff")
     assert result.alarms, "the regime change must raise an alarm"
-    alarm_days = {pd.Timestamp(a.split(":")[0]) for a in result.alarms}
+    alarm_days = {pd.Timestamp(a.cutoff) for a in result.alarms}
     assert min(alarm_days) >= SHOCK  # nothing flagged before the change
     # realized Brier worsens past the margin from the shock's cutoff on
     assert perf.loc[SHOCK, "real_brier"] > metrics["brier"] + MonitoringConfig().brier_margin
@@ -431,7 +444,7 @@ def test_spend_shift_in_half_the_base_is_a_value_alarm(tmp_path, fitted_seed_1):
     shifted = spend_shift(data, SHOCK, share=0.5, factor=0.7, seed=1)
     backtest = {"roc_auc": metrics["roc_auc"], "brier": metrics["brier"]}
     result = replay(shifted, model, MONITORED, BACKTEST_CUTOFF, backtest, tmp_path, spec=spec,
-                    value_model=value_model)
+                    value_model=value_model, calibration_cutoffs=CALIBRATION)
     value = [a for a in result.alarms if a.cause == "value"]
     assert value, "a 30 % spend cut in half the base must raise a value alarm"
     assert min(a.cutoff for a in value) > SHOCK  # nothing before the change

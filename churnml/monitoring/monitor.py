@@ -214,7 +214,6 @@ def monitor(
     window = pd.Timedelta(days=label_window_days(churn))
     perf_rows, drift_rows, calib, alarms, notes = [], [], [], [], []
     calibration = None if reference is None else reference.calibration
-    period_error = None if calibration is None else calibration.period_error()
     for i, cutoff in enumerate(history.cutoffs()):
         run = history.run(cutoff)
         scores = history.scores(cutoff)
@@ -233,7 +232,8 @@ def monitor(
         row.update(estimate(pop[PROBABILITY].to_numpy(float), config.n_draws,
                             seed=config.seed + i, reference=calibration,
                             alarm_level=config.interval_alarm_level,
-                            period_error=period_error))
+                            period_error=None if calibration is None
+                            else calibration.period_error(at=cutoff)))
         if row["matured"] and len(pop):
             labels = build_labels(data, cutoff, churn)
             labels[ID] = labels[ID].astype(str)

@@ -30,7 +30,9 @@ noise — and (3) a normal term of standard deviation ``σ_period`` — how far 
 moves from one period to the next (seasons, a base rate that drifts): with a reference of
 several windows, ``σ_period`` is the root mean square, over the windows, of the estimate
 recalibrated on the *other* windows minus the window's realized metric
-(:meth:`CalibrationReference.period_error`; 0 with one window), drawn from the predictive
+(:meth:`CalibrationReference.period_error`; 0 with one window), grown with the distance
+from the reference windows as a random walk's (calibration drifts: the further from the
+reference, the less it holds), and drawn from the predictive
 distribution of a new window's error given ``k`` measured ones (Student's t, ``k − 1``
 degrees of freedom, scaled by √(1 + 1/k): four windows say little). The third term does not
 shrink with the population: at 20,000 customers it is most of the interval. Without a
@@ -55,6 +57,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from scipy.stats import rankdata
 from sklearn.isotonic import IsotonicRegression
 
@@ -177,16 +180,31 @@ class CalibrationReference:
                         "brier": expected_brier(p, q) - float(np.mean((p - y) ** 2))})
         return out
 
-    def period_error(self) -> dict[str, float]:
+    def period_error(self, at: Any = None) -> dict[str, float]:
         """The between-period calibration error of each metric (``roc_auc``, ``brier``): the
         root mean square of :meth:`window_errors` (0 with one window; an upper bound, each
         held-out window's own label noise is in it too), and ``windows``, how many windows
-        it was measured on."""
+        it was measured on. With a date ``at`` (and windows named by date) the error is
+        scaled for the distance, as a random walk's: × √(d / d₀), at least 1, with ``d`` the
+        days from the windows' mean date to ``at`` and ``d₀`` the mean distance between a
+        held-out window and the others (what the leave-one-out error measured)."""
         errors = self.window_errors()
         out = {"windows": float(len(self.cutoffs))}
         for m in ("roc_auc", "brier"):
             out[m] = float(np.sqrt(np.nanmean([e[m] ** 2 for e in errors]))) if errors else 0.0
+        scale = self._distance_scale(at) if errors and at is not None else 1.0
+        out.update({m: out[m] * scale for m in ("roc_auc", "brier")}, distance_scale=scale)
         return out
+
+    def _distance_scale(self, at: Any) -> float:
+        try:
+            days = np.array([pd.Timestamp(c).value for c in self.cutoffs], float) / 86.4e12
+            when = pd.Timestamp(at).value / 86.4e12
+        except (ValueError, TypeError):
+            return 1.0
+        gaps = np.abs(days[:, None] - days[None, :])
+        d0 = gaps.sum() / (len(days) * (len(days) - 1))
+        return float(np.sqrt(max(1.0, abs(when - days.mean()) / d0))) if d0 > 0 else 1.0
 
 
 def expected_auc(p: Any, score: Any = None) -> float:
