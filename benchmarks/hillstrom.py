@@ -45,6 +45,7 @@ from churnml.uplift import (  # noqa: E402
     _base,  # noqa: E402
     uplift_scores,
 )
+from churnml.uplift.workflow import make_learner  # noqa: E402
 
 DATA_REL = Path("shared") / "data" / "hillstrom" / "hillstrom.csv.gz"
 FEATURES = ["recency", "history", "mens", "womens", "newbie", "zip_code", "channel"]
@@ -108,9 +109,10 @@ class Bagged:
         return sum(m.predict(X) for m in self.models_) / self.n
 
 
-def candidates(treated: str) -> dict[str, Callable[[], Any]]:
+def candidates(treated: str, outcome: str = "visit") -> dict[str, Callable[[], Any]]:
     """churnml's S, X and DR learners with their defaults (the shipped default marked) and
-    SoloModel; the T-learner and the attempts run on Womens/visit only (time)."""
+    SoloModel; the T-learner and the attempts run on Womens/visit only (time). On spend (a
+    revenue) the shipped default also brings its revenue loss (``uplift.revenue_objective``)."""
     default = UpliftConfig().learner
     names = {"s": "S-learner", "x": "X-learner", "dr": "DR-learner"}
     out: dict[str, Callable[[], Any]] = {
@@ -120,6 +122,11 @@ def candidates(treated: str) -> dict[str, Callable[[], Any]]:
     }
     if default not in names:
         out[DEFAULT] = lambda: LEARNERS[default](control=CONTROL, n_jobs=N_JOBS)
+    if outcome == "spend" and UpliftConfig().revenue_objective != "regression":
+        shipped = UpliftConfig(outcome="revenue")
+        out = {k.replace(f" = {DEFAULT}", ""): v for k, v in out.items()}
+        out[f"{names.get(default, default)} ({shipped.revenue_objective}) = {DEFAULT}"] = (
+            lambda: make_learner(shipped, control=CONTROL, n_jobs=N_JOBS))
     out[BASELINE] = lambda: SoloLGBM(treated)
     return out
 
@@ -172,7 +179,7 @@ def summarise(runs: list[dict[str, float]], base: list[dict[str, float]]) -> dic
 
 
 def run(seeds: tuple[int, ...], data: Path | None, only: list[str] | None,
-        attempts: bool) -> dict[str, Any]:
+        attempts: bool, learners: list[str] | None = None) -> dict[str, Any]:
     df = load(data)
     results: dict[str, Any] = {}
     for treated in ARMS:
@@ -183,7 +190,10 @@ def run(seeds: tuple[int, ...], data: Path | None, only: list[str] | None,
             if only and key not in only:
                 continue
             y = pair[outcome].to_numpy(dtype=float)
-            makers = candidates(treated)
+            makers = candidates(treated, outcome)
+            if learners:
+                makers = {k: v for k, v in makers.items()
+                          if k == BASELINE or any(k.startswith(p) for p in learners)}
             if attempts and key == TARGET:
                 makers.update(ATTEMPTS)
             scores: dict[str, list[dict[str, float]]] = {n: [] for n in [*makers, "random"]}
@@ -225,11 +235,13 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=len(SPLIT_SEEDS))
     parser.add_argument("--data", type=Path, default=default_data())
     parser.add_argument("--only", action="append", help='e.g. "Womens E-Mail|visit"')
+    parser.add_argument("--learners", nargs="+", help='only candidates whose name starts '
+                        'so (SoloModel always), e.g. --learners "S-learner"')
     parser.add_argument("--no-attempts", action="store_true",
                         help="skip the attempts at beating SoloModel")
     args = parser.parse_args()
     seeds = SPLIT_SEEDS[: args.splits]
-    results = run(seeds, args.data, args.only, not args.no_attempts)
+    results = run(seeds, args.data, args.only, not args.no_attempts, args.learners)
     report(results, len(seeds))
     path = write_json("hillstrom", {"split_seeds": list(seeds), "k": K,
                                     "test_share": TEST_SHARE, "results": results})

@@ -27,8 +27,9 @@ margin 0.03).
   deployment on unchanged data for the false alarms.
 
     python benchmarks/monitoring.py            # ~10 min on 2 shared cores
-    python benchmarks/monitoring.py --estimate --sizes 3000,10000,20000 --seeds 6
-    python benchmarks/monitoring.py --spend --seeds 6
+    python benchmarks/monitoring.py breaks     # verdicts on injected breaks, see :func:`breaks`
+    python benchmarks/monitoring.py --estimate --sizes 3000 --seeds 6   # also 10000, 20000
+    python benchmarks/monitoring.py --spend --seeds 1 --first-seed 1    # one process per seed
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ HISTORY_FEATURES = 45
 
 
 SPEND_SHIFTS = [(0.85, 0.5), (0.7, 0.25), (0.7, 0.5), (0.5, 0.25)]  # (factor, share)
-KNOWN_AT_CUTOFF = ("psi", "mean_shift")  # checks of the scores themselves, not of outcomes
+# checks of outcomes, known a horizon after their cutoff (the rest: on the cutoff's day)
+OUTCOME_CHECKS = ("realized", "estimate_interval", "value_ratio", "retained_ratio")
 
 
 def fitted(seed: int, n_customers: int = N_CUSTOMERS):
@@ -82,9 +84,10 @@ def fitted(seed: int, n_customers: int = N_CUSTOMERS):
 
 
 def known_on(alarm: Alarm, horizon_days: int) -> pd.Timestamp:
-    """The day an alarm is known: drift at its cutoff, realized performance a horizon on."""
-    cutoff = pd.Timestamp(alarm.cutoff)
-    return cutoff if alarm.check in KNOWN_AT_CUTOFF else cutoff + pd.Timedelta(days=horizon_days)
+    """The day an alarm is known: data checks, drift and shifts at its cutoff, outcome checks
+    (realized performance and value, estimate intervals) a horizon on."""
+    later = alarm.check.startswith(OUTCOME_CHECKS)
+    return alarm.cutoff + pd.Timedelta(days=horizon_days) if later else alarm.cutoff
 
 
 def in_interval(matured: pd.DataFrame, metric: str) -> pd.Series:
@@ -329,8 +332,88 @@ def main() -> None:
     write_json("monitoring", {"runs": rows, "summary": summary, "history_size": size})
 
 
+
+# ----------------------------------------------------------------- injected breaks: verdicts
+
+N_BREAK_SEEDS = 3
+MISSING_MONTH = pd.Timestamp("2024-02-01")  # events of February 2024 lost from the export
+SCALE_FROM = pd.Timestamp("2024-01-01")  # NPS answered on 1–5 instead of 0–10 from here
+
+
+def break_scenarios(data, seed: int):
+    """``{name: (data, start of the change, the right verdict)}`` of one seed's data."""
+    from churnml.data.scenarios import missing_event_month, survey_scale_change
+
+    return {
+        "unchanged": (data, None, "healthy"),
+        "missing event month": (missing_event_month(data, MISSING_MONTH), MISSING_MONTH,
+                                "data"),
+        "survey scale 1-5": (survey_scale_change(data, SCALE_FROM), SCALE_FROM, "data"),
+        "churn shock": (churn_shock(data, SHOCK, plan="basic", monthly_hazard=0.3, seed=seed),
+                        SHOCK, "performance"),
+    }
+
+
+def verdict_known_by(alarms, day, horizon_days):
+    """The verdict a monitor run on ``day`` gives: the alarms known by then."""
+    from churnml.monitoring.verdict import decide
+
+    return decide([a for a in alarms if known_on(a, horizon_days) <= day]).cause
+
+
+def breaks() -> None:
+    """Each injected break (and unchanged data) on :data:`N_BREAK_SEEDS` seeds: the verdict
+    at the end of the replay, the first verdict given, and the detection delay (days from
+    the change to the first day an alarm is known, :func:`known_on`)."""
+    horizon = ChurnConfig().horizon_days
+    config = MonitoringConfig()
+    rows, started = [], time.perf_counter()
+    for seed in range(1, N_BREAK_SEEDS + 1):
+        data, spec, model, backtest = fitted(seed)
+        for name, (run, start, right) in break_scenarios(data, seed).items():
+            with tempfile.TemporaryDirectory() as tmp:
+                result = replay(run, model, MONITORED, REFERENCE, backtest, tmp, spec=spec,
+                                config=config)
+            known = sorted({known_on(a, horizon) for a in result.alarms})
+            first = known[0] if known else None
+            verdict = result.verdict
+            rows.append({
+                "seed": seed, "scenario": name, "right_verdict": right,
+                "verdict": verdict.cause,
+                "first_verdict": verdict_known_by(result.alarms, first, horizon) if first
+                else "healthy",
+                "correct": verdict.cause == right,
+                "cutoffs_with_alarm": len({a.cutoff for a in result.alarms}),
+                "alarms": {c: len(v) for c, v in verdict.alarms.items()},
+                "first_alarm_known": None if first is None else f"{first:%Y-%m-%d}",
+                "delay_days": None if first is None or start is None
+                else int((first - start).days),
+                "false_alarm_before_change": bool(first is not None and (
+                    start is None or first < start)),
+            })
+            print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    summary = {
+        "seeds": N_BREAK_SEEDS, "monitored_cutoffs": len(MONITORED),
+        "all_verdicts_right": bool(table["correct"].all()),
+        "false_alarm_cutoffs_unchanged": int(
+            table.loc[table["scenario"] == "unchanged", "cutoffs_with_alarm"].sum()),
+        "median_delay_days": table.groupby("scenario")["delay_days"].median().dropna().to_dict(),
+        "seconds": time.perf_counter() - started,
+    }
+    print_table("Monitoring verdicts on injected breaks", rows, {
+        "seed": "seed", "scenario": "scenario", "right_verdict": "right verdict",
+        "verdict": "verdict", "first_verdict": "first verdict",
+        "cutoffs_with_alarm": "cutoffs with alarm", "first_alarm_known": "first alarm known",
+        "delay_days": "delay (days)"})
+    print(summary)
+    write_json("monitoring_breaks", {"runs": rows, "summary": summary})
+
+
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("mode", nargs="?", choices=["breaks"],
+                        help="breaks: verdicts on injected breaks")
     parser.add_argument("--estimate", action="store_true", help="interval coverage by size")
     parser.add_argument("--spend", action="store_true", help="spend-shift scenarios")
     parser.add_argument("--sizes", default="3000,10000,20000")
@@ -341,12 +424,14 @@ def cli() -> None:
     parser.add_argument("--customers", type=int, default=N_CUSTOMERS)
     parser.add_argument("--first-seed", type=int, default=1)
     args = parser.parse_args()
+    if args.mode == "breaks":
+        breaks()
     if args.estimate:
         estimate_coverage([int(s) for s in args.sizes.split(",")], args.seeds,
                           args.big_seeds, args.big)
     if args.spend:
         spend_detection(args.seeds, args.customers, args.first_seed)
-    if not (args.estimate or args.spend):
+    if not (args.mode or args.estimate or args.spend):
         main()
 
 

@@ -8,7 +8,10 @@ the module end (its ``term_end_ts``), which is known for every enrolment in adva
 are in weeks (``survival.period_days`` = 7 of the config). Models are fitted on the 2013
 presentations (2013B, 2013J) and evaluated on the 2014 ones (2014B, 2014J), as a model trained
 on past cohorts is used. Covariates known at the landmark: module, the student attributes of
-``customers`` (never ``final_result``) and the days registered before day 0.
+``customers`` (never ``final_result``) and the days registered before day 0 ("attributes");
+"attributes + history" adds the student's other enrolments as known at the landmark
+(:func:`student_history`: registered, in the same presentation, withdrawn, completed). Every
+model of a covariate set gets the same covariates.
 
 * Kaplan-Meier, overall and per module (:class:`churnml.survival.kaplan_meier.
   KaplanMeierBaseline`): the same curve for every enrolment (of a module).
@@ -16,7 +19,9 @@ on past cohorts is used. Covariates known at the landmark: module, the student a
   standardised design, one-hot categoricals).
 * churnml's :class:`~churnml.survival.hazard.DiscreteTimeHazard` on the same covariates
   (durations in whole weeks, :func:`whole_periods`), with each setting tried in
-  :data:`OULAD_HAZARD_ATTEMPTS`; the table shows :data:`OULAD_HAZARD_CHOICE`.
+  :data:`OULAD_HAZARD_ATTEMPTS`; the table shows the one with the best Uno C on the
+  validation split :data:`VALIDATION` (fit on 2013B, scored on 2013J), so the choice never
+  sees the 2014 test rows.
 
 Metrics (:func:`churnml.survival.metrics.survival_scores`): Uno's C (IPCW, censoring fitted on
 the training rows, ``tau`` = the end of the grid; risk = each model's own score), Harrell's C,
@@ -28,11 +33,15 @@ there and the two Brier scores agree.
 **Simulator, oracle known.** ``simulate(contractual=True)`` with the landmark 2024-01-01: the
 subscribers then, churn = the end of the running spell, censored at the window end; the
 oracle is :func:`churnml.data.simulate.oracle_survival` (the true curve given the latent
-state). Training rows for Kaplan-Meier and the censoring fit: the landmark 2023-07-01.
+state), and the same curve with the base hazard unknown (``base_hazard="posterior"``: the
+satisfaction path known, the base hazard through its posterior given the past churns), the
+best any model of observable data could do. Training rows for Kaplan-Meier and the censoring
+fit: the landmark 2023-07-01.
 The churnml hazard model is fitted on every built-in feature plus ``tenure`` at the landmarks
 :data:`SIM_TRAIN_CUTOFFS`, durations censored at the test landmark. Also reported: the mean
 absolute difference between its ``1 - S(90 d)`` and the churn probability of a
-``ChurnClassifier`` trained on the same landmarks (labels ending by the test landmark), and
+``ChurnClassifier`` trained on the same landmarks (labels ending by the test landmark), its
+Uno C with that probability as the risk score, and
 the coverage and width of 80 % lifetime-value intervals over 360 days against each
 subscriber's realized spend (spend CV fitted, and times :data:`SPEND_CV_FACTORS`).
 
@@ -72,6 +81,7 @@ TRAIN, TEST = ("2013B", "2013J"), ("2014B", "2014J")
 CATEGORICAL = ["plan", "gender", "region", "highest_education", "imd_band", "age_band",
                "disability"]
 NUMERIC = ["num_of_prev_attempts", "studied_credits", "registered_days_before_start"]
+HISTORY = ["other_enrolments", "parallel_enrolments", "other_withdrawals", "other_completed"]
 GRID_DAYS = np.arange(7, 232, 7)  # weekly, before the earliest module end (day 234)
 DAY = pd.Timedelta(days=1)
 DTH = "churnml DiscreteTimeHazard"
@@ -79,14 +89,16 @@ SIM_TRAIN_CUTOFFS = pd.date_range("2022-05-01", "2023-09-01", freq="2MS")
 SIM_KEYS = ["customer_id", "cutoff"]
 OULAD_HAZARD_ATTEMPTS: dict[str, dict[str, Any]] = {
     "defaults": {},
-    "isotonic calibration": {"calibration": "isotonic"},
     "time interactions": {"time_interactions": True},
-    "33-week grid": {"n_periods": 33},
     "slower, smaller trees": {"learning_rate": 0.02, "num_leaves": 15,
                               "min_child_samples": 100},
     "slower, 7 leaves": {"learning_rate": 0.02, "num_leaves": 7, "min_child_samples": 200},
+    "slower, 7 leaves, time interactions": {"learning_rate": 0.02, "num_leaves": 7,
+                                            "min_child_samples": 200,
+                                            "time_interactions": True},
 }
-OULAD_HAZARD_CHOICE = "slower, 7 leaves"
+VALIDATION = ("2013B", "2013J")  # the setting is chosen on 2013B -> 2013J, then refitted on 2013
+ORACLE_POSTERIOR = "oracle, base hazard unknown (satisfaction path known)"
 SPEND_CV_FACTORS = (1.0, 1.5, 2.0, 3.0)  # the fitted spread of one period's spend, times
 
 
@@ -133,8 +145,32 @@ def oulad_durations(data_dir: Path | None) -> tuple[pd.DataFrame, int]:
         duration=(stop - landmark) / DAY / period,
         event=event,
         censor_duration=(subs["term_end_ts"] - landmark) / DAY / period,
-    )
+    ).join(student_history(subs.assign(id_student=cust["id_student"], landmark=landmark)))
     return frame[keep], period
+
+
+def student_history(subs: pd.DataFrame) -> pd.DataFrame:
+    """The student's other enrolments as known at each enrolment's landmark (index
+    ``customer_id``; columns :data:`HISTORY`): those registered by then, of them the ones
+    in the same presentation, the ones withdrawn by then and the ones that reached their
+    module end by then without a withdrawal. Outcomes (``final_result``) are not read."""
+    own = subs[["id_student", "landmark"]].reset_index()
+    other = subs[["id_student", "start_ts", "end_ts", "term_end_ts", "code_presentation"]]
+    pairs = own.merge(other.reset_index(), on="id_student", suffixes=("", "_other"))
+    pairs = pairs[(pairs["customer_id"] != pairs["customer_id_other"])
+                  & (pairs["start_ts"] <= pairs["landmark"])]
+    withdrawn = pairs["end_ts"].notna() & (pairs["end_ts"] <= pairs["landmark"])
+    counts = {
+        "other_enrolments": pairs["customer_id"],
+        "parallel_enrolments": pairs.loc[
+            pairs["code_presentation"] == subs["code_presentation"].reindex(
+                pairs["customer_id"]).to_numpy(), "customer_id"],
+        "other_withdrawals": pairs.loc[withdrawn, "customer_id"],
+        "other_completed": pairs.loc[~withdrawn & (pairs["term_end_ts"] <= pairs["landmark"]),
+                                     "customer_id"],
+    }
+    return pd.DataFrame({k: v.value_counts().reindex(subs.index, fill_value=0)
+                         for k, v in counts.items()})
 
 
 def evaluate(name: str, train: pd.DataFrame, test: pd.DataFrame, surv: np.ndarray,
@@ -153,40 +189,68 @@ def fit_predict(model: Any, train: pd.DataFrame, test: pd.DataFrame, columns: li
     return model.predict_survival_function(test[columns], times), model.predict_risk(test[columns])
 
 
-def oulad(data_dir: Path | None) -> dict[str, Any]:
-    frame, period = oulad_durations(data_dir)
-    times = GRID_DAYS / period
-    train = frame[frame["presentation"].isin(TRAIN)]
-    test = frame[frame["presentation"].isin(TEST)]
-    covariates = CATEGORICAL + NUMERIC
-    models = {
-        "Kaplan-Meier": KaplanMeierBaseline(),
-        "Kaplan-Meier by module": KaplanMeierBaseline(by="plan"),
-        "Cox PH": CoxBaseline(tenure_column=None),
-    }
-    rows, curves = [], []
-    for name, model in models.items():
-        surv, risk = fit_predict(model, train, test, covariates, times)
-        rows.append(evaluate(name, train, test, surv, risk, times))
-        curves.append(surv)
+def hazard_attempts(train: pd.DataFrame, test: pd.DataFrame, covariates: list[str],
+                    times: np.ndarray) -> tuple[list[dict[str, Any]], str]:
+    """Each setting of :data:`OULAD_HAZARD_ATTEMPTS` fitted on ``train`` and scored on
+    ``test``, plus its Uno C on the validation split (fit on ``VALIDATION[0]``, scored on
+    ``VALIDATION[1]``); the choice is the setting with the best validation C, so the test
+    rows play no part in it."""
+    fit = train[train["presentation"] == VALIDATION[0]]
+    val = train[train["presentation"] == VALIDATION[1]]
     attempts = []
     for label, params in OULAD_HAZARD_ATTEMPTS.items():
+        model = DiscreteTimeHazard(n_jobs=N_JOBS, **params)
+        model.fit(fit[covariates], whole_periods(fit))
+        val_c = evaluate("validation", fit, val, model.predict_survival_function(
+            val[covariates], times), model.predict_risk(val[covariates]), times)["uno_c"]
         model = DiscreteTimeHazard(n_jobs=N_JOBS, **params)
         model.fit(train[covariates], whole_periods(train))
         surv = model.predict_survival_function(test[covariates], times)
         row = evaluate(f"{DTH} ({label})", train, test, surv, model.predict_risk(
             test[covariates]), times)
-        attempts.append({**row, "params": params, "n_iter": model.n_iter_})
-        if label == OULAD_HAZARD_CHOICE:
-            rows.append(row)
-            curves.append(surv)
+        attempts.append({**row, "setting": label, "params": params, "n_iter": model.n_iter_,
+                         "validation_uno_c": val_c, "surv": surv})
+    choice = max(attempts, key=lambda r: r["validation_uno_c"])["setting"]
+    return attempts, choice
+
+
+def oulad(data_dir: Path | None) -> dict[str, Any]:
+    frame, period = oulad_durations(data_dir)
+    times = GRID_DAYS / period
+    train = frame[frame["presentation"].isin(TRAIN)]
+    test = frame[frame["presentation"].isin(TEST)]
+    covariate_sets = {"attributes": CATEGORICAL + NUMERIC,
+                      "attributes + history": CATEGORICAL + NUMERIC + HISTORY}
+    rows, curves = [], []
+    for name, model in {"Kaplan-Meier": KaplanMeierBaseline(),
+                        "Kaplan-Meier by module": KaplanMeierBaseline(by="plan")}.items():
+        surv, risk = fit_predict(model, train, test, CATEGORICAL, times)
+        rows.append({**evaluate(name, train, test, surv, risk, times), "covariates": ""})
+        curves.append(surv)
+    attempts, choices = [], {}
+    for cov_name, covariates in covariate_sets.items():
+        surv, risk = fit_predict(CoxBaseline(tenure_column=None), train, test, covariates,
+                                 times)
+        rows.append({**evaluate("Cox PH", train, test, surv, risk, times),
+                     "covariates": cov_name})
+        curves.append(surv)
+        tried, choice = hazard_attempts(train, test, covariates, times)
+        choices[cov_name] = choice
+        for row in tried:
+            surv = row.pop("surv")
+            attempts.append({**row, "covariates": cov_name})
+            if row["setting"] == choice:
+                rows.append({**row, "covariates": cov_name})
+                curves.append(surv)
     observed = KaplanMeierBaseline().fit(test[[]], test[["duration", "event"]])
     observed = observed.predict_survival_function(test[[]].iloc[:1], times)[0]
     at = {d: int(np.flatnonzero(GRID_DAYS == d)[0]) for d in (28, 91, 182, 231)}
     for row, s in zip(rows, curves, strict=True):
         row.update({f"mean_S_{d}d": float(s[:, i].mean()) for d, i in at.items()})
     return {
-        "rows": rows, "hazard_attempts": attempts,
+        "rows": rows, "hazard_attempts": attempts, "hazard_choice": choices,
+        "validation_split": list(VALIDATION),
+        "history_share_test": {c: float((test[c] > 0).mean()) for c in HISTORY},
         "observed_test_km": {f"S_{d}d": float(observed[i]) for d, i in at.items()},
         "n_train": len(train), "n_test": len(test),
         "events_train": int(train["event"].sum()), "events_test": int(test["event"].sum()),
@@ -259,8 +323,13 @@ def simulator(n_customers: int, seed: int, n_draws: int) -> dict[str, Any]:
     train, test = spells(pd.Timestamp("2023-07-01")), spells(landmark)
     oracle = oracle_survival(data, landmark, grid_days, n_draws=n_draws, seed=seed)
     oracle = oracle.loc[test.index].to_numpy()
+    # what the observable data could give at best: the satisfaction path known exactly, the
+    # base hazard only through its posterior given the past churns and exposure
+    posterior = oracle_survival(data, landmark, grid_days, n_draws=n_draws, seed=seed,
+                                base_hazard="posterior").loc[test.index].to_numpy()
     km, km_risk = fit_predict(KaplanMeierBaseline(), train, test, [], times)
     rows = [evaluate("oracle (true curve)", train, test, oracle, 1 - oracle[:, -1], times),
+            evaluate(ORACLE_POSTERIOR, train, test, posterior, 1 - posterior[:, -1], times),
             evaluate("Kaplan-Meier", train, test, km, km_risk, times)]
     # churnml: every built-in feature at each training landmark, durations censored at the
     # test landmark (no training row looks past it); test features at the landmark itself
@@ -292,6 +361,10 @@ def simulator(n_customers: int, seed: int, n_draws: int) -> dict[str, Any]:
     clf = ChurnClassifier(n_jobs=N_JOBS).fit(labelled[features], labelled["churned"],
                                              groups=labelled["customer_id"])
     p_churn = churn_probability(clf, Xt)
+    # the churn model's probability as a risk score (no curve: C only)
+    rows.append({"model": "churn model's churn_probability (90 d) as risk", **{
+        k: v for k, v in evaluate("", train, sub, surv, p_churn, times).items()
+        if k in ("uno_c", "harrell_c")}})
     one_minus_s = 1 - surv[:, int(np.flatnonzero(grid_days == horizon)[0])]
     observed = (sub["event"] & (sub["duration"] <= horizon / period)).to_numpy()
     agreement = {
@@ -333,7 +406,7 @@ def simulator(n_customers: int, seed: int, n_draws: int) -> dict[str, Any]:
             "hazard_seconds": fit_seconds}
 
 
-COLUMNS = {"model": "model", "uno_c": "Uno C", "harrell_c": "Harrell C",
+COLUMNS = {"model": "model", "covariates": "covariates", "uno_c": "Uno C", "harrell_c": "Harrell C",
            "mean_auc": "mean AUC", "integrated_brier": "IBS (IPCW)",
            "integrated_admin_brier": "IBS (admin.)", "calibration_ici": "ICI"}
 
@@ -351,13 +424,15 @@ def main() -> None:
     print_table(f"OULAD: train 2013 ({res_oulad['n_train']:,} enrolments), test 2014 "
                 f"({res_oulad['n_test']:,}); weekly grid 7..231 days", res_oulad["rows"], cols)
     print_table("OULAD: churnml hazard model, settings tried (constructor arguments)",
-                res_oulad["hazard_attempts"], COLUMNS)
+                res_oulad["hazard_attempts"], {**COLUMNS, "validation_uno_c": "val. Uno C",
+                                               "n_iter": "trees"})
+    print("chosen on the validation split:", res_oulad["hazard_choice"])
     print("observed (test Kaplan-Meier):",
           ", ".join(f"{k} {v:.3f}" for k, v in res_oulad["observed_test_km"].items()))
     res_sim = simulator(args.sim_customers, args.seed, args.sim_draws)
     print_table(f"Simulator (contractual, {args.sim_customers:,} customers): landmark "
                 f"2024-01-01 ({res_sim['n_test']:,} subscribers), monthly grid 30..360 days",
-                res_sim["rows"], COLUMNS)
+                res_sim["rows"], {k: v for k, v in COLUMNS.items() if k != "covariates"})
     print_table("Simulator: 80 % lifetime-value interval over 12 periods (360 days, "
                 "undiscounted)", res_sim["ltv_coverage"],
                 {"model": "curve", "spend_cv_factor": "x fitted spend CV",

@@ -2,6 +2,7 @@
 
     python benchmarks/uplift_simulated.py             # seeds 11-13; results/*.json
     python benchmarks/uplift_simulated.py --seeds 11  # one seed
+    python benchmarks/uplift_simulated.py --quick     # without the churn/value models and X
 
 Data: ``simulate(N_CUSTOMERS)`` with two randomised campaigns (50 % control each) of
 :mod:`churnml.data.simulate_campaigns`: a *training* campaign (spring 2024, 80 % of the eligible
@@ -16,20 +17,23 @@ in spring). Churn horizon = effect window = 90 days.
 2. **A fixed-budget campaign.** Among the autumn contacts (a random sample of the eligible base),
    contact ``BUDGET_SHARE`` of them, ranked by (a) churn probability, (b) value at risk
    (= churn probability x value if retained; ChurnClassifier and LTVModel fit on a monthly panel
-   whose labels end before the autumn campaign), (c) churnml's targeting value
+   whose labels end before the autumn campaign), (c) the old default
    ``uplift x value_if_retained - cost`` (X-learner on ``retained``; negative uplift or value is
-   never contacted, so it may use less than the budget), (c') the X-learner on revenue directly
-   (``uplift - cost``), (d) the oracle (true expected revenue effect - cost, positive only).
-   Reported: the *expected* incremental retained customers and net incremental revenue of the
-   chosen set, from the simulator's truth (sum of ``tau`` and of ``tau_revenue - cost``): no
-   outcome noise in the comparison, and its share of the oracle's net incremental revenue.
-   Rankings with an uplift model never contact a customer flagged negative uplift: the old
-   default (X-learner on retained) flags ``uplift < 0``; the shipped default
-   (``uplift.learner`` on ``uplift.outcome``) flags ``P(effect < 0) >= uplift.flag_level``
-   over ``uplift.flag_boot`` bootstrap refits (:mod:`churnml.uplift.fitted`).
+   never contacted, so it may use less than the budget), (c') the same with the S-learner,
+   (c'') the previous default, S-learner on revenue with the L2 loss (``uplift - cost``),
+   (c''') the retention part plus the spend part (:func:`two_part`), (d) the shipped default
+   (``uplift.learner`` on ``uplift.outcome`` with ``uplift.revenue_objective``, customers
+   flagged do-not-contact skipped), (e) the oracle (true expected revenue effect - cost,
+   positive only). Reported: the *expected* incremental retained customers and net incremental
+   revenue of the chosen set, from the simulator's truth (sum of ``tau`` and of
+   ``tau_revenue - cost``): no outcome noise in the comparison, and its share of the oracle's
+   net incremental revenue.
 3. **The do-not-contact flag.** Share of the autumn contacts flagged, the true share of
    sleeping dogs (``uplift_type``), and the precision of the flag (flagged who are sleeping
-   dogs), for the old rule and the shipped one.
+   dogs), for the old rule (``uplift < 0``) and the shipped one (groups of cross-fitted
+   retention effect, :mod:`churnml.uplift.flags`, built as ``campaign train`` builds it); the
+   groups with their share of sleeping dogs; and the ceiling of any flag on these features
+   (:func:`flag_ceiling`: a classifier of the true label).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import sys
 import time
 from pathlib import Path
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
@@ -53,9 +58,12 @@ from churnml.labels import build_panel  # noqa: E402
 from churnml.models import ChurnClassifier, LTVModel  # noqa: E402
 from churnml.training.train import feature_spec  # noqa: E402
 from churnml.uplift import DRLearner, SLearner, TLearner, XLearner  # noqa: E402
+from churnml.uplift._base import row_keys  # noqa: E402
 from churnml.uplift.campaigns import campaign_frame, treated  # noqa: E402
-from churnml.uplift.fitted import UpliftFit, fit_bootstrap  # noqa: E402
+from churnml.uplift.fitted import UpliftFit  # noqa: E402
+from churnml.uplift.flags import GroupFlag, cross_fitted_effects  # noqa: E402
 from churnml.uplift.metrics import qini_auc_score  # noqa: E402
+from churnml.uplift.workflow import make_learner  # noqa: E402
 
 N_CUSTOMERS = 30_000
 SEEDS = (11, 12, 13)
@@ -65,6 +73,7 @@ TRAIN = CampaignSpec(campaign_id="spring", date="2024-03-04", contact_share=0.8,
 TEST = CampaignSpec(campaign_id="autumn", date="2024-08-05", contact_share=1.0, cost=COST)
 LEARNERS = {"s": SLearner, "t": TLearner, "x": XLearner, "dr": DRLearner}
 NAMES = {"s": "S-learner", "t": "T-learner", "x": "X-learner", "dr": "DR-learner"}
+PREVIOUS = "(c'') previous default: S-learner on revenue (L2) - cost, no flag"
 OLD = "(c) old default: X-learner on retained x value_if_retained - cost, flag uplift < 0"
 
 
@@ -83,7 +92,39 @@ def churn_and_value(data, churn: ChurnConfig, spec, X_test: pd.DataFrame):
     return p, ltv.predict_if_retained(X_test[feats])
 
 
-def one_seed(seed: int) -> dict:
+def flag_ceiling(X_tr: pd.DataFrame, dog_tr: np.ndarray, X_te: pd.DataFrame, dog: np.ndarray,
+                 shares: dict[str, float]) -> dict[str, float]:
+    """How precise can any flag on these features be: a LightGBM classifier fit on the *true*
+    sleeping-dog label of the spring contacts (never available in practice), flagging its top
+    ``share`` of the autumn contacts; precision per named share, and its ROC AUC."""
+    from sklearn.metrics import roc_auc_score
+
+    clf = lgb.LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=15,
+                             min_child_samples=100, n_jobs=N_JOBS, verbose=-1)
+    p = clf.fit(X_tr, dog_tr).predict_proba(X_te)[:, 1]
+    out = {"auc": float(roc_auc_score(dog, p))}
+    for name, share in shares.items():
+        top = p >= np.quantile(p, 1 - share) if share > 0 else np.zeros(p.size, bool)
+        out[f"precision at {name}"] = float(dog[top].mean()) if top.any() else np.nan
+    return out
+
+
+def two_part(X_tr: pd.DataFrame, arm_tr: np.ndarray, log_tr: pd.DataFrame,
+             X_te: pd.DataFrame) -> np.ndarray:
+    """Revenue effect as the retention part plus the spend part:
+    ``E[R | x, a] = P(retained | x, a) m_a(x)`` (no revenue without a purchase), so
+    ``tau_R = (P_T - P_C) m_C + P_T (m_T - m_C)``; ``P`` an S-learner classifier,
+    ``m_a(x) = E[R | retained, x, a]`` a Tweedie S-learner on the retained contacts."""
+    ret = log_tr["retained"].to_numpy(float) == 1
+    p = SLearner(n_jobs=N_JOBS).fit(X_tr, arm_tr, ret.astype(float)).predict_outcome(X_te)
+    m = SLearner(n_jobs=N_JOBS, continuous_objective="tweedie").fit(
+        X_tr[ret].reset_index(drop=True), arm_tr[ret],
+        log_tr["revenue"].to_numpy(float)[ret]).predict_outcome(X_te)
+    c, t = "control", TEST.arm
+    return ((p[t] - p[c]) * m[c] + p[t] * (m[t] - m[c])).to_numpy()
+
+
+def one_seed(seed: int, quick: bool = False) -> dict:
     cfg = default_config()
     churn, spec, u = cfg.churn, feature_spec(cfg), UpliftConfig()
     data = simulate(N_CUSTOMERS, seed=seed, config=SimulatorConfig(campaigns=[TRAIN, TEST]))
@@ -100,41 +141,60 @@ def one_seed(seed: int) -> dict:
     q_oracle = qini_auc_score(y_te, truth["tau"].to_numpy(), t_te)
     qini = {"oracle (true tau)": 1.0}
     tau = {}
-    for key in ("s", "x"):
-        for outcome in ("retained", "revenue"):
-            model = LEARNERS[key](n_jobs=N_JOBS).fit(X_tr, arm_tr,
-                                                     log_tr[outcome].to_numpy(float))
-            tau[key, outcome] = model.predict(X_te)[TEST.arm].to_numpy()
-            if outcome == "retained":
-                qini[f"{NAMES[key]} (retained)"] = qini_auc_score(
-                    y_te, tau[key, outcome], t_te) / q_oracle
+    fits = (("s", "revenue"),) if quick else (("s", "retained"), ("x", "retained"),
+                                              ("s", "revenue"))
+    for key, outcome in fits:
+        model = LEARNERS[key](n_jobs=N_JOBS).fit(X_tr, arm_tr, log_tr[outcome].to_numpy(float))
+        tau[key, outcome] = model.predict(X_te)[TEST.arm].to_numpy()
+        if outcome == "retained":
+            qini[f"{NAMES[key]} (retained)"] = qini_auc_score(
+                y_te, tau[key, outcome], t_te) / q_oracle
+    tau["two-part"] = two_part(X_tr, arm_tr, log_tr, X_te)
 
-    # the shipped default: uplift.learner on uplift.outcome, bootstrap refits for the flag
+    # the shipped default: uplift.learner on uplift.outcome; the flag as train_uplift builds it
+    # (fit_group_flag on retention), keeping the cross-fitted effects to show the groups
     def make():
-        return LEARNERS[u.learner](n_jobs=N_JOBS)
+        return make_learner(u, n_jobs=N_JOBS)
 
-    y_def = log_tr[u.outcome].to_numpy(float)
-    fit = UpliftFit(make().fit(X_tr, arm_tr, y_def), u.learner, u.outcome, TEST.arm,
-                    list(X_tr.columns), ["spring"], len(log_tr), pd.DataFrame(),
-                    fit_bootstrap(make, X_tr, arm_tr, y_def, u.flag_boot, u.seed))
+    retention = u.model_copy(update={"outcome": "retained"})
+    y_def, y_ret = log_tr[u.outcome].to_numpy(float), log_tr["retained"].to_numpy(float)
+    ids_tr = (log_tr["customer_id"].astype(str) + "|spring").to_numpy()
+    keys_tr = row_keys(ids_tr, len(log_tr), u.seed)
+    ret_oof = cross_fitted_effects(lambda: make_learner(retention, n_jobs=N_JOBS), X_tr,
+                                   arm_tr, y_ret, TEST.arm, keys_tr, ids=ids_tr)
+    group_flag = GroupFlag.measure(ret_oof, y_ret, arm_tr == TEST.arm, u.flag_groups)
+    flag_model = (None if u.outcome == "retained" else
+                  make_learner(retention, n_jobs=N_JOBS).fit(X_tr, arm_tr, y_ret, ids=ids_tr))
+    fit = UpliftFit(make().fit(X_tr, arm_tr, y_def, ids=ids_tr), u.learner, u.outcome,
+                    TEST.arm, list(X_tr.columns), ["spring"], len(log_tr), pd.DataFrame(),
+                    flag=group_flag, flag_model=flag_model)
     tau_def, p_neg = fit.effects(X_te)
     flag_new = p_neg >= u.flag_level
+    truth_tr = data.campaign_truth.set_index(["campaign_id", "customer_id"]).loc["spring"].loc[
+        log_tr["customer_id"].to_numpy()]
+    dog_tr = truth_tr["uplift_type"].to_numpy() == "sleeping_dog"
 
-    p_churn, value_if_retained = churn_and_value(data, churn, spec, X_te)
-    vir = np.asarray(value_if_retained, dtype=float)
     budget = int(BUDGET_SHARE * len(log_te))
-    everyone = np.ones(len(p_churn), bool)
+    everyone = np.ones(len(log_te), bool)
+    rank = {}
+    if not quick:  # the value models and the X-learner (rows unchanged since the last run)
+        p_churn, value_if_retained = churn_and_value(data, churn, spec, X_te)
+        vir = np.asarray(value_if_retained, dtype=float)
+        rank = {
+            "(a) churn probability": (p_churn, everyone),
+            "(b) value at risk": (p_churn * vir, everyone),
+            OLD: (tau["x", "retained"] * vir - COST, tau["x", "retained"] >= 0),
+            "(c') S-learner on retained x value_if_retained - cost": (
+                tau["s", "retained"] * vir - COST, tau["s", "retained"] >= 0),
+        }
     value_def = tau_def - COST if u.outcome == "revenue" else tau_def * vir - COST
-    default = f"(d) shipped default: {NAMES[u.learner]} on {u.outcome}, flag P(<0) >= " \
-              f"{u.flag_level}"
-    rank = {
-        "(a) churn probability": (p_churn, everyone),
-        "(b) value at risk": (p_churn * vir, everyone),
-        OLD: (tau["x", "retained"] * vir - COST, tau["x", "retained"] >= 0),
-        "(c') S-learner on retained x value_if_retained - cost": (
-            tau["s", "retained"] * vir - COST, tau["s", "retained"] >= 0),
-        "(c'') X-learner on revenue - cost": (tau["x", "revenue"] - COST,
-                                             tau["x", "revenue"] >= 0),
+    default = f"(d) shipped default: {NAMES[u.learner]} on {u.outcome} " \
+              f"({u.revenue_objective}) - cost, flag P(<0) >= {u.flag_level} in groups"
+    rank |= {
+        PREVIOUS: (
+            tau["s", "revenue"] - COST, everyone),
+        "(c''') retention part + spend part (two-part S-learner) - cost, no flag": (
+            tau["two-part"] - COST, everyone),
         default: (value_def, ~flag_new),
         "(e) oracle": (truth["tau_revenue"].to_numpy() - COST, everyone),
     }
@@ -151,16 +211,25 @@ def one_seed(seed: int) -> dict:
     oracle_rev = rows["(e) oracle"]["net_incremental_revenue"]
     for r in rows.values():
         r["share_of_oracle"] = r["net_incremental_revenue"] / oracle_rev
-    flag_old = tau["x", "retained"] < 0
+    rules = [] if quick else [("old: X-learner on retained, uplift < 0", tau["x", "retained"] < 0)]
     flags = {}
-    for name, flag in (("old: X-learner on retained, uplift < 0", flag_old),
-                       (f"shipped: {NAMES[u.learner]} on {u.outcome}, P(<0) >= "
-                        f"{u.flag_level} ({u.flag_boot} refits)", flag_new)):
-        flags[name] = {"flagged_share": float(flag.mean()), "true_share": float(dog.mean()),
-                       "precision": float(dog[flag].mean()) if flag.any() else float("nan"),
-                       "recall": float(flag[dog].mean()) if dog.any() else float("nan")}
+    for name, flagged in (*rules,
+                          (f"shipped: {u.flag_groups} groups of cross-fitted retention effect "
+                           f"({NAMES[u.learner]}), P(<0) >= {u.flag_level}", flag_new)):
+        flags[name] = {"flagged_share": float(flagged.mean()), "true_share": float(dog.mean()),
+                       "precision": float(dog[flagged].mean()) if flagged.any() else np.nan,
+                       "recall": float(flagged[dog].mean()) if dog.any() else np.nan}
+    groups = group_flag.table(u.flag_level)
+    groups["sleeping_dog_share"] = pd.Series(dog_tr).groupby(group_flag.group(ret_oof)).mean()
+    ceiling = flag_ceiling(X_tr, dog_tr, X_te, dog, {
+        "flagged share": float(flag_new.mean()), "true share": float(dog.mean()),
+        "true share / 1.5": float(dog.mean()) / 1.5, "5 %": 0.05})
+    print(f"seed {seed}: flag groups\n{groups.round(3).to_string()}\nceiling {ceiling}",
+          flush=True)
     return {"seed": seed, "contacts_train": len(log_tr), "contacts_test": len(log_te),
-            "budget": budget, "qini_share": qini, "budget_rows": rows, "flags": flags}
+            "budget": budget, "qini_share": qini, "budget_rows": rows, "flags": flags,
+            "flag_groups": json.loads(groups.to_json(orient="records")),
+            "flag_ceiling": ceiling}
 
 
 def mean_sd(values: list[float]) -> str:
@@ -171,6 +240,9 @@ def mean_sd(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--quick", action="store_true",
+                        help="skip the churn and value models and the X-learner: rows (a)-(c') "
+                        "and the old flag rule")
     parser.add_argument("--combine", type=Path, nargs="+",
                         help="print the tables of earlier runs' JSON files instead")
     args = parser.parse_args()
@@ -179,12 +251,13 @@ def main() -> None:
         runs = [r for p in args.combine for r in json.loads(p.read_text())["runs"]]
         args.seeds = [r["seed"] for r in runs]
     else:
-        runs = [one_seed(seed) for seed in args.seeds]
+        runs = [one_seed(seed, args.quick) for seed in args.seeds]
     n = len(runs)
     print_table(f"Qini on the autumn campaign (realised retention) as a share of the oracle's, "
                 f"{n} seed(s)",
                 [{"model": k, "share": mean_sd([r["qini_share"][k] for r in runs])}
                  for k in runs[0]["qini_share"]], {"model": "model", "share": "share of oracle"})
+    base = OLD if OLD in runs[0]["budget_rows"] else PREVIOUS  # "seeds beating" this row
     print_table(f"Fixed budget: {BUDGET_SHARE:.0%} of the autumn customers (expected values from "
                 f"the truth; cost {COST} per contact), mean ± sd over {n} seed(s)",
                 [{"ranking": k, **{c: mean_sd([r["budget_rows"][k][c] for r in runs])
@@ -192,13 +265,13 @@ def main() -> None:
                                              "net_incremental_revenue", "share_of_oracle",
                                              "sleeping_dogs")},
                   "wins": sum(r["budget_rows"][k]["net_incremental_revenue"]
-                              > r["budget_rows"][OLD]["net_incremental_revenue"] for r in runs)}
+                              > r["budget_rows"][base]["net_incremental_revenue"] for r in runs)}
                  for k in runs[0]["budget_rows"]],
                 {"ranking": "ranking", "contacts": "contacts",
                  "incremental_retained": "incremental retained",
                  "net_incremental_revenue": "net incremental revenue",
                  "share_of_oracle": "share of oracle", "sleeping_dogs": "sleeping dogs",
-                 "wins": "seeds beating (c)"})
+                 "wins": f"seeds beating {base[:base.index(')') + 1]}"})
     print_table("Do-not-contact flag on the autumn contacts (truth: uplift_type sleeping_dog)",
                 [{"rule": k, **{c: mean_sd([r["flags"][k][c] for r in runs])
                                 for c in ("flagged_share", "true_share", "precision",
@@ -207,6 +280,10 @@ def main() -> None:
                 {"rule": "rule", "flagged_share": "flagged share",
                  "true_share": "true sleeping-dog share", "precision": "precision",
                  "recall": "recall"})
+    print_table("Ceiling of any flag on these features: a classifier of the true sleeping-dog "
+                "label (spring truth), precision of its top share of the autumn contacts",
+                [{"measure": k, "value": mean_sd([r["flag_ceiling"][k] for r in runs])}
+                 for k in runs[0]["flag_ceiling"]], {"measure": "measure", "value": "value"})
     seconds = time.perf_counter() - t0
     print(f"\n{seconds:.0f} s")
     name = "uplift_simulated" + ("" if args.seeds == list(SEEDS) else

@@ -659,6 +659,11 @@ class UpliftConfig(_Strict):
         "- cost; sees the offer's effect on spend of customers who stay anyway) or on "
         "P(retained) (uplift x value_if_retained - cost)"
     )
+    revenue_objective: Literal["regression", "tweedie"] = Field(
+        "tweedie", description="loss of the revenue outcome models (outcome revenue): Tweedie "
+        "with a log link (an offer scales spend; measured best on the simulator, "
+        "benchmarks/README.md) or L2 regression"
+    )
     flag_level: float = Field(
         0.9, gt=0.5, lt=1, description="a customer is flagged negative uplift (do not "
         "contact) when P(effect < 0) from bootstrapped uplift models is at least this"
@@ -666,6 +671,15 @@ class UpliftConfig(_Strict):
     flag_boot: int = Field(
         20, ge=5, description="bootstrap refits of the uplift model behind the flag's "
         "probability"
+    )
+    flag_method: Literal["groups", "bootstrap"] = Field(
+        "groups", description="how P(effect < 0) behind the flag is found: the retention "
+        "effect measured in groups of customers of similar cross-fitted predicted retention "
+        "effect (churnml.uplift.flags), or per customer from flag_boot bootstrap refits of "
+        "the model"
+    )
+    flag_groups: int = Field(
+        20, ge=2, description="groups of equal size by predicted effect (flag_method groups)"
     )
     validation_boot: int = Field(
         200, ge=20, description="bootstrap resamples of the held-out Qini interval"
@@ -740,6 +754,22 @@ class MonitoringConfig(_Strict):
         description="features (fnmatch patterns) that grow with the calendar by construction "
         "(the base ages): their drift is reported but raises no alarm")
     seed: int = 0
+    quality_window_days: int = Field(
+        90, gt=0, description="data checks: the window of input rows before each cutoff, days "
+        "(the reference's data profile covers the same length before its cutoff)")
+    quality_period_days: int = Field(
+        30, gt=0, description="data checks: rows and customers are counted per period of "
+        "this many days; columns are checked over the last period before each cutoff")
+    volume_ratio: float = Field(
+        0.5, gt=0, lt=1, description="data alarm when a period's rows or customers of a table "
+        "fall below this share of the reference's mean per period, or rise above its inverse")
+    share_margin: float = Field(
+        0.1, gt=0, le=1, description="data alarm when a column's share of missing or zero "
+        "values moves by more than this (absolute)")
+    acknowledged: list[str] = Field(
+        default_factory=list, description="data checks acknowledged as known, intended "
+        "changes (fnmatch patterns on '<table>.<column>' or '<table>.<column>:<check>', e.g. "
+        "'surveys.score.nps'): they raise no data alarm and no longer block retraining")
     interval_alarm_level: float = Field(
         0.99, gt=0.5, lt=1, description="alarm when a realized ROC AUC / Brier lies beyond "
         "this central interval of its estimate, on the worse side (the reported interval is "

@@ -159,13 +159,15 @@ def escape_spark_formulas(sdf: Any) -> Any:
     return sdf.select(*[cell(n, k) for n, k in sdf.dtypes])
 
 
-def write_spark_table(sdf: Any, path: str | Path, *, escape: bool = True) -> str:
+def write_spark_table(sdf: Any, path: str | Path, *, escape: bool = True,
+                      fmt: str | None = None) -> str:
     """Write a Spark DataFrame by the path's suffix, from the executors: ``.parquet`` -> a
     Parquet folder (part files); ``.csv`` -> one CSV file with a header (one task writes
     it; text cells escaped as by :func:`write_table` unless ``escape=False``). Local targets
     are replaced atomically (written beside, then renamed); remote ones
-    (URIs) are overwritten by Spark."""
-    fmt = format_of(path)
+    (URIs) are overwritten by Spark. ``fmt``: the format when the path's suffix does not
+    say it (e.g. a staging path)."""
+    fmt = fmt or format_of(path)
     if fmt == "json":
         raise ValueError(f"{path}: the Spark route writes .parquet or .csv")
     if fmt == "csv" and escape:
@@ -177,7 +179,7 @@ def write_spark_table(sdf: Any, path: str | Path, *, escape: bool = True) -> str
         getattr(writer, fmt)(str(path))
         return str(path)
     target = _local(path)
-    check_spark_target(target)
+    check_spark_target(target, fmt)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -213,7 +215,7 @@ def write_spark_file(sdf: Any, path: str | Path) -> str:
     return str(target)
 
 
-def check_spark_target(path: str | Path) -> None:
+def check_spark_target(path: str | Path, fmt: str | None = None) -> None:
     """Before any work: a local Spark output (a Parquet folder or a CSV file) may replace
     what is at ``path`` only when that is a file or a folder churnml wrote (its marker,
     :func:`churnml.outputs.owned`); a folder of other files is an
@@ -221,7 +223,7 @@ def check_spark_target(path: str | Path) -> None:
     if not is_local(path):
         return
     target = _local(path)
-    if target.is_dir() and format_of(target) == "csv":
+    if target.is_dir() and (fmt or format_of(target)) == "csv":
         from churnml.errors import OutputPathError
 
         raise OutputPathError(f"{target} is a folder; give a .csv file name")

@@ -34,7 +34,7 @@ import shutil
 import tempfile
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 try:
@@ -135,13 +135,17 @@ class OutputSet:
     files : mapping name -> file path
     folders : mapping name -> folder path (replaced whole on commit)
     journal_dir : folder of the commit journal (default: the first file's folder)
+    replaces_files : names of folder targets that may take the place of a file at their
+        path (a Spark Parquet folder where a one-file run wrote the same output)
     """
 
     def __init__(self, files: Mapping[str, str | Path],
                  folders: Mapping[str, str | Path] | None = None,
-                 journal_dir: str | Path | None = None) -> None:
+                 journal_dir: str | Path | None = None,
+                 replaces_files: Iterable[str] = ()) -> None:
         self.files = {k: Path(v) for k, v in files.items()}
         self.folders = {k: Path(v) for k, v in (folders or {}).items()}
+        self.replaces_files = frozenset(replaces_files)
         first = next(iter([*self.files.values(), *self.folders.values()]))
         self.journal = Path(journal_dir or first.parent) / JOURNAL
         self.run = uuid.uuid4().hex[:12]
@@ -152,12 +156,15 @@ class OutputSet:
         removed); raises :class:`OutputPathError` naming the first that cannot."""
         for path in self.files.values():
             if path.is_dir():
-                raise OutputPathError(f"{path} is a folder; give a file name such as "
-                                      f"{path / 'scores.parquet'}")
+                raise OutputPathError(f"{path} is a folder; give a file name (the folder "
+                                      "and its files are left as they are)")
             _probe(path.parent)
-        for path in self.folders.values():
+        for name, path in self.folders.items():
+            if path.is_file() and name in self.replaces_files:
+                _probe(path.parent)
+                continue
             if path.exists() and not path.is_dir():
-                raise OutputPathError(f"{path} is a file; give a folder for the segment lists")
+                raise OutputPathError(f"{path} is a file; give a folder ({name}) there")
             check_replaceable(path)
             _probe(path.parent)
             if path.exists():
@@ -274,7 +281,8 @@ class OutputSet:
             if not src.exists():
                 continue  # moved before a kill
             if src.is_dir():
-                check_replaceable(dst)  # anything put there since the check stays
+                if not dst.is_file():  # a file there was checked (replaces_files)
+                    check_replaceable(dst)  # anything put there since the check stays
                 old = dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:12]}{OLD_SUFFIX}")
                 if dst.exists():
                     os.replace(dst, old)

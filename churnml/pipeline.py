@@ -147,9 +147,15 @@ def uplift_columns(cfg: Config) -> Any:
 
 
 def score_output_set(out_dir: Path, scores_path: Path | None = None,
-                     segments_dir: Path | None = None) -> Any:
+                     segments_dir: Path | None = None, *, spark: bool = False) -> Any:
     """The :class:`~churnml.outputs.OutputSet` of ``churnml score``: scores, summary and
-    segment folder; call its ``check()`` before any work."""
+    segment folder (``spark``: as the Spark route writes them,
+    :func:`churnml.scoring.spark.spark_score_outputs`); call its ``check()`` before any
+    work."""
+    if spark:
+        from churnml.scoring.spark import spark_score_outputs
+
+        return spark_score_outputs(out_dir, scores_path, segments_dir)
     from churnml.scoring.export import SCORES_FILE, SEGMENTS_DIR, SUMMARY_FILE, score_outputs
 
     return score_outputs(scores_path or out_dir / SCORES_FILE, out_dir / SUMMARY_FILE,
@@ -413,23 +419,34 @@ def spark_default_cutoff(data: Any, cfg: Config) -> pd.Timestamp:
 def score_customers_spark(data: Any, cfg: Config, models: Any, out_dir: Path, *,
                           cutoff: Any = None, scored_at: Any = None,
                           scores_path: Path | None = None,
-                          segments_dir: Path | None = None) -> Any:
+                          segments_dir: Path | None = None, outputs: Any = None) -> Any:
     """:func:`score_customers` on Spark, writing the outputs from the executors
     (:func:`churnml.scoring.spark.score_spark_data`) and, with ``monitoring.history``, the
-    run into the score history (:func:`~churnml.monitoring.jobs.record_spark_scores`);
-    returns its ``SparkScoreResult``."""
+    run into the score history (:func:`~churnml.monitoring.jobs.stage_spark_history`), all
+    committed as one unit (``outputs``: the run's :func:`score_output_set`, checked before
+    the work); returns its ``SparkScoreResult``."""
+    from churnml.features.build import as_cutoffs
     from churnml.scoring.score import default_cutoff as now
     from churnml.scoring.spark import score_spark_data
     from churnml.training.train import feature_spec
 
-    result = score_spark_data(
-        data, models, cfg.scoring, cutoff=now() if cutoff is None else cutoff,
-        churn=cfg.churn, spec=feature_spec(cfg), scored_at=scored_at, out_dir=out_dir,
-        scores_path=scores_path, segments_dir=segments_dir, uplift=uplift_columns(cfg))
+    cut = as_cutoffs(now() if cutoff is None else cutoff)[0]
+    outputs = outputs or score_output_set(out_dir, scores_path, segments_dir, spark=True)
+    outputs.check()
+    extra = {}
     if cfg.monitoring.history:
-        from churnml.monitoring.jobs import record_spark_scores
+        from churnml.monitoring.jobs import HISTORY_TARGET, stage_spark_history
 
-        result.history = record_spark_scores(result, cfg, models)
+        extra[HISTORY_TARGET] = stage_spark_history(cfg, models, outputs, cut)
+    result = score_spark_data(
+        data, models, cfg.scoring, cutoff=cut, churn=cfg.churn, spec=feature_spec(cfg),
+        scored_at=scored_at, out_dir=out_dir, scores_path=scores_path,
+        segments_dir=segments_dir, uplift=uplift_columns(cfg), outputs=outputs, extra=extra)
+    if extra and result.n_scored:
+        from churnml.monitoring.jobs import HISTORY_TARGET, log_spark_scoring_run
+
+        result.history = outputs.folders[HISTORY_TARGET]
+        log_spark_scoring_run(result, cfg, models)
     return result
 
 

@@ -56,3 +56,20 @@ def register(
         log_model(ltv, example, output=LTV_OUTPUT, registered_model_name=LTV_MODEL,
                   alias=CHAMPION)
     return load_registered(CHURN_URI, LTV_URI, uri)
+
+
+def spark_tables(spark, data) -> dict:
+    """The contract tables of ``data`` as Spark DataFrames (session-time-zone timestamps)."""
+    from pyspark.sql import types as T
+
+    from churnml.engine.spark_engine import spark_schema
+
+    out = {}
+    for name, frame in data.tables().items():
+        schema = T.StructType([
+            T.StructField(f.name, T.TimestampType())
+            if isinstance(f.dataType, T.TimestampNTZType) else f
+            for f in spark_schema(frame).fields
+        ])
+        out[name] = spark.createDataFrame(frame, schema=schema)
+    return out

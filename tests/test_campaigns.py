@@ -390,6 +390,7 @@ def test_evaluate_train_target_loop(tmp_path, migrated_db, monkeypatch) -> None:
     cfg.uplift.outcome = "retained"
     cfg.uplift.params = {"n_estimators": 30, "min_child_samples": 20}
     cfg.uplift.cost_per_contact = 1.0
+    cfg.uplift.flag_method = "bootstrap"
     cfg.uplift.flag_boot = 5
     cfg.uplift.validation_boot = 20
     ev = evaluate(cfg, d, "s1")
@@ -534,3 +535,9 @@ def test_campaign_train_is_independent_of_row_order(tmp_path) -> None:
     np.testing.assert_allclose(a[0], b[0], rtol=0, atol=1e-12)
     np.testing.assert_allclose(a[1], b[1], rtol=0, atol=1e-12)
     pd.testing.assert_frame_equal(fits[0].validation, fits[1].validation)
+    # the default flag: groups measured on cross-fitted effects, the same for either order
+    tables = [pd.read_csv(f.files["flag_groups"]) for f in fits]
+    pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=False, rtol=0, atol=1e-12)
+    assert 2 <= len(tables[0]) <= cfg.uplift.flag_groups
+    assert tables[0][["n_treated", "n_control"]].to_numpy().sum() == fits[0].n_contacts
+    assert fits[0].boot_models == []

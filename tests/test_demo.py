@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -97,7 +98,7 @@ def test_demo_monitor_scores_past_months_and_monitors_them(demo_run):
     since (plus the final one) and monitors them; the report shows it."""
     import pandas as pd
 
-    out, _, _ = demo_run
+    out, _, res = demo_run
     history = sorted(p.name for p in (out / "score_history").iterdir()
                      if p.name.startswith("cutoff="))
     assert len(history) == 7  # six month starts and the data end
@@ -106,3 +107,8 @@ def test_demo_monitor_scores_past_months_and_monitors_them(demo_run):
     assert perf.loc[perf["matured"], "real_roc_auc"].between(0.5, 1.0).all()
     html = (out / "report.html").read_text()
     assert 'id="monitoring"' in html and "realized vs estimated performance" in html
+    # the run ends with the monitor's verdict, as signal.json gives it
+    signal = json.loads((out / "monitoring" / "signal.json").read_text())
+    text = " ".join(res.output.split())
+    assert "monitoring verdict" in text and f"Verdict: {signal['headline']}" in text
+    assert f"What to do: {signal['action']}." in text or signal["verdict"] == "healthy"

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import typing
 from pathlib import Path
 
 import joblib
 import mlflow
 import pandas as pd
 import pytest
+import typer
 import yaml
 from scoring_helpers import N_CUSTOMERS, SEED, TRAIN_CUTOFFS, fit_models, simulated
 from typer.testing import CliRunner
@@ -113,27 +115,94 @@ def test_a_planted_journal_cannot_move_or_delete_outside_the_output_set(tmp_path
     assert (out / "summary.csv").read_bytes() == summary_before
 
 
-def test_no_command_replaces_a_folder_of_foreign_files_at_any_output_flag(tmp_path):
-    """Every output flag given a folder of the user's files: an error naming it, files kept
-    (Spark's features --out replaced such a folder whole, features without Spark raised a
-    raw IsADirectoryError, score --segments-dir replaced a CSV-only folder)."""
-    cases = {
-        "score --out": ["score", "--dataset", "simulated", "--out", "{f}"],
-        "score --segments-dir": ["score", "--dataset", "simulated", "--out",
-                                 str(tmp_path / "s.parquet"), "--segments-dir", "{f}"],
-        "features --out": ["features", "--dataset", "simulated", "--cutoff", "2024-01-01",
-                           "--out", "{f}"],
-        "features --engine spark --out": ["features", "--dataset", "simulated", "--cutoff",
-                                          "2024-01-01", "--engine", "spark", "--out", "{f}"],
-        "report --out": ["report", "--out", "{f}"],
-    }
-    for label, args in cases.items():
-        folder = tmp_path / label.replace(" ", "_").replace("-", "") / "target.parquet"
-        before = _foreign_folder(folder)
-        result = runner.invoke(app, [a.replace("{f}", str(folder)) for a in args])
-        assert result.exit_code == 2, (label, result.output)
-        assert "target.parquet" in _flat(result) and "Traceback" not in result.output, label
-        assert _unchanged(before), label
+# Every option of the CLI naming a file or folder, by what it names; a new path option must be
+# added to one of these lists (test_every_path_option_is_listed), so no output flag escapes
+# the foreign-files test below.
+INPUT_OPTIONS = {"--config", "--data", "--scores", "--spec", "--models-dir"}  # on any command
+INPUT_FLAGS = {("report", "--out-dir")}  # the folder of a job's outputs the report reads
+REFUSED = {  # a file (or a folder churnml replaces whole): a folder of the user's files there
+    # is an error naming it, before any work
+    ("metrics", "--out"): ["metrics", "--dataset", "simulated", "--out", "{f}"],
+    ("retention", "--out"): ["retention", "--dataset", "simulated", "--out", "{f}"],
+    ("features", "--out"): ["features", "--dataset", "simulated", "--cutoff", "2024-01-01",
+                            "--out", "{f}"],
+    ("score", "--out"): ["score", "--dataset", "simulated", "--out", "{f}"],
+    ("score", "--segments-dir"): ["score", "--dataset", "simulated", "--out",
+                                  "{tmp}/s.parquet", "--segments-dir", "{f}"],
+    ("report", "--out"): ["report", "--out", "{f}"],
+    ("campaign plan", "--log"): ["campaign", "plan", "--campaign", "c1", "--scores",
+                                 "{tmp}/scores.csv", "--log", "{f}"],
+    ("campaign target", "--out"): ["campaign", "target", "--dataset", "simulated",
+                                   "--scores", "{tmp}/scores.csv", "--out", "{f}"],
+}
+BESIDE = {  # a folder churnml writes its own files into: the user's files stay as they are
+    ("train", "--out-dir"), ("demo", "--out-dir"), ("export", "--out"),
+}
+
+
+def _path_options() -> set[tuple[str, str]]:
+    """(command, option) of every option of the CLI whose value is a path (by the
+    command function's type hints)."""
+    found = set()
+
+    def walk(command, name: str) -> None:  # noqa: ANN001 - typer's command objects
+        for sub, child in getattr(command, "commands", {}).items():
+            walk(child, f"{name} {sub}".strip())
+        if command.callback is None:
+            return
+        hints = typing.get_type_hints(command.callback)
+        for param in command.params:
+            hint = hints.get(param.name)
+            if param.param_type_name == "option" and Path in (typing.get_args(hint)
+                                                              or (hint,)):
+                found.add((name, max(param.opts, key=len)))
+
+    walk(typer.main.get_command(app), "")
+    return found
+
+
+def test_every_path_option_is_listed():
+    """A new output flag must join the foreign-files test (or be listed as an input)."""
+    outputs = {k for k in _path_options()
+               if k[1] not in INPUT_OPTIONS and k not in INPUT_FLAGS}
+    assert outputs == set(REFUSED) | BESIDE
+
+
+SPARK_REFUSED = {  # the same flags on the Spark route
+    ("features", "--out"): ["features", "--dataset", "simulated", "--cutoff", "2024-01-01",
+                            "--engine", "spark", "--out", "{f}"],
+    ("score", "--out"): ["score", "--config", "{tmp}/spark.yaml", "--out", "{f}"],
+    ("score", "--segments-dir"): ["score", "--config", "{tmp}/spark.yaml", "--segments-dir",
+                                  "{f}"],
+}
+CASES = [(flag, args) for flag, args in sorted(REFUSED.items())] + [
+    pytest.param(flag, args, marks=pytest.mark.spark, id=" ".join(flag) + " (spark)")
+    for flag, args in SPARK_REFUSED.items()]
+
+
+@pytest.mark.parametrize(("flag", "args"), CASES, ids=lambda v: " ".join(v)
+                         if isinstance(v, tuple) else "")
+def test_no_output_flag_replaces_a_folder_of_foreign_files(tmp_path, flag, args):
+    """Every output flag given a folder of the user's files: an error naming it, before any
+    work, files kept. Spark's features --out replaced such a folder whole (rc 0); score
+    --segments-dir (both engines) took a CSV-only folder for churnml's; features, report,
+    metrics, retention, campaign target --out and campaign plan --log failed with a raw
+    IsADirectoryError (rc 1) after the work. (score --out was refused already: kept so that
+    every flag stays covered.)"""
+    folder = tmp_path / "mine" / "target.csv"
+    before = _foreign_folder(folder)
+    _scores(["vip", "standard"]).assign(churn_probability=0.5, value_at_risk=1.0).to_csv(
+        tmp_path / "scores.csv", index=False)
+    (tmp_path / "spark.yaml").write_text(yaml.safe_dump({
+        "data": {"dataset": "simulated"}, "features": {"engine": "spark"},
+        "output_dir": str(tmp_path / "out")}))
+    args = [a.replace("{f}", str(folder)).replace("{tmp}", str(tmp_path))
+            for a in args]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "target.csv" in _flat(result) and "Traceback" not in result.output
+    assert "error:" in result.output
+    assert _unchanged(before) and sorted(p.name for p in folder.iterdir()) == sorted(FOREIGN)
 
 
 # --------------------------------------------------------------------------- 2. input paths
@@ -412,6 +481,113 @@ def test_export_leaves_files_it_did_not_write(store, tmp_path):
     assert refused.exit_code == 2 and "not a model card churnml wrote" in _text(refused)
     assert (other / f"{LTV_MODEL}.json").read_text() == '{"my": "settings"}'
     assert sorted(p.name for p in other.iterdir()) == [f"{LTV_MODEL}.json"]
+
+
+FAST = {"n_estimators": 30}
+
+
+@pytest.mark.parametrize("flag", sorted(BESIDE), ids=" ".join)
+def test_output_folders_keep_the_users_files_beside_churnmls(tmp_path, migrated_db, store,
+                                                            flag):
+    """The folder flags churnml writes its own files into (documented "where outputs go"):
+    the user's files there stay byte for byte, churnml's files land beside them."""
+    folder = tmp_path / "mine"
+    before = _foreign_folder(folder)
+    if flag == ("export", "--out"):
+        config = _store_config(*store, "beside")
+    else:
+        shutil.copy(migrated_db, tmp_path / "mlflow.db")
+        config = _config_file(
+            tmp_path / "cfg", {"dataset": "simulated", "simulated_customers": 600, "seed": 5},
+            training={"n_origins": 2, "churn_params": FAST, "ltv_params": FAST,
+                      "ltv_candidates": []},
+            tracking={"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"})
+    extra = ["--metrics-only"] if flag[0] == "demo" else []
+    result = runner.invoke(app, [*flag[0].split(), "--config", str(config), flag[1],
+                                 str(folder), *extra])
+    assert result.exit_code == 0, result.output
+    assert _unchanged(before)
+    assert set(FOREIGN) < {p.name for p in folder.iterdir()}  # churnml's files beside
+
+
+def test_output_folders_named_by_the_config_keep_the_users_files(store, tmp_path):
+    """Outputs without a flag (``output_dir``'s segment and monitoring folders,
+    ``monitoring.history_dir``): a segment folder of the user's files is refused before any
+    work; the history and monitoring folders take churnml's files beside the user's."""
+    folder, uri = store
+    out = tmp_path / "out"
+    segments = _foreign_folder(out / "segments")
+    refused = runner.invoke(app, ["score", "--config", str(_store_config(
+        folder, uri, "config-segments", output_dir=str(out)))])
+    assert refused.exit_code == 2 and "didnotwrite" in _flat(refused), refused.output
+    assert _unchanged(segments) and sorted(p.name for p in out.iterdir()) == ["segments"]
+    history = _foreign_folder(tmp_path / "history")
+    monitoring = _foreign_folder(tmp_path / "out2" / "monitoring")
+    config = str(_store_config(folder, uri, "config-beside", output_dir=str(tmp_path / "out2"),
+                               monitoring={"history_dir": str(tmp_path / "history")}))
+    scored = runner.invoke(app, ["score", "--config", config, "--cutoff", "2024-08-01"])
+    assert scored.exit_code == 0, scored.output
+    monitored = runner.invoke(app, ["monitor", "--config", config])
+    assert monitored.exit_code in (0, 1), monitored.output
+    assert _unchanged(history) and _unchanged(monitoring)
+    assert (tmp_path / "history" / "cutoff=2024-08-01" / "run.json").is_file()
+    assert (tmp_path / "out2" / "monitoring" / "performance.csv").is_file()
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (relative path -> bytes)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.spark
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning",
+                            "ignore::UserWarning")
+def test_spark_score_outputs_are_committed_as_one_unit(spark, store, tmp_path, monkeypatch):
+    """The Spark route wrote the scores, then the segment files into the live folder, then
+    the summary and the history: a kill in between left new scores beside old segments and
+    history (and a folder of the user's files at --segments-dir was replaced)."""
+    from scoring_helpers import CHURN_URI, LTV_URI, spark_tables
+
+    import churnml.io
+    from churnml.pipeline import score_customers_spark
+    from churnml.scoring.loading import load_registered
+
+    folder, uri = store
+    cfg = load_config(_store_config(folder, uri, "spark-unit", output_dir=str(tmp_path / "out")))
+    models = load_registered(CHURN_URI, LTV_URI, uri)
+    data = spark_tables(spark, simulated())
+    out = tmp_path / "out"
+    first = score_customers_spark(data, cfg, models, out, cutoff="2024-07-01")
+    assert first.n_scored > 0 and first.history is not None
+    old = _snapshot(out)
+    real = churnml.io.write_spark_file
+
+    def killed(*args, **kwargs):  # the history's scores: the last file staged
+        raise KeyboardInterrupt("killed while writing the score history")
+
+    monkeypatch.setattr(churnml.io, "write_spark_file", killed)
+    with pytest.raises(KeyboardInterrupt):
+        score_customers_spark(data, cfg, models, out, cutoff="2024-08-01")
+    monkeypatch.setattr(churnml.io, "write_spark_file", real)
+    assert _snapshot(out) == old  # the previous run's files, all of them, and no litter
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+    second = score_customers_spark(data, cfg, models, out, cutoff="2024-08-01")
+    published = pd.read_parquet(out / "scores.parquet")
+    assert set(published["cutoff"]) == {pd.Timestamp("2024-08-01")}
+    history = ScoreHistory(out / "score_history")
+    assert history.cutoffs() == [pd.Timestamp("2024-07-01"), pd.Timestamp("2024-08-01")]
+    assert len(history.scores("2024-08-01")) == second.n_scored == len(published)
+    segment_rows = sum(len(pd.read_csv(p)) for p in (out / "segments").glob("*.csv"))
+    assert segment_rows == len(published)  # every list from this run, none left from the last
+
+    mine = tmp_path / "mine"
+    before = _foreign_folder(mine)
+    with pytest.raises(ChurnmlError, match="did not write"):
+        score_customers_spark(data, cfg, models, out, cutoff="2024-09-01", segments_dir=mine)
+    assert _unchanged(before) and sorted(p.name for p in mine.iterdir()) == sorted(FOREIGN)
+    assert history.cutoffs()[-1] == pd.Timestamp("2024-08-01")
 
 
 def test_an_arm_named_like_a_path_is_logged_to_mlflow(tmp_path, migrated_db):

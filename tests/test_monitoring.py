@@ -26,7 +26,12 @@ from churnml.monitoring import (
     psi,
 )
 from churnml.monitoring.alarms import Alarm
-from churnml.monitoring.monitor import Reference, _interval_alarms, treated_customers
+from churnml.monitoring.monitor import (
+    Reference,
+    _interval_alarms,
+    _on_data,
+    treated_customers,
+)
 from churnml.monitoring.performance import CalibrationReference
 from churnml.monitoring.replay import fit_deployed_model, fit_value_model, replay
 from churnml.monitoring.value import (
@@ -164,13 +169,13 @@ def test_a_realized_value_beyond_the_alarm_bound_is_a_performance_alarm():
     row = {"cutoff": pd.Timestamp("2024-02-01"), "est_roc_auc": 0.92,
            "est_roc_auc_alarm_low": 0.90, "real_roc_auc": 0.89, "est_brier": 0.09,
            "est_brier_alarm_high": 0.10, "real_brier": 0.095}
-    alarms: list[Alarm] = []
-    _interval_alarms(row, alarms)
+    alarms = _interval_alarms(row)
     assert [(a.cause, a.check, a.column) for a in alarms] == [
         ("performance", "estimate_interval", "roc_auc")]
     assert str(alarms[0]).startswith("2024-02-01: realized ROC AUC 0.890 is below")
-    _interval_alarms({**row, "real_roc_auc": 0.95, "real_brier": 0.07}, alarms)  # better
-    assert len(alarms) == 1
+    assert _interval_alarms({**row, "real_roc_auc": 0.95, "real_brier": 0.07}) == []  # better
+    # on data with a data alarm the miss is the data's doing
+    assert [a.cause for a in _on_data(alarms, True)] == ["data"]
 
 
 def test_a_reference_without_calibration_data_still_loads():
@@ -412,7 +417,8 @@ def fitted_seed_1():
 def test_no_alarm_on_unchanged_simulated_data(tmp_path, seed, fitted_seed_1):
     fitted = fitted_seed_1 if seed == 1 else _fitted(seed)
     result = _monitor(tmp_path, *fitted)
-    assert result.alarms == []
+    assert result.alarms == [] and result.verdict.cause == "healthy"
+    assert not result.quality.empty and (result.quality["level"] == "ok").all()
     perf = result.performance
     assert perf["matured"].all() and len(perf) == len(MONITORED)
     # realized performance is measured on the customers at risk and beats recency
@@ -427,8 +433,11 @@ def test_injected_churn_shock_is_flagged_after_its_date(tmp_path, fitted_seed_1)
     result = _monitor(tmp_path, shocked, spec, model, columns, metrics)
     perf = result.performance.set_index("cutoff")
     assert result.alarms, "the regime change must raise an alarm"
-    alarm_days = {pd.Timestamp(a.cutoff) for a in result.alarms}
+    alarm_days = {a.cutoff for a in result.alarms}
     assert min(alarm_days) >= SHOCK  # nothing flagged before the change
+    # a changed relation between features and churn on sound data: retrain
+    assert result.verdict.cause == "performance" and result.retrain
+    assert not [a for a in result.alarms if a.cause == "data"]
     # realized Brier worsens past the margin from the shock's cutoff on
     assert perf.loc[SHOCK, "real_brier"] > metrics["brier"] + MonitoringConfig().brier_margin
     assert perf.loc[SHOCK, "real_roc_auc"] < perf.loc[MONITORED[0], "real_roc_auc"]

@@ -103,9 +103,37 @@ def test_monitor_exits_non_zero_when_a_threshold_is_crossed(store):
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["monitor", "--config", config])
     assert result.exit_code == 1
-    assert "alarm" in result.output and "retrain" in result.output
+    assert "alarm" in result.output and "Verdict:" in result.output
     signal = json.loads((folder / "strict" / "monitoring" / "signal.json").read_text())
-    assert signal["retrain"] is True and signal["alarms"]
+    assert signal["verdict"] != "healthy" and signal["alarms"] and signal["evidence"]
+
+
+def test_monitor_retrain_refuses_while_a_data_break_stands(store):
+    folder, uri = store
+    # volume_ratio 0.99: a period whose rows differ by 1 % from the reference's is a break
+    config = _config(folder, uri, "broken", volume_ratio=0.99)
+    result = runner.invoke(app, ["score", "--config", config, "--cutoff", CUTOFFS[1]])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["monitor", "--config", config, "--retrain"])
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "refusing to retrain" in text and "Verdict: data break" in text
+    assert "rows_per_period" not in text or "per 30 days in the reference" in text
+    signal = json.loads((folder / "broken" / "monitoring" / "signal.json").read_text())
+    assert signal["verdict"] == "data" and signal["retrain"] is False
+    assert signal["alarms"]["data"]["count"] > 0 and signal["evidence"]
+    checks = pd.read_csv(folder / "broken" / "monitoring" / "quality.csv")
+    assert (checks["level"] == "alarm").any()
+    with tracking(uri):  # no training run was started
+        assert mlflow.get_experiment_by_name("broken") is None
+    # the change acknowledged: no data verdict, nothing refused
+    result = runner.invoke(app, ["monitor", "--config", config, "--acknowledge-data", "*"])
+    assert result.exit_code in (0, 1), result.output
+    assert "refusing" not in result.output
+    signal = json.loads((folder / "broken" / "monitoring" / "signal.json").read_text())
+    assert signal["verdict"] != "data"
+    checks = pd.read_csv(folder / "broken" / "monitoring" / "quality.csv")
+    assert not (checks["level"] == "alarm").any() and (checks["level"] == "acknowledged").any()
 
 
 def test_monitor_without_history_is_a_clear_error(store):

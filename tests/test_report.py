@@ -223,6 +223,14 @@ def test_monitoring_section_shows_realized_and_estimated(job, report):
     assert perf["matured"].all()
     assert f"{perf['real_roc_auc'].iloc[-1]:.3f}" in body
     assert f"{perf['est_roc_auc'].iloc[-1]:.3f}" in body
+    # the verdict, the estimate's interval against the realized value, the data checks
+    signal = json.loads((out / "monitoring" / "signal.json").read_text())
+    assert f"Verdict: {signal['headline']}" in body and "What to do:" in body
+    assert f"{perf['est_roc_auc_low'].iloc[-1]:.3f}" in body
+    assert f"{perf['est_roc_auc_high'].iloc[-1]:.3f}" in body
+    assert "roc auc in interval" in body
+    checks = pd.read_csv(out / "monitoring" / "quality.csv")
+    assert not checks.empty and "Data checks before drift" in body
 
 
 def test_campaign_section_shows_the_evaluation(job, report):

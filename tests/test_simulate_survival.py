@@ -114,3 +114,37 @@ def test_wrong_config_and_bad_times_are_refused(shop) -> None:
         oracle_survival(shop, CUTOFF, [30, -1])
     with pytest.raises(ValueError, match="outside the simulated window"):
         oracle_survival(shop, "2026-01-01", TIMES)
+
+
+def test_posterior_base_hazard_by_hand() -> None:
+    """Constant satisfaction: the relative hazard is 1, so the exposure before the cutoff is
+    the days since signup and S(t) = (r / (r + t))^a with r = a / mean + days (no churn yet:
+    everyone scored is alive), the Gamma prior's Laplace transform after updating."""
+    cfg = SimulatorConfig(satisfaction_mean_sd=0, satisfaction_initial_sd=0,
+                          satisfaction_step_sd_per_month=0, referred_satisfaction_bonus=0)
+    data = simulate(300, start="2023-01-01", end="2023-12-31", seed=1, config=cfg)
+    oracle = oracle_survival(data, CUTOFF, TIMES, config=cfg, n_draws=2, base_hazard="posterior")
+    signup = customer_truth(data).loc[oracle.index, "signup_ts"]
+    days = ((CUTOFF - signup) / DAY).to_numpy()
+    a, rate = cfg.churn_hazard_shape, cfg.churn_hazard_shape / cfg.churn_hazard_mean_per_day
+    expected = ((rate + days)[:, None] / (rate + days[:, None] + np.array(TIMES))) ** a
+    # rtol: the signup timestamps the exposure is read from are rounded to the microsecond
+    np.testing.assert_allclose(oracle.to_numpy(), expected, rtol=1e-7, atol=0)
+    with pytest.raises(ValueError, match="base_hazard must be"):
+        oracle_survival(data, CUTOFF, TIMES, config=cfg, base_hazard="prior")
+
+
+def test_posterior_base_hazard_is_calibrated_and_less_sharp() -> None:
+    """Not knowing the base hazard (but the satisfaction and the past churns) leaves the
+    curve calibrated against the simulated subscription ends, and spreads it less."""
+    data = simulate(10_000, start="2023-01-01", end="2024-12-31", seed=4, contractual=True)
+    truth = oracle_survival(data, CUTOFF, TIMES, n_draws=64)
+    posterior = oracle_survival(data, CUTOFF, TIMES, n_draws=64, base_hazard="posterior")
+    assert posterior.index.equals(truth.index)
+    sub = data.subscriptions
+    running = sub[(sub["start_ts"] <= CUTOFF)
+                  & (sub["end_ts"].isna() | (sub["end_ts"] > CUTOFF))].set_index("customer_id")
+    end = running["end_ts"].reindex(posterior.index)
+    duration = ((end.fillna(pd.Timestamp("2025-01-01")) - CUTOFF) / DAY).to_numpy()
+    _check_against_km(posterior, duration, end.notna().to_numpy())
+    assert posterior[365].std() < truth[365].std()

@@ -25,6 +25,8 @@ from churnml.training.tracking import (
     CHURN_OUTPUT,
     LTV_MODEL,
     LTV_OUTPUT,
+    LTV_OUTPUTS,
+    batched,
     default_artifact_location,
     load_model,
     load_pyfunc,
@@ -191,6 +193,62 @@ def test_load_by_alias_equals_in_memory(store, churn, ltv, model_data):
         pyfunc.predict(to_model_input(X, churn.feature_dtypes_).drop(columns="frequency"))
     with pytest.raises(MlflowException, match="int64"):
         pyfunc.predict(X)
+
+
+def test_model_logged_without_an_example_scores_like_the_in_memory_model(
+        store, churn, ltv, model_data, recwarn):
+    """As ``train`` logs them: no input example (MLflow would load each model back and
+    predict it), the explicit signature, and no MLflow warning about the missing example;
+    the registered versions score as the fitted estimators do."""
+    X = model_data.X_test
+    with start_run(EXPERIMENT, tracking_uri=store):
+        churn_v = log_model(churn, output=CHURN_OUTPUT, registered_model_name=CHURN_MODEL)
+        ltv_v = log_model(ltv, output=LTV_OUTPUT, registered_model_name=LTV_MODEL)
+    assert not [w for w in recwarn if "input example" in str(w.message)]
+    churn_py = load_pyfunc(f"models:/{CHURN_MODEL}/{churn_v.version}", tracking_uri=store)
+    assert churn_py.metadata.saved_input_example_info is None
+    assert churn_py.metadata.get_input_schema().input_names() == list(churn.feature_names_in_)
+    got = churn_py.predict(to_model_input(X, churn.feature_dtypes_))
+    np.testing.assert_allclose(got[CHURN_OUTPUT], churn.predict_proba(X)[:, 1],
+                               rtol=1e-12, atol=1e-12)
+    ltv_py = load_pyfunc(f"models:/{LTV_MODEL}/{ltv_v.version}", tracking_uri=store)
+    out = ltv_py.predict(to_model_input(X, ltv.feature_dtypes_))
+    for column, expected in zip(LTV_OUTPUTS, (ltv.predict(X), ltv.predict_if_retained(X)),
+                                strict=True):
+        np.testing.assert_allclose(out[column], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_batch_logs_params_metrics_tags_and_files_in_one_go(store, churn, model_data):
+    """One ``batched`` block: the run gets every param, tag, file and metric (history by
+    step, latest step as the run's value); step-0 metrics are linked to the model logged at
+    step 0, as ``mlflow.log_metrics`` links them."""
+    with start_run(EXPERIMENT, tracking_uri=store) as run:
+        logged = log_model(churn, output=CHURN_OUTPUT)
+        with batched() as batch:
+            batch.params({"model": {"num_leaves": 31}, "cutoff": pd.Timestamp(0)})
+            batch.metrics({"backtest": {"roc_auc": 0.8}})
+            batch.metrics({"roc_auc": 0.7}, prefix="fold.", step=0)
+            batch.metrics({"roc_auc": 0.9}, prefix="fold.", step=1)
+            batch.tags({"data.rows": 5})
+            batch.table(pd.DataFrame({"a": [1, 2]}), "t")
+            batch.json({"x": 1}, "config.json")
+            with pytest.raises(TypeError, match="must be numbers"):
+                batch.metrics({"bad": "0.5"})
+    run_id = run.info.run_id
+    with tracking(store) as client:
+        data = client.get_run(run_id).data
+        history = client.get_metric_history(run_id, "fold.roc_auc")
+        files = {a.path for a in client.list_artifacts(run_id)}
+        tables = {a.path for a in client.list_artifacts(run_id, "tables")}
+        model = client.get_logged_model(logged.model_uri.removeprefix("models:/"))
+    assert data.params["model.num_leaves"] == "31"  # beside the model_config MLflow logs
+    assert data.params["cutoff"] == "1970-01-01 00:00:00"
+    assert data.metrics == {"backtest.roc_auc": 0.8, "fold.roc_auc": 0.9}
+    assert sorted((m.step, m.value) for m in history) == [(0, 0.7), (1, 0.9)]
+    assert data.tags["data.rows"] == "5"
+    assert {"config.json", "tables"} <= files and tables == {"tables/t.csv"}
+    assert {(m.key, m.step, m.value) for m in model.metrics} == {
+        ("backtest.roc_auc", 0, 0.8), ("fold.roc_auc", 0, 0.7)}
 
 
 def test_export_round_trip(store, churn, ltv, model_data, tmp_path):

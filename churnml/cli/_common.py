@@ -198,6 +198,16 @@ def _label_periods(df: pd.DataFrame, period: str) -> pd.DataFrame:
     return df
 
 
+def check_output_file(path: Path | None) -> None:
+    """Before any work: an output file named by a flag (``--out``, ``--log``) can be
+    written, and a folder there (e.g. of the user's own files) is an error naming it, left
+    as it is (:meth:`churnml.outputs.OutputSet.check`)."""
+    if path is not None:
+        from churnml.outputs import OutputSet
+
+        OutputSet({"out": path}).check()
+
+
 def warn_trust_pickle(path: str | Path) -> None:
     """The warning printed whenever trusted pickles may be loaded (``--trust-pickle``,
     ``scoring.trust_pickle``): loading a pickle runs the code it holds."""

@@ -15,6 +15,7 @@ from churnml.cli._common import (
     DatasetOpt,
     OutFormat,
     app,
+    check_output_file,
     emit,
     err,
     fail,
@@ -87,6 +88,7 @@ def plan_cmd(
 
     try:
         cfg = resolve_config(config, dataset, data)
+        check_output_file(log)
         if control_share is not None:
             cfg.uplift.control_share = control_share
         contact_ts = (None if contact_date is None else
@@ -186,12 +188,14 @@ def target_cmd(
 
     try:
         cfg = resolve_config(config, dataset, data)
+        target_path = out or Path(cfg.output_dir) / TARGETING_FILE
+        check_output_file(target_path)
         frame = _read_scores(scores or Path(cfg.output_dir) / "scores.parquet")
         fit = load_uplift(cfg)
         customer_data = load(cfg)
         with step("targeting by incremental value" if fit else "targeting (fallback)"):
             result = target(cfg, customer_data, frame, fit)
-        path = write_table(result, out or Path(cfg.output_dir) / TARGETING_FILE)
+        path = write_table(result, target_path)
     except (ChurnmlError, ValueError, FileNotFoundError) as exc:
         fail(exc)
     if fit is None:

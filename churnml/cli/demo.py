@@ -77,3 +77,8 @@ def demo(
         err.print(f"  MLflow run {result.train.run_id}: mlflow ui --backend-store-uri "
                   f"{relative(cfg.tracking.uri)}", soft_wrap=True)
     err.print(f"  total {sum(result.seconds.values()):.0f} s", soft_wrap=True)
+    if result.monitor is not None:  # --monitor: end with the monitor's verdict
+        from churnml.cli.monitor import print_verdict
+
+        err.rule("monitoring verdict")
+        print_verdict(result.monitor, cfg.monitoring.psi_alarm)

@@ -17,6 +17,7 @@ from churnml.cli._common import (
     Window,
     _label_periods,
     app,
+    check_output_file,
     emit,
     fail,
     load,
@@ -43,6 +44,7 @@ def metrics(
 
     try:
         cfg = resolve_config(config, dataset, data)
+        check_output_file(out)
         period = period or cfg.metrics.period
         by = by or cfg.metrics.by
         customer_data = load(cfg)
@@ -80,6 +82,7 @@ def retention(
         fail(ValueError(f"--days must be comma-separated integers, got {days!r}"))
     try:
         cfg = resolve_config(config, dataset, data)
+        check_output_file(out)
         customer_data = load(cfg)
         with step("computing N-day retention"):
             res = n_day_retention(

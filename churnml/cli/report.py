@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from churnml.cli._common import ConfigOpt, app, err, fail, load, resolve_config, step
+from churnml.cli._common import (
+    ConfigOpt,
+    app,
+    check_output_file,
+    err,
+    fail,
+    load,
+    resolve_config,
+    step,
+)
 from churnml.errors import ChurnmlError
 
 
@@ -29,10 +38,7 @@ def report(
 
     try:
         cfg = resolve_config(config, None, None)
-        if out is not None:  # before any work: a folder there is an error, left as it is
-            from churnml.outputs import OutputSet
-
-            OutputSet({"report": out}).check()
+        check_output_file(out)  # before any work: a folder there is an error, left as it is
         source = out_dir or Path(cfg.output_dir)
         # metric tables absent from the folder (e.g. after train and score) are computed
         path = build_report(source, cfg, out, data=lambda: load(cfg))

@@ -103,7 +103,8 @@ def score(
         if scored_at is not None:  # ISO 8601 only, like --cutoff (checked before any work)
             parse_iso_timestamp(scored_at, "--scored-at")
         out_dir = Path(cfg.output_dir)
-        outputs = score_output_set(out_dir, out, segments_dir)
+        outputs = score_output_set(out_dir, out, segments_dir,
+                                   spark=cfg.features.engine == "spark")
         with printed_warnings():
             outputs.prepare()  # before any work: a bad --out fails in a second, not after scoring
         escape = cfg.csv_escape_formulas if escape_formulas is None else escape_formulas
@@ -116,7 +117,7 @@ def score(
         with step(f"loading models from {source}"):
             models = load_scoring_models(cfg, folder, uri, trust_pickle=trust)
         if cfg.features.engine == "spark":
-            _score_spark(cfg, models, cutoff, scored_at, out, segments_dir)
+            _score_spark(cfg, models, cutoff, scored_at, out, segments_dir, outputs)
             return
         customer_data = load(cfg)
         if cutoff is None:
@@ -162,7 +163,7 @@ def score(
 
 
 def _score_spark(cfg: Config, models: Any, cutoff: str | None, scored_at: str | None,
-                 out: Path | None, segments_dir: Path | None) -> None:
+                 out: Path | None, segments_dir: Path | None, outputs: Any) -> None:
     """``score`` with features.engine spark: features, predictions (the models' code-free
     state broadcast), segments and reasons on the executors; outputs and the score history
     written by Spark."""
@@ -178,7 +179,8 @@ def _score_spark(cfg: Config, models: Any, cutoff: str | None, scored_at: str | 
         with step("scoring on spark (features, predictions, segments, reasons, files)"):
             result = score_customers_spark(data, cfg, models, Path(cfg.output_dir),
                                            cutoff=cut, scored_at=scored_at,
-                                           scores_path=out, segments_dir=segments_dir)
+                                           scores_path=out, segments_dir=segments_dir,
+                                           outputs=outputs)
     for note in result.warnings:
         err.print(f"[yellow]warning:[/yellow] {note}")
     err.print(f"{result.n_scored:,} customers scored with {models.version}; reasons for "

@@ -3,6 +3,8 @@
 :func:`churn_shock` is a regime change at a known date — e.g. a price rise for one plan — that
 makes that plan's customers leave at an extra rate from then on, whatever their history: a
 concept drift (P(churn | features) changes) that a model trained before the date cannot know.
+:func:`missing_event_month` and :func:`survey_scale_change` are data breaks: the customers
+behave as before, the export is wrong (a month of events lost, a survey moved to a 1–5 scale).
 
 :func:`spend_shift` changes what part of the base spends from a known date — e.g. a
 competitor's discount taking a share of their basket — while their purchase rhythm, and so
@@ -56,6 +58,37 @@ def churn_shock(
     changes: dict[str, Any] = {"transactions": cut(data.transactions),
                                "events": cut(data.events), "surveys": cut(data.surveys)}
     return replace(data, **changes)
+
+
+def missing_event_month(data: CustomerData, month: Any) -> CustomerData:
+    """``data`` whose events of the calendar month starting ``month`` are missing, as in a
+    broken export (a data break: customers behaved as before, the rows are gone)."""
+    if data.events is None:
+        raise ValueError("missing_event_month needs an events table")
+    start = pd.Timestamp(month).normalize().replace(day=1)
+    end = start + pd.DateOffset(months=1)
+    ts = data.events["ts"]
+    return replace(data, events=data.events.loc[~((ts >= start) & (ts < end)).to_numpy()]
+                   .reset_index(drop=True))
+
+
+def survey_scale_change(data: CustomerData, start: Any, *, kind: str = "nps",
+                        old_max: float = 10.0, new_min: float = 1.0, new_max: float = 5.0
+                        ) -> CustomerData:
+    """``data`` whose ``kind`` survey is answered on ``new_min..new_max`` (default 1–5) from
+    ``start`` instead of ``0..old_max``: each later answer ``s`` becomes
+    ``round(new_min + s / old_max · (new_max − new_min))`` (a data break: the answers still
+    fit the old scale, so validation accepts them)."""
+    if data.surveys is None:
+        raise ValueError("survey_scale_change needs a surveys table")
+    surveys = data.surveys.copy()
+    hit = ((surveys["kind"].astype("str") == kind) & (surveys["ts"] >= pd.Timestamp(start))
+           ).to_numpy()
+    if not hit.any():
+        raise ValueError(f"no {kind!r} survey answer from {pd.Timestamp(start)}")
+    old = surveys.loc[hit, "score"].to_numpy(float)
+    surveys.loc[hit, "score"] = np.round(new_min + old / old_max * (new_max - new_min))
+    return replace(data, surveys=surveys)
 
 
 def spend_shift(

@@ -976,6 +976,7 @@ def oracle_survival(
     n_draws: int = 256,
     seed: int = 0,
     chunk_size: int = 2_000,
+    base_hazard: str = "true",
 ) -> pd.DataFrame:
     """True survival curve of every customer alive at ``cutoff``: ``P(T > cutoff + t | truth
     at cutoff)`` for each ``t`` in ``times_days``.
@@ -1000,7 +1001,19 @@ def oracle_survival(
     ``customer_id`` (customers alive at ``cutoff``), one column per time (days, as given).
     Defined for simulations without campaigns (a contact redraws the contacted customer's
     future).
+
+    ``base_hazard="posterior"`` gives the curve of an observer who knows every customer's
+    satisfaction path but not their base hazard ``base_i``: everything the data show about
+    ``base_i`` is the churn process itself (engagement, purchases and surveys do not depend on
+    it), so with the Gamma(``a``, rate ``a / mean``) prior of the config, ``n_i`` churns
+    (ended spells) before ``cutoff`` and exposure ``E_i = sum over the months before the
+    cutoff's month of active days * exp(-beta_h * s[k - lag])``, the posterior is
+    Gamma(``a + n_i``, ``a / mean + E_i``) and ``S(t) = E[(r / (r + L(t)))^(a + n_i)]`` with
+    ``L(t)`` the future cumulative ``exp(-beta_h * s)`` (its Laplace transform). Comparing it
+    with the true curve measures what the unobservable ``base_i`` is worth.
     """
+    if base_hazard not in ("true", "posterior"):
+        raise ValueError(f"base_hazard must be 'true' or 'posterior', got {base_hazard!r}")
     cfg = config or SimulatorConfig()
     if data.campaigns is not None:
         raise ValueError("oracle_survival is defined for simulations without campaigns "
@@ -1029,6 +1042,8 @@ def oracle_survival(
                        atol=0):
         raise ValueError("the config does not reproduce the simulated hazards; pass the "
                          "SimulatorConfig the data were simulated with")
+    if base_hazard == "posterior":
+        shape, rate = _base_hazard_posterior(data, state.index, per, cutoff, month, cfg)
     # calendar months from the cutoff's month to past the longest time
     last = cutoff + pd.Timedelta(days=float(times.max()))
     edges = pd.date_range(month, last.to_period("M").to_timestamp() + pd.offsets.MonthBegin(1),
@@ -1048,10 +1063,35 @@ def oracle_survival(
             step = m_i + rho * (sat[:, :, k - 1] - m_i) + sd * rng.standard_normal((n, n_draws))
             sat[:, :, k] = step if k > lag + 1 else np.where(np.isnan(sat[:, :, k]), step,
                                                              sat[:, :, k])
-        hazard = base[a:b, None, None] * np.exp(-beta * sat[:, :, 1: 1 + n_months])  # m..
-        cum = hazard @ overlap.T  # (n, draws, T) cumulative hazard
-        out[a:b] = np.exp(-cum).mean(axis=1)
+        relative = np.exp(-beta * sat[:, :, 1: 1 + n_months])  # hazard / base, months m..
+        cum = relative @ overlap.T  # (n, draws, T) cumulative hazard / base
+        if base_hazard == "true":
+            out[a:b] = np.exp(-base[a:b, None, None] * cum).mean(axis=1)
+        else:
+            r = rate[a:b, None, None]
+            out[a:b] = ((r / (r + cum)) ** shape[a:b, None, None]).mean(axis=1)
     return pd.DataFrame(out, index=state.index, columns=list(times_days))
+
+
+def _base_hazard_posterior(
+    data: CustomerData, ids: pd.Index, per: pd.DataFrame, cutoff: pd.Timestamp,
+    month: pd.Timestamp, cfg: SimulatorConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gamma posterior (shape, rate per day) of each customer's base churn hazard given
+    the churns and the satisfaction-weighted exposure before ``month`` (:func:`oracle_survival`)."""
+    truth = _truth(data)
+    before = truth[truth["customer_id"].isin(ids) & (truth["month"] < month)]
+    base = before["churn_hazard_base_per_day"].to_numpy()
+    exposure = (before["active_days"] * before["churn_hazard_per_day"] / base).groupby(
+        before["customer_id"]).sum().reindex(ids, fill_value=0.0).to_numpy()
+    if data.subscriptions is not None:
+        sub = data.subscriptions
+        ended = sub[sub["customer_id"].isin(ids) & (sub["end_ts"] <= cutoff)]
+        churns = ended.groupby("customer_id").size().reindex(ids, fill_value=0).to_numpy()
+    else:
+        churns = np.zeros(ids.size)  # alive at the cutoff: never churned
+    a = cfg.churn_hazard_shape
+    return a + churns, a / cfg.churn_hazard_mean_per_day + exposure
 
 
 def _known_satisfaction(

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -119,41 +120,58 @@ def score_run(cfg: Config, models: Any, cutoff: Any, scored_at: Any,
     }
 
 
-def record_spark_scores(result: Any, cfg: Config, models: Any, *, log_to_mlflow: bool = True
-                        ) -> Path | None:
-    """:func:`record_scores` of a Spark scoring run
-    (:class:`~churnml.scoring.spark.SparkScoreResult`): the history partition's
-    ``scores.parquet`` is written by Spark from the scores it wrote (one file, rank order;
-    the history folder must be reachable from the executors, e.g. a local or shared path),
-    its ``run.json`` and ``profile.json`` from the run's summary and feature profiles;
-    nothing per customer reaches the driver."""
-    from pyspark.sql import SparkSession
-    from pyspark.sql import functions as F
-
+def stage_spark_history(cfg: Config, models: Any, outputs: Any, cutoff: Any
+                        ) -> Callable[[Path, Any, Any], None]:
+    """:func:`stage_history` of a Spark scoring run: add the cutoff's score-history
+    partition to ``outputs`` (the run's :class:`~churnml.outputs.OutputSet`, committed with
+    the scores as one unit) and return ``write(folder, scores, result)`` for
+    :func:`churnml.scoring.spark.score_spark_data`: the partition's ``scores.parquet``
+    written by Spark from the staged scores (one file, rank order; the history folder must
+    be reachable from the executors, e.g. a local or shared path), its ``run.json`` and
+    ``profile.json`` from the run's summary and feature profiles; nothing per customer
+    reaches the driver. A run that scored nobody leaves the partition as it was."""
     from churnml.io import write_spark_file
     from churnml.monitoring.history import COLUMNS
 
-    if result.n_scored == 0:
-        return None
-    spark = SparkSession.getActiveSession()
-    scores = spark.read.parquet(result.files["scores"])
-    kept = scores.select(*[c for c in COLUMNS if c in scores.columns]).orderBy("rank")
+    history = ScoreHistory(history_root(cfg))
+    outputs.add_folder(HISTORY_TARGET, history.partition(cutoff))
+
+    def write(folder: Path, scores: Any, result: Any) -> None:  # holding the outputs' locks
+        if result.n_scored == 0:
+            shutil.rmtree(folder)  # nothing staged: nothing committed
+            return
+        history.clean(keep=folder)  # staging folders of killed runs
+        kept = scores.select(*[c for c in COLUMNS if c in scores.columns]).orderBy("rank")
+        segments = {str(r.risk_segment): int(r.customers) for r in result.summary.itertuples()
+                    if int(r.customers) > 0}
+        run = score_run(cfg, models, result.cutoff, result.scored_at, segments)
+
+        def write_scores(path: Path) -> int:
+            write_spark_file(kept, path)
+            return result.n_scored
+
+        ScoreHistory.write_run_with(folder, write_scores, run, result.profile)
+
+    return write
+
+
+def log_spark_scoring_run(result: Any, cfg: Config, models: Any) -> None:
+    """:func:`log_scoring_run` of a Spark scoring run (its summary computed by Spark from
+    the published scores; nothing per customer reaches the driver)."""
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    if result.n_scored == 0 or models.tracking_uri is None:
+        return
+    scores = SparkSession.getActiveSession().read.parquet(result.files["scores"])
+    row = scores.agg(F.count(F.lit(1)).alias("n"), F.avg(PROBABILITY).alias("p"),
+                     F.sum("value_at_risk").alias("var")).first()
+    summary = {"customers": row["n"], "mean_churn_probability": row["p"],
+               "value_at_risk_total": row["var"]}
     segments = {str(r.risk_segment): int(r.customers) for r in result.summary.itertuples()
                 if int(r.customers) > 0}
     run = score_run(cfg, models, result.cutoff, result.scored_at, segments)
-
-    def write_scores(path: Path) -> int:
-        write_spark_file(kept, path)
-        return result.n_scored
-
-    folder = ScoreHistory(history_root(cfg)).write_with(write_scores, run, result.profile)
-    if log_to_mlflow and models.tracking_uri is not None:
-        row = scores.agg(F.count(F.lit(1)).alias("n"), F.avg(PROBABILITY).alias("p"),
-                         F.sum("value_at_risk").alias("var")).first()
-        summary = {"customers": row["n"], "mean_churn_probability": row["p"],
-                   "value_at_risk_total": row["var"]}
-        _log_scoring_run(summary, run, result.profile, cfg, models.tracking_uri)
-    return folder
+    _log_scoring_run(summary, run, result.profile, cfg, models.tracking_uri)
 
 
 def _log_scoring_run(summary: dict[str, Any], run: dict[str, Any], profile: dict[str, Any],
@@ -224,13 +242,16 @@ def reference_for(data: Any, cfg: Config, models: Any,
     backtest = {m: float(metrics[f"backtest.churn.{m}"]) for m in ("roc_auc", "brier")
                 if f"backtest.churn.{m}" in metrics}
     from churnml.features.profile import profile_frame
+    from churnml.monitoring.quality import reference_data_profile
 
     result = score(cutoff)
     scores = result.scores
     calibration, value = backtest_outcomes(cfg, cutoff)
     ref = Reference(cutoff, models.version, result.profile,
                     profile_frame(scores, [c for c in SCORE_COLUMNS if c in scores]),
-                    segment_counts(scores), backtest, calibration, value)
+                    segment_counts(scores), backtest,
+                    reference_data_profile(data, cutoff, cfg.monitoring),
+                    calibration=calibration, value=value)
     root.mkdir(parents=True, exist_ok=True)
     from churnml.io import atomic_write
 
@@ -303,7 +324,8 @@ def _log_monitor_run(result: MonitorResult, cfg: Config, uri: str,
     with start_run((cfg.tracking.experiment or cfg.name) + EXPERIMENT_SUFFIX,
                    run_name="monitor", tracking_uri=uri,
                    tags={"churnml.stage": "monitor", "churnml.config": cfg.name,
-                         "churnml.retrain": str(result.retrain).lower()}):
+                         "churnml.retrain": str(result.retrain).lower(),
+                         "churnml.verdict": result.verdict.cause}):
         for cutoff, metrics in sorted(metrics_by_cutoff(result).items()):
             mlflow.log_metrics({k.replace(" ", "_"): v for k, v in metrics.items()},
                                step=_step(pd.Timestamp(cutoff)))

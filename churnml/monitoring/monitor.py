@@ -14,23 +14,31 @@ For every cutoff in the score history (:class:`~churnml.monitoring.history.Score
   value-at-risk ranking (revenue lost = churned × spend in the horizon before the cutoff,
   :func:`churnml.training.evaluation.revenue_lost`); the same for the naive baselines
   (recency for churn; ``p × prior spend`` and prior spend for value at risk);
+* **data checks** first (:mod:`churnml.monitoring.quality`): the input tables over the
+  window before the cutoff against the reference's data profile (row and customer counts
+  per period, missing and zero shares, categories, scales, distributions);
 * **drift**: PSI (:mod:`churnml.monitoring.drift`) of every feature profile, of the churn
   probability and value at risk, and of the segment mix, against the reference (the
   champion's scores of the base as of its last training cutoff).
 
-**Alarms** (:class:`~churnml.monitoring.alarms.Alarm`, each with its cause): realized ROC
-AUC below the champion's backtest mean by more than ``monitoring.auc_margin``, realized
-Brier above it by more than ``monitoring.brier_margin``, or either beyond its estimate's
-``monitoring.interval_alarm_level`` interval on the worse side (cause ``performance``); any
-drift statistic above ``monitoring.psi_alarm`` (``population``; ``value`` for the value
-columns); the value model's checks (:mod:`churnml.monitoring.value`, cause ``value``).
+**Alarms** (:class:`~churnml.monitoring.alarms.Alarm`) carry their cause: a failed data check
+is ``data``; realized ROC AUC below the champion's backtest mean by more than
+``monitoring.auc_margin``, realized Brier above it by more than ``monitoring.brier_margin``,
+or either beyond its estimate's ``monitoring.interval_alarm_level`` interval on the worse
+side is ``performance``; a drift statistic above ``monitoring.psi_alarm`` is ``population``
+(``value`` for ``value_if_retained``); the value model's checks
+(:mod:`churnml.monitoring.value`) are ``value``. A drift or performance alarm that a data
+alarm explains is ``data`` too: drift of a feature read from a table with a data alarm at
+this cutoff or one of the :data:`ATTRIBUTION_DAYS` before, and drift of the scores or a
+performance alarm at a cutoff with a data alarm.
+:func:`churnml.monitoring.verdict.decide` turns them into the verdict and the retrain signal.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -47,6 +55,7 @@ from churnml.monitoring.alarms import Alarm
 from churnml.monitoring.drift import drift_table, level, mix_psi
 from churnml.monitoring.history import ScoreHistory
 from churnml.monitoring.performance import CalibrationReference, estimate
+from churnml.monitoring.quality import CHECK_COLUMNS, check_quality, data_profile
 from churnml.monitoring.value import (
     mean_changes,
     ratio_alarms,
@@ -55,6 +64,7 @@ from churnml.monitoring.value import (
     spend_per_purchase_changes,
     value_metrics,
 )
+from churnml.monitoring.verdict import Verdict, decide
 from churnml.training.evaluation import (
     calibration_table,
     classification_metrics,
@@ -70,15 +80,18 @@ CONTROL = "control"
 RECENCY = "days_since_last_purchase"
 SCORE_COLUMNS = (PROBABILITY, VAR, RETAINED)
 VALUE_COLUMNS = (RETAINED,)  # score columns whose drift is the value side's
+ATTRIBUTION_DAYS = 365  # a table's data alarm explains its features' drift this long after
 
 
 @dataclass
 class Reference:
     """What the monitored model's scores looked like where it was trained: the scores of
-    the base as of its last training cutoff, as profiles, plus its backtest metrics;
+    the base as of its last training cutoff, as profiles, plus its backtest metrics, the
+    data profile of the input tables before that cutoff (:func:`~churnml.monitoring.quality.
+    data_profile`; None in references made before the data checks: they are skipped),
     ``calibration``: its out-of-sample probabilities with matured outcomes on windows it did
     not train on (None in references made before they were kept: the estimate then takes
-    the probabilities as calibrated); ``value``: the value model's calibration ratios and
+    the probabilities as calibrated) and ``value``: the value model's calibration ratios and
     Gini on the latest window (:func:`churnml.monitoring.value.value_metrics`, may be
     empty)."""
 
@@ -88,6 +101,7 @@ class Reference:
     scores: dict[str, Profile]
     segments: dict[str, int]
     backtest: dict[str, float] = field(default_factory=dict)
+    data: dict[str, Any] | None = None
     calibration: CalibrationReference | None = None
     value: dict[str, float] = field(default_factory=dict)
 
@@ -95,7 +109,7 @@ class Reference:
         return json.dumps({
             "cutoff": self.cutoff.isoformat(), "model_version": self.model_version,
             "features": self.features, "scores": self.scores, "segments": self.segments,
-            "backtest": self.backtest,
+            "backtest": self.backtest, "data": self.data,
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "value": self.value,
         }, indent=1)
@@ -120,25 +134,32 @@ class Reference:
         return cls(pd.Timestamp(raw["cutoff"]), raw["model_version"], raw["features"],
                    raw["scores"], {k: int(v) for k, v in raw["segments"].items()},
                    {k: float(v) for k, v in raw.get("backtest", {}).items()},
+                   raw.get("data"),
                    None if calibration is None else CalibrationReference.from_dict(calibration),
                    {k: float(v) for k, v in (raw.get("value") or {}).items()})
 
 
 @dataclass
 class MonitorResult:
-    """Tables of a monitoring run (one row per cutoff / per cutoff and column) and the
-    verdict: ``alarms`` (:class:`~churnml.monitoring.alarms.Alarm`; ``str`` gives the text),
-    ``retrain`` (the signal)."""
+    """Tables of a monitoring run (one row per cutoff / per cutoff and column / per cutoff
+    and data check), the ``alarms`` (:class:`~churnml.monitoring.alarms.Alarm`), their
+    ``verdict`` (:func:`churnml.monitoring.verdict.decide`) and ``retrain`` (the signal:
+    true for a performance or value verdict only)."""
 
     performance: pd.DataFrame
     drift: pd.DataFrame
     calibration: pd.DataFrame
     alarms: list[Alarm]
     notes: list[str] = field(default_factory=list)
+    quality: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CHECK_COLUMNS))
+
+    @property
+    def verdict(self) -> Verdict:
+        return decide(self.alarms)
 
     @property
     def retrain(self) -> bool:
-        return bool(self.alarms)
+        return self.verdict.retrain
 
 
 def segment_counts(scores: pd.DataFrame) -> dict[str, int]:
@@ -212,7 +233,12 @@ def monitor(
     spec = spec or FeatureSpec()
     end = observation_end_of(data, data_end)
     window = pd.Timedelta(days=label_window_days(churn))
-    perf_rows, drift_rows, calib, alarms, notes = [], [], [], [], []
+    perf_rows, drift_rows, calib, checks = [], [], [], []
+    alarms: list[Alarm] = []
+    notes: list[str] = []
+    ref_data = None if reference is None else reference.data
+    broken: dict[str, list[pd.Timestamp]] = {}  # table -> cutoffs with a data alarm
+    tables = _feature_tables(data, spec, notes) if ref_data else {}
     calibration = None if reference is None else reference.calibration
     for i, cutoff in enumerate(history.cutoffs()):
         run = history.run(cutoff)
@@ -234,6 +260,20 @@ def monitor(
                             alarm_level=config.interval_alarm_level,
                             period_error=None if calibration is None
                             else calibration.period_error(at=cutoff)))
+        data_alarms: list[Alarm] = []
+        if ref_data:
+            current = data_profile(data, cutoff, int(ref_data["window_days"]),
+                                   int(ref_data["period_days"]),
+                                   column_days=int(ref_data["period_days"]))
+            table, data_alarms = check_quality(
+                ref_data, current, cutoff, psi_alarm=config.psi_alarm,
+                volume_ratio=config.volume_ratio, share_margin=config.share_margin,
+                acknowledge=config.acknowledged)
+            checks.append(table)
+            alarms += data_alarms
+            for a in data_alarms:
+                broken.setdefault(a.column.split(".", 1)[0], []).append(cutoff)
+        row["data_alarms"] = len(data_alarms)
         if row["matured"] and len(pop):
             labels = build_labels(data, cutoff, churn)
             labels[ID] = labels[ID].astype(str)
@@ -250,24 +290,35 @@ def monitor(
                 row["est_roc_auc_low"] <= real <= row["est_roc_auc_high"])
             row["brier_within_interval"] = bool(
                 row["est_brier_low"] <= row.get("real_brier", np.nan) <= row["est_brier_high"])
-            _performance_alarms(row, reference, config, alarms)
+            _performance_alarms(row, reference, config, alarms, bool(data_alarms))
             if calibration is not None:  # label noise alone is no interval to alarm on
-                _interval_alarms(row, alarms)
+                alarms += _on_data(_interval_alarms(row), bool(data_alarms))
             if reference is not None:
-                ratio_alarms(row, reference.value, config.value_ratio_margin, alarms)
+                found: list[Alarm] = []
+                ratio_alarms(row, reference.value, config.value_ratio_margin, found)
+                alarms += _on_data(found, bool(data_alarms))
         perf_rows.append(row)
         if reference is not None:
-            drift_rows += _drift_rows(cutoff, history, scores, reference, config, alarms)
-            _value_shift(row, history, scores, reference, config, alarms)
+            recent = {t for t, days in broken.items() if any(
+                cutoff - pd.Timedelta(days=ATTRIBUTION_DAYS) < d <= cutoff for d in days)}
+            drift_rows += _drift_rows(cutoff, history, scores, reference, config, alarms,
+                                      _Explained(recent, tables, bool(data_alarms)))
+            alarms += _on_data(_value_shift(row, history, scores, reference, config),
+                               bool(data_alarms) or "transactions" in recent)
     if reference is None:
         notes.append("no reference (the champion's training scores): drift not computed")
-    elif calibration is None:
-        notes.append("the reference holds no out-of-sample outcomes (made before they were "
-                     "kept, or no backtest predictions beside the model): the estimates take "
-                     "the probabilities as calibrated, their intervals reflect label noise only")
-    elif len(calibration.cutoffs) < 2:
-        notes.append("the calibration reference has one window: the estimates' intervals "
-                     "leave out how calibration moves between periods")
+    else:
+        if not ref_data:
+            notes.append("the reference has no data profile (made before the data checks): "
+                         "data checks skipped; remove the cached reference.json to rebuild it")
+        if calibration is None:
+            notes.append("the reference holds no out-of-sample outcomes (made before they were "
+                         "kept, or no backtest predictions beside the model): the estimates "
+                         "take the probabilities as calibrated, their intervals reflect label "
+                         "noise only")
+        elif len(calibration.cutoffs) < 2:
+            notes.append("the calibration reference has one window: the estimates' intervals "
+                         "leave out how calibration moves between periods")
     if seen := [f"{r['cutoff']:%Y-%m-%d}" for r in perf_rows if r["in_training_labels"]]:
         notes.append(f"cutoff(s) {', '.join(seen)} lie before the end of the training label "
                      "window: the model saw those outcomes, realized metrics are optimistic")
@@ -275,33 +326,77 @@ def monitor(
         notes.append(f"{treated_count:,} treated customer-cutoffs (campaign contacts in a "
                      "treatment arm within the horizon) excluded from realized churn metrics")
     perf = pd.DataFrame(perf_rows)
-    drift = pd.DataFrame(drift_rows, columns=["cutoff", "kind", "column", "psi", "level"])
+    drift = pd.DataFrame(drift_rows, columns=["cutoff", "kind", "column", "psi", "level",
+                                              "exempt"])
     calibration = pd.concat(calib, ignore_index=True) if calib else pd.DataFrame()
-    return MonitorResult(perf, drift, calibration, alarms, notes)
+    quality = (pd.concat(checks, ignore_index=True) if checks
+               else pd.DataFrame(columns=CHECK_COLUMNS))
+    return MonitorResult(perf, drift, calibration, alarms, notes, quality)
+
+
+@dataclass(frozen=True)
+class _Explained:
+    """What a cutoff's data alarms explain: features read from ``tables`` (per
+    ``feature_tables``), and the scores when the cutoff itself has a data alarm."""
+
+    tables: set[str]
+    feature_tables: Mapping[str, set[str]]
+    cutoff_broken: bool
+
+    def cause(self, kind: str, column: str) -> str:
+        if kind == "feature":
+            return "data" if self.feature_tables.get(column, set()) & self.tables else (
+                "population")
+        return "data" if self.cutoff_broken else "population"
+
+
+def _feature_tables(data: Any, spec: FeatureSpec, notes: list[str]) -> dict[str, set[str]]:
+    """The tables each feature reads; when the spec cannot be resolved against the data,
+    none (drift is then never attributed to a data alarm) and a note says so."""
+    from churnml.monitoring.quality import model_feature_tables
+
+    try:
+        return model_feature_tables(data, spec)
+    except Exception as exc:  # noqa: BLE001 - the data alarms stand; only attribution is lost
+        notes.append(f"feature sources unknown ({type(exc).__name__}: {exc}): feature drift "
+                     "is not attributed to data alarms")
+        return {}
 
 
 def _performance_alarms(row: dict[str, Any], reference: Reference | None,
-                        config: MonitoringConfig, alarms: list[Alarm]) -> None:
+                        config: MonitoringConfig, alarms: list[Alarm],
+                        data_broken: bool = False) -> None:
     if reference is None:
         return
     cutoff = row["cutoff"]
+    cause, note = ("data", " (on data with a data alarm)") if data_broken else (
+        "performance", "")
     auc, ref_auc = row.get("real_roc_auc", np.nan), reference.backtest.get("roc_auc", np.nan)
     if np.isfinite(auc) and np.isfinite(ref_auc) and auc < ref_auc - config.auc_margin:
-        alarms.append(Alarm("performance", cutoff, "realized_auc",
+        alarms.append(Alarm(cause, cutoff, "realized_auc",
                             f"realized ROC AUC {auc:.3f} is below the backtest's "
-                            f"{ref_auc:.3f} by more than {config.auc_margin}",
-                            "roc_auc", auc, ref_auc - config.auc_margin))
+                            f"{ref_auc:.3f} by more than {config.auc_margin}{note}",
+                            "roc_auc", float(auc), float(ref_auc - config.auc_margin)))
     brier, ref_brier = row.get("real_brier", np.nan), reference.backtest.get("brier", np.nan)
     if np.isfinite(brier) and np.isfinite(ref_brier) and brier > ref_brier + config.brier_margin:
-        alarms.append(Alarm("performance", cutoff, "realized_brier",
+        alarms.append(Alarm(cause, cutoff, "realized_brier",
                             f"realized Brier {brier:.3f} is above the backtest's "
-                            f"{ref_brier:.3f} by more than {config.brier_margin}",
-                            "brier", brier, ref_brier + config.brier_margin))
+                            f"{ref_brier:.3f} by more than {config.brier_margin}{note}",
+                            "brier", float(brier), float(ref_brier + config.brier_margin)))
 
 
-def _interval_alarms(row: dict[str, Any], alarms: list[Alarm]) -> None:
+def _on_data(found: list[Alarm], data_broken: bool) -> list[Alarm]:
+    """``found``, with cause ``data`` when the cutoff's input has a data alarm."""
+    if not data_broken:
+        return found
+    return [replace(a, cause="data", text=f"{a.text} (on data with a data alarm)")
+            for a in found]
+
+
+def _interval_alarms(row: dict[str, Any]) -> list[Alarm]:
     """A realized value beyond its estimate's alarm interval on the worse side: the
     calibration the estimate rests on no longer holds, or P(churn | features) changed."""
+    alarms: list[Alarm] = []
     auc, low = row.get("real_roc_auc", np.nan), row["est_roc_auc_alarm_low"]
     if np.isfinite(auc) and np.isfinite(low) and auc < low:
         alarms.append(Alarm("performance", row["cutoff"], "estimate_interval",
@@ -314,12 +409,13 @@ def _interval_alarms(row: dict[str, Any], alarms: list[Alarm]) -> None:
                             f"realized Brier {brier:.3f} is above its estimate "
                             f"{row['est_brier']:.3f} (interval bound {high:.3f})",
                             "brier", brier, high))
+    return alarms
 
 
 def _value_shift(row: dict[str, Any], history: ScoreHistory, scores: pd.DataFrame,
-                 reference: Reference, config: MonitoringConfig, alarms: list[Alarm]) -> None:
+                 reference: Reference, config: MonitoringConfig) -> list[Alarm]:
     """Relative change of the mean value if retained and of the spend per purchase against
-    the reference (:mod:`churnml.monitoring.value`), into ``row`` and ``alarms``."""
+    the reference (:mod:`churnml.monitoring.value`), into ``row``; returns the alarms."""
     from churnml.features.profile import profile_frame
 
     changes: dict[str, tuple[float, float]] = {}
@@ -331,7 +427,9 @@ def _value_shift(row: dict[str, Any], history: ScoreHistory, scores: pd.DataFram
     for name, (change, noise) in changes.items():
         row[f"{name.replace(' ', '_')}_change"] = change
         row[f"{name.replace(' ', '_')}_limit"] = shift_limit(config.value_shift_alarm, noise)
+    alarms: list[Alarm] = []
     shift_alarms(row["cutoff"], changes, config.value_shift_alarm, alarms)
+    return alarms
 
 
 def reference_outcomes(frame: pd.DataFrame
@@ -354,8 +452,8 @@ def reference_outcomes(frame: pd.DataFrame
 
 
 def _drift_rows(cutoff: pd.Timestamp, history: ScoreHistory, scores: pd.DataFrame,
-                reference: Reference, config: MonitoringConfig, alarms: list[Alarm]
-                ) -> list[dict[str, Any]]:
+                reference: Reference, config: MonitoringConfig, alarms: list[Alarm],
+                explained: _Explained | None = None) -> list[dict[str, Any]]:
     from churnml.features.profile import profile_frame
 
     rows = []
@@ -370,21 +468,25 @@ def _drift_rows(cutoff: pd.Timestamp, history: ScoreHistory, scores: pd.DataFram
                      "psi": mix_psi(reference.segments, segment_counts(scores))})
     for r in rows:
         r["level"] = level(r["psi"], config.psi_warn, config.psi_alarm)
-        if r["kind"] == "feature" and any(fnmatch(r["column"], pattern)
-                                          for pattern in config.age_features):
+        r["exempt"] = r["kind"] == "feature" and any(fnmatch(r["column"], pattern)
+                                                     for pattern in config.age_features)
+        if r["exempt"]:
             r["level"] = f"{r['level']} (age)" if r["level"] != "ok" else "ok"
         if r["level"] == "alarm":
-            cause = "value" if r["kind"] == "score" and r["column"] in VALUE_COLUMNS \
-                else "population"
+            cause = explained.cause(r["kind"], r["column"]) if explained else "population"
+            if cause == "population" and r["kind"] == "score" and r["column"] in VALUE_COLUMNS:
+                cause = "value"
+            why = " (its input has a data alarm)" if cause == "data" else ""
             alarms.append(Alarm(cause, cutoff, "psi",
-                                f"{r['kind']} {r['column']} drifted "
-                                f"(PSI {r['psi']:.3f} > {config.psi_alarm})",
-                                r["column"], r["psi"], config.psi_alarm))
+                                f"{r['kind']} {r['column']} drifted (PSI {r['psi']:.3f} > "
+                                f"{config.psi_alarm}){why}", r["column"], float(r["psi"]),
+                                config.psi_alarm))
     return rows
 
 
 MONITOR_FILES = {"performance": "performance.csv", "drift": "drift.csv",
-                 "calibration": "calibration.csv", "signal": "signal.json"}
+                 "calibration": "calibration.csv", "quality": "quality.csv",
+                 "signal": "signal.json"}
 
 
 def monitor_outputs(folder: str | Path) -> Any:
@@ -398,27 +500,32 @@ def monitor_outputs(folder: str | Path) -> Any:
 
 def write_monitor_outputs(result: MonitorResult, folder: str | Path,
                           outputs: Any = None) -> dict[str, Path]:
-    """``performance.csv``, ``drift.csv``, ``calibration.csv`` and ``signal.json`` under
-    ``folder``, staged and committed as one unit (a kill leaves the previous run's four
-    files or this run's, never a mix; :class:`~churnml.outputs.OutputSet`)."""
+    """``performance.csv``, ``drift.csv``, ``calibration.csv``, ``quality.csv`` (the data
+    checks) and ``signal.json`` (:func:`signal`) under ``folder``, staged and committed as
+    one unit (a kill leaves the previous run's files or this run's, never a mix;
+    :class:`~churnml.outputs.OutputSet`)."""
     from churnml.io import write_table
 
     outputs = outputs or monitor_outputs(folder)
     outputs.check()
-    signal = {"retrain": result.retrain, "alarms": [str(a) for a in result.alarms],
-              "notes": result.notes}
     tables = {"performance": result.performance, "drift": result.drift,
-              "calibration": result.calibration}
+              "calibration": result.calibration, "quality": result.quality}
     with outputs.locked():
         outputs.recover()
         try:
             for name, table in tables.items():
                 write_table(table, outputs.stage(name), fmt="csv")
-            outputs.stage("signal").write_text(json.dumps(signal, indent=1))
+            outputs.stage("signal").write_text(json.dumps(signal(result), indent=1))
         except BaseException:
             outputs.abort()
             raise
-        return outputs.commit(["performance", "drift", "calibration", "signal"])
+        return outputs.commit(["performance", "drift", "calibration", "quality", "signal"])
+
+
+def signal(result: MonitorResult) -> dict[str, Any]:
+    """``signal.json``: the verdict, its action, ``retrain`` (true for a performance or value
+    verdict only), the alarms grouped by cause with their top evidence, and the notes."""
+    return {**result.verdict.to_dict(), "notes": result.notes}
 
 
 def summarise(result: MonitorResult) -> pd.DataFrame:
@@ -430,10 +537,18 @@ def summarise(result: MonitorResult) -> pd.DataFrame:
             "recency_roc_auc", "est_brier", "real_brier"]
     out = perf[[c for c in cols if c in perf]].copy()
     out["matured"] = np.where(out["matured"], "yes", "no")
-    if not result.drift.empty:
-        worst = result.drift.sort_values("psi", ascending=False).groupby("cutoff").head(1)
-        out = out.merge(worst[["cutoff", "column", "psi"]].rename(
-            columns={"column": "most_drifted", "psi": "max_psi"}), on="cutoff", how="left")
+    if not result.drift.empty:  # age features (exempt from alarms) apart: no contradiction
+        exempt = (result.drift["exempt"].astype(bool) if "exempt" in result.drift
+                  else result.drift["level"].astype(str).str.endswith("(age)"))
+        for rows, names in ((result.drift[~exempt], ("most_drifted", "max_psi")),
+                            (result.drift[exempt], ("", "max_psi_age_exempt"))):
+            worst = rows.sort_values("psi", ascending=False).groupby("cutoff").head(1)
+            keep = {"psi": names[1]} | ({"column": names[0]} if names[0] else {})
+            out = out.merge(worst[["cutoff", *keep]].rename(columns=keep), on="cutoff",
+                            how="left")
+    if not result.quality.empty:
+        failed = result.quality[result.quality["level"] == "alarm"].groupby("cutoff").size()
+        out["data_alarms"] = out["cutoff"].map(failed).fillna(0).astype(int)
     out["cutoff"] = pd.to_datetime(out["cutoff"]).dt.strftime("%Y-%m-%d %H:%M").str.removesuffix(
         " 00:00")
     return out

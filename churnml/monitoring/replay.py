@@ -26,6 +26,7 @@ from churnml.monitoring.monitor import (
     monitor,
     reference_outcomes,
 )
+from churnml.monitoring.quality import reference_data_profile
 from churnml.monitoring.value import VALUE
 
 
@@ -69,6 +70,7 @@ def replay(
     ``calibration_cutoffs`` (default: the reference cutoff; cutoffs the model did not train
     on; those whose labels have not matured are left out; ``[]``: none)."""
     churn = churn or ChurnConfig()
+    config = config or MonitoringConfig()
     cutoff0 = pd.Timestamp(reference_cutoff)
     scores, profile = score_cutoff(data, model, cutoff0, spec, value_model)
     window = pd.Timedelta(days=label_window_days(churn))
@@ -86,12 +88,13 @@ def replay(
     calibration, value = reference_outcomes(pd.concat(frames)) if frames else (None, {})
     reference = Reference(cutoff0, "replay", profile,
                           profile_frame(scores, [c for c in SCORE_COLUMNS if c in scores]), {},
-                          dict(backtest), calibration, value)
+                          dict(backtest), reference_data_profile(data, cutoff0, config),
+                          calibration=calibration, value=value)
     history = ScoreHistory(root)
     for cutoff in cutoffs:
         scores, profile = score_cutoff(data, model, cutoff, spec, value_model)
         history.write(scores, {"cutoff": cutoff, "model_version": "replay"}, profile)
-    return monitor(data, history, reference, churn, config or MonitoringConfig(), spec)
+    return monitor(data, history, reference, churn, config, spec)
 
 
 def fit_deployed_model(

@@ -57,6 +57,10 @@ MONITOR_PERFORMANCE = OutputFile(
 )
 MONITOR_DRIFT = OutputFile("monitoring/drift.csv", ("cutoff", "kind", "column", "psi", "level"),
                            "churnml monitor")
+MONITOR_QUALITY = OutputFile(
+    "monitoring/quality.csv", ("cutoff", "table", "column", "check", "level", "text"),
+    "churnml monitor")
+MONITOR_SIGNAL = "monitoring/signal.json"  # the verdict (read as JSON, optional)
 KPI_COLUMNS = ("period",)  # KPI columns absent from the file (e.g. no surveys) show "no data"
 
 

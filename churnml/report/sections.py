@@ -20,6 +20,8 @@ from churnml.report.inputs import (
     IMPORTANCE,
     MONITOR_DRIFT,
     MONITOR_PERFORMANCE,
+    MONITOR_QUALITY,
+    MONITOR_SIGNAL,
     N_DAY,
     PREDICTIONS,
     SCORES,
@@ -326,26 +328,86 @@ def _top_at_risk(ctx: Context) -> str:
 def _monitoring(ctx: Context) -> str:
     perf = ctx.inputs.get(MONITOR_PERFORMANCE)
     drift = ctx.inputs.get(MONITOR_DRIFT)
-    cols = [c for c in ("cutoff", "matured", "at_risk", "treated_excluded", "est_roc_auc",
-                        "real_roc_auc", "recency_roc_auc", "est_brier", "real_brier")
-            if c in perf]
-    body = paragraph(
+    body = _monitoring_verdict(ctx)
+    body += paragraph(
         "Every scoring run is kept in the score history. Before a cutoff's horizon has "
         "passed, ROC AUC and Brier are estimated from the calibrated probabilities alone "
         "(CBPE: assumes calibration and no concept drift); once the labels are known the "
         "realized values are computed on the customers at risk, leaving out those a "
         "campaign treated within the horizon.")
     body += figure_html(plots.monitoring_performance(perf), "realized vs estimated performance")
-    body += table_html(perf[cols], {c: METRIC_FORMAT for c in cols if c.endswith(("auc",
-                                                                               "brier"))})
+    body += paragraph("Estimate (with its 95 % interval) against the realized value, per "
+                      "cutoff; 'in interval' is empty until the cutoff has matured.", "")
+    body += table_html(_estimate_vs_realized(perf), {
+        c: METRIC_FORMAT for c in ("est_roc_auc", "est_roc_auc_low", "est_roc_auc_high",
+                                   "real_roc_auc", "recency_roc_auc", "est_brier",
+                                   "est_brier_low", "est_brier_high", "real_brier")})
+    body += _monitoring_data_checks(ctx)
     if drift is not None and not drift.empty:
         levels = drift["level"].value_counts()
         body += paragraph(
             f"Drift (population stability index vs the champion's training reference): "
             f"{int(levels.get('alarm', 0))} alarm(s), {int(levels.get('warn', 0))} warning(s) "
-            f"over {drift['cutoff'].nunique()} cutoff(s).")
+            f"over {drift['cutoff'].nunique()} cutoff(s); age features (which grow with the "
+            "calendar) are shown but exempt from alarms.")
         body += figure_html(plots.monitoring_drift(drift, ctx.psi_warn, ctx.psi_alarm),
                             "drift per feature")
+    return body
+
+
+def _monitoring_verdict(ctx: Context) -> str:
+    """The verdict of ``signal.json``: headline, top evidence, what to do."""
+    import html
+
+    from churnml.io import read_json
+
+    path = ctx.inputs.out_dir / MONITOR_SIGNAL
+    signal = read_json(path, "monitoring signal") if path.is_file() else None
+    if not isinstance(signal, dict) or "verdict" not in signal:
+        return ""
+    counts = ", ".join(f"{v.get('count', 0)} {k}" for k, v in signal.get("alarms", {}).items())
+    head = f"Verdict: {signal.get('headline', signal['verdict'])}" + (
+        f" ({counts} alarm(s))." if counts else ".")
+    items = "".join(f"<li>{html.escape(str(e))}</li>" for e in signal.get("evidence", []))
+    return (paragraph(head, "verdict") + (f"<ul>{items}</ul>" if items else "")
+            + paragraph(f"What to do: {signal.get('action', '')}.", ""))
+
+
+def _estimate_vs_realized(perf: pd.DataFrame) -> pd.DataFrame:
+    out = perf[[c for c in ("cutoff", "matured", "at_risk", "treated_excluded") if c in perf]
+               ].copy()
+    for metric in ("roc_auc", "brier"):
+        cols = [f"est_{metric}", f"est_{metric}_low", f"est_{metric}_high", f"real_{metric}"]
+        for c in cols:
+            if c in perf:
+                out[c] = perf[c]
+        if all(c in perf for c in cols):
+            inside = perf[cols[1]].le(perf[cols[3]]) & perf[cols[3]].le(perf[cols[2]])
+            out[f"{metric}_in_interval"] = np.where(perf[cols[3]].notna(),
+                                                    np.where(inside, "yes", "no"), "")
+    if "recency_roc_auc" in perf:
+        out["recency_roc_auc"] = perf["recency_roc_auc"]
+    return out
+
+
+def _monitoring_data_checks(ctx: Context) -> str:
+    """The data checks: a count per cutoff and the failed (or acknowledged) ones."""
+    if ctx.inputs.absent(MONITOR_QUALITY):
+        return ""
+    checks = ctx.inputs.get(MONITOR_QUALITY)
+    if checks is None or checks.empty:
+        return paragraph("Data checks: none (the reference has no data profile).", "")
+    per = checks.groupby("cutoff")["level"].agg(
+        checks="size", alarms=lambda x: int((x == "alarm").sum()),
+        acknowledged=lambda x: int((x == "acknowledged").sum())).reset_index()
+    failed = checks[checks["level"] != "ok"][["cutoff", "column", "check", "level", "text"]]
+    body = paragraph(
+        "Data checks before drift (row and customer counts per period, missing and zero "
+        "shares, categories, scales and distributions of the input tables over the window "
+        "before each cutoff, against the training reference's data profile):", "")
+    body += table_html(per)
+    if not failed.empty:
+        body += table_html(failed.head(50))
     return body
 
 
@@ -374,7 +436,7 @@ SECTIONS: tuple[SectionSpec, ...] = (
     SectionSpec("top-at-risk", "Top at-risk customers and why", _files(SCORES), _top_at_risk),
     SectionSpec("campaigns", "Campaigns and uplift", _files(campaigns.EVALUATIONS),
                 campaigns.render, optional=True),
-    SectionSpec("monitoring", "Monitoring: realized vs estimated performance, drift",
+    SectionSpec("monitoring", "Monitoring: verdict, realized vs estimated performance, drift",
                 _files(MONITOR_PERFORMANCE), _monitoring, optional=True),
     SectionSpec("time-to-churn", "Time to churn: survival, remaining lifetime, lifetime value",
                 _files(survival.CURVES, survival.CALIBRATION), survival.render, optional=True),

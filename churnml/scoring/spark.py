@@ -22,7 +22,7 @@ import functools
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from churnml.features.profile import profile_spark
 from churnml.features.spec import FeatureSpec
 from churnml.io import write_table
 from churnml.models._preprocess import CATEGORICAL, FEATURE_TABLE
-from churnml.outputs import check_replaceable, mark
+from churnml.outputs import OutputSet, check_replaceable, mark
 from churnml.scoring import segments as seg
 from churnml.scoring.export import SCORES_FILE, SEGMENTS_DIR, SUMMARY_FILE, segment_file_name
 from churnml.scoring.loading import ScoringModels
@@ -298,31 +298,64 @@ def write_spark_segments(scores: Any, summary: pd.DataFrame, folder: str | Path)
     return written
 
 
+SparkStager = Callable[[Path, Any, SparkScoreResult], None]
+
+
+def spark_score_outputs(out_dir: str | Path, scores_path: str | Path | None = None,
+                        segments_dir: str | Path | None = None) -> OutputSet:
+    """The :class:`~churnml.outputs.OutputSet` of a Spark scoring run: the scores (a Parquet
+    folder, which may take the place of a one-file run's scores, or a CSV file), the segment
+    summary and the segment folder, committed as one unit with the scores last; a remote
+    scores URI is not part of the set (Spark overwrites it). ``check()`` it before the work.
+    """
+    from churnml.io import _local, format_of, is_local
+
+    out_dir = Path(out_dir)
+    scores = scores_path or out_dir / SCORES_FILE
+    segments = segments_dir or out_dir / SEGMENTS_DIR
+    if not is_local(segments):
+        raise ValueError(f"{segments}: per-segment files are written to a local folder")
+    files: dict[str, Any] = {"summary": out_dir / SUMMARY_FILE}
+    folders: dict[str, Any] = {"segments": segments}
+    if is_local(scores):
+        fmt = format_of(scores)
+        if fmt == "json":
+            raise ValueError(f"{scores}: the Spark route writes .parquet or .csv")
+        (folders if fmt == "parquet" else files)["scores"] = _local(scores)
+    return OutputSet(files, folders, journal_dir=out_dir, replaces_files={"scores"})
+
+
 def score_spark_data(
     data: Any, models: ScoringModels, config: ScoringConfig | None = None, *,
     cutoff: Any, churn: ChurnConfig | None = None, spec: FeatureSpec | None = None,
     scored_at: Any = None, out_dir: str | Path, scores_path: str | Path | None = None,
     segments_dir: str | Path | None = None, uplift: Any = None,
+    outputs: OutputSet | None = None, extra: Mapping[str, SparkStager] | None = None,
 ) -> SparkScoreResult:
     """The whole scoring job on Spark: features of the contract tables of ``data`` (Spark
     DataFrames, e.g. :class:`~churnml.data.spark_loader.SparkData`) as of ``cutoff``,
     :func:`score_spark`, then the scores written by Spark as a Parquet folder (rank order;
     default ``<out_dir>/scores.parquet``), the segment summary CSV and one CSV per segment
     (default ``<out_dir>/segments``). Only the summary and counts reach the driver.
-    ``uplift``: see :func:`score_spark`."""
+    ``uplift``: see :func:`score_spark`.
+
+    The files are staged and committed as one unit like the local route's
+    (:func:`spark_score_outputs`, or ``outputs``, checked before any work): a failed or
+    killed run leaves the previous run's files, never a mix. ``extra``: more folder targets
+    of ``outputs`` (e.g. the score history's partition), each name mapped to a function
+    ``write(staging_folder, staged_scores, result)`` committed in the same unit."""
     from pyspark.sql import functions as F
 
-    from churnml.io import check_spark_target, is_local, write_spark_table
+    from churnml.io import format_of, write_spark_table
 
     config = config or ScoringConfig()
     churn = churn or ChurnConfig()
     out_dir = Path(out_dir)
-    files = {"scores": str(scores_path or out_dir / SCORES_FILE),
-             "segment_summary": str(out_dir / SUMMARY_FILE),
-             "segments": str(segments_dir or out_dir / SEGMENTS_DIR)}
-    check_spark_target(files["scores"])  # before any work: nothing churnml did not write
-    if is_local(files["segments"]):  # is replaced (:func:`churnml.outputs.owned`)
-        check_replaceable(files["segments"])
+    outputs = outputs or spark_score_outputs(out_dir, scores_path, segments_dir)
+    outputs.check()  # before any work: nothing churnml did not write is in the way
+    scores_target = str(scores_path or out_dir / SCORES_FILE)
+    files = {"scores": scores_target, "segment_summary": str(outputs.files["summary"]),
+             "segments": str(outputs.folders["segments"])}
     cut = as_cutoffs(cutoff)[0]
     probe = Scorer(models, config, churn, cut, feature_descriptions(spec), scored_at)
     needed = needed_columns(models, config, churn, probe.writer)
@@ -336,12 +369,31 @@ def score_spark_data(
                                       descriptions=descriptions, scored_at=probe.scored_at,
                                       uplift=uplift)
     notes = [str(w.message) for w in caught if "segment" in str(w.message)]
-    write_spark_table(scores.orderBy(RANK), files["scores"])
-    written = scores.sparkSession.read.parquet(files["scores"])
-    write_spark_segments(written, summary, files["segments"])
-    write_table(summary, files["segment_summary"])
-    counts = written.agg(F.count(F.lit(1)).alias("n"),
-                         F.count(REASONS).alias("reasons")).first()
-    profile = profile_spark(features, feature_kinds(models.feature_dtypes()))
-    return SparkScoreResult(summary, files, int(counts["n"]), int(counts["reasons"]), notes,
-                            cut, probe.scored_at, profile)
+    fmt = format_of(scores_target)
+    ordered = scores.orderBy(RANK)
+    staged_here = "scores" in outputs.files or "scores" in outputs.folders
+    with outputs.locked():
+        outputs.recover()  # a killed run's commit finished, its litter removed
+        try:
+            if staged_here:
+                staged = write_spark_table(ordered, outputs.stage("scores"), fmt=fmt)
+            else:  # a remote URI: overwritten by Spark, not part of the unit
+                staged = write_spark_table(ordered, scores_target)
+            written = (scores.sparkSession.read.parquet(staged) if fmt == "parquet"
+                       else ordered)
+            write_spark_segments(written, summary, outputs.stage("segments"))
+            write_table(summary, outputs.stage("summary"), fmt="csv")
+            counts = written.agg(F.count(F.lit(1)).alias("n"),
+                                 F.count(REASONS).alias("reasons")).first()
+            profile = profile_spark(features, feature_kinds(models.feature_dtypes()))
+            result = SparkScoreResult(summary, files, int(counts["n"]),
+                                      int(counts["reasons"]), notes, cut, probe.scored_at,
+                                      profile)
+            for name, write in (extra or {}).items():
+                write(outputs.stage(name), written, result)
+        except BaseException:
+            outputs.abort()
+            raise
+        order = [n for n in (*outputs.folders, *outputs.files) if n != "scores"]
+        outputs.commit(order + ["scores"] * staged_here)  # the scores last
+    return result

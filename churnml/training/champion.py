@@ -249,6 +249,8 @@ def promote_pair(
     whose run recorded another lineage (data source, churn definition or features: another
     config sharing the name) is not replaced unless ``across_configs``
     (``tracking.promote_across_configs``); the verdict names the differing parts."""
+    from mlflow.entities import RunTag
+
     from churnml.training import tracking as tr
 
     with tr.tracking(tracking_uri) as client:
@@ -269,15 +271,15 @@ def promote_pair(
                                        f"{pair.churn.name} v{pair.churn.version}")
             if blocked is not None:
                 decision = PairDecision(decision.verdicts, blocked)
+        run_tags = {VERDICT_TAG: "promoted" if decision.promote else "challenger"}
         for task, verdict in decision.verdicts.items():
             name, version = candidates[task]
             client.set_model_version_tag(name, str(version), VERDICT_TAG, verdict.text)
-            if run_id is not None:
-                client.set_tag(run_id, f"{VERDICT_TAG}.{task}", verdict.text)
-        if run_id is not None:
-            client.set_tag(run_id, VERDICT_TAG, "promoted" if decision.promote else "challenger")
-            if decision.blocked is not None:
-                client.set_tag(run_id, f"{VERDICT_TAG}.blocked", decision.blocked)
+            run_tags[f"{VERDICT_TAG}.{task}"] = verdict.text
+        if decision.blocked is not None:
+            run_tags[f"{VERDICT_TAG}.blocked"] = decision.blocked
+        if run_id is not None:  # one store transaction
+            client.log_batch(run_id, tags=[RunTag(k, v) for k, v in run_tags.items()])
         if decision.promote:
             tr.set_champions(client, candidates)
     return decision

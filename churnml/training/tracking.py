@@ -25,10 +25,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
 import re
+import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
@@ -42,9 +44,11 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from filelock import FileLock
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.models.signature import ModelSignature
 from mlflow.types import ColSpec, DataType, Schema
+from mlflow.utils.time import get_current_time_millis
 from pydantic import BaseModel
 
 from churnml.config import SQLITE_PREFIX, Config, TrackingConfig
@@ -76,6 +80,7 @@ OUTPUTS = {CHURN_MODEL: CHURN_OUTPUT, LTV_MODEL: LTV_OUTPUT}
 SURVIVAL_OUTPUT = "expected_periods_active"  # survival model: sum_k S(k) over its grid
 WINDOW_PREFIX = "window."  # params describing the training window
 INPUT_EXAMPLE_ROWS = 5
+NO_EXAMPLE_WARNING = ".*An input example was not provided"  # MLflow's, in colour codes
 # distributions pinned in a logged model's requirements (skips MLflow's ~3 s inference)
 PINNED_DISTRIBUTIONS = ("mlflow", "lightgbm", "scikit-learn", "scipy", "pandas", "numpy")
 SYSTEM_TAG_PREFIX = "mlflow."
@@ -234,18 +239,16 @@ def key_part(name: object) -> str:
 
 def log_params(params: Mapping[str, Any], prefix: str = "") -> None:
     """Log (nested) parameters as dotted-key strings in the active run."""
-    mlflow.log_params({k: _plain(v) for k, v in flatten(params, prefix).items()})
+    with batched() as batch:
+        batch.params(params, prefix)
 
 
 def log_metrics(
     metrics: Mapping[str, float], prefix: str = "", step: int | None = None
 ) -> None:
     """Log numeric metrics (nested keys dotted); non-numeric values are rejected."""
-    flat = flatten(metrics, prefix)
-    bad = {k: v for k, v in flat.items() if not isinstance(v, int | float | np.number)}
-    if bad:
-        raise TypeError(f"metrics must be numbers; got {bad}")
-    mlflow.log_metrics({k: float(v) for k, v in flat.items()}, step=step)
+    with batched() as batch:
+        batch.metrics(metrics, prefix, step)
 
 
 def _plain(value: Any) -> Any:
@@ -261,52 +264,159 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+class RunBatch:
+    """Params, metrics, tags and artifact files of the active run, collected and then logged
+    by :meth:`flush` in one ``MlflowClient.log_batch`` (one store transaction per 100
+    params or tags / 1,000 metrics, instead of several per call) and one ``log_artifacts``
+    (the files of ``folder`` keep their relative paths). Use :func:`batched`."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._params: dict[str, Any] = {}
+        self._metrics: dict[int, dict[str, float]] = {}
+        self._tags: dict[str, str] = {}
+
+    def params(self, params: Mapping[str, Any], prefix: str = "") -> None:
+        """(Nested) parameters as dotted-key strings."""
+        self._params.update({k: _plain(v) for k, v in flatten(params, prefix).items()})
+
+    def metrics(self, metrics: Mapping[str, float], prefix: str = "",
+                step: int | None = None) -> None:
+        """Numeric metrics (nested keys dotted) at ``step`` (None: 0); non-numeric values
+        are rejected."""
+        flat = flatten(metrics, prefix)
+        bad = {k: v for k, v in flat.items() if not isinstance(v, int | float | np.number)}
+        if bad:
+            raise TypeError(f"metrics must be numbers; got {bad}")
+        self._metrics.setdefault(step or 0, {}).update({k: float(v) for k, v in flat.items()})
+
+    def tags(self, tags: Mapping[str, Any]) -> None:
+        self._tags.update({k: str(v) for k, v in tags.items()})
+
+    def _file(self, artifact_path: str) -> Path:
+        path = self.folder / artifact_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def json(self, data: Mapping[str, Any], artifact_path: str) -> str:
+        """``data`` as indented JSON at ``artifact_path`` (as ``mlflow.log_dict`` writes)."""
+        self._file(artifact_path).write_text(json.dumps(_plain(dict(data)), indent=2, default=str))
+        return artifact_path
+
+    def table(self, df: pd.DataFrame, name: str, fmt: Literal["csv", "json"] = "csv") -> str:
+        """``df`` as ``tables/<name>.<fmt>``; returns the artifact path."""
+        artifact = f"tables/{name}.{fmt}"
+        if fmt == "csv":
+            df.to_csv(self._file(artifact), index=False)
+        else:
+            df.to_json(self._file(artifact), orient="records", date_format="iso", indent=1)
+        return artifact
+
+    def figure(self, figure: Any, name: str) -> str:
+        """A matplotlib figure as ``figures/<name>.png``; returns the artifact path."""
+        artifact = f"figures/{name}.png"
+        figure.savefig(self._file(artifact))
+        return artifact
+
+    def files(self, paths: list[Path], artifact_dir: str) -> list[str]:
+        """Copies of ``paths`` as ``<artifact_dir>/<file name>``; returns the artifact paths."""
+        out = []
+        for path in paths:
+            artifact = f"{artifact_dir}/{Path(path).name}"
+            shutil.copyfile(path, self._file(artifact))
+            out.append(artifact)
+        return out
+
+    def flush(self) -> None:
+        """Log what was collected in the active run and forget it. Metrics at the step of a
+        model logged in the run are linked to that model, as ``mlflow.log_metrics`` does."""
+        run = mlflow.active_run()
+        if run is None:
+            raise RuntimeError("no active MLflow run to log to")
+        outputs = run.outputs.model_outputs if run.outputs else []
+        now = get_current_time_millis()
+        metrics = [
+            Metric(key, value, now, step, model_id=model_id)
+            for step, values in self._metrics.items()
+            for model_id in ([o.model_id for o in outputs if o.step == step] or [None])
+            for key, value in values.items()
+        ]
+        params = [Param(k, str(v)) for k, v in self._params.items()]
+        tags = [RunTag(k, v) for k, v in self._tags.items()]
+        if metrics or params or tags:
+            mlflow.MlflowClient().log_batch(run.info.run_id, metrics=metrics, params=params,
+                                            tags=tags)
+        if any(p.is_file() for p in self.folder.rglob("*")):
+            mlflow.log_artifacts(str(self.folder))
+            shutil.rmtree(self.folder)
+            self.folder.mkdir()
+        self._params, self._metrics, self._tags = {}, {}, {}
+
+
+@contextmanager
+def batched() -> Iterator[RunBatch]:
+    """A :class:`RunBatch` of the active run, flushed at the end of the block (not after an
+    error)."""
+    with tempfile.TemporaryDirectory(prefix="churnml-run-") as tmp:
+        batch = RunBatch(Path(tmp))
+        yield batch
+        batch.flush()
+
+
 def log_table(df: pd.DataFrame, name: str, fmt: Literal["csv", "json"] = "csv") -> str:
     """Log ``df`` as ``tables/<name>.<fmt>`` in the active run; returns the artifact path."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"{name}.{fmt}"
-        if fmt == "csv":
-            df.to_csv(path, index=False)
-        else:
-            df.to_json(path, orient="records", date_format="iso", indent=1)
-        mlflow.log_artifact(str(path), artifact_path="tables")
-    return f"tables/{path.name}"
+    with batched() as batch:
+        return batch.table(df, name, fmt)
 
 
 def log_figure(figure: Any, name: str) -> str:
     """Log a matplotlib figure as ``figures/<name>.png``; returns the artifact path."""
-    path = f"figures/{name}.png"
-    mlflow.log_figure(figure, path)
-    return path
+    with batched() as batch:
+        return batch.figure(figure, name)
 
 
 def log_figure_files(paths: list[Path]) -> list[str]:
     """Log rendered figures (PNG files) as ``figures/<file name>``; returns the paths."""
-    for path in paths:
-        mlflow.log_artifact(str(path), artifact_path="figures")
-    return [f"figures/{Path(p).name}" for p in paths]
+    with batched() as batch:
+        return batch.files(paths, "figures")
+
+
+def config_record(config: BaseModel | Mapping[str, Any], batch: RunBatch) -> None:
+    """The config as ``config.json`` and as ``config.*`` params of ``batch``, paths made
+    portable (:func:`churnml.paths.portable`: no absolute path of this machine)."""
+    data = config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config)
+    data = portable_values(data)
+    batch.json(data, "config.json")
+    batch.params(data, prefix="config.")
+
+
+def fingerprint_record(fingerprint: Mapping[str, Any], batch: RunBatch) -> None:
+    """A data fingerprint (e.g. :meth:`CustomerData.fingerprint`) as
+    ``data_fingerprint.json`` and as ``data.*`` tags of ``batch``."""
+    batch.json(fingerprint, "data_fingerprint.json")
+    batch.tags(flatten(fingerprint, "data."))
 
 
 def log_config(config: BaseModel | Mapping[str, Any]) -> None:
-    """Log the config as ``config.json`` and as ``config.*`` params, paths made portable
-    (:func:`churnml.paths.portable`: no absolute path of this machine)."""
-    data = config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config)
-    data = portable_values(data)
-    mlflow.log_dict(_plain(data), "config.json")
-    log_params(data, prefix="config.")
+    """Log the config (:func:`config_record`) in the active run."""
+    with batched() as batch:
+        config_record(config, batch)
 
 
 def log_fingerprint(fingerprint: Mapping[str, Any]) -> None:
-    """Log a data fingerprint (e.g. :meth:`CustomerData.fingerprint`) as
-    ``data_fingerprint.json`` and as ``data.*`` tags."""
-    mlflow.log_dict(_plain(dict(fingerprint)), "data_fingerprint.json")
-    mlflow.set_tags({k: str(v) for k, v in flatten(fingerprint, "data.").items()})
+    """Log a data fingerprint (:func:`fingerprint_record`) in the active run."""
+    with batched() as batch:
+        fingerprint_record(fingerprint, batch)
 
 
-def log_training_window(**window: Any) -> None:
+def log_training_window(batch: RunBatch | None = None, **window: Any) -> None:
     """Log the training window (e.g. ``start``, ``end``, ``horizon_days``, ``cutoffs``) as
-    ``window.*`` params; model cards and exports report them."""
-    log_params(window, prefix=WINDOW_PREFIX)
+    ``window.*`` params (of ``batch``, else of the active run); model cards and exports
+    report them."""
+    if batch is None:
+        log_params(window, prefix=WINDOW_PREFIX)
+    else:
+        batch.params(window, prefix=WINDOW_PREFIX)
 
 
 def to_model_input(X: pd.DataFrame, feature_dtypes: Mapping[str, str]) -> pd.DataFrame:
@@ -343,8 +453,13 @@ def _signature(feature_dtypes: Mapping[str, str], output: str) -> ModelSignature
 
 
 def pip_requirements() -> list[str]:
-    """Pinned requirements of a logged model (the installed versions)."""
-    return [f"{d}=={importlib.metadata.version(d)}" for d in PINNED_DISTRIBUTIONS]
+    """Pinned requirements of a logged model (the installed versions, read once)."""
+    return list(_pinned_versions())
+
+
+@functools.cache
+def _pinned_versions() -> tuple[str, ...]:
+    return tuple(f"{d}=={importlib.metadata.version(d)}" for d in PINNED_DISTRIBUTIONS)
 
 
 class EstimatorModel(mlflow.pyfunc.PythonModel):
@@ -404,7 +519,7 @@ class LoggedEstimator:
 
 def log_model(
     estimator: Any,
-    input_example: pd.DataFrame,
+    input_example: pd.DataFrame | None = None,
     *,
     output: Output,
     registered_model_name: str | None = None,
@@ -415,11 +530,15 @@ def log_model(
     ``registered_model_name`` with ``alias``.
 
     The model's metadata carries ``features``, ``feature_dtypes`` and ``output``; the
-    signature carries the same feature list (see module docstring).
+    signature, given explicitly, carries the same feature list (see module docstring).
+    ``input_example`` (its first :data:`INPUT_EXAMPLE_ROWS` rows) is saved as the model's
+    MLflow input example, which MLflow then validates by loading the model back and
+    predicting it (about a second per model); ``train`` logs none.
     """
     features = [str(c) for c in estimator.feature_names_in_]
     dtypes = dict(estimator.feature_dtypes_)
-    example = to_model_input(input_example.head(INPUT_EXAMPLE_ROWS), dtypes)
+    example = (None if input_example is None
+               else to_model_input(input_example.head(INPUT_EXAMPLE_ROWS), dtypes))
     with tempfile.TemporaryDirectory() as tmp:
         if STATE_CLASSES.get(type(estimator).__name__) is type(estimator):
             path = write_state(estimator, Path(tmp) / ESTIMATOR_FILE)
@@ -431,21 +550,23 @@ def log_model(
                           stacklevel=2)
             path = Path(tmp) / LEGACY_ESTIMATOR_FILE
             joblib.dump(estimator, path)
-        info = mlflow.pyfunc.log_model(
-            name=LOGGED_MODEL_NAME,
-            python_model=str(PYFUNC_CODE),
-            model_config={"output": output, "features": features, "feature_dtypes": dtypes},
-            artifacts={ESTIMATOR_ARTIFACT: str(path)},
-            signature=_signature(dtypes, output),
-            input_example=example,
-            pip_requirements=pip_requirements(),
-            metadata={
-                "features": features,
-                "feature_dtypes": dtypes,
-                "output": output,
-                "estimator": type(estimator).__name__,
-            },
-        )
+        with warnings.catch_warnings():  # the explicit signature describes the input
+            warnings.filterwarnings("ignore", message=NO_EXAMPLE_WARNING, category=UserWarning)
+            info = mlflow.pyfunc.log_model(
+                name=LOGGED_MODEL_NAME,
+                python_model=str(PYFUNC_CODE),
+                model_config={"output": output, "features": features, "feature_dtypes": dtypes},
+                artifacts={ESTIMATOR_ARTIFACT: str(path)},
+                signature=_signature(dtypes, output),
+                input_example=example,
+                pip_requirements=pip_requirements(),
+                metadata={
+                    "features": features,
+                    "feature_dtypes": dtypes,
+                    "output": output,
+                    "estimator": type(estimator).__name__,
+                },
+            )
     version = None
     if registered_model_name is not None:
         version = register(registered_model_name, info)

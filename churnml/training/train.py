@@ -22,6 +22,7 @@ Stages (each a plain function, usable alone):
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections.abc import Iterator
@@ -101,6 +102,7 @@ class TrainResult:
     survival_logged: Any = None  # its registered version (LoggedEstimator)
     # parts of the logging step (log_run); "background": prepare_tracking during the fit
     logging_seconds: dict[str, float] = field(default_factory=dict)
+    logging_cpu_seconds: float | None = None  # the logging step's CPU time (cpu_seconds)
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -276,13 +278,14 @@ def write_outputs(result: TrainResult, out_dir: str | Path) -> dict[str, Path]:
 
 
 def log_run(
-    result: TrainResult, cfg: Config, data: CustomerData | Any, example: pd.DataFrame,
+    result: TrainResult, cfg: Config, data: CustomerData | Any, train_rows: pd.DataFrame,
     rendered: list[Path] | None = None,
 ) -> dict[str, Any]:
     """Log the run to MLflow (module docstring) and register both models with alias
-    ``challenger``; ``example`` holds feature rows for the input example, ``rendered`` the
-    backtest figures already rendered (:func:`~churnml.training.figures.render`; None:
-    rendered here). Returns ``{task: LoggedEstimator}`` and sets ``result.run_id``."""
+    ``challenger``; ``train_rows`` are the final models' training rows (their count is
+    logged as ``window.rows``), ``rendered`` the backtest figures already rendered
+    (:func:`~churnml.training.figures.render`; None: rendered here). Returns
+    ``{task: LoggedEstimator}`` and sets ``result.run_id``."""
     parts = result.logging_seconds
     with _timed(parts, "import"):
         from churnml.training import figures
@@ -301,46 +304,51 @@ def log_run(
         # one query per metric (seconds with the per-fold metrics)
         with _timed(parts, "models"):
             logged = {
-                task: tr.log_model(est, example, output=output, registered_model_name=name,
+                task: tr.log_model(est, output=output, registered_model_name=name,
                                    alias=tr.CHALLENGER)
                 for task, est, output, name in (
                     ("churn", models.churn, tr.CHURN_OUTPUT, t.churn_model_name),
                     ("ltv", models.ltv, tr.LTV_OUTPUT, t.ltv_model_name),
                 )
             }
-        with _timed(parts, "params and metrics"):
-            tr.log_config(cfg)
-            tr.log_fingerprint(data.fingerprint())
-            cuts = result.train_cutoffs
-            tr.log_training_window(start=cuts[0], end=cuts[-1], cutoffs=len(cuts),
-                                   horizon_days=cfg.churn.horizon_days,
-                                   label_window_days=label_window_days(cfg.churn),
-                                   rows=len(example))
-            for task, est in (("churn", models.churn), ("ltv", models.ltv),
-                              ("logistic", models.logistic)):
-                tr.log_params(est.get_params(), prefix=f"final.{task}.")
-            tr.log_metrics({f"{r.model}.{r.metric}": r.mean for r in summary.itertuples()},
-                           prefix=BACKTEST_PREFIX)
-            metric_names = list(dict.fromkeys(summary["metric"]))
-            per_fold = bt.metrics.melt(id_vars=["model", "fold"], value_vars=metric_names,
-                                       var_name="metric").dropna(subset=["value"])
-            for fold, rows in per_fold.groupby("fold"):
-                tr.log_metrics({f"{r.model}.{r.metric}": r.value for r in rows.itertuples()},
-                               prefix=FOLD_PREFIX, step=int(fold))
-        with _timed(parts, "tables"):
-            tables = {"backtest_metrics": bt.metrics, "backtest_summary": summary,
-                      "folds": bt.fold_table, "lift": bt.lift, "calibration": bt.calibration,
-                      "ltv_deciles": bt.ltv_deciles, "selection": bt.selection,
-                      "feature_importance": result.importance}
-            for name, table in tables.items():
-                tr.log_table(table, name)
-        with _timed(parts, "figures"):
-            if rendered is None:
-                for name, make in figures.FIGURES.items():
-                    tr.log_figure(make(bt.predictions), name)
-            else:
-                tr.log_figure_files(rendered)
-            tr.log_figure(figures.importance_figure(result.importance), "feature_importance")
+        # params, metrics, tags, tables and figures collected, then logged in one batch and
+        # one artifact upload (a store transaction per call was most of this step)
+        with tr.batched() as batch:
+            with _timed(parts, "params and metrics"):
+                tr.config_record(cfg, batch)
+                tr.fingerprint_record(data.fingerprint(), batch)
+                cuts = result.train_cutoffs
+                tr.log_training_window(batch, start=cuts[0], end=cuts[-1], cutoffs=len(cuts),
+                                       horizon_days=cfg.churn.horizon_days,
+                                       label_window_days=label_window_days(cfg.churn),
+                                       rows=len(train_rows))
+                for task, est in (("churn", models.churn), ("ltv", models.ltv),
+                                  ("logistic", models.logistic)):
+                    batch.params(est.get_params(), prefix=f"final.{task}.")
+                batch.metrics({f"{r.model}.{r.metric}": r.mean for r in summary.itertuples()},
+                              prefix=BACKTEST_PREFIX)
+                metric_names = list(dict.fromkeys(summary["metric"]))
+                per_fold = bt.metrics.melt(id_vars=["model", "fold"], value_vars=metric_names,
+                                           var_name="metric").dropna(subset=["value"])
+                for fold, rows in per_fold.groupby("fold"):
+                    batch.metrics({f"{r.model}.{r.metric}": r.value for r in rows.itertuples()},
+                                  prefix=FOLD_PREFIX, step=int(fold))
+            with _timed(parts, "tables"):
+                tables = {"backtest_metrics": bt.metrics, "backtest_summary": summary,
+                          "folds": bt.fold_table, "lift": bt.lift,
+                          "calibration": bt.calibration, "ltv_deciles": bt.ltv_deciles,
+                          "selection": bt.selection, "feature_importance": result.importance}
+                for name, table in tables.items():
+                    batch.table(table, name)
+            with _timed(parts, "figures"):
+                if rendered is None:
+                    for name, make in figures.FIGURES.items():
+                        batch.figure(make(bt.predictions), name)
+                else:
+                    batch.files(rendered, "figures")
+                batch.figure(figures.importance_figure(result.importance), "feature_importance")
+            start = time.perf_counter()
+        parts["log batch and artifacts"] = time.perf_counter() - start
         if result.survival is not None:
             from churnml.training.survival_stage import log_survival
 
@@ -399,6 +407,12 @@ def promote_survival_model(cfg: Config, result: TrainResult) -> Registration:
     return Registration(logged.name, str(logged.version), sorted(mv.aliases),
                         None if current is None else str(current), promoted,
                         f"{BACKTEST_PREFIX}{TASK}.{cfg.survival.champion_metric}", verdict)
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process (all threads) and of its finished child processes."""
+    t = os.times()
+    return time.process_time() + t.children_user + t.children_system
 
 
 @contextmanager
@@ -498,9 +512,11 @@ def _train(cfg: Config, data: CustomerData | Any, console: Console,
             result.files.update(write_survival_outputs(result.survival, cfg.output_dir))
     with _stage(console, f"MLflow run and registry ({portable(cfg.tracking.uri)})", seconds):
         # MLflow imported and the store ready (or its error raised)
+        cpu = cpu_seconds()
         result.logging_seconds[BACKGROUND] = prepared.result()
         logged = log_run(result, cfg, data, final[models.features], rendered.result())
         result.registrations = promote(cfg, logged, bt.summary, result.run_id, bt.metrics)
         if result.survival_logged is not None:
             result.registrations["survival"] = promote_survival_model(cfg, result)
+        result.logging_cpu_seconds = cpu_seconds() - cpu
     return result

@@ -30,6 +30,9 @@ from churnml.models._state import ModelStateError, params_state, require, restor
 
 Outcome = Literal["auto", "binary", "continuous"]
 OUTCOMES = ("auto", "binary", "continuous")
+ContinuousObjective = Literal["regression", "tweedie"]
+CONTINUOUS_OBJECTIVES = ("regression", "tweedie")
+TWEEDIE_POWER = 1.5  # variance power of the Tweedie loss unless lgbm_params sets one
 CONTROL = "control"
 TREATMENT_TABLE = "campaigns"  # table named in treatment errors (the contract's arm column)
 
@@ -111,6 +114,18 @@ def check_outcome(y: Any, n_rows: int, outcome: str, name: str = "y") -> tuple[n
     return arr, kind
 
 
+def check_non_negative(y: np.ndarray, name: str = "y") -> None:
+    """A Tweedie outcome model needs ``y >= 0`` (revenue net of returns can be negative)."""
+    bad = np.flatnonzero(y < 0)
+    if bad.size:
+        raise DataValidationError(
+            "labels", name, "the Tweedie loss (continuous_objective='tweedie') needs a "
+            "non-negative outcome (net revenue after returns can be negative); use "
+            "continuous_objective='regression' (config: uplift.revenue_objective: regression)",
+            rows=bad[:MAX_SHOWN_ROWS].tolist(), values=y[bad[:MAX_SHOWN_ROWS]].tolist(),
+            n_rows=int(bad.size))
+
+
 def check_both_classes(y: np.ndarray, mask: np.ndarray, group: str) -> None:
     """A classifier on the ``mask`` rows needs both outcome values."""
     values = np.unique(y[mask])
@@ -138,6 +153,12 @@ class UpliftBase(FrameModelMixin, BaseEstimator):
     lgbm_params : dict or None
         Extra LightGBM arguments for every base model (e.g. ``{"monotone_constraints": ...}``
         or ``{"subsample": 0.8, "subsample_freq": 1}``).
+    continuous_objective : "regression" or "tweedie"
+        Loss of the outcome models of a continuous outcome: L2, or Tweedie deviance with a log
+        link (``log E[Y | x, arm] = f(x, arm)``; variance power ``tweedie_variance_power`` of
+        ``lgbm_params``, default 1.5) for a non-negative outcome with many zeros such as
+        revenue: an arm split then scales the outcome (an offer lifting spend by a share)
+        instead of adding the same amount everywhere. Effect (second-stage) models stay L2.
     seed, n_jobs
         LightGBM seed and fixed thread count (deterministic fits).
     """
@@ -154,6 +175,7 @@ class UpliftBase(FrameModelMixin, BaseEstimator):
         colsample_bytree: float = COLSAMPLE_BYTREE,
         reg_lambda: float = REG_LAMBDA,
         lgbm_params: dict[str, Any] | None = None,
+        continuous_objective: ContinuousObjective = "regression",
         seed: int = SEED,
         n_jobs: int = N_JOBS,
     ) -> None:
@@ -167,6 +189,7 @@ class UpliftBase(FrameModelMixin, BaseEstimator):
         self.colsample_bytree = colsample_bytree
         self.reg_lambda = reg_lambda
         self.lgbm_params = lgbm_params
+        self.continuous_objective = continuous_objective
         self.seed = seed
         self.n_jobs = n_jobs
 
@@ -180,6 +203,11 @@ class UpliftBase(FrameModelMixin, BaseEstimator):
         Xe = self._fit_encoder(X)
         arms, self.arms_ = check_arms(treatment, len(Xe), self.control)
         y_arr, self.outcome_ = check_outcome(y, len(Xe), self.outcome)
+        if self.continuous_objective not in CONTINUOUS_OBJECTIVES:
+            raise ValueError(f"continuous_objective must be one of {CONTINUOUS_OBJECTIVES}, "
+                             f"got {self.continuous_objective!r}")
+        if self.outcome_ == "continuous" and self.continuous_objective == "tweedie":
+            check_non_negative(y_arr)
         if self.outcome_ == "binary":
             for arm in [self.control, *self.arms_]:
                 check_both_classes(y_arr, arms == arm, f"{arm!r}")
@@ -195,8 +223,10 @@ class UpliftBase(FrameModelMixin, BaseEstimator):
         params = booster_params(self, **(self.lgbm_params or {}))
         params["random_state"] = self.seed + seed_offset
         if kind == "binary":
-            return lgb.LGBMClassifier(objective="binary", **params)
-        return lgb.LGBMRegressor(objective="regression", **params)
+            return lgb.LGBMClassifier(**{**params, "objective": "binary"})
+        if self.continuous_objective == "tweedie":
+            params = {"tweedie_variance_power": TWEEDIE_POWER, **params, "objective": "tweedie"}
+        return lgb.LGBMRegressor(**{"objective": "regression", **params})
 
     def _fit(self, Xe: pd.DataFrame, y: np.ndarray, seed_offset: int = 0,
              kind: str | None = None) -> BoosterModel:
@@ -296,6 +326,7 @@ class PropensityLearnerBase(UpliftBase):
         reg_lambda: float = REG_LAMBDA,
         lgbm_params: dict[str, Any] | None = None,
         effect_params: dict[str, Any] | None = None,
+        continuous_objective: ContinuousObjective = "regression",
         seed: int = SEED,
         n_jobs: int = N_JOBS,
     ) -> None:
@@ -303,7 +334,8 @@ class PropensityLearnerBase(UpliftBase):
             outcome=outcome, control=control, n_estimators=n_estimators,
             learning_rate=learning_rate, num_leaves=num_leaves, max_depth=max_depth,
             min_child_samples=min_child_samples, colsample_bytree=colsample_bytree,
-            reg_lambda=reg_lambda, lgbm_params=lgbm_params, seed=seed, n_jobs=n_jobs,
+            reg_lambda=reg_lambda, lgbm_params=lgbm_params,
+            continuous_objective=continuous_objective, seed=seed, n_jobs=n_jobs,
         )
         self.propensity = propensity
         self.n_folds = n_folds

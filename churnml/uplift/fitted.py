@@ -1,13 +1,18 @@
 """A fitted uplift model as marketing uses it: the learner, its bootstrap refits, a code-free
 file, and the one function that turns scores into a contact list.
 
-* **Confidence of an effect.** Besides the learner fitted on every contact, ``flag_boot``
-  copies are fitted on bootstrap resamples of the contacts (drawn within each arm). For a
-  customer ``x`` with effect ``tau(x)`` from the full model and ``sd(x)`` the standard deviation
-  of the bootstrap effects, ``P(tau(x) < 0) ~ Phi(-tau(x) / sd(x))`` (normal approximation of
-  the bootstrap distribution; Efron & Tibshirani 1993, "An Introduction to the Bootstrap",
-  ch. 13). A customer is flagged "negative uplift — do not contact" when that probability
-  reaches ``uplift.flag_level``.
+* **Confidence of an effect.** With ``uplift.flag_method: groups`` (the default) the flag is
+  decided for groups of customers of similar predicted effect on *retention* (does the
+  contact drive them away?), whose effect is measured on cross-fitted predictions
+  (:mod:`churnml.uplift.flags`); for a revenue model a retention model of the same learner
+  (``flag_model``) places the customers. With ``bootstrap``: besides the
+  learner fitted on every contact, ``flag_boot`` copies are fitted on bootstrap resamples of
+  the contacts (drawn within each arm). For a customer ``x`` with effect ``tau(x)`` from the
+  full model and ``sd(x)`` the standard deviation of the bootstrap effects,
+  ``P(tau(x) < 0) ~ Phi(-tau(x) / sd(x))`` (normal approximation of the bootstrap
+  distribution; Efron & Tibshirani 1993, "An Introduction to the Bootstrap", ch. 13). A
+  customer is flagged "negative uplift — do not contact" when that probability reaches
+  ``uplift.flag_level``.
 * **File.** ``uplift/model.json``: the learner and its refits as
   :mod:`churnml.models._state` documents (LightGBM text and JSON numbers; nothing is unpickled
   or imported by name), plus what the model was fitted on.
@@ -37,6 +42,7 @@ from churnml.models._state import (
     require,
     stateful,
 )
+from churnml.uplift.flags import GroupFlag
 from churnml.uplift.targeting import targeting_values
 
 FORMAT = "churnml.uplift-model"
@@ -56,15 +62,23 @@ class UpliftFit:
     n_contacts: int
     validation: pd.DataFrame
     boot_models: list[Any] = field(default_factory=list)
+    flag: GroupFlag | None = None
+    flag_model: Any = None  # its effect places a customer in a flag group (None: ``model``)
     run_id: str | None = None
     files: dict[str, Path] = field(default_factory=dict)
 
     def effects(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """``(tau, p_negative)`` of the treatment arm for the rows of ``X`` (model features):
-        the full model's effect and ``Phi(-tau / sd)`` over the bootstrap refits (``tau < 0``
-        as 0/1 without refits)."""
+        the full model's effect and the probability of a negative effect of the group the
+        customer falls in by ``flag_model``'s effect (:class:`~churnml.uplift.flags.GroupFlag`),
+        else ``Phi(-tau / sd)`` over the bootstrap
+        refits (``tau < 0`` as 0/1 without either)."""
         Xf = X[self.features]
         tau = self.model.predict(Xf)[self.treatment].to_numpy(dtype=float)
+        if self.flag is not None:
+            ranker = self.model if self.flag_model is None else self.flag_model
+            placed = ranker.predict(Xf)[self.treatment].to_numpy(dtype=float)
+            return tau, self.flag.probability(placed)
         if not self.boot_models:
             return tau, (tau < 0).astype(float)
         boots = np.column_stack([m.predict(Xf)[self.treatment].to_numpy(dtype=float)
@@ -165,6 +179,8 @@ def uplift_document(fit: UpliftFit) -> dict[str, Any]:
         "validation": json.loads(fit.validation.to_json(orient="records")),
         "model": dump_estimator(fit.model),
         "boot_models": [dump_estimator(m) for m in fit.boot_models],
+        "flag": None if fit.flag is None else fit.flag.to_state(),
+        "flag_model": None if fit.flag_model is None else dump_estimator(fit.flag_model),
     }
 
 
@@ -187,7 +203,19 @@ def uplift_from_document(doc: Any) -> UpliftFit:
         n_contacts=require(doc, "n_contacts", int),
         validation=pd.DataFrame.from_records(require(doc, "validation", list)),
         boot_models=[load_estimator(m) for m in require(doc, "boot_models", list)],
+        flag=_flag(doc.get("flag")),
+        flag_model=(None if doc.get("flag_model") is None
+                    else load_estimator(require(doc, "flag_model", dict))),
     )
+
+
+def _flag(state: Any) -> GroupFlag | None:
+    """The document's group flag (absent in files written before it existed)."""
+    if state is None:
+        return None
+    if not isinstance(state, dict):
+        raise ModelStateError(f"uplift model 'flag' must be an object, got {type(state).__name__}")
+    return GroupFlag.from_state(state)
 
 
 def save_uplift(fit: UpliftFit, path: str | Path) -> Path:

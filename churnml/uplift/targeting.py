@@ -9,9 +9,11 @@ where ``value_if_retained`` is E[horizon revenue | the customer stays active] fr
 For a revenue outcome ``uplift`` is already in currency: ``targeting_value = uplift - cost``.
 Customers whose effect is negative with confidence (sleeping dogs: the contact drives them
 away) are flagged ``negative_uplift`` ("do not contact") and never targeted, whatever their
-value: ``p_negative_uplift = P(tau(x) < 0) = Phi(-tau / sd)`` with ``sd`` the spread of the
-effect over bootstrap refits of the uplift model (:mod:`churnml.uplift.fitted`), flagged when
-at least ``uplift.flag_level``. Without that probability the sign of ``uplift`` decides. Without
+value: ``p_negative_uplift`` is the probability that the retention effect of the customer's
+group (customers of similar predicted effect) is negative (:mod:`churnml.uplift.flags`), or
+``P(tau(x) < 0) = Phi(-tau / sd)`` with ``sd`` the spread of the effect over bootstrap refits
+of the uplift model (:mod:`churnml.uplift.fitted`); flagged when at least
+``uplift.flag_level``. Without that probability the sign of ``uplift`` decides. Without
 campaign history there is no uplift: the ranking falls back to ``value_at_risk`` and says so.
 """
 

@@ -7,7 +7,8 @@ incremental value) -> plan the next campaign.
 Files, under ``<output_dir>``: ``campaigns/<id>/{contacts.csv, campaign_log.csv, to_contact/,
 evaluation.csv}``, ``campaign_evaluations.csv`` and ``campaign_outcomes.parquet`` (every
 evaluated campaign, read by the report), ``uplift/model.json`` (code-free,
-:mod:`churnml.uplift.fitted`; + ``uplift/validation.csv`` and its held-out predictions),
+:mod:`churnml.uplift.fitted`; + ``uplift/validation.csv`` and its held-out predictions,
+``uplift/flag_groups.csv``),
 ``targeting.parquet``.
 Evaluation and training runs are logged to MLflow (``tracking.uri``).
 """
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churnml.config import Config, check_campaign_settings
+from churnml.config import Config, UpliftConfig, check_campaign_settings
 from churnml.data.customer_data import CustomerData
 from churnml.data.schema import CONTROL_ARM
 from churnml.errors import ChurnmlError, ConfigError
@@ -37,6 +38,7 @@ from churnml.uplift.control import TEXT_CSV, CampaignPlan, plan_campaign, write_
 from churnml.uplift.drlearner import DRLearner
 from churnml.uplift.evaluation import OVERALL, evaluate_campaign
 from churnml.uplift.fitted import UpliftFit, add_uplift, fit_bootstrap, read_uplift, save_uplift
+from churnml.uplift.flags import fit_group_flag
 from churnml.uplift.metrics import uplift_intervals
 from churnml.uplift.slearner import SLearner
 from churnml.uplift.targeting import TARGETING_VALUE, fallback_targeting
@@ -54,6 +56,7 @@ MODEL_FILE = Path("uplift") / "model.json"
 MODEL_SHA_TAG = "churnml.uplift.sha256"  # the saved model file, recorded in the trusted store
 VALIDATION_FILE = Path("uplift") / "validation.csv"
 VALIDATION_PREDICTIONS_FILE = Path("uplift") / "validation_predictions.parquet"
+FLAG_GROUPS_FILE = Path("uplift") / "flag_groups.csv"  # measured effect per group (the flag)
 TARGETING_FILE = "targeting.parquet"
 SCORES_FILE = "scores.parquet"  # the default output of `churnml score`
 VALIDATION_SHARE = 0.3  # contacts held out to report the model's Qini before the final fit
@@ -236,8 +239,18 @@ def _score_qini_figure(ev: CampaignEvaluation) -> Any:
 
 
 def _learner(cfg: Config) -> Any:
+    return make_learner(cfg.uplift)
+
+
+def make_learner(u: UpliftConfig, **overrides: Any) -> Any:
+    """A fresh ``u.learner`` with ``u.params`` (and ``overrides``); on the revenue outcome its
+    outcome models use ``u.revenue_objective`` unless the params set
+    ``continuous_objective``."""
+    params = {**u.params, **overrides}
+    if u.outcome == "revenue":
+        params.setdefault("continuous_objective", u.revenue_objective)
     try:
-        return LEARNERS[cfg.uplift.learner](**cfg.uplift.params)
+        return LEARNERS[u.learner](**params)
     except TypeError as exc:
         raise ConfigError(f"uplift.params: {exc}") from exc
 
@@ -258,8 +271,11 @@ def train_uplift(cfg: Config, data: CustomerData, *, log_mlflow: bool = True) ->
     """Fit ``uplift.learner`` on the matured contacts of ``uplift.train_campaigns`` with the
     outcome ``uplift.outcome``: first on 70 % of the contacts (by a hash of customer and
     campaign id, per arm) to report the held-out Qini, uplift AUC and uplift@30 % with
-    bootstrap intervals (``uplift/validation.csv``), then on all, plus ``uplift.flag_boot``
-    bootstrap refits (the confidence of the do-not-contact flag); saves ``uplift/model.json``
+    bootstrap intervals (``uplift/validation.csv``), then on all, plus the do-not-contact
+    flag's evidence: ``uplift.flag_groups`` groups of cross-fitted retention effect with their
+    measured effect on retention (``uplift/flag_groups.csv``, :mod:`churnml.uplift.flags`;
+    a revenue model brings a retention model to place customers in them) or ``uplift.flag_boot``
+    bootstrap refits (``uplift.flag_method``); saves ``uplift/model.json``
     and logs the run to MLflow.
 
     Order-free: the contacts are put in the order of that hash first and the learners'
@@ -299,13 +315,25 @@ def train_uplift(cfg: Config, data: CustomerData, *, log_mlflow: bool = True) ->
     validation = validation_table(log.iloc[va], tau, treatment, cfg.uplift.interval_level,
                                   cfg.uplift.validation_boot, cfg.uplift.seed)
     model = _learner(cfg).fit(X, arm, y, ids=contact, groups=groups)
-    boots = fit_bootstrap(lambda: _learner(cfg), X, arm, y, cfg.uplift.flag_boot,
-                          cfg.uplift.seed, groups=groups)
+    boots, flag, flag_model = [], None, None
+    if cfg.uplift.flag_method == "groups":  # measured on retention: is the customer driven away?
+        y_ret = log["retained"].to_numpy(float)
+        retention = cfg.uplift.model_copy(update={"outcome": "retained"})
+        flag = fit_group_flag(lambda: make_learner(retention), X, arm, y_ret, treatment, keys,
+                              cfg.uplift.flag_groups, ids=contact, groups=groups)
+        if cfg.uplift.outcome != "retained":
+            flag_model = make_learner(retention).fit(X, arm, y_ret, ids=contact, groups=groups)
+    else:
+        boots = fit_bootstrap(lambda: _learner(cfg), X, arm, y, cfg.uplift.flag_boot,
+                              cfg.uplift.seed, groups=groups)
     fit = UpliftFit(model, cfg.uplift.learner, cfg.uplift.outcome, treatment,
-                    list(X.columns), ids, len(log), validation, boots)
+                    list(X.columns), ids, len(log), validation, boots, flag, flag_model)
     out = Path(cfg.output_dir)
     fit.files["model"] = save_uplift(fit, out / MODEL_FILE)
     fit.files["validation"] = write_table(validation, out / VALIDATION_FILE)
+    if flag is not None:
+        fit.files["flag_groups"] = write_table(flag.table(cfg.uplift.flag_level),
+                                               out / FLAG_GROUPS_FILE)
     held_out = log.loc[va, ["customer_id", "campaign_id", "arm", "retained", "revenue"]]
     fit.files["validation_predictions"] = write_table(
         held_out.assign(uplift=tau), out / VALIDATION_PREDICTIONS_FILE)
