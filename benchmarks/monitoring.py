@@ -16,13 +16,25 @@ margin 0.03).
   scored, a performance alarm when its cutoff's horizon has passed);
 * **history size**: one scoring run of 1 M customers (id, churn probability, expected
   value, value if retained, value at risk, rank, segment) plus the profiles of 45 features.
+* ``--estimate``: coverage of the recalibrated CBPE intervals on unchanged data at several
+  sizes (``--sizes``, ``--seeds``; the reference window is the backtest cutoff, whose
+  matured outcomes the model never trained on), with the raw (uncalibrated) estimate's
+  bias beside it;
+* ``--spend``: a spend shift (:func:`churnml.data.scenarios.spend_shift`: from 2024-01-01 a
+  share of the customers spend a factor of their amounts) with a value model
+  (:func:`churnml.monitoring.replay.fit_value_model`) in the deployment: detection rate,
+  delay and the cause of the first alarm, per magnitude and share, and the same
+  deployment on unchanged data for the false alarms.
 
     python benchmarks/monitoring.py            # ~10 min on 2 shared cores
     python benchmarks/monitoring.py breaks     # verdicts on injected breaks, see :func:`breaks`
+    python benchmarks/monitoring.py --estimate --sizes 3000 --seeds 6   # also 10000, 20000
+    python benchmarks/monitoring.py --spend --seeds 1 --first-seed 1    # one process per seed
 """
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -32,27 +44,39 @@ import pandas as pd
 from _quality import N_JOBS, print_table, write_json
 
 from churnml.config import ChurnConfig, MonitoringConfig
-from churnml.data.scenarios import churn_shock
+from churnml.data.scenarios import churn_shock, spend_shift
 from churnml.data.simulate import simulate
+from churnml.features.build import build_features
 from churnml.features.profile import profile_frame
 from churnml.features.spec import FeatureSpec
+from churnml.labels import build_labels
 from churnml.monitoring import ScoreHistory
 from churnml.monitoring.alarms import Alarm
-from churnml.monitoring.replay import fit_deployed_model, replay
+from churnml.monitoring.monitor import PROBABILITY, reference_outcomes
+from churnml.monitoring.performance import estimate
+from churnml.monitoring.replay import fit_deployed_model, fit_value_model, replay
+from churnml.training.evaluation import classification_metrics
 
 N_CUSTOMERS = 3000
 N_SEEDS = 6
 SIMULATED = {"start": "2022-01-01", "end": "2024-12-31"}
 TRAIN_CUTOFFS = pd.date_range("2023-01-01", "2023-06-01", freq="MS")
 REFERENCE = pd.Timestamp("2023-10-01")
+# the calibration reference: the cutoffs after the last training cutoff, before monitoring
+CALIBRATION = pd.date_range("2023-07-01", "2023-10-01", freq="MS")
 MONITORED = pd.date_range("2023-11-01", "2024-04-01", freq="MS")
 SHOCK = pd.Timestamp("2024-01-01")
 HISTORY_ROWS = 1_000_000
 HISTORY_FEATURES = 45
 
 
-def fitted(seed: int):
-    data = simulate(N_CUSTOMERS, **SIMULATED, seed=seed)
+SPEND_SHIFTS = [(0.85, 0.5), (0.7, 0.25), (0.7, 0.5), (0.5, 0.25)]  # (factor, share)
+# checks of outcomes, known a horizon after their cutoff (the rest: on the cutoff's day)
+OUTCOME_CHECKS = ("realized", "estimate_interval", "value_ratio", "retained_ratio")
+
+
+def fitted(seed: int, n_customers: int = N_CUSTOMERS):
+    data = simulate(n_customers, **SIMULATED, seed=seed)
     spec = FeatureSpec()
     model, backtest = fit_deployed_model(data, TRAIN_CUTOFFS, REFERENCE, spec=spec,
                                          n_estimators=100, seed=0, n_jobs=N_JOBS)
@@ -60,11 +84,173 @@ def fitted(seed: int):
 
 
 def known_on(alarm: Alarm, horizon_days: int) -> pd.Timestamp:
-    """The day an alarm is known: data checks and drift at its cutoff, realized performance
-    a horizon on."""
-    at_cutoff = alarm.check == "psi" or (alarm.cause == "data"
-                                         and not alarm.check.startswith("realized"))
-    return alarm.cutoff if at_cutoff else alarm.cutoff + pd.Timedelta(days=horizon_days)
+    """The day an alarm is known: data checks, drift and shifts at its cutoff, outcome checks
+    (realized performance and value, estimate intervals) a horizon on."""
+    later = alarm.check.startswith(OUTCOME_CHECKS)
+    return alarm.cutoff + pd.Timedelta(days=horizon_days) if later else alarm.cutoff
+
+
+def in_interval(matured: pd.DataFrame, metric: str) -> pd.Series:
+    return ((matured[f"est_{metric}_low"] <= matured[f"real_{metric}"])
+            & (matured[f"real_{metric}"] <= matured[f"est_{metric}_high"]))
+
+
+def estimate_coverage(sizes: list[int], seeds: int, big_seeds: int, big: int) -> None:
+    """Coverage of the 95 % intervals on unchanged data per size (``--estimate``); sizes of
+    ``big`` customers or more run ``big_seeds`` seeds; at :data:`N_CUSTOMERS` also under
+    the churn shock (where the intervals should miss). The monitor's estimator itself
+    (:func:`~churnml.monitoring.monitor.reference_outcomes`, :func:`~churnml.monitoring.
+    performance.estimate` with the reference's period error) on the monitor's population
+    (the customers at risk; the simulation has no campaigns), with the features and labels
+    of all cutoffs in one query each instead of a replayed history: the drift and baseline
+    tables of a full :func:`replay` cost minutes at 20,000 customers and are not needed."""
+    rows, started = [], time.perf_counter()
+    config = MonitoringConfig()
+    for size in sizes:
+        for seed in range(1, (big_seeds if size >= big else seeds) + 1):
+            t0 = time.perf_counter()
+            data, spec, model, backtest = fitted(seed, size)
+            scenarios = {"unchanged": data}
+            if size == N_CUSTOMERS:
+                scenarios["churn shock"] = churn_shock(data, SHOCK, plan="basic",
+                                                       monthly_hazard=0.3, seed=seed)
+            for scenario, run in scenarios.items():
+                rows += _coverage_rows(run, spec, model, config, size, seed, scenario)
+            print(f"{size} customers, seed {seed}: {time.perf_counter() - t0:.0f} s",
+                  flush=True)
+            coverage_summary(rows, sizes, started)  # so far: a long run can be stopped
+
+
+def coverage_summary(rows: list[dict], sizes: list[int], started: float) -> None:
+    """Print and write (``monitoring_estimate_<sizes>.json``) the coverage so far."""
+    table = pd.DataFrame(rows)
+    table["half_width"] = (table["est_roc_auc_high"] - table["est_roc_auc_low"]) / 2
+    table["brier_half_width"] = (table["est_brier_high"] - table["est_brier_low"]) / 2
+    for metric in ("roc_auc", "brier"):
+        table[f"{metric}_error"] = table[f"est_{metric}"] - table[f"real_{metric}"]
+        table[f"raw_{metric}_error"] = table[f"est_{metric}_raw"] - table[f"real_{metric}"]
+    summary = table.groupby(["scenario", "customers"], sort=False).agg(
+        seeds=("seed", "nunique"), cutoffs=("cutoff", "size"), at_risk=("at_risk", "mean"),
+        auc_coverage=("auc_in", "mean"), brier_coverage=("brier_in", "mean"),
+        auc_half_width=("half_width", "mean"), brier_half_width=("brier_half_width", "mean"),
+        auc_period_error=("est_roc_auc_period_error", "mean"),
+        brier_period_error=("est_brier_period_error", "mean"),
+        auc_abs_error=("roc_auc_error", lambda e: e.abs().mean()),
+        raw_auc_abs_error=("raw_roc_auc_error", lambda e: e.abs().mean()),
+        brier_abs_error=("brier_error", lambda e: e.abs().mean()),
+        raw_brier_abs_error=("raw_brier_error", lambda e: e.abs().mean()),
+        interval_alarms=("interval_alarm", "sum")).reset_index()
+    print_table("Recalibrated CBPE: 95 % interval coverage on unchanged data",
+                summary.to_dict("records"), {
+                    "scenario": "scenario", "customers": "customers", "seeds": "seeds",
+                    "cutoffs": "matured cutoffs",
+                    "at_risk": "at risk (mean)", "auc_coverage": "AUC coverage",
+                    "brier_coverage": "Brier coverage", "auc_half_width": "AUC ± (mean)",
+                    "brier_half_width": "Brier ± (mean)",
+                    "auc_period_error": "σ period AUC", "brier_period_error": "σ period Brier",
+                    "auc_abs_error": "|AUC est − real|",
+                    "raw_auc_abs_error": "raw |AUC est − real|",
+                    "brier_abs_error": "|Brier est − real|",
+                    "raw_brier_abs_error": "raw |Brier est − real|",
+                    "interval_alarms": "interval alarms"})
+    write_json("monitoring_estimate_" + "_".join(str(n) for n in sizes),
+               {"runs": table.to_dict("records"),
+                "summary": summary.to_dict("records"),
+                "seconds": time.perf_counter() - started})
+
+
+def _coverage_rows(data, spec, model, config, size, seed, scenario) -> list[dict]:
+    """Per monitored cutoff: the recalibrated estimate against the realized metrics."""
+    cutoffs = CALIBRATION.append(MONITORED)
+    features = build_features(data, cutoffs, spec)
+    labels = build_labels(data, cutoffs)
+    columns = [str(c) for c in model.feature_names_in_]
+    frame = features.merge(labels[["customer_id", "cutoff", "churned"]],
+                           on=["customer_id", "cutoff"])
+    frame[PROBABILITY] = model.predict_proba(frame[columns])[:, 1]
+    calibration, _ = reference_outcomes(frame[frame["cutoff"].isin(CALIBRATION)])
+    rows = []
+    for i, cutoff in enumerate(MONITORED):
+        period = calibration.period_error(at=cutoff)
+        part = frame[frame["cutoff"] == cutoff]
+        p, y = part[PROBABILITY].to_numpy(float), part["churned"].to_numpy(int)
+        est = estimate(p, config.n_draws, seed=config.seed + i, reference=calibration,
+                       alarm_level=config.interval_alarm_level, period_error=period)
+        real = classification_metrics(y, p)
+        rows.append({
+            "scenario": scenario, "customers": size, "seed": seed,
+            "cutoff": f"{cutoff:%Y-%m-%d}", "at_risk": len(p),
+            "real_roc_auc": real["roc_auc"], "real_brier": real["brier"], **est,
+            "auc_in": est["est_roc_auc_low"] <= real["roc_auc"] <= est["est_roc_auc_high"],
+            "brier_in": est["est_brier_low"] <= real["brier"] <= est["est_brier_high"],
+            "interval_alarm": real["roc_auc"] < est["est_roc_auc_alarm_low"]
+            or real["brier"] > est["est_brier_alarm_high"],
+        })
+    print(f"  {scenario}: AUC in {sum(r['auc_in'] for r in rows)}/{len(rows)}, Brier in "
+          f"{sum(r['brier_in'] for r in rows)}/{len(rows)}, period error "
+          f"{period['roc_auc']:.4f} / {period['brier']:.4f}", flush=True)
+    return rows
+
+
+def spend_detection(seeds: int, n_customers: int, first_seed: int = 1) -> None:
+    """Spend shifts of several magnitudes and shares (``--spend``): detection, delay, cause."""
+    horizon = ChurnConfig().horizon_days
+    rows, started = [], time.perf_counter()
+    for seed in range(first_seed, first_seed + seeds):
+        data, spec, model, backtest = fitted(seed, n_customers)
+        value_model = fit_value_model(data, TRAIN_CUTOFFS, spec=spec, n_estimators=100,
+                                      seed=0, n_jobs=N_JOBS)
+        for factor, share in [(1.0, 0.0), *SPEND_SHIFTS]:
+            run = data if share == 0 else spend_shift(data, SHOCK, share, factor, seed=seed)
+            with tempfile.TemporaryDirectory() as tmp:
+                result = replay(run, model, MONITORED, REFERENCE, backtest, tmp, spec=spec,
+                                value_model=value_model, calibration_cutoffs=CALIBRATION)
+            perf = result.performance
+            first = min(result.alarms, key=lambda a: known_on(a, horizon), default=None)
+            value_alarms = [a for a in result.alarms if a.cause == "value"]
+            after, before = perf[perf["cutoff"] >= SHOCK], perf[perf["cutoff"] < SHOCK]
+            rows.append({
+                "seed": seed, "change": "unchanged" if share == 0
+                else f"{factor - 1:+.0%} spend, {share:.0%} of customers",
+                "factor": factor, "share": share,
+                "cutoffs_with_alarm": len({a.cutoff for a in result.alarms}),
+                "value_alarms": len(value_alarms),
+                "first_alarm_known": None if first is None
+                else f"{known_on(first, horizon):%Y-%m-%d}",
+                "first_cause": None if first is None else first.cause,
+                "first_check": None if first is None else f"{first.check} {first.column}",
+                "delay_days": None if first is None or share == 0
+                else int((known_on(first, horizon) - SHOCK).days),
+                "vir_change_after": float(after["mean_value_if_retained_change"].mean()),
+                "spp30_change_after": float(after["spend_per_purchase_30d_change"].mean()),
+                "spp90_change_after": float(after["spend_per_purchase_90d_change"].mean()),
+                "max_spp_change_before": float(
+                    before[["spend_per_purchase_30d_change", "spend_per_purchase_90d_change"]]
+                    .abs().max().max()),
+                "value_ratio_after": float(after["real_value_ratio"].mean()),
+            })
+            print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    summary = (table.groupby("change", sort=False)
+               .agg(seeds=("seed", "size"),
+                    detected=("cutoffs_with_alarm", lambda s: int((s > 0).sum())),
+                    value_first=("first_cause", lambda s: int((s == "value").sum())),
+                    median_delay_days=("delay_days", "median"),
+                    vir_change_after=("vir_change_after", "mean"),
+                    spp30_change_after=("spp30_change_after", "mean"),
+                    spp90_change_after=("spp90_change_after", "mean"),
+                    value_ratio_after=("value_ratio_after", "mean"))
+               .reset_index())
+    print_table("Spend shift from 2024-01-01", summary.to_dict("records"), {
+        "change": "change", "seeds": "seeds", "detected": "seeds with an alarm",
+        "value_first": "first alarm's cause = value", "median_delay_days": "delay (days)",
+        "vir_change_after": "mean value if retained (change, after)",
+        "spp30_change_after": "spend / purchase 30d (change, after)",
+        "spp90_change_after": "spend / purchase 90d (change, after)",
+        "value_ratio_after": "realized / predicted value"})
+    write_json(f"monitoring_spend_seeds_{first_seed}-{first_seed + seeds - 1}", {
+        "runs": rows, "summary": summary.to_dict("records"), "customers": n_customers,
+        "seconds": time.perf_counter() - started})
 
 
 def history_size() -> dict[str, float]:
@@ -105,13 +291,12 @@ def main() -> None:
                 data, SHOCK, plan="basic", monthly_hazard=0.3, seed=seed)
             with tempfile.TemporaryDirectory() as tmp:
                 result = replay(run, model, MONITORED, REFERENCE, backtest, tmp, spec=spec,
-                                config=config)
+                                config=config, calibration_cutoffs=CALIBRATION)
             perf = result.performance
             matured = perf[perf["matured"]]
             alarm_cutoffs = {a.cutoff for a in result.alarms}
             first = min((known_on(a, horizon) for a in result.alarms), default=None)
-            brier_in = ((matured["est_brier_low"] <= matured["real_brier"])
-                        & (matured["real_brier"] <= matured["est_brier_high"]))
+            brier_in = in_interval(matured, "brier")
             rows.append({
                 "seed": seed, "scenario": scenario, "cutoffs": len(perf),
                 "cutoffs_with_alarm": len(alarm_cutoffs),
@@ -225,7 +410,30 @@ def breaks() -> None:
     write_json("monitoring_breaks", {"runs": rows, "summary": summary})
 
 
-if __name__ == "__main__":
-    import sys
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("mode", nargs="?", choices=["breaks"],
+                        help="breaks: verdicts on injected breaks")
+    parser.add_argument("--estimate", action="store_true", help="interval coverage by size")
+    parser.add_argument("--spend", action="store_true", help="spend-shift scenarios")
+    parser.add_argument("--sizes", default="3000,10000,20000")
+    parser.add_argument("--seeds", type=int, default=N_SEEDS)
+    parser.add_argument("--big-seeds", type=int, default=N_SEEDS,
+                        help="seeds at sizes of --big customers or more")
+    parser.add_argument("--big", type=int, default=20000)
+    parser.add_argument("--customers", type=int, default=N_CUSTOMERS)
+    parser.add_argument("--first-seed", type=int, default=1)
+    args = parser.parse_args()
+    if args.mode == "breaks":
+        breaks()
+    if args.estimate:
+        estimate_coverage([int(s) for s in args.sizes.split(",")], args.seeds,
+                          args.big_seeds, args.big)
+    if args.spend:
+        spend_detection(args.seeds, args.customers, args.first_seed)
+    if not (args.mode or args.estimate or args.spend):
+        main()
 
-    breaks() if sys.argv[1:] == ["breaks"] else main()
+
+if __name__ == "__main__":
+    cli()

@@ -10,8 +10,17 @@ of the scores plus the segment summary -- runs in its own subprocess, so its wal
 peak resident memory (``VmHWM``) are its own. Prints a table and writes
 ``benchmarks/results/scoring.json`` (``scoring_large.json`` for ``--size large``).
 
+With ``--survival`` a :class:`~churnml.survival.hazard.DiscreteTimeHazard` (defaults, single
+threaded, the churn model's features plus ``tenure``, 30-day periods, grid up to 24) is
+fitted on the same small dataset, logged in the same run as its survival champion, and the
+scoring run is measured twice on the same data in the same process tree: without it and with
+it (curves, ``p_active_*``, remaining lifetime, median, lifetime value with its 80 %
+interval, the tenure query); the ratio of wall times is reported (``_survival`` in the JSON
+name).
+
     python benchmarks/scoring.py                 # 100k customers, 5M transactions + 5M events
     python benchmarks/scoring.py --size large    # 1M customers, 50M + 50M
+    python benchmarks/scoring.py --size large --survival   # off vs on, same data
 """
 
 from __future__ import annotations
@@ -37,8 +46,13 @@ TOP_SHARE = 0.2  # the top 20 % by value at risk must all have reasons
 TARGET_S, TARGET_GB = 90.0, 4.0
 
 
-def train(folder: Path) -> dict[str, object]:
-    """Fit both models on the small dataset and register them as champions."""
+SURVIVAL_NAME = "churnml-survival"
+TARGET_SURVIVAL_RATIO = 1.5  # scoring with survival columns / without, wall time
+
+
+def train(folder: Path, survival: bool = False) -> dict[str, object]:
+    """Fit both models on the small dataset and register them as champions (and the hazard
+    model, logged in the same run, with ``survival``)."""
     from churnml.labels import build_panel
     from churnml.models import ChurnClassifier, LTVModel
     from churnml.training.tracking import (
@@ -57,28 +71,60 @@ def train(folder: Path) -> dict[str, object]:
     X = panel.drop(columns=["customer_id", "cutoff", "churned", "ltv"])
     churn = ChurnClassifier().fit(X, panel["churned"], groups=panel["customer_id"])
     ltv = LTVModel().fit(X, panel["ltv"], groups=panel["customer_id"])
+    hazard, Xs = None, None
+    if survival:
+        from churnml.survival.durations import build_survival_panel
+        from churnml.survival.hazard import DiscreteTimeHazard
+
+        sp = build_survival_panel(data, TRAIN_CUTOFFS, period_days=30)
+        Xs = sp[[*X.columns, "tenure"]]
+        n_periods = max(1, min(24, int(sp["duration"].max())))
+        hazard = DiscreteTimeHazard(n_periods=n_periods, n_jobs=1).fit(
+            Xs, sp[["duration", "event"]], groups=sp["customer_id"])
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     with start_run("churnml-benchmark", tracking_uri=uri):
         log_model(churn, X, output=CHURN_OUTPUT, registered_model_name=CHURN_MODEL,
                   alias=CHAMPION)
         log_model(ltv, X, output=LTV_OUTPUT, registered_model_name=LTV_MODEL, alias=CHAMPION)
-    return {"tracking_uri": uri, "train_rows": len(panel), "features": X.shape[1],
-            "churn_trees": churn.n_iter_, "ltv_kind": ltv.kind}
+        if hazard is not None:  # as the survival stage of training logs it
+            from churnml.survival.person_period import with_time_features
+            from churnml.training.tracking import INPUT_EXAMPLE_ROWS, SURVIVAL_OUTPUT
+
+            example = Xs.head(INPUT_EXAMPLE_ROWS)
+            example = with_time_features(example, example["tenure"].to_numpy(float), 1)
+            log_model(hazard, example, output=SURVIVAL_OUTPUT,
+                      registered_model_name=SURVIVAL_NAME, alias=CHAMPION)
+    out: dict[str, object] = {"tracking_uri": uri, "train_rows": len(panel),
+                              "features": X.shape[1], "churn_trees": churn.n_iter_,
+                              "ltv_kind": ltv.kind}
+    if hazard is not None:
+        out.update(survival_rows=len(Xs), survival_trees=hazard.n_iter_,
+                   survival_periods=hazard.n_periods_)
+    return out
 
 
-def worker(folder: Path, tracking_uri: str, out: Path) -> dict[str, object]:
+def worker(folder: Path, tracking_uri: str, out: Path, survival: bool = False
+           ) -> dict[str, object]:
     """The measured run: load, score, explain, segment and write."""
+    from churnml.config import SurvivalConfig
     from churnml.scoring import load_registered, score, write_scores
     from churnml.training.tracking import CHAMPION, CHURN_MODEL, LTV_MODEL
 
     t0 = time.perf_counter()
     models = load_registered(f"models:/{CHURN_MODEL}@{CHAMPION}",
                              f"models:/{LTV_MODEL}@{CHAMPION}", tracking_uri)
+    if survival:
+        from churnml.scoring.loading import with_survival
+
+        models, note = with_survival(models, SURVIVAL_NAME, CHAMPION, tracking_uri)
+        if note:
+            raise RuntimeError(note)
     load_s = time.perf_counter() - t0
     data = {"transactions": str(folder / "transactions.parquet"),
             "events": str(folder / "events.parquet")}
     result = score(data, models, cutoff=CUTOFF, scored_at=CUTOFF, threads=THREADS,
-                   memory_limit=MEMORY_LIMIT, workdir=folder)
+                   memory_limit=MEMORY_LIMIT, workdir=folder,
+                   survival=SurvivalConfig(enabled=True) if survival else None)
     t1 = time.perf_counter()
     write_scores(result.scores, out / "scores.parquet", result.summary,
                  out / "segment_summary.csv")
@@ -92,14 +138,16 @@ def worker(folder: Path, tracking_uri: str, out: Path) -> dict[str, object]:
         "reasons_per_s": result.n_reasons / result.timings["reasons_s"],
         "reason_share": result.n_reasons / len(s),
         "top_20pct_all_explained": bool(s.loc[top, "reasons"].notna().all()),
+        "survival_columns": [c for c in s.columns if c.startswith(("p_active_", "lifetime_"))],
         "summary": result.summary.to_dict(orient="records"),
         "example_reasons": s["reasons"].dropna().head(5).tolist(),
     }
 
 
-def run_worker(folder: Path, tracking_uri: str, out: Path) -> dict[str, object]:
+def run_worker(folder: Path, tracking_uri: str, out: Path, survival: bool = False
+               ) -> dict[str, object]:
     cmd = [sys.executable, __file__, "--worker", str(folder), "--tracking-uri", tracking_uri,
-           "--worker-out", str(out)]
+           "--worker-out", str(out), *(["--survival"] if survival else [])]
     done = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -111,11 +159,13 @@ def main() -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--tracking-uri", help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", help=argparse.SUPPRESS)
+    parser.add_argument("--survival", action="store_true",
+                        help="also score with the survival model and compare (off vs on)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     if args.worker:
-        print(json.dumps(worker(Path(args.worker), args.tracking_uri, Path(args.worker_out)),
-                         default=str))
+        print(json.dumps(worker(Path(args.worker), args.tracking_uri, Path(args.worker_out),
+                                args.survival), default=str))
         return
 
     from rich.console import Console
@@ -128,13 +178,17 @@ def main() -> None:
         data_dir.mkdir()
         with console.status("training models on the small dataset ..."):
             write_data(TRAIN_SIZE, train_dir, seed=1)
-            trained = train(train_dir)
+            trained = train(train_dir, args.survival)
         with console.status(f"generating {args.size} data ..."):
             t = time.perf_counter()
             rows = write_data(args.size, data_dir)
             gen_s = time.perf_counter() - t
         with console.status("scoring ..."):
             run = run_worker(data_dir, str(trained["tracking_uri"]), Path(tmp))
+        run_on = None
+        if args.survival:
+            with console.status("scoring with the survival model ..."):
+                run_on = run_worker(data_dir, str(trained["tracking_uri"]), Path(tmp), True)
     result = {
         "size": args.size, **rows, "cutoff": str(CUTOFF), "generate_s": gen_s,
         "models": {k: v for k, v in trained.items() if k != "tracking_uri"},
@@ -148,17 +202,32 @@ def main() -> None:
                   f"transactions + {rows['events']:,} events)")
     for col in ("step", "seconds"):
         table.add_column(col, justify="right" if col != "step" else "left")
+    if run_on is not None:
+        table.add_column("with survival", justify="right")
+        result["run_survival"] = run_on
+        ratio = run_on["wall_s"] / run["wall_s"]
+        result["survival_ratio"] = ratio
+        result["meets_survival_targets"] = (ratio <= TARGET_SURVIVAL_RATIO
+                                            and run_on["peak_rss_gb"] <= TARGET_GB)
     for key in ("load_models_s", "features_s", "predict_s", "segment_s", "reasons_s",
                 "write_s", "wall_s"):
-        table.add_row(key.removesuffix("_s"), f"{run[key]:.1f}")
+        table.add_row(key.removesuffix("_s"), f"{run[key]:.1f}",
+                      *([f"{run_on[key]:.1f}"] if run_on is not None else []))
     console.print(table)
+    if run_on is not None:
+        console.print(
+            f"with survival: wall {run_on['wall_s']:.1f} s = {result['survival_ratio']:.2f} x "
+            f"without (target <= {TARGET_SURVIVAL_RATIO}); peak RSS "
+            f"{run_on['peak_rss_gb']:.2f} GB; columns {', '.join(run_on['survival_columns'])}")
     console.print(
         f"peak RSS {run['peak_rss_gb']:.2f} GB; reasons for {run['reasons']:,} customers "
         f"({run['reason_share']:.0%}) at {run['reasons_per_s']:,.0f}/s; top 20 % all "
         f"explained: {run['top_20pct_all_explained']}; targets (<= {TARGET_S:.0f} s, "
         f"<= {TARGET_GB:.0f} GB) met: {result['meets_targets']}")
+    suffix = "_survival" if args.survival else ""
     out = Path(args.out) if args.out else RESULTS / (
-        "scoring.json" if args.size == "medium" else f"scoring_{args.size}.json")
+        f"scoring{suffix}.json" if args.size == "medium" else
+        f"scoring_{args.size}{suffix}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str))
     console.print(f"wrote {out}")

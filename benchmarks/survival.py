@@ -43,9 +43,14 @@ absolute difference between its ``1 - S(90 d)`` and the churn probability of a
 ``ChurnClassifier`` trained on the same landmarks (labels ending by the test landmark), its
 Uno C with that probability as the risk score, and
 the coverage and width of 80 % lifetime-value intervals over 360 days against each
-subscriber's realized spend (spend CV fitted, and times :data:`SPEND_CV_FACTORS`).
+subscriber's realized spend: the customer's past mean spend taken as known (spend CV fitted,
+and times :data:`SPEND_CV_FACTORS`), and its Gamma-Gamma posterior given the months observed
+(:func:`~churnml.survival.lifetime_value.spend_posterior`).
 
-    python benchmarks/survival.py      # ~5 min; prints the tables, writes results/survival.json
+**CDNOW**: lifetime-value intervals on the purchase log (:mod:`survival_cdnow`).
+
+    python benchmarks/survival.py      # ~8 min; prints the tables, writes results/survival.json
+    python benchmarks/survival.py --parts simulator,cdnow   # results/survival_cdnow_simulator.json
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import survival_cdnow
 import yaml
 from _quality import N_JOBS, churn_probability, print_table, write_json
 
@@ -71,7 +77,13 @@ from churnml.survival.cox import CoxBaseline
 from churnml.survival.durations import build_survival_panel
 from churnml.survival.hazard import DiscreteTimeHazard
 from churnml.survival.kaplan_meier import KaplanMeierBaseline
-from churnml.survival.lifetime_value import fit_spend_cv, lifetime_value, realized_value
+from churnml.survival.lifetime_value import (
+    fit_spend_cv,
+    fit_spend_population,
+    lifetime_value,
+    realized_value,
+    spend_posterior,
+)
 from churnml.survival.metrics import survival_scores
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +111,7 @@ OULAD_HAZARD_ATTEMPTS: dict[str, dict[str, Any]] = {
 }
 VALIDATION = ("2013B", "2013J")  # the setting is chosen on 2013B -> 2013J, then refitted on 2013
 ORACLE_POSTERIOR = "oracle, base hazard unknown (satisfaction path known)"
-SPEND_CV_FACTORS = (1.0, 1.5, 2.0, 3.0)  # the fitted spread of one period's spend, times
+SPEND_CV_FACTORS = (1.0, 2.0)  # the fitted spread of one period's spend, times
 
 
 def default_data() -> Path | None:
@@ -283,10 +295,12 @@ def period_spend(transactions: pd.DataFrame, ids: pd.Index, landmark: pd.Timesta
 
 
 def interval_coverage(surv: np.ndarray, mean_spend: np.ndarray, spend_cv: float,
-                      churn_period: np.ndarray, realized_spend: np.ndarray, horizon: int
-                      ) -> dict[str, float]:
-    """Coverage of the 80 % lifetime-value interval (no discounting) of the realized value."""
-    value = lifetime_value(surv, mean_spend, horizon, 0.0, spend_cv=spend_cv)
+                      churn_period: np.ndarray, realized_spend: np.ndarray, horizon: int,
+                      mean_shape: np.ndarray | float = np.inf) -> dict[str, float]:
+    """Coverage of the 80 % lifetime-value interval (no discounting) of the realized value;
+    ``mean_shape``: uncertainty of each customer's mean spend (inf = taken as known)."""
+    value = lifetime_value(surv, mean_spend, horizon, 0.0, spend_cv=spend_cv,
+                           mean_shape=mean_shape)
     real = realized_value(churn_period, realized_spend, horizon)
     inside = (real >= value["lifetime_value_low"]) & (real <= value["lifetime_value_high"])
     width = value["lifetime_value_high"] - value["lifetime_value_low"]
@@ -392,17 +406,26 @@ def simulator(n_customers: int, seed: int, n_draws: int) -> dict[str, Any]:
     churn_period = np.where(sub["event"], np.ceil(sub["duration"]), np.inf)
     grid = hazard.predict_survival_grid(Xt, 12)
     cv = fit_spend_cv(past, active)
+    # the customer's mean spend per period: Gamma-Gamma posterior given the months observed
+    # (population q, gamma fitted with p = 1 / cv^2), or the past mean taken as known
+    q, gamma = fit_spend_population(mean_spend, months, cv)
+    post_mean, alpha = spend_posterior(mean_spend, months, cv, q, gamma)
     curves = {DTH: grid, "oracle (true curve)": oracle[np.isin(test.index, scored)]}
-    coverage = [{"model": name, "spend_cv_factor": f, **interval_coverage(
-                    s, mean_spend, f * cv, churn_period, future, 12)}
+    coverage = [{"model": name, "spend_cv_factor": f, "mean_spend": "past mean, known",
+                 **interval_coverage(s, mean_spend, f * cv, churn_period, future, 12)}
                 for name, s in curves.items() for f in SPEND_CV_FACTORS]
+    coverage += [{"model": name, "spend_cv_factor": 1.0, "mean_spend": "Gamma-Gamma posterior",
+                  **interval_coverage(s, post_mean, cv, churn_period, future, 12, alpha)}
+                 for name, s in curves.items()]
     assert customer_truth(data).shape[0] == n_customers
     return {"rows": rows, "n_train": len(train), "n_test": len(test),
             "n_test_scored": int(len(scored)), "n_train_landmark_rows": int(len(panel)),
             "train_cutoffs": [str(c.date()) for c in SIM_TRAIN_CUTOFFS],
             "events_test": int(test["event"].sum()), "period_days": period,
             "grid_days": grid_days.tolist(), "n_customers": n_customers, "seed": seed,
-            "churn_agreement": agreement, "ltv_coverage": coverage, "panel_seconds": panel_seconds,
+            "churn_agreement": agreement, "ltv_coverage": coverage,
+            "spend_gamma_gamma": {"p": 1 / cv ** 2, "q": q, "gamma": gamma, "spend_cv": cv},
+            "panel_seconds": panel_seconds,
             "hazard_seconds": fit_seconds}
 
 
@@ -417,8 +440,29 @@ def main() -> None:
     parser.add_argument("--sim-customers", type=int, default=20_000)
     parser.add_argument("--sim-draws", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--parts", default="oulad,simulator,cdnow",
+                        help="comma-separated parts to run: oulad, simulator, cdnow")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     t0 = time.perf_counter()
+    results: dict[str, Any] = {}
+    if "cdnow" in parts:  # lifetime-value intervals on the CDNOW purchase log
+        results["cdnow"] = survival_cdnow.cdnow_coverage()
+        print_table("CDNOW: 80 % lifetime-value interval over 9 periods (270 days from "
+                    "1997-10-01, undiscounted)", results["cdnow"]["rows"],
+                    survival_cdnow.COLUMNS)
+    if "oulad" in parts:
+        results["oulad"] = _oulad_part(args)
+    if "simulator" in parts:
+        results["simulator"] = _simulator_part(args)
+    seconds = time.perf_counter() - t0
+    name = "survival" if parts >= {"oulad", "simulator", "cdnow"} else \
+        "survival_" + "_".join(sorted(parts))
+    path = write_json(name, {**results, "seconds": seconds})
+    print(f"\n{seconds:.0f} s; wrote {path}")
+
+
+def _oulad_part(args: argparse.Namespace) -> dict[str, Any]:
     res_oulad = oulad(args.data)
     cols = {**COLUMNS, **{f"mean_S_{d}d": f"mean S({d} d)" for d in (28, 91, 182, 231)}}
     print_table(f"OULAD: train 2013 ({res_oulad['n_train']:,} enrolments), test 2014 "
@@ -429,13 +473,18 @@ def main() -> None:
     print("chosen on the validation split:", res_oulad["hazard_choice"])
     print("observed (test Kaplan-Meier):",
           ", ".join(f"{k} {v:.3f}" for k, v in res_oulad["observed_test_km"].items()))
+    return res_oulad
+
+
+def _simulator_part(args: argparse.Namespace) -> dict[str, Any]:
     res_sim = simulator(args.sim_customers, args.seed, args.sim_draws)
     print_table(f"Simulator (contractual, {args.sim_customers:,} customers): landmark "
                 f"2024-01-01 ({res_sim['n_test']:,} subscribers), monthly grid 30..360 days",
                 res_sim["rows"], {k: v for k, v in COLUMNS.items() if k != "covariates"})
     print_table("Simulator: 80 % lifetime-value interval over 12 periods (360 days, "
                 "undiscounted)", res_sim["ltv_coverage"],
-                {"model": "curve", "spend_cv_factor": "x fitted spend CV",
+                {"model": "curve", "mean_spend": "customer's mean spend",
+                 "spend_cv_factor": "x fitted spend CV",
                  "spend_cv": "spend CV", "coverage": "coverage", "below": "below",
                  "above": "above", "mean_width": "mean width", "mean_value": "mean value",
                  "mean_realized": "mean realized"})
@@ -446,10 +495,7 @@ def main() -> None:
           f"{agree['mean_churn_probability']:.3f} (oracle {agree['oracle_mean_1_minus_S']:.3f}, "
           f"observed {agree['observed_rate']:.3f}); Brier {agree['brier_1_minus_S']:.4f} and "
           f"{agree['brier_churn_probability']:.4f}")
-    seconds = time.perf_counter() - t0
-    path = write_json("survival", {"oulad": res_oulad, "simulator": res_sim,
-                                   "seconds": seconds})
-    print(f"\n{seconds:.0f} s; wrote {path}")
+    return res_sim
 
 
 if __name__ == "__main__":

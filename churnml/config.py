@@ -770,6 +770,16 @@ class MonitoringConfig(_Strict):
         default_factory=list, description="data checks acknowledged as known, intended "
         "changes (fnmatch patterns on '<table>.<column>' or '<table>.<column>:<check>', e.g. "
         "'surveys.score.nps'): they raise no data alarm and no longer block retraining")
+    interval_alarm_level: float = Field(
+        0.99, gt=0.5, lt=1, description="alarm when a realized ROC AUC / Brier lies beyond "
+        "this central interval of its estimate, on the worse side (the reported interval is "
+        "95 %)")
+    value_ratio_margin: float | None = Field(
+        None, gt=0, description="alarm when realized / predicted value moves from the "
+        "reference's by more than this share (None: reported only; it follows the season)")
+    value_shift_alarm: float = Field(
+        0.05, gt=0, description="alarm when the mean value if retained or the spend per "
+        "purchase moves from the reference by more than this share")
 
     @model_validator(mode="after")
     def _ordered(self) -> MonitoringConfig:

@@ -131,8 +131,50 @@ def test_survival_columns_from_a_fitted_model() -> None:
     again = survival_columns(short, X, period_days=30, active_days=(30, 90), horizon_days=360,
                              spend=spend, discount_rate_annual=0.0)
     pd.testing.assert_frame_equal(again, out)
-    with pytest.raises(ValueError, match="restricted"):
-        survival_columns(short, X, period_days=30, horizon_days=360, tail_rule="restricted")
+    # restricted: no extension, every figure restricted to the 4-period grid and named so
+    cut = survival_columns(short, X, period_days=30, active_days=(30, 90, 180),
+                           horizon_days=360, spend=spend, discount_rate_annual=0.0,
+                           tail_rule="restricted")
+    np.testing.assert_allclose(cut["p_active_90d"], 0.9 ** 3)
+    assert cut["p_active_180d"].isna().all()
+    assert (cut["lifetime_horizon_days"] == 120).all()
+    np.testing.assert_allclose(cut["expected_remaining_lifetime_days"],
+                               30 * sum(0.9 ** t for t in range(1, 5)))
+    np.testing.assert_allclose(cut["lifetime_value"], [30 * sum(0.9 ** t for t in range(1, 5)),
+                                                       0.0])
+    with pytest.raises(ValueError, match="tail_rule"):
+        survival_columns(short, X, period_days=30, horizon_days=360, tail_rule="linear")
+
+
+def test_tail_rules_agree_within_the_grid_and_differ_past_it() -> None:
+    import pandas as pd
+
+    from churnml.survival.scores import survival_columns
+
+    class FallingHazard:  # sBG-shaped hazards h_t = 1 / (4 + 2 t) on an 8-period grid
+        n_periods_ = 8
+
+        def predict_survival_function(self, X: pd.DataFrame, times: np.ndarray) -> np.ndarray:
+            t = np.arange(1, int(max(times)) + 1)
+            s = np.cumprod(1 - 1 / (4 + 2 * t))
+            return np.tile(s[np.asarray(times, int) - 1], (len(X), 1))
+
+    X = pd.DataFrame({"x": [0.0]})
+    kw = {"period_days": 30, "active_days": (30, 240), "horizon_days": 720}
+    cols = {r: survival_columns(FallingHazard(), X, tail_rule=r, **kw).iloc[0]
+            for r in ("constant_hazard", "sbg", "restricted")}
+    s = np.cumprod(1 - 1 / (4 + 2 * np.arange(1, 25)))
+    for c in cols.values():  # the model's own curve within its grid
+        assert c["p_active_240d"] == pytest.approx(s[7])
+    # past the grid: constant last hazard 1/20; the sBG tail recovers the true 1 / (4 + 2 t)
+    const = s[7] * (1 - 1 / 20) ** np.arange(1, 17)
+    assert cols["constant_hazard"]["expected_remaining_lifetime_days"] == pytest.approx(
+        30 * (s[:8].sum() + const.sum()))
+    assert cols["sbg"]["expected_remaining_lifetime_days"] == pytest.approx(30 * s.sum())
+    assert cols["restricted"]["expected_remaining_lifetime_days"] == pytest.approx(
+        30 * s[:8].sum())
+    assert cols["restricted"]["lifetime_horizon_days"] == 240
+    assert cols["sbg"]["lifetime_horizon_days"] == 720
 
 
 def test_spend_dispersion_is_recovered_from_past_periods() -> None:
@@ -144,3 +186,121 @@ def test_spend_dispersion_is_recovered_from_past_periods() -> None:
     assert fit_spend_cv(np.full((5, 3), 10.0)) == 0.0
     with pytest.raises(ValueError, match="two periods"):
         fit_spend_cv(spend[:, :1])
+
+
+def test_spend_posterior_moments_equal_the_weighted_prior_sample() -> None:
+    # Gamma-Gamma: nu ~ Gamma(q, rate gamma), a period's spend ~ Gamma(p, rate nu), Z = p / nu;
+    # the posterior of Z given n periods of mean xbar by importance weighting of prior draws
+    # with the likelihood of the sum n * xbar ~ Gamma(p n, rate nu), against the closed form
+    from scipy import stats
+
+    from churnml.survival.lifetime_value import spend_posterior
+
+    cv, q, gamma = 0.8, 4.0, 90.0
+    p = 1 / cv ** 2
+    rng = np.random.default_rng(3)
+    nu = rng.gamma(q, 1 / gamma, 2_000_000)
+    z = p / nu
+    for n, xbar in [(1, 20.0), (3, 45.0), (12, 30.0)]:
+        w = stats.gamma.pdf(n * xbar, p * n, scale=1 / nu)
+        w /= w.sum()
+        mc_mean = (w * z).sum()
+        mc_cv = np.sqrt((w * (z - mc_mean) ** 2).sum()) / mc_mean
+        mean, alpha = spend_posterior(np.array([xbar]), np.array([n]), cv, q, gamma)
+        assert alpha.item() == pytest.approx(p * n + q)
+        assert mean.item() == pytest.approx(p * (gamma + n * xbar) / (p * n + q - 1))
+        assert mean.item() == pytest.approx(mc_mean, rel=0.01)
+        assert 1 / np.sqrt(alpha.item() - 2) == pytest.approx(mc_cv, rel=0.03)
+    # no past period: the population mean p gamma / (q - 1)
+    mean, alpha = spend_posterior(np.array([0.0]), np.array([0]), cv, q, gamma)
+    assert mean.item() == pytest.approx(p * gamma / (q - 1)) and alpha.item() == q
+
+
+def test_mean_spend_quantiles_are_the_inverse_gamma_ones() -> None:
+    from scipy import stats
+
+    from churnml.survival.lifetime_value import _mean_table, _shape_grid, mean_shape_from_periods
+
+    levels = (np.arange(50) + 0.5) / 50
+    alpha = np.array([1.5, 3.0, 40.0, np.inf])
+    shapes, which = _shape_grid(alpha)
+    np.testing.assert_allclose(shapes[which], alpha, rtol=0.01)
+    table = _mean_table(shapes, levels)
+    for a, row in zip(shapes, table, strict=True):
+        ref = stats.invgamma.ppf(levels, a, scale=a - 1) if np.isfinite(a) else 1.0
+        np.testing.assert_allclose(row, ref, rtol=1e-9)
+    # flat-prior limit: the CV of a mean of n periods, spend_cv / sqrt(n)
+    shape = mean_shape_from_periods(np.array([0, 1, 4, 25]), 0.9)
+    np.testing.assert_allclose(1 / np.sqrt(shape - 2), 0.9 / np.sqrt([1, 1, 4, 25]))
+    assert np.isinf(mean_shape_from_periods(3, 0.0))
+
+
+def test_a_mean_known_from_many_periods_gives_a_narrower_interval() -> None:
+    from churnml.survival.lifetime_value import mean_shape_from_periods
+
+    surv = np.tile(0.95 ** np.arange(1, 13), (3, 1))
+    shape = mean_shape_from_periods(np.array([1, 12, 1e9]), 0.7)
+    out = lifetime_value(surv, 50.0, 12, 0.0, spend_cv=0.7, mean_shape=shape, n_draws=400)
+    width = (out["lifetime_value_high"] - out["lifetime_value_low"]).to_numpy()
+    assert width[0] > width[1] > width[2]
+    known = lifetime_value(surv[:1], 50.0, 12, 0.0, spend_cv=0.7, n_draws=400)
+    assert width[2] == pytest.approx(known["lifetime_value_high"].item()
+                                     - known["lifetime_value_low"].item(), rel=0.02)
+    # the point value is the same: E[Z] = m whatever the uncertainty
+    np.testing.assert_allclose(out["lifetime_value"], known["lifetime_value"].item())
+    with pytest.raises(DataValidationError, match="mean_shape"):
+        lifetime_value(surv, 50.0, 12, mean_shape=np.array([3.0, 1.0, np.nan]))
+
+
+def test_gamma_gamma_interval_covers_values_with_estimated_means() -> None:
+    # customers drawn from a Gamma-Gamma population: their mean is known only through n past
+    # periods; with the fitted population the interval covers ~80 % of realized values, with
+    # the estimated mean taken as known it covers fewer
+    from churnml.survival.lifetime_value import fit_spend_population, spend_posterior
+
+    rng = np.random.default_rng(8)
+    n, horizon, cv, q, gamma = 6000, 12, 0.6, 5.0, 120.0
+    p = 1 / cv ** 2
+    nu = rng.gamma(q, 1 / gamma, n)
+    n_past = rng.integers(1, 13, n)
+    past = rng.gamma(p, 1 / nu[:, None], (n, 12))
+    active = np.arange(12)[None, :] < n_past[:, None]
+    xbar = (past * active).sum(axis=1) / n_past
+    assert fit_spend_cv(past, active) == pytest.approx(cv, abs=0.03)
+    q_hat, gamma_hat = fit_spend_population(xbar, n_past, cv)
+    assert q_hat == pytest.approx(q, rel=0.15)
+    assert gamma_hat == pytest.approx(gamma, rel=0.15)
+    mean, alpha = spend_posterior(xbar, n_past, cv, q_hat, gamma_hat)
+    surv = np.cumprod(np.full((n, horizon), 0.93), axis=1)
+    churn = 1 + (surv > rng.random(n)[:, None]).sum(axis=1)
+    churn = np.where(churn > horizon, np.inf, churn)
+    realized = realized_value(churn, rng.gamma(p, 1 / nu[:, None], (n, horizon)), horizon)
+
+    def coverage(out: object) -> float:
+        return float(((realized >= out["lifetime_value_low"])
+                      & (realized <= out["lifetime_value_high"])).mean())
+
+    sd = np.sqrt(0.8 * 0.2 / n)
+    full = coverage(lifetime_value(surv, mean, horizon, spend_cv=cv, mean_shape=alpha,
+                                   n_draws=200))
+    assert abs(full - 0.8) < 3 * sd + 0.01, full
+    known = coverage(lifetime_value(surv, xbar, horizon, spend_cv=cv, n_draws=200))
+    assert known < full - 0.03, (known, full)
+
+
+def test_purchase_logs_pay_until_the_silence_starts() -> None:
+    from churnml.survival.lifetime_value import paid_probability
+
+    surv = 0.9 ** np.arange(1, 7)[None, :]
+    # the curve's event is the end of a silence of 2 periods: period t is paid while
+    # S(t + 2) (the silence has not started); fractional lags interpolate geometrically
+    np.testing.assert_allclose(paid_probability(surv, 3, "end", 2.0), [0.9 ** np.arange(3, 6)])
+    np.testing.assert_allclose(paid_probability(surv, 3, "start", 2.0), [0.9 ** np.arange(2, 5)])
+    np.testing.assert_allclose(paid_probability(surv, 3, "end", 0.5),
+                               [0.9 ** np.arange(1.5, 4)])
+    # past the grid the constant last hazard continues
+    np.testing.assert_allclose(paid_probability(surv, 6, "end", 3.0), [0.9 ** np.arange(4, 10)])
+    out = lifetime_value(surv, 10.0, 3, 0.0, lag_periods=2.0)
+    assert out["lifetime_value"].item() == pytest.approx(10 * sum(0.9 ** t for t in (3, 4, 5)))
+    with pytest.raises(ValueError, match="lag_periods"):
+        paid_probability(surv, 3, "end", -1.0)

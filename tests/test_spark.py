@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from scoring_helpers import spark_tables
 
 from churnml import CustomerData
 from churnml.config import ChurnConfig
@@ -30,28 +31,10 @@ def data() -> CustomerData:
     return simulate(150, seed=21, contractual=True)
 
 
-def _spark_tables(spark, data: CustomerData) -> dict:
-    """The tables as Spark DataFrames with session-time-zone TIMESTAMP columns (the engine
-    must read them as naive wall-clock time)."""
-    from pyspark.sql import types as T
-
-    from churnml.engine.spark_engine import spark_schema
-
-    out = {}
-    for name, frame in data.tables().items():
-        schema = T.StructType([
-            T.StructField(f.name, T.TimestampType()) if isinstance(f.dataType,
-                                                                   T.TimestampNTZType) else f
-            for f in spark_schema(frame).fields
-        ])
-        out[name] = spark.createDataFrame(frame, schema=schema)
-    return out
-
-
 def test_spark_dataframes_in_spark_dataframe_out_equal_duckdb(spark, data) -> None:
     from pyspark.sql import DataFrame as SparkDataFrame
 
-    result = build_features(_spark_tables(spark, data), CUTOFFS, engine="spark")
+    result = build_features(spark_tables(spark, data), CUTOFFS, engine="spark")
     assert isinstance(result, SparkDataFrame)
     actual = result.toPandas()
     with open_engine(data)[0] as engine:

@@ -89,3 +89,23 @@ def test_default_config_grid_fits_the_simulated_data() -> None:
     data = simulate(300, seed=cfg.data.seed)  # the built-in dataset's window, 2023-2024
     assert 720 < data_span_days(data) <= 731
     check_survival_grid(cfg.survival, data)
+
+
+def test_train_refuses_a_grid_longer_than_the_data_and_writes_nothing(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from churnml.training.train import train
+
+    tx = pd.DataFrame({"customer_id": [1, 2, 3], "ts": ["2024-01-01", "2024-03-01",
+                                                        "2024-12-30"], "amount": [1.0] * 3})
+    data = CustomerData.from_frames(tx)  # 365 days of data
+    store, out = tmp_path / "store", tmp_path / "out"
+    cfg = Config.model_validate({
+        "data": {"dataset": "simulated"},
+        "tracking": {"uri": f"sqlite:///{store / 'mlflow.db'}"},
+        "survival": {"enabled": True, "period_days": 30, "grid_periods": 13},
+        "output_dir": str(out)})
+    with pytest.raises(ConfigError, match=r"survival\.grid_periods: the grid of 13 periods .* "
+                       r"at most 12 periods of 30 days"):
+        train(cfg, data, console=Console(quiet=True))
+    assert not store.exists() and not out.exists()

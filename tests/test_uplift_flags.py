@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import norm
+from test_uplift_learners import FAST, make_campaign
 
 from churnml.models._state import ModelStateError
 from churnml.uplift import SLearner
 from churnml.uplift._base import key_folds, row_keys
 from churnml.uplift.flags import GroupFlag, cross_fitted_effects
-from tests.test_uplift_learners import FAST, make_campaign
 
 
 def test_group_effects_by_hand():

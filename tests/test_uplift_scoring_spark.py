@@ -9,7 +9,7 @@ import pickletools
 import numpy as np
 import pandas as pd
 import pytest
-from scoring_helpers import fit_models, register
+from scoring_helpers import fit_models, register, spark_tables
 
 from churnml.config import default_config
 from churnml.data.simulate import SimulatorConfig, simulate
@@ -30,23 +30,6 @@ pytestmark = [
 SPEC = CampaignSpec(campaign_id="s1", date="2024-03-04", contact_share=1.0)
 CUTOFF = pd.Timestamp("2024-10-01")
 SCORED_AT = pd.Timestamp("2024-10-02 08:00", tz="UTC")
-
-
-def _spark_tables(spark, data) -> dict:
-    """The contract tables as Spark DataFrames (session-time-zone timestamps)."""
-    from pyspark.sql import types as T
-
-    from churnml.engine.spark_engine import spark_schema
-
-    out = {}
-    for name, frame in data.tables().items():
-        schema = T.StructType([
-            T.StructField(f.name, T.TimestampType())
-            if isinstance(f.dataType, T.TimestampNTZType) else f
-            for f in spark_schema(frame).fields
-        ])
-        out[name] = spark.createDataFrame(frame, schema=schema)
-    return out
 
 
 def _globals(blob: bytes) -> set[str]:
@@ -86,7 +69,7 @@ def test_spark_scores_carry_the_uplift_columns_of_duckdb(spark, tmp_path) -> Non
 
     local = score(data, models, cfg.scoring, cutoff=CUTOFF, churn=cfg.churn,
                   scored_at=SCORED_AT, uplift=columns).scores
-    result = score_spark_data(_spark_tables(spark, data), models, cfg.scoring, cutoff=CUTOFF,
+    result = score_spark_data(spark_tables(spark, data), models, cfg.scoring, cutoff=CUTOFF,
                               churn=cfg.churn, scored_at=SCORED_AT, out_dir=tmp_path / "spark",
                               uplift=columns)
     remote = pd.read_parquet(result.files["scores"]).sort_values("rank").reset_index(drop=True)

@@ -5,6 +5,10 @@ makes that plan's customers leave at an extra rate from then on, whatever their 
 concept drift (P(churn | features) changes) that a model trained before the date cannot know.
 :func:`missing_event_month` and :func:`survey_scale_change` are data breaks: the customers
 behave as before, the export is wrong (a month of events lost, a survey moved to a 1–5 scale).
+
+:func:`spend_shift` changes what part of the base spends from a known date — e.g. a
+competitor's discount taking a share of their basket — while their purchase rhythm, and so
+churn, stays as it was: the value side moves, the churn side does not.
 """
 
 from __future__ import annotations
@@ -85,3 +89,31 @@ def survey_scale_change(data: CustomerData, start: Any, *, kind: str = "nps",
     old = surveys.loc[hit, "score"].to_numpy(float)
     surveys.loc[hit, "score"] = np.round(new_min + old / old_max * (new_max - new_min))
     return replace(data, surveys=surveys)
+
+
+def spend_shift(
+    data: CustomerData,
+    start: Any,
+    share: float,
+    factor: float,
+    seed: int = 0,
+) -> CustomerData:
+    """``data`` where a random ``share`` of the customers (drawn with ``seed``) spend
+    ``factor`` times their amounts from ``start`` on (e.g. ``factor=0.7``: 30 % less): the
+    amounts of their transactions at or after ``start`` are multiplied, returns included.
+    Timestamps, counts and everything before ``start`` are unchanged."""
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1], got {share}")
+    if not factor >= 0:
+        raise ValueError(f"factor must be non-negative, got {factor}")
+    if data.transactions is None or data.transactions.empty:
+        raise ValueError("spend_shift needs transactions")
+    start = pd.Timestamp(start)
+    ids = pd.Index(data.transactions["customer_id"].unique())
+    rng = np.random.default_rng(seed)
+    hit = set(ids[rng.random(len(ids)) < share])
+    tx = data.transactions.copy()
+    mask = tx["customer_id"].isin(hit).to_numpy() & (tx["ts"] >= start).to_numpy()
+    tx["amount"] = tx["amount"].astype(float)
+    tx.loc[mask, "amount"] = tx.loc[mask, "amount"] * factor
+    return replace(data, transactions=tx)

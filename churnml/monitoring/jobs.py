@@ -3,7 +3,9 @@
 * :func:`record_scores` — after ``churnml score``: the run into the score history (and, when
   the models came from an MLflow store, an MLflow run with its summary and feature profile);
 * :func:`reference_for` — the champion's reference (its scores of the base as of its last
-  training cutoff), cached beside the history per model version;
+  training cutoff, and the out-of-sample outcomes of the training run's latest backtest
+  origin: the calibration reference of the estimates), cached beside the history per model
+  version;
 * :func:`run_monitor` — :func:`~churnml.monitoring.monitor.monitor` over the history, its
   tables under ``<output_dir>/monitoring/`` and an MLflow run (metrics with the cutoff as
   step, ``YYYYMMDD``).
@@ -29,6 +31,7 @@ from churnml.monitoring.monitor import (
     metrics_by_cutoff,
     monitor,
     monitor_outputs,
+    reference_outcomes,
     segment_counts,
     write_monitor_outputs,
 )
@@ -38,6 +41,7 @@ HISTORY_DIR = "score_history"
 HISTORY_TARGET = "history"  # the history partition's name in a scoring run's OutputSet
 MONITOR_DIR = "monitoring"
 REFERENCE_FILE = "reference.json"
+BACKTEST_PREDICTIONS = "backtest_predictions.parquet"  # written by `churnml train`
 EXPERIMENT_SUFFIX = "-monitoring"
 
 
@@ -216,17 +220,21 @@ def reference_for(data: Any, cfg: Config, models: Any,
                   ) -> Reference | None:
     """The reference of ``models``: cached in ``<history>/reference.json`` when it was made
     for the same model version, else computed by ``score(cutoff)`` (a function returning a
-    ScoreResult for a cutoff) at the end of the models' training window."""
+    ScoreResult for a cutoff) at the end of the models' training window. Its calibration
+    reference comes from :func:`backtest_outcomes` (a cached reference made without one
+    gains it when the predictions are there)."""
     root = history_root(cfg)
     cached = root / REFERENCE_FILE
-    if cached.exists():
-        ref = Reference.from_file(cached)
-        if ref.model_version == models.version:
-            return ref
     folder = cfg.scoring.models_dir
     card = (_exported_card(folder, cfg.tracking.churn_model_name) if folder
             else _registry_card(cfg, tracking_uri or cfg.tracking.uri))
     window = (card or {}).get("training_window", {})
+    if cached.exists():
+        ref = Reference.from_file(cached)
+        if ref.model_version == models.version:
+            if ref.calibration is None and "end" in window:
+                ref.calibration, ref.value = backtest_outcomes(cfg, pd.Timestamp(window["end"]))
+            return ref
     if "end" not in window:
         return None
     cutoff = pd.Timestamp(window["end"])
@@ -238,15 +246,42 @@ def reference_for(data: Any, cfg: Config, models: Any,
 
     result = score(cutoff)
     scores = result.scores
+    calibration, value = backtest_outcomes(cfg, cutoff)
     ref = Reference(cutoff, models.version, result.profile,
                     profile_frame(scores, [c for c in SCORE_COLUMNS if c in scores]),
                     segment_counts(scores), backtest,
-                    reference_data_profile(data, cutoff, cfg.monitoring))
+                    reference_data_profile(data, cutoff, cfg.monitoring),
+                    calibration=calibration, value=value)
     root.mkdir(parents=True, exist_ok=True)
     from churnml.io import atomic_write
 
     atomic_write(cached, lambda p: p.write_text(ref.to_json()))
     return ref
+
+
+def backtest_outcomes(cfg: Config, last_cutoff: pd.Timestamp) -> tuple[Any, dict[str, float]]:
+    """The calibration reference and value metrics (:func:`~churnml.monitoring.monitor.
+    reference_outcomes`) of the training run's rolling-origin backtest: the out-of-fold
+    predictions at ``<output_dir>/backtest_predictions.parquet``, one window per origin
+    (each predicted by a model trained the same way on the cutoffs whose labels were known
+    before it: out of time). ``(None, {})`` when the file is missing, unreadable or from
+    another training (its latest origin is not ``last_cutoff``, the models' last training
+    cutoff), or the backtest was a grouped k-fold (not out of time)."""
+    path = Path(cfg.output_dir) / BACKTEST_PREDICTIONS
+    if not path.is_file():
+        return None, {}
+    try:
+        pred = pd.read_parquet(path, columns=["cutoff", "fold", "churned", PROBABILITY,
+                                              "ltv_actual", "ltv_predicted",
+                                              "value_if_retained"])
+    except (OSError, ValueError, KeyError):
+        return None, {}
+    if cfg.training.backtest != "rolling_origin" or pred.empty:
+        return None, {}
+    if pd.to_datetime(pred["cutoff"]).max() != pd.Timestamp(last_cutoff):
+        return None, {}
+    return reference_outcomes(pred.rename(columns={"ltv_actual": "ltv",
+                                                   "ltv_predicted": "expected_value"}))
 
 
 def run_monitor(data: Any, cfg: Config, reference: Reference | None, spec: Any = None,

@@ -7,7 +7,8 @@ For every cutoff in the score history (:class:`~churnml.monitoring.history.Score
   contact in a treatment arm (not ``control``) in ``[cutoff, cutoff + horizon)``, or given a
   treatment arm in the scores. Their outcome is the campaign's doing, not the model's.
 * **estimated** ROC AUC and Brier from the probabilities alone (CBPE,
-  :mod:`churnml.monitoring.performance`), with 95 % intervals — for every cutoff;
+  :mod:`churnml.monitoring.performance`), recalibrated on the reference's out-of-sample
+  outcomes when it holds them, with 95 % intervals — for every cutoff;
 * **realized** metrics once ``cutoff + horizon`` is covered by the data: ROC AUC, PR AUC,
   Brier, top-decile lift, calibration table, and the lost-revenue capture of the
   value-at-risk ranking (revenue lost = churned × spend in the horizon before the cutoff,
@@ -22,11 +23,14 @@ For every cutoff in the score history (:class:`~churnml.monitoring.history.Score
 
 **Alarms** (:class:`~churnml.monitoring.alarms.Alarm`) carry their cause: a failed data check
 is ``data``; realized ROC AUC below the champion's backtest mean by more than
-``monitoring.auc_margin`` or realized Brier above it by more than ``monitoring.brier_margin``
-is ``performance``; a drift statistic above ``monitoring.psi_alarm`` is ``population``. A
-drift or performance alarm that a data alarm explains is ``data`` too: drift of a feature
-read from a table with a data alarm at this cutoff or one of the :data:`ATTRIBUTION_DAYS`
-before, and drift of the scores or a performance alarm at a cutoff with a data alarm.
+``monitoring.auc_margin``, realized Brier above it by more than ``monitoring.brier_margin``,
+or either beyond its estimate's ``monitoring.interval_alarm_level`` interval on the worse
+side is ``performance``; a drift statistic above ``monitoring.psi_alarm`` is ``population``
+(``value`` for ``value_if_retained``); the value model's checks
+(:mod:`churnml.monitoring.value`) are ``value``. A drift or performance alarm that a data
+alarm explains is ``data`` too: drift of a feature read from a table with a data alarm at
+this cutoff or one of the :data:`ATTRIBUTION_DAYS` before, and drift of the scores or a
+performance alarm at a cutoff with a data alarm.
 :func:`churnml.monitoring.verdict.decide` turns them into the verdict and the retrain signal.
 """
 
@@ -34,7 +38,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -50,8 +54,16 @@ from churnml.labels import at_risk, build_labels, label_window_days, observation
 from churnml.monitoring.alarms import Alarm
 from churnml.monitoring.drift import drift_table, level, mix_psi
 from churnml.monitoring.history import ScoreHistory
-from churnml.monitoring.performance import estimate
+from churnml.monitoring.performance import CalibrationReference, estimate
 from churnml.monitoring.quality import CHECK_COLUMNS, check_quality, data_profile
+from churnml.monitoring.value import (
+    mean_changes,
+    ratio_alarms,
+    shift_alarms,
+    shift_limit,
+    spend_per_purchase_changes,
+    value_metrics,
+)
 from churnml.monitoring.verdict import Verdict, decide
 from churnml.training.evaluation import (
     calibration_table,
@@ -62,19 +74,26 @@ from churnml.training.evaluation import (
 ID = "customer_id"
 PROBABILITY = "churn_probability"
 VAR = "value_at_risk"
+RETAINED = "value_if_retained"
 SEGMENT = "risk_segment"
 CONTROL = "control"
 RECENCY = "days_since_last_purchase"
-SCORE_COLUMNS = (PROBABILITY, VAR)
+SCORE_COLUMNS = (PROBABILITY, VAR, RETAINED)
+VALUE_COLUMNS = (RETAINED,)  # score columns whose drift is the value side's
 ATTRIBUTION_DAYS = 365  # a table's data alarm explains its features' drift this long after
 
 
 @dataclass
 class Reference:
     """What the monitored model's scores looked like where it was trained: the scores of
-    the base as of its last training cutoff, as profiles, plus its backtest metrics and the
+    the base as of its last training cutoff, as profiles, plus its backtest metrics, the
     data profile of the input tables before that cutoff (:func:`~churnml.monitoring.quality.
-    data_profile`; None in references made before the data checks: they are skipped)."""
+    data_profile`; None in references made before the data checks: they are skipped),
+    ``calibration``: its out-of-sample probabilities with matured outcomes on windows it did
+    not train on (None in references made before they were kept: the estimate then takes
+    the probabilities as calibrated) and ``value``: the value model's calibration ratios and
+    Gini on the latest window (:func:`churnml.monitoring.value.value_metrics`, may be
+    empty)."""
 
     cutoff: pd.Timestamp
     model_version: str
@@ -83,12 +102,16 @@ class Reference:
     segments: dict[str, int]
     backtest: dict[str, float] = field(default_factory=dict)
     data: dict[str, Any] | None = None
+    calibration: CalibrationReference | None = None
+    value: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps({
             "cutoff": self.cutoff.isoformat(), "model_version": self.model_version,
             "features": self.features, "scores": self.scores, "segments": self.segments,
             "backtest": self.backtest, "data": self.data,
+            "calibration": None if self.calibration is None else self.calibration.to_dict(),
+            "value": self.value,
         }, indent=1)
 
     @classmethod
@@ -107,10 +130,13 @@ class Reference:
     @classmethod
     def from_json(cls, text: str) -> Reference:
         raw = json.loads(text)
+        calibration = raw.get("calibration")
         return cls(pd.Timestamp(raw["cutoff"]), raw["model_version"], raw["features"],
                    raw["scores"], {k: int(v) for k, v in raw["segments"].items()},
                    {k: float(v) for k, v in raw.get("backtest", {}).items()},
-                   raw.get("data"))
+                   raw.get("data"),
+                   None if calibration is None else CalibrationReference.from_dict(calibration),
+                   {k: float(v) for k, v in (raw.get("value") or {}).items()})
 
 
 @dataclass
@@ -213,6 +239,7 @@ def monitor(
     ref_data = None if reference is None else reference.data
     broken: dict[str, list[pd.Timestamp]] = {}  # table -> cutoffs with a data alarm
     tables = _feature_tables(data, spec, notes) if ref_data else {}
+    calibration = None if reference is None else reference.calibration
     for i, cutoff in enumerate(history.cutoffs()):
         run = history.run(cutoff)
         scores = history.scores(cutoff)
@@ -229,7 +256,10 @@ def monitor(
                                        and cutoff < reference.cutoff + window),
         }
         row.update(estimate(pop[PROBABILITY].to_numpy(float), config.n_draws,
-                            seed=config.seed + i))
+                            seed=config.seed + i, reference=calibration,
+                            alarm_level=config.interval_alarm_level,
+                            period_error=None if calibration is None
+                            else calibration.period_error(at=cutoff)))
         data_alarms: list[Alarm] = []
         if ref_data:
             current = data_profile(data, cutoff, int(ref_data["window_days"]),
@@ -247,28 +277,48 @@ def monitor(
         if row["matured"] and len(pop):
             labels = build_labels(data, cutoff, churn)
             labels[ID] = labels[ID].astype(str)
-            frame = pop.merge(labels[[ID, "churned"]], on=ID, how="inner")
+            frame = pop.merge(labels[[ID, "churned", "ltv"]], on=ID, how="inner")
             frame = frame.merge(_baseline_inputs(data, cutoff, churn, spec).astype({ID: str}),
                                 on=ID, how="left")
             y = frame["churned"].to_numpy(int)
             row.update(_realized(y, frame))
+            row.update(value_metrics(frame, prefix="real_"))
             table = calibration_table(y, frame[PROBABILITY].to_numpy(float))
             calib.append(table.assign(cutoff=cutoff))
             real = row.get("real_roc_auc", np.nan)
             row["auc_within_interval"] = bool(
                 row["est_roc_auc_low"] <= real <= row["est_roc_auc_high"])
+            row["brier_within_interval"] = bool(
+                row["est_brier_low"] <= row.get("real_brier", np.nan) <= row["est_brier_high"])
             _performance_alarms(row, reference, config, alarms, bool(data_alarms))
+            if calibration is not None:  # label noise alone is no interval to alarm on
+                alarms += _on_data(_interval_alarms(row), bool(data_alarms))
+            if reference is not None:
+                found: list[Alarm] = []
+                ratio_alarms(row, reference.value, config.value_ratio_margin, found)
+                alarms += _on_data(found, bool(data_alarms))
         perf_rows.append(row)
         if reference is not None:
             recent = {t for t, days in broken.items() if any(
                 cutoff - pd.Timedelta(days=ATTRIBUTION_DAYS) < d <= cutoff for d in days)}
             drift_rows += _drift_rows(cutoff, history, scores, reference, config, alarms,
                                       _Explained(recent, tables, bool(data_alarms)))
+            alarms += _on_data(_value_shift(row, history, scores, reference, config),
+                               bool(data_alarms) or "transactions" in recent)
     if reference is None:
         notes.append("no reference (the champion's training scores): drift not computed")
-    elif not ref_data:
-        notes.append("the reference has no data profile (made before the data checks): data "
-                     "checks skipped; remove the cached reference.json to rebuild it")
+    else:
+        if not ref_data:
+            notes.append("the reference has no data profile (made before the data checks): "
+                         "data checks skipped; remove the cached reference.json to rebuild it")
+        if calibration is None:
+            notes.append("the reference holds no out-of-sample outcomes (made before they were "
+                         "kept, or no backtest predictions beside the model): the estimates "
+                         "take the probabilities as calibrated, their intervals reflect label "
+                         "noise only")
+        elif len(calibration.cutoffs) < 2:
+            notes.append("the calibration reference has one window: the estimates' intervals "
+                         "leave out how calibration moves between periods")
     if seen := [f"{r['cutoff']:%Y-%m-%d}" for r in perf_rows if r["in_training_labels"]]:
         notes.append(f"cutoff(s) {', '.join(seen)} lie before the end of the training label "
                      "window: the model saw those outcomes, realized metrics are optimistic")
@@ -335,6 +385,72 @@ def _performance_alarms(row: dict[str, Any], reference: Reference | None,
                             "brier", float(brier), float(ref_brier + config.brier_margin)))
 
 
+def _on_data(found: list[Alarm], data_broken: bool) -> list[Alarm]:
+    """``found``, with cause ``data`` when the cutoff's input has a data alarm."""
+    if not data_broken:
+        return found
+    return [replace(a, cause="data", text=f"{a.text} (on data with a data alarm)")
+            for a in found]
+
+
+def _interval_alarms(row: dict[str, Any]) -> list[Alarm]:
+    """A realized value beyond its estimate's alarm interval on the worse side: the
+    calibration the estimate rests on no longer holds, or P(churn | features) changed."""
+    alarms: list[Alarm] = []
+    auc, low = row.get("real_roc_auc", np.nan), row["est_roc_auc_alarm_low"]
+    if np.isfinite(auc) and np.isfinite(low) and auc < low:
+        alarms.append(Alarm("performance", row["cutoff"], "estimate_interval",
+                            f"realized ROC AUC {auc:.3f} is below its estimate "
+                            f"{row['est_roc_auc']:.3f} (interval bound {low:.3f})",
+                            "roc_auc", auc, low))
+    brier, high = row.get("real_brier", np.nan), row["est_brier_alarm_high"]
+    if np.isfinite(brier) and np.isfinite(high) and brier > high:
+        alarms.append(Alarm("performance", row["cutoff"], "estimate_interval",
+                            f"realized Brier {brier:.3f} is above its estimate "
+                            f"{row['est_brier']:.3f} (interval bound {high:.3f})",
+                            "brier", brier, high))
+    return alarms
+
+
+def _value_shift(row: dict[str, Any], history: ScoreHistory, scores: pd.DataFrame,
+                 reference: Reference, config: MonitoringConfig) -> list[Alarm]:
+    """Relative change of the mean value if retained and of the spend per purchase against
+    the reference (:mod:`churnml.monitoring.value`), into ``row``; returns the alarms."""
+    from churnml.features.profile import profile_frame
+
+    changes: dict[str, tuple[float, float]] = {}
+    if RETAINED in scores:
+        changes.update({f"mean {k}": (v, 0.0) for k, v in mean_changes(
+            reference.scores, profile_frame(scores, [RETAINED]), [RETAINED]).items()})
+    changes.update(spend_per_purchase_changes(reference.features,
+                                              history.profile(row["cutoff"])))
+    for name, (change, noise) in changes.items():
+        row[f"{name.replace(' ', '_')}_change"] = change
+        row[f"{name.replace(' ', '_')}_limit"] = shift_limit(config.value_shift_alarm, noise)
+    alarms: list[Alarm] = []
+    shift_alarms(row["cutoff"], changes, config.value_shift_alarm, alarms)
+    return alarms
+
+
+def reference_outcomes(frame: pd.DataFrame
+                       ) -> tuple[CalibrationReference | None, dict[str, float]]:
+    """The calibration reference (one window per ``cutoff``) and the value metrics of the
+    latest window, of out-of-sample predictions with matured labels (``cutoff``,
+    ``churn_probability``, ``churned``, and ``ltv`` with the value columns when there):
+    what :class:`Reference` keeps of its reference windows."""
+    frame = frame.dropna(subset=[PROBABILITY, "churned"])
+    if frame.empty:
+        return None, {}
+    cutoffs = pd.to_datetime(frame["cutoff"])
+    windows = [CalibrationReference.from_labels(part[PROBABILITY], part["churned"],
+                                                f"{cutoff:%Y-%m-%d}")
+               for cutoff, part in frame.groupby(cutoffs, sort=True)]
+    last = frame[cutoffs == cutoffs.max()]
+    value = value_metrics(last) if "ltv" in frame else {}
+    return (CalibrationReference.combine(windows),
+            {k: v for k, v in value.items() if np.isfinite(v)})
+
+
 def _drift_rows(cutoff: pd.Timestamp, history: ScoreHistory, scores: pd.DataFrame,
                 reference: Reference, config: MonitoringConfig, alarms: list[Alarm],
                 explained: _Explained | None = None) -> list[dict[str, Any]]:
@@ -358,6 +474,8 @@ def _drift_rows(cutoff: pd.Timestamp, history: ScoreHistory, scores: pd.DataFram
             r["level"] = f"{r['level']} (age)" if r["level"] != "ok" else "ok"
         if r["level"] == "alarm":
             cause = explained.cause(r["kind"], r["column"]) if explained else "population"
+            if cause == "population" and r["kind"] == "score" and r["column"] in VALUE_COLUMNS:
+                cause = "value"
             why = " (its input has a data alarm)" if cause == "data" else ""
             alarms.append(Alarm(cause, cutoff, "psi",
                                 f"{r['kind']} {r['column']} drifted (PSI {r['psi']:.3f} > "

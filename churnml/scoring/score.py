@@ -69,6 +69,7 @@ OUTPUT_COLUMNS = [
 UPLIFT_COLUMNS = ("uplift", "p_negative_uplift", "targeting_value", "negative_uplift")
 SPOOL_FILE = "features.parquet"
 TENURE = "tenure"  # periods active at the cutoff: input of the survival model
+SPEND_CV = 1.0  # spread of one period's spend around the customer's mean (lifetime value)
 
 
 def survival_score_columns(survival: SurvivalConfig | None = None) -> list[str]:
@@ -327,7 +328,12 @@ class Scorer:
     def predict_survival(self, X: pd.DataFrame, value_if_retained: pd.Series) -> pd.DataFrame:
         """:func:`survival_score_columns` of one chunk; expected spend per active period
         from the value if retained over the churn horizon
-        (:func:`churnml.survival.spend_per_period`)."""
+        (:func:`churnml.survival.spend_per_period`), known from the customer's periods of
+        tenure within the lookback (at least one): the uncertainty of that mean enters the
+        interval (:func:`churnml.survival.lifetime_value.mean_shape_from_periods`); the curve
+        past the model's grid follows ``survival.tail_rule``; purchase logs pay until their
+        silence starts (``lag_periods``)."""
+        from churnml.survival.lifetime_value import mean_shape_from_periods
         from churnml.survival.scores import spend_per_period, survival_columns
 
         sv = self.survival
@@ -339,10 +345,16 @@ class Scorer:
             X = X.assign(**{TENURE: X[ID].map(self.tenure).fillna(0.0).to_numpy(float)})
         spend = spend_per_period(value_if_retained.to_numpy(float), self.churn.horizon_days,
                                  sv.period_days)
+        lookback = max(1, self.churn.lookback_days // sv.period_days)
+        known_periods = np.clip(X[TENURE].to_numpy(float), 1, lookback)
         cols = survival_columns(
             self.models.survival, X.reset_index(drop=True), period_days=sv.period_days,
             active_days=sv.horizons_days, horizon_days=sv.grid_days, spend=spend,
-            discount_rate_annual=sv.discount_rate_annual, level=sv.interval_level)
+            discount_rate_annual=sv.discount_rate_annual, level=sv.interval_level,
+            tail_rule=sv.tail_rule, spend_cv=SPEND_CV,
+            mean_shape=mean_shape_from_periods(known_periods, SPEND_CV),
+            lag_periods=(self.churn.horizon_days / sv.period_days
+                         if self.churn.kind == "non_contractual" else 0.0))
         return cols[self.survival_columns]
 
     def explain(self, X: pd.DataFrame) -> np.ndarray:

@@ -58,7 +58,7 @@ def extend_constant_hazard(surv: np.ndarray, n_periods: int) -> np.ndarray:
     extra = int(n_periods) - s.shape[1]
     if extra <= 0:
         return s
-    last_h = hazards_from_survival(s)[:, -1:]
+    last_h = hazards_from_survival(s[:, -2:])[:, -1:]  # h_K needs S(K - 1) and S(K) only
     steps = np.arange(1, extra + 1, dtype=s.dtype)
     tail = s[:, -1:] * (1 - last_h) ** steps
     return np.concatenate([s, tail.astype(s.dtype, copy=False)], axis=1)
@@ -123,6 +123,9 @@ def survival_at(surv: np.ndarray, times: Sequence[float] | np.ndarray) -> np.nda
     t = np.atleast_1d(np.asarray(times, dtype=float))
     if t.ndim != 1 or (t < 0).any() or not np.isfinite(t).all():
         raise ValueError(f"times must be finite and >= 0, got {t[:5]}")
+    whole = np.floor(t) == t
+    if whole.all() and (t >= 1).all() and t.max(initial=0) <= s.shape[1]:
+        return s[:, t.astype(np.int64) - 1]  # grid points: no interpolation
     need = int(np.ceil(t.max(initial=0))) + 1
     full = extend_constant_hazard(s, need)
     full = np.concatenate([np.ones((s.shape[0], 1), s.dtype), full], axis=1)  # S(0 .. K')

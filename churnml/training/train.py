@@ -461,6 +461,10 @@ def train(cfg: Config, data: CustomerData | Any, console: Console | None = None
     thread during the fit, and the backtest figures rendered during the final fit; an error
     there surfaces in the logging step."""
     console = console or Console(stderr=True)
+    if cfg.survival.enabled and isinstance(data, CustomerData):
+        from churnml.data.survival_grid import check_survival_grid
+
+        check_survival_grid(cfg.survival, data)  # before the store or any output exists
     seconds: dict[str, float] = {}
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="churnml-mlflow")
     try:
