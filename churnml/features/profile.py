@@ -66,16 +66,23 @@ def _profiles(con: duckdb.DuckDBPyConnection, source: str, kinds: Mapping[str, s
                 f"SELECT CAST({col} AS VARCHAR) AS v, count(*) AS n FROM {source} "
                 f"GROUP BY 1 ORDER BY n DESC, v"
             ).fetchall()
-            nulls = sum(n for v, n in rows if v is None)
-            present = [(v, n) for v, n in rows if v is not None]
-            seen = total - nulls
-            shares = {v: n / seen for v, n in present[:MAX_CATEGORIES]} if seen else {}
-            if len(present) > MAX_CATEGORIES:
-                shares[OTHER] = sum(n for _, n in present[MAX_CATEGORIES:]) / seen
-            out[name] = {"kind": CATEGORICAL, "n": total,
-                         "missing": nulls / total if total else 0.0, "shares": shares}
+            out[name] = categorical_profile(rows, total)
     return out
 
+
+
+def categorical_profile(rows: Sequence[tuple[str | None, int]], total: int) -> Profile:
+    """The profile of a categorical column from its ``(value, count)`` rows, most frequent
+    first (``None`` = missing): the shares of the :data:`MAX_CATEGORIES` most frequent values
+    among the present ones, the rest pooled as :data:`OTHER`."""
+    nulls = sum(n for v, n in rows if v is None)
+    present = [(v, n) for v, n in rows if v is not None]
+    seen = total - nulls
+    shares = {v: n / seen for v, n in present[:MAX_CATEGORIES]} if seen else {}
+    if len(present) > MAX_CATEGORIES:
+        shares[OTHER] = sum(n for _, n in present[MAX_CATEGORIES:]) / seen
+    return {"kind": CATEGORICAL, "n": total,
+            "missing": nulls / total if total else 0.0, "shares": shares}
 
 def profile_frame(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> dict[str, Profile]:
     """Profiles of ``columns`` (default: all) of a pandas frame."""
@@ -124,14 +131,7 @@ def profile_spark(sdf: Any, kinds: Mapping[str, str]) -> dict[str, Profile]:
                   .count().collect())
         rows = sorted(((r["v"], int(r["count"])) for r in counts),
                       key=lambda vn: (-vn[1], vn[0] is None, vn[0] or ""))
-        nulls = sum(n for v, n in rows if v is None)
-        present = [(v, n) for v, n in rows if v is not None]
-        seen = total - nulls
-        shares = {v: n / seen for v, n in present[:MAX_CATEGORIES]} if seen else {}
-        if len(present) > MAX_CATEGORIES:
-            shares[OTHER] = sum(n for _, n in present[MAX_CATEGORIES:]) / seen
-        out[name] = {"kind": CATEGORICAL, "n": total,
-                     "missing": nulls / total if total else 0.0, "shares": shares}
+        out[name] = categorical_profile(rows, total)
     return out
 
 
