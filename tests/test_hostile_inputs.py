@@ -23,6 +23,7 @@ from churnml.config import load_config
 from churnml.data.loaders import load_data, load_folder, read_raw
 from churnml.errors import ChurnmlError, ConfigError, DataValidationError, OutputWarning
 from churnml.monitoring import ScoreHistory
+from churnml.monitoring.alarms import Alarm
 from churnml.monitoring.jobs import history_root
 from churnml.monitoring.monitor import MonitorResult, write_monitor_outputs
 from churnml.outputs import JOURNAL
@@ -274,7 +275,8 @@ def test_monitoring_history_dir_is_relative_to_the_config_file(tmp_path, monkeyp
 def _monitor_result(tag: str) -> MonitorResult:
     return MonitorResult(performance=pd.DataFrame({"cutoff": ["2024-01-01"], "run": [tag]}),
                          drift=pd.DataFrame({"cutoff": ["2024-01-01"], "run": [tag]}),
-                         calibration=pd.DataFrame({"run": [tag]}), alarms=[tag])
+                         calibration=pd.DataFrame({"run": [tag]}),
+                         alarms=[Alarm("population", pd.Timestamp("2024-01-01"), "psi", tag)])
 
 
 def test_monitor_outputs_are_committed_as_one_unit(tmp_path):
@@ -288,9 +290,10 @@ def test_monitor_outputs_are_committed_as_one_unit(tmp_path):
     runs = {name: pd.read_csv(folder / name)["run"].tolist()
             for name in ("performance.csv", "drift.csv", "calibration.csv")}
     assert runs == {name: ["old"] for name in runs}
-    assert json.loads((folder / "signal.json").read_text())["alarms"] == ["old"]
+    signal = json.loads((folder / "signal.json").read_text())
+    assert [a["text"] for a in signal["alarms"]["population"]["items"]] == ["old"]
     assert sorted(p.name for p in folder.iterdir()) == [
-        "calibration.csv", "drift.csv", "performance.csv", "signal.json"]
+        "calibration.csv", "drift.csv", "performance.csv", "quality.csv", "signal.json"]
 
 
 def test_stray_tmp_folders_in_the_history_are_removed_by_the_next_run(tmp_path):
