@@ -58,7 +58,10 @@ def test_scores_cover_the_base_and_segments_add_up(demo_run) -> None:
     assert [c for c in cols if c in OUTPUT_COLUMNS] == OUTPUT_COLUMNS
     assert (scores["p_active_90d"] >= scores["p_active_365d"]).all()
     assert (scores["lifetime_value_low"] <= scores["lifetime_value"]).all()
-    assert (scores["lifetime_value"] <= scores["lifetime_value_high"]).all()
+    assert (scores["lifetime_value_low"] <= scores["lifetime_value_high"]).all()
+    # the expected value may exceed the 90 % quantile for a customer likely to lapse now (a
+    # small chance of a long stay carries the mean): most customers' value lies inside
+    assert (scores["lifetime_value"] <= scores["lifetime_value_high"]).mean() > 0.5
     assert scores["customer_id"].is_unique
     assert scores["rank"].tolist() == list(range(1, len(scores) + 1))
     summary = pd.read_csv(out / "segment_summary.csv")
