@@ -190,12 +190,18 @@ def write_spark_table(sdf: Any, path: str | Path, *, escape: bool = True,
             _replace(out, target)
         else:
             sdf.coalesce(1).write.options(**SPARK_CSV_OPTIONS).csv(str(out.resolve()))
-            (part,) = out.glob("part-*")
-            os.chmod(part, _default_mode())
-            _replace(part, target)
+            _place_single_part(out, "part-*", target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return str(target)
+
+
+def _place_single_part(out: Path, pattern: str, target: Path) -> None:
+    """Move the one part file a single Spark task wrote under ``out`` to ``target``
+    atomically, with the default file mode (Spark writes parts owner-only)."""
+    (part,) = out.glob(pattern)
+    os.chmod(part, _default_mode())
+    _replace(part, target)
 
 
 def write_spark_file(sdf: Any, path: str | Path) -> str:
@@ -207,9 +213,7 @@ def write_spark_file(sdf: Any, path: str | Path) -> str:
     try:
         out = tmp / "out"
         sdf.coalesce(1).write.parquet(str(out.resolve()))
-        (part,) = out.glob("part-*.parquet")
-        os.chmod(part, _default_mode())
-        _replace(part, target)
+        _place_single_part(out, "part-*.parquet", target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return str(target)
