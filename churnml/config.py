@@ -780,6 +780,17 @@ class MonitoringConfig(_Strict):
     value_shift_alarm: float = Field(
         0.05, gt=0, description="alarm when the mean value if retained or the spend per "
         "purchase moves from the reference by more than this share")
+    spend_change_z: float | None = Field(
+        3.0, gt=0, description="alarm when the within-customer change of order value (the "
+        "same customers' recent orders against their own earlier ones) moves from the "
+        "reference's by more than this many standard errors (and value_shift_alarm); None: "
+        "not computed")
+    spend_change_windows_days: list[int] = Field(
+        default_factory=lambda: [30, 90], min_length=1, description="within-customer order "
+        "value: the recent windows before each cutoff, days")
+    spend_change_earlier_days: int = Field(
+        180, gt=0, description="within-customer order value: the earlier window each recent "
+        "window is compared with (the days just before it)")
 
     @model_validator(mode="after")
     def _ordered(self) -> MonitoringConfig:

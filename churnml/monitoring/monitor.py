@@ -58,6 +58,9 @@ from churnml.monitoring.performance import CalibrationReference, estimate
 from churnml.monitoring.quality import CHECK_COLUMNS, check_quality, data_profile
 from churnml.monitoring.value import (
     mean_changes,
+    paired_reference,
+    paired_spend_alarms,
+    paired_spend_shift,
     ratio_alarms,
     shift_alarms,
     shift_limit,
@@ -240,6 +243,7 @@ def monitor(
     broken: dict[str, list[pd.Timestamp]] = {}  # table -> cutoffs with a data alarm
     tables = _feature_tables(data, spec, notes) if ref_data else {}
     calibration = None if reference is None else reference.calibration
+    paired = _paired_reference(data, reference, config)
     for i, cutoff in enumerate(history.cutoffs()):
         run = history.run(cutoff)
         scores = history.scores(cutoff)
@@ -303,7 +307,8 @@ def monitor(
                 cutoff - pd.Timedelta(days=ATTRIBUTION_DAYS) < d <= cutoff for d in days)}
             drift_rows += _drift_rows(cutoff, history, scores, reference, config, alarms,
                                       _Explained(recent, tables, bool(data_alarms)))
-            alarms += _on_data(_value_shift(row, history, scores, reference, config),
+            alarms += _on_data(_value_shift(row, history, scores, reference, config)
+                               + _paired_spend(row, data, paired, config),
                                bool(data_alarms) or "transactions" in recent)
     if reference is None:
         notes.append("no reference (the champion's training scores): drift not computed")
@@ -429,6 +434,34 @@ def _value_shift(row: dict[str, Any], history: ScoreHistory, scores: pd.DataFram
         row[f"{name.replace(' ', '_')}_limit"] = shift_limit(config.value_shift_alarm, noise)
     alarms: list[Alarm] = []
     shift_alarms(row["cutoff"], changes, config.value_shift_alarm, alarms)
+    return alarms
+
+
+def _paired_reference(data: Any, reference: Reference | None, config: MonitoringConfig
+                      ) -> dict[int, tuple[float, float, int]] | None:
+    """The within-customer order value change on the reference windows
+    (:func:`churnml.monitoring.value.paired_reference`); None when switched off or there is
+    no reference or no transactions."""
+    tx = getattr(data, "transactions", None)
+    if config.spend_change_z is None or reference is None or tx is None or not len(tx):
+        return None
+    return paired_reference(tx, reference.cutoff, config.spend_change_windows_days,
+                            config.spend_change_earlier_days)
+
+
+def _paired_spend(row: dict[str, Any], data: Any,
+                  paired: dict[int, tuple[float, float, int]] | None,
+                  config: MonitoringConfig) -> list[Alarm]:
+    """The within-customer order value change at the row's cutoff against ``paired`` (the
+    reference's), into ``row``; returns the alarms."""
+    alarms: list[Alarm] = []
+    if paired is None or config.spend_change_z is None:
+        return alarms
+    current = {w: paired_spend_shift(data.transactions, [row["cutoff"]], w,
+                                     config.spend_change_earlier_days) for w in paired}
+    row.update(paired_spend_alarms(row["cutoff"], current, paired, config.spend_change_z,
+                                   config.value_shift_alarm, config.spend_change_earlier_days,
+                                   alarms))
     return alarms
 
 
