@@ -28,6 +28,7 @@ margin 0.03).
 
     python benchmarks/monitoring.py            # ~10 min on 2 shared cores
     python benchmarks/monitoring.py breaks     # verdicts on injected breaks, see :func:`breaks`
+    python benchmarks/monitoring.py breaks --seeds 1 --first-seed 2   # one seed
     python benchmarks/monitoring.py --estimate --sizes 3000 --seeds 6   # also 10000, 20000
     python benchmarks/monitoring.py --spend --seeds 1 --first-seed 1    # one process per seed
 """
@@ -224,6 +225,13 @@ def spend_detection(seeds: int, n_customers: int, first_seed: int = 1) -> None:
                 "vir_change_after": float(after["mean_value_if_retained_change"].mean()),
                 "spp30_change_after": float(after["spend_per_purchase_30d_change"].mean()),
                 "spp90_change_after": float(after["spend_per_purchase_90d_change"].mean()),
+                "paired30_change_after": float(after["paired_spend_30d_change"].mean()),
+                "paired90_change_after": float(after["paired_spend_90d_change"].mean()),
+                "paired90_change_last": float(perf["paired_spend_90d_change"].iloc[-1]),
+                "paired90_limit_last": float(perf["paired_spend_90d_limit"].iloc[-1]),
+                "max_paired_share_of_limit_before": float(max(
+                    (before[f"paired_spend_{w}d_change"].abs()
+                     / before[f"paired_spend_{w}d_limit"]).max() for w in (30, 90))),
                 "max_spp_change_before": float(
                     before[["spend_per_purchase_30d_change", "spend_per_purchase_90d_change"]]
                     .abs().max().max()),
@@ -239,6 +247,8 @@ def spend_detection(seeds: int, n_customers: int, first_seed: int = 1) -> None:
                     vir_change_after=("vir_change_after", "mean"),
                     spp30_change_after=("spp30_change_after", "mean"),
                     spp90_change_after=("spp90_change_after", "mean"),
+                    paired30_change_after=("paired30_change_after", "mean"),
+                    paired90_change_after=("paired90_change_after", "mean"),
                     value_ratio_after=("value_ratio_after", "mean"))
                .reset_index())
     print_table("Spend shift from 2024-01-01", summary.to_dict("records"), {
@@ -247,6 +257,8 @@ def spend_detection(seeds: int, n_customers: int, first_seed: int = 1) -> None:
         "vir_change_after": "mean value if retained (change, after)",
         "spp30_change_after": "spend / purchase 30d (change, after)",
         "spp90_change_after": "spend / purchase 90d (change, after)",
+        "paired30_change_after": "same customers' order value 30d (change, after)",
+        "paired90_change_after": "same customers' order value 90d (change, after)",
         "value_ratio_after": "realized / predicted value"})
     write_json(f"monitoring_spend_seeds_{first_seed}-{first_seed + seeds - 1}", {
         "runs": rows, "summary": summary.to_dict("records"), "customers": n_customers,
@@ -338,10 +350,12 @@ def main() -> None:
 N_BREAK_SEEDS = 3
 MISSING_MONTH = pd.Timestamp("2024-02-01")  # events of February 2024 lost from the export
 SCALE_FROM = pd.Timestamp("2024-01-01")  # NPS answered on 1–5 instead of 0–10 from here
+SPEND_BREAK = (0.7, 0.25)  # (factor, share): 30 % less spend in a quarter of the customers
 
 
 def break_scenarios(data, seed: int):
-    """``{name: (data, start of the change, the right verdict)}`` of one seed's data."""
+    """``{name: (data, start of the change, the right verdict)}`` of one seed's data; the
+    spend shift: 30 % less in a quarter of the customers (:data:`SPEND_BREAK`)."""
     from churnml.data.scenarios import missing_event_month, survey_scale_change
 
     return {
@@ -351,6 +365,8 @@ def break_scenarios(data, seed: int):
         "survey scale 1-5": (survey_scale_change(data, SCALE_FROM), SCALE_FROM, "data"),
         "churn shock": (churn_shock(data, SHOCK, plan="basic", monthly_hazard=0.3, seed=seed),
                         SHOCK, "performance"),
+        "spend -30% in 25%": (spend_shift(data, SHOCK, SPEND_BREAK[1], SPEND_BREAK[0],
+                                          seed=seed), SHOCK, "value"),
     }
 
 
@@ -361,19 +377,24 @@ def verdict_known_by(alarms, day, horizon_days):
     return decide([a for a in alarms if known_on(a, horizon_days) <= day]).cause
 
 
-def breaks() -> None:
-    """Each injected break (and unchanged data) on :data:`N_BREAK_SEEDS` seeds: the verdict
-    at the end of the replay, the first verdict given, and the detection delay (days from
-    the change to the first day an alarm is known, :func:`known_on`)."""
+def breaks(seeds: int = N_BREAK_SEEDS, first_seed: int = 1) -> None:
+    """Each injected break (and unchanged data) on :data:`N_BREAK_SEEDS` seeds (from
+    ``first_seed``), all alarms on (data checks, drift, realized performance, estimate
+    intervals on the calibration reference, value checks with a value model): the verdict at
+    the end of the replay, the first verdict given, and the detection delay (days from the
+    change to the first day an alarm is known, :func:`known_on`)."""
     horizon = ChurnConfig().horizon_days
     config = MonitoringConfig()
     rows, started = [], time.perf_counter()
-    for seed in range(1, N_BREAK_SEEDS + 1):
+    for seed in range(first_seed, first_seed + seeds):
         data, spec, model, backtest = fitted(seed)
+        value_model = fit_value_model(data, TRAIN_CUTOFFS, spec=spec, n_estimators=100,
+                                      seed=0, n_jobs=N_JOBS)
         for name, (run, start, right) in break_scenarios(data, seed).items():
             with tempfile.TemporaryDirectory() as tmp:
                 result = replay(run, model, MONITORED, REFERENCE, backtest, tmp, spec=spec,
-                                config=config)
+                                config=config, value_model=value_model,
+                                calibration_cutoffs=CALIBRATION)
             known = sorted({known_on(a, horizon) for a in result.alarms})
             first = known[0] if known else None
             verdict = result.verdict
@@ -384,7 +405,10 @@ def breaks() -> None:
                 else "healthy",
                 "correct": verdict.cause == right,
                 "cutoffs_with_alarm": len({a.cutoff for a in result.alarms}),
+                "alarm_cutoffs": ", ".join(sorted(f"{c:%Y-%m}" for c in {
+                    a.cutoff for a in result.alarms})),
                 "alarms": {c: len(v) for c, v in verdict.alarms.items()},
+                "evidence": verdict.evidence()[:1],
                 "first_alarm_known": None if first is None else f"{first:%Y-%m-%d}",
                 "delay_days": None if first is None or start is None
                 else int((first - start).days),
@@ -394,7 +418,7 @@ def breaks() -> None:
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     summary = {
-        "seeds": N_BREAK_SEEDS, "monitored_cutoffs": len(MONITORED),
+        "seeds": seeds, "first_seed": first_seed, "monitored_cutoffs": len(MONITORED),
         "all_verdicts_right": bool(table["correct"].all()),
         "false_alarm_cutoffs_unchanged": int(
             table.loc[table["scenario"] == "unchanged", "cutoffs_with_alarm"].sum()),
@@ -404,10 +428,11 @@ def breaks() -> None:
     print_table("Monitoring verdicts on injected breaks", rows, {
         "seed": "seed", "scenario": "scenario", "right_verdict": "right verdict",
         "verdict": "verdict", "first_verdict": "first verdict",
-        "cutoffs_with_alarm": "cutoffs with alarm", "first_alarm_known": "first alarm known",
-        "delay_days": "delay (days)"})
+        "cutoffs_with_alarm": "cutoffs with alarm", "alarm_cutoffs": "cutoffs",
+        "first_alarm_known": "first alarm known", "delay_days": "delay (days)"})
     print(summary)
-    write_json("monitoring_breaks", {"runs": rows, "summary": summary})
+    write_json(f"monitoring_breaks_seeds_{first_seed}-{first_seed + seeds - 1}",
+               {"runs": rows, "summary": summary})
 
 
 def cli() -> None:
@@ -417,7 +442,8 @@ def cli() -> None:
     parser.add_argument("--estimate", action="store_true", help="interval coverage by size")
     parser.add_argument("--spend", action="store_true", help="spend-shift scenarios")
     parser.add_argument("--sizes", default="3000,10000,20000")
-    parser.add_argument("--seeds", type=int, default=N_SEEDS)
+    parser.add_argument("--seeds", type=int, default=None,
+                        help=f"seeds (default {N_SEEDS}; breaks: {N_BREAK_SEEDS})")
     parser.add_argument("--big-seeds", type=int, default=N_SEEDS,
                         help="seeds at sizes of --big customers or more")
     parser.add_argument("--big", type=int, default=20000)
@@ -425,12 +451,12 @@ def cli() -> None:
     parser.add_argument("--first-seed", type=int, default=1)
     args = parser.parse_args()
     if args.mode == "breaks":
-        breaks()
+        breaks(args.seeds or N_BREAK_SEEDS, args.first_seed)
     if args.estimate:
-        estimate_coverage([int(s) for s in args.sizes.split(",")], args.seeds,
+        estimate_coverage([int(s) for s in args.sizes.split(",")], args.seeds or N_SEEDS,
                           args.big_seeds, args.big)
     if args.spend:
-        spend_detection(args.seeds, args.customers, args.first_seed)
+        spend_detection(args.seeds or N_SEEDS, args.customers, args.first_seed)
     if not (args.mode or args.estimate or args.spend):
         main()
 

@@ -457,7 +457,10 @@ def test_spend_shift_in_half_the_base_is_a_value_alarm(tmp_path, fitted_seed_1):
     value = [a for a in result.alarms if a.cause == "value"]
     assert value, "a 30 % spend cut in half the base must raise a value alarm"
     assert min(a.cutoff for a in value) > SHOCK  # nothing before the change
+    # the same customers' order value fell: about 0.5 × log 0.7 once the window is past it
+    assert "paired_spend" in {a.check for a in value}
     perf = result.performance.set_index("cutoff")
+    assert -0.25 < perf.loc[MONITORED[-1], "paired_spend_90d_change"] < -0.10
     # the money per order fell by about 0.5 × 30 % once the 30-day window is past the shift
     assert -0.25 < perf.loc[MONITORED[-1], "spend_per_purchase_30d_change"] < -0.07
     assert perf["real_value_ratio"].notna().all() and perf["real_value_gini"].gt(0.3).all()
