@@ -275,8 +275,8 @@ def paired_spend_alarms(cutoff: pd.Timestamp, current: Mapping[int, tuple[float,
         if abs(delta) > limit:
             alarms.append(Alarm(
                 "value", cutoff, "paired_spend",
-                f"order value of the same {n:,} customers moved {change:+.1%} over the last "
-                f"{w} days against their own {earlier_days} days before "
-                f"(reference {float(np.expm1(ref)):+.1%}; limit ±{bound:.1%}, {z:g} standard "
-                "errors)", name, change, bound))
+                f"order value of the same {n:,} customers, last {w} days against their own "
+                f"{earlier_days} days before: {float(np.expm1(cur)):+.1%}, {change:+.1%} from "
+                f"the reference's {float(np.expm1(ref)):+.1%} (limit ±{bound:.1%}: "
+                f"{z:g} standard errors or the {floor:.0%} floor)", name, change, bound))
     return row
