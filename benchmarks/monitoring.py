@@ -24,13 +24,16 @@ margin 0.03).
   share of the customers spend a factor of their amounts) with a value model
   (:func:`churnml.monitoring.replay.fit_value_model`) in the deployment: detection rate,
   delay and the cause of the first alarm, per magnitude and share, and the same
-  deployment on unchanged data for the false alarms.
+  deployment on unchanged data for the false alarms;
+* ``--spend-check``: the within-customer order value check alone on the same changes, a
+  function of the transactions only (no model fitted: cheap enough for more seeds).
 
     python benchmarks/monitoring.py            # ~10 min on 2 shared cores
     python benchmarks/monitoring.py breaks     # verdicts on injected breaks, see :func:`breaks`
     python benchmarks/monitoring.py breaks --seeds 1 --first-seed 2   # one seed
     python benchmarks/monitoring.py --estimate --sizes 3000 --seeds 6   # also 10000, 20000
     python benchmarks/monitoring.py --spend --seeds 1 --first-seed 1    # one process per seed
+    python benchmarks/monitoring.py --spend-check --seeds 10   # the order value check alone
 """
 
 from __future__ import annotations
@@ -265,6 +268,59 @@ def spend_detection(seeds: int, n_customers: int, first_seed: int = 1) -> None:
         "seconds": time.perf_counter() - started})
 
 
+def paired_check(seeds: int, n_customers: int, first_seed: int = 1) -> None:
+    """The within-customer order value check alone (``--spend-check``): a function of the
+    transactions only (:func:`churnml.monitoring.value.paired_spend_shift` at each monitored
+    cutoff against :func:`~churnml.monitoring.value.paired_reference` at the reference, with
+    the default ``monitoring.spend_change_*`` settings), so no model is fitted: per seed and
+    change, the cutoffs it flags and its largest |Δ| / limit on unchanged data."""
+    from churnml.monitoring.value import paired_reference, paired_spend_alarms, paired_spend_shift
+
+    config = MonitoringConfig()
+    windows, earlier = config.spend_change_windows_days, config.spend_change_earlier_days
+    rows, started = [], time.perf_counter()
+    for seed in range(first_seed, first_seed + seeds):
+        data = simulate(n_customers, **SIMULATED, seed=seed)
+        for factor, share in [(1.0, 0.0), *SPEND_SHIFTS]:
+            run = data if share == 0 else spend_shift(data, SHOCK, share, factor, seed=seed)
+            tx = run.transactions
+            ref = paired_reference(tx, REFERENCE, windows, earlier)
+            alarms: list[Alarm] = []
+            worst = 0.0
+            for cutoff in MONITORED:
+                cur = {w: paired_spend_shift(tx, [cutoff], w, earlier) for w in windows}
+                row = paired_spend_alarms(cutoff, cur, ref, config.spend_change_z,
+                                          config.value_shift_alarm, earlier, alarms)
+                worst = max([worst, *(abs(row[f"paired_spend_{w}d_change"])
+                                      / row[f"paired_spend_{w}d_limit"] for w in windows
+                                      if f"paired_spend_{w}d_change" in row)])
+            first = min((a.cutoff for a in alarms), default=None)
+            rows.append({
+                "seed": seed, "change": "unchanged" if share == 0
+                else f"{factor - 1:+.0%} spend, {share:.0%} of customers",
+                "cutoffs_flagged": ", ".join(sorted({f"{a.cutoff:%Y-%m}" for a in alarms})),
+                "delay_days": None if first is None or share == 0
+                else int((first - SHOCK).days),
+                "max_change_over_limit": worst,
+            })
+            print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    summary = (table.groupby("change", sort=False)
+               .agg(seeds=("seed", "size"),
+                    flagged=("cutoffs_flagged", lambda s: int((s != "").sum())),
+                    median_delay_days=("delay_days", "median"),
+                    max_delay_days=("delay_days", "max"),
+                    max_change_over_limit=("max_change_over_limit", "max"))
+               .reset_index())
+    print_table("Within-customer order value check alone", summary.to_dict("records"), {
+        "change": "change", "seeds": "seeds", "flagged": "seeds flagged",
+        "median_delay_days": "delay (days, median)", "max_delay_days": "delay (max)",
+        "max_change_over_limit": "max |change| / limit"})
+    write_json(f"monitoring_spend_check_seeds_{first_seed}-{first_seed + seeds - 1}", {
+        "runs": rows, "summary": summary.to_dict("records"), "customers": n_customers,
+        "seconds": time.perf_counter() - started})
+
+
 def history_size() -> dict[str, float]:
     rng = np.random.default_rng(0)
     n = HISTORY_ROWS
@@ -441,6 +497,8 @@ def cli() -> None:
                         help="breaks: verdicts on injected breaks")
     parser.add_argument("--estimate", action="store_true", help="interval coverage by size")
     parser.add_argument("--spend", action="store_true", help="spend-shift scenarios")
+    parser.add_argument("--spend-check", action="store_true",
+                        help="the within-customer order value check alone, no models")
     parser.add_argument("--sizes", default="3000,10000,20000")
     parser.add_argument("--seeds", type=int, default=None,
                         help=f"seeds (default {N_SEEDS}; breaks: {N_BREAK_SEEDS})")
@@ -457,7 +515,9 @@ def cli() -> None:
                           args.big_seeds, args.big)
     if args.spend:
         spend_detection(args.seeds or N_SEEDS, args.customers, args.first_seed)
-    if not (args.mode or args.estimate or args.spend):
+    if args.spend_check:
+        paired_check(args.seeds or N_SEEDS, args.customers, args.first_seed)
+    if not (args.mode or args.estimate or args.spend or args.spend_check):
         main()
 
 
