@@ -120,9 +120,11 @@ def test_the_floor_holds_a_tiny_change_on_a_large_base():
     # −2 % at a standard error of 0.001: 20 standard errors, but under the 5 % floor
     row = paired_spend_alarms(cutoff, {30: (np.log(0.98), 0.001, 50_000)},
                               {30: (0.0, 0.001, 50_000)}, 3.0, 0.05, 180, alarms)
-    assert alarms == [] and row["paired_spend_30d_limit"] == pytest.approx(0.05)
+    # the floor log(1.05) as a relative change on the side of the change: 1 − 1 / 1.05
+    assert alarms == [] and row["paired_spend_30d_limit"] == pytest.approx(1 - 1 / 1.05)
     paired_spend_alarms(cutoff, {30: (np.log(0.9), 0.001, 50_000)},
                         {30: (0.0, 0.001, 50_000)}, 3.0, 0.05, 180, alarms)
     assert [(a.cause, a.check, a.column) for a in alarms] == [
         ("value", "paired_spend", "paired_spend_30d")]
     assert alarms[0].value == pytest.approx(-0.1)
+    assert alarms[0].threshold == pytest.approx(1 - 1 / 1.05) and "limit -4.8%" in alarms[0].text

@@ -259,8 +259,8 @@ def paired_spend_alarms(cutoff: pd.Timestamp, current: Mapping[int, tuple[float,
     """Compare each window's :func:`paired_spend_shift` at ``cutoff`` with the reference's
     (module docstring); an alarm (cause ``value``, check ``paired_spend``) per window whose
     ``|Δ|`` exceeds ``max(z · se, log(1 + floor))``. Returns the row's columns
-    ``paired_spend_{R}d_change`` (``exp(Δ) − 1``), ``_limit`` (``exp(limit) − 1``) and
-    ``_customers``."""
+    ``paired_spend_{R}d_change`` (``exp(Δ) − 1``), ``_limit`` (``|exp(±limit) − 1|`` on the
+    side of the change: an alarm exactly when ``|change| > limit``) and ``_customers``."""
     row: dict[str, float] = {}
     for w, (cur, se_cur, n) in current.items():
         ref, se_ref, _ = reference.get(w, (np.nan, np.nan, 0))
@@ -270,13 +270,15 @@ def paired_spend_alarms(cutoff: pd.Timestamp, current: Mapping[int, tuple[float,
             continue
         delta = cur - ref
         limit = max(z * float(np.hypot(se_cur, se_ref)), float(np.log1p(floor)))
-        change, bound = float(np.expm1(delta)), float(np.expm1(limit))
+        # the limit as a relative change on the side of the change (−4.8 % / +5.0 % for 5 %)
+        change, bound = float(np.expm1(delta)), abs(float(np.expm1(np.copysign(limit, delta))))
         row[f"{name}_change"], row[f"{name}_limit"] = change, bound
         if abs(delta) > limit:
             alarms.append(Alarm(
                 "value", cutoff, "paired_spend",
                 f"order value of the same {n:,} customers, last {w} days against their own "
                 f"{earlier_days} days before: {float(np.expm1(cur)):+.1%}, {change:+.1%} from "
-                f"the reference's {float(np.expm1(ref)):+.1%} (limit ±{bound:.1%}: "
-                f"{z:g} standard errors or the {floor:.0%} floor)", name, change, bound))
+                f"the reference's {float(np.expm1(ref)):+.1%} "
+                f"(limit {np.sign(delta) * bound:+.1%}: {z:g} standard errors or the "
+                f"{floor:.0%} floor)", name, change, bound))
     return row
