@@ -792,6 +792,13 @@ class MonitoringConfig(_Strict):
         180, gt=0, description="within-customer order value: the earlier window each recent "
         "window is compared with (the days just before it)")
 
+    @field_validator("spend_change_windows_days")
+    @classmethod
+    def _positive_windows(cls, v: list[int]) -> list[int]:
+        if any(w <= 0 for w in v) or len(set(v)) != len(v):
+            raise ValueError(f"spend_change_windows_days must be distinct positive days, got {v}")
+        return v
+
     @model_validator(mode="after")
     def _ordered(self) -> MonitoringConfig:
         if self.psi_warn > self.psi_alarm:

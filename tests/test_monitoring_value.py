@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churnml.config import MonitoringConfig
 from churnml.data.scenarios import spend_shift
 from churnml.data.simulate import simulate
 from churnml.monitoring.alarms import Alarm
@@ -128,3 +129,13 @@ def test_the_floor_holds_a_tiny_change_on_a_large_base():
         ("value", "paired_spend", "paired_spend_30d")]
     assert alarms[0].value == pytest.approx(-0.1)
     assert alarms[0].threshold == pytest.approx(1 - 1 / 1.05) and "limit -4.8%" in alarms[0].text
+
+
+def test_the_check_is_configured_with_positive_distinct_windows():
+    config = MonitoringConfig()
+    assert (config.spend_change_z, config.spend_change_windows_days,
+            config.spend_change_earlier_days) == (3.0, [30, 90], 180)
+    assert MonitoringConfig(spend_change_z=None).spend_change_z is None
+    for bad in ([0], [30, 30], [-7]):
+        with pytest.raises(ValueError, match="spend_change_windows_days"):
+            MonitoringConfig(spend_change_windows_days=bad)
