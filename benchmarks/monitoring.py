@@ -22,7 +22,7 @@ margin 0.03).
   bias beside it;
 * ``--estimate`` also writes each unchanged deployment's probabilities and matured labels
   (``results/monitoring_estimate_frames/``), and ``--drift`` the model features of the
-  break scenarios with churnml's PSI alarms: the input of ``monitoring_nannyml.py``, which
+  break scenarios with churnml's PSI alarms: the input of ``monitoring_compare.py``, which
   runs NannyML's CBPE and univariate drift on the same deployments in a venv of its own;
 * ``--spend``: a spend shift (:func:`churnml.data.scenarios.spend_shift`: from 2024-01-01 a
   share of the customers spend a factor of their amounts) with a value model
@@ -74,7 +74,7 @@ CALIBRATION = pd.date_range("2023-07-01", "2023-10-01", freq="MS")
 MONITORED = pd.date_range("2023-11-01", "2024-04-01", freq="MS")
 SHOCK = pd.Timestamp("2024-01-01")
 # --estimate writes each unchanged deployment's probabilities and matured labels here, the
-# input of monitoring_nannyml.py
+# input of monitoring_compare.py
 FRAMES_DIR = RESULTS_DIR / "monitoring_estimate_frames"
 DRIFT_DIR = RESULTS_DIR / "monitoring_drift_frames"  # --drift: features of the breaks
 HISTORY_ROWS = 1_000_000
@@ -439,7 +439,7 @@ def drift_features(seeds: int, first_seed: int = 1) -> None:
     drift reference (2023-10-01), an alarm above ``psi_alarm`` unless an age feature — the
     monitor's drift check alone, without the data checks that catch the first two breaks
     and the attribution of drift to them. Writes each scenario's features at the
-    calibration and monitored cutoffs to :data:`DRIFT_DIR` for ``monitoring_nannyml.py
+    calibration and monitored cutoffs to :data:`DRIFT_DIR` for ``monitoring_compare.py
     --drift`` and the alarms to ``monitoring_drift_psi.json``."""
     config = MonitoringConfig()
     rows, started = [], time.perf_counter()
@@ -484,7 +484,7 @@ def cli() -> None:
     parser.add_argument("--estimate", action="store_true", help="interval coverage by size")
     parser.add_argument("--spend", action="store_true", help="spend-shift scenarios")
     parser.add_argument("--drift", action="store_true",
-                        help="feature PSI on the breaks, input of monitoring_nannyml.py")
+                        help="feature PSI on the breaks, input of monitoring_compare.py")
     parser.add_argument("--sizes", default="3000,10000,20000")
     parser.add_argument("--seeds", type=int, default=N_SEEDS)
     parser.add_argument("--big-seeds", type=int, default=N_SEEDS,

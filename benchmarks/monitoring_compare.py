@@ -1,4 +1,4 @@
-"""Benchmark: NannyML's CBPE beside churnml's recalibrated estimate, on the same deployments.
+"""Benchmark: NannyML's CBPE and drift, Evidently's drift, beside churnml's, on the same data.
 
 Input: what ``python benchmarks/monitoring.py --estimate`` leaves in ``benchmarks/results/``
 for each size and seed: the unchanged deployment's churn probabilities and matured labels
@@ -14,18 +14,21 @@ errors, what NannyML plots and reports as ``lower/upper_confidence_boundary``), 
 estimate ± 1.96 sampling errors (a 95 % band, like churnml's) and the realized ROC AUC it
 computes itself; churnml's values of the same cutoff beside them.
 
-NannyML does not install next to churnml: no NannyML release resolves with churnml's pins
-(0.13.1 caps ``lightgbm<4.6``, churnml needs ``>=4.7``; older ones cap more), so it runs in a
-venv of its own, which needs nothing of churnml (this script imports pandas and NannyML
-only)::
+``--drift`` (NannyML's univariate drift, :func:`drift`) and ``--evidently`` (Evidently's
+``DataDriftPreset``, :func:`evidently_drift`) read the break scenarios' features and
+churnml's PSI alarms that ``monitoring.py --drift`` writes.
 
-    uv venv /tmp/nml-venv --python 3.11
-    uv pip install --python /tmp/nml-venv/bin/python nannyml==0.13.1 statsmodels
-    /tmp/nml-venv/bin/python benchmarks/monitoring_nannyml.py   # after monitoring.py --estimate
-    /tmp/nml-venv/bin/python benchmarks/monitoring_nannyml.py --drift  # after monitoring.py --drift
+Neither library runs next to churnml: no NannyML release resolves with churnml's pins
+(0.13.1 caps ``lightgbm<4.6``, churnml needs ``>=4.7``; older ones cap more), and
+Evidently 0.7.23 resolves but fails on import with pandas 3 (churnml needs ``pandas>=3``;
+it imports ``infer_dtype_from_object``, gone from pandas 3). So they run in a venv of their
+own, which needs nothing of churnml (this script imports pandas and the two libraries)::
 
-``--drift``: NannyML's univariate drift beside churnml's PSI on the break scenarios
-(:func:`drift`).
+    uv venv /tmp/cmp-venv --python 3.11
+    uv pip install -p /tmp/cmp-venv nannyml==0.13.1 statsmodels evidently==0.7.23 "pandas<3" pyarrow
+    /tmp/cmp-venv/bin/python benchmarks/monitoring_compare.py     # after monitoring.py --estimate
+    /tmp/cmp-venv/bin/python benchmarks/monitoring_compare.py --drift       # after --drift
+    /tmp/cmp-venv/bin/python benchmarks/monitoring_compare.py --evidently --seeds 1
 
 (NannyML 0.13.1 imports statsmodels without declaring it; its usage reporting to a web
 service is switched off here with ``NML_DISABLE_USAGE_LOGGING``.)
@@ -176,18 +179,89 @@ def drift(nml) -> None:
     print(f"wrote {out}")
 
 
+def evidently_drift(seeds: list[int]) -> None:
+    """Evidently's ``DataDriftPreset`` (``--evidently``) on the break scenarios of
+    ``monitoring.py --drift`` (``seeds``: one report of 64 columns takes tens of seconds),
+    with its defaults: per column a test picked by type and size (above 1,000 rows the
+    normed Wasserstein distance for numbers, drift at 0.1; K-S, chi², Z-test p-values below
+    0.05 where it picks those), and a data-set drift when half the columns drift; the
+    drift reference 2023-10-01 as reference, as churnml's PSI has. Counted on the watched
+    (non-age) features, as the PSI alarms."""
+    try:
+        from evidently import Report
+        from evidently.presets import DataDriftPreset
+    except ImportError as error:
+        sys.exit(f"--evidently needs Evidently 0.7 with pandas < 3 ({error}): see this "
+                 "script's docstring for its venv.")
+    psi = json.loads((RESULTS_DIR / "monitoring_drift_psi.json").read_text())
+    ours = pd.DataFrame(psi["runs"])
+    rows = []
+    for path in sorted(DRIFT_DIR.glob("*.parquet")):
+        scenario, seed = path.stem.rsplit("_", 1)
+        if int(seed) not in seeds:
+            continue
+        frame = pd.read_parquet(path)
+        frame["cutoff"] = pd.to_datetime(frame["cutoff"])
+        reference = frame.loc[frame["cutoff"] == CALIBRATION[-1], psi["features"]]
+        for cutoff in sorted(frame.loc[frame["cutoff"] > CALIBRATION[-1], "cutoff"].unique()):
+            t0 = time.perf_counter()
+            current = frame.loc[frame["cutoff"] == cutoff, psi["features"]]
+            metrics = Report([DataDriftPreset()]).run(
+                current_data=current, reference_data=reference).dict()["metrics"]
+            seconds = time.perf_counter() - t0
+            drifted, share = set(), None
+            for metric in metrics:
+                config = metric["config"]
+                if config["type"].endswith("DriftedColumnsCount"):
+                    share = metric["value"]["share"]
+                elif "column" in config:
+                    p_value = "p_value" in config["method"]
+                    value, threshold = metric["value"], config["threshold"]
+                    if (value < threshold) if p_value else (value >= threshold):
+                        drifted.add(config["column"])
+            alerted = sorted(drifted & set(psi["watched"]))
+            rows.append({"scenario": scenario.replace("_", " "), "seed": int(seed),
+                         "cutoff": f"{pd.Timestamp(cutoff):%Y-%m-%d}",
+                         "ev_alerts": len(alerted), "ev_alerted": alerted,
+                         "ev_drift_share": share, "ev_dataset_drift": share >= 0.5,
+                         "ev_seconds": seconds})
+        print(f"{scenario} seed {seed}, Evidently: drifted per cutoff "
+              f"{[r['ev_alerts'] for r in rows[-6:]]}", flush=True)
+    table = pd.DataFrame(rows).merge(ours, on=["scenario", "seed", "cutoff"], how="inner")
+    summary = table.groupby("scenario", sort=False).agg(
+        seeds=("seed", "nunique"), psi_cutoffs=("n_alarms", lambda a: int((a > 0).sum())),
+        psi_alarms=("n_alarms", "sum"),
+        ev_cutoffs=("ev_alerts", lambda a: int((a > 0).sum())),
+        ev_alerts=("ev_alerts", "sum"), ev_dataset_drift=("ev_dataset_drift", "sum"),
+        ev_share=("ev_drift_share", "mean"), ev_seconds=("ev_seconds", "mean"),
+        psi_seconds=("seconds", "mean")).reset_index()
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print("\nFeature drift alarms: churnml PSI vs Evidently DataDriftPreset")
+        print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    out = RESULTS_DIR / "monitoring_evidently_drift.json"
+    out.write_text(json.dumps({"summary": summary.to_dict("records"),
+                               "runs": table.to_dict("records")}, indent=2, default=str)
+                   + "\n")
+    print(f"wrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--drift", action="store_true",
                         help="univariate drift on the breaks (after monitoring.py --drift)")
+    parser.add_argument("--evidently", action="store_true",
+                        help="Evidently's data drift on the breaks (after monitoring.py --drift)")
+    parser.add_argument("--seeds", default="1", help="--evidently: seeds, e.g. 1,2")
     args = parser.parse_args()
+    if args.evidently:
+        return evidently_drift([int(s) for s in args.seeds.split(",")])
     # NannyML reports usage to a web service unless told not to
     os.environ.setdefault("NML_DISABLE_USAGE_LOGGING", "1")
     try:
         import nannyml as nml
     except ImportError:
-        sys.exit("monitoring_nannyml.py needs NannyML, which does not install next to "
-                 "churnml (LightGBM pins): see this script's docstring for its own venv.")
+        sys.exit("monitoring_compare.py needs NannyML, which does not install next to "
+                 "churnml (LightGBM pins): see this script's docstring for its venv.")
     if args.drift:
         return drift(nml)
     ours = churnml_rows()
