@@ -45,7 +45,9 @@ Uno C with that probability as the risk score, and
 the coverage and width of 80 % lifetime-value intervals over 360 days against each
 subscriber's realized spend: the customer's past mean spend taken as known (spend CV fitted,
 and times :data:`SPEND_CV_FACTORS`), and its Gamma-Gamma posterior given the months observed
-(:func:`~churnml.survival.lifetime_value.spend_posterior`).
+(:func:`~churnml.survival.lifetime_value.spend_posterior`), and the interval ``churnml score``
+writes (:func:`product_coverage`: the value model's spend, the spread fitted as ``train``
+fits it, against the fallback of models logged without one).
 
 **CDNOW**: lifetime-value intervals on the purchase log (:mod:`survival_cdnow`).
 
