@@ -20,6 +20,10 @@ margin 0.03).
   sizes (``--sizes``, ``--seeds``; the reference window is the backtest cutoff, whose
   matured outcomes the model never trained on), with the raw (uncalibrated) estimate's
   bias beside it;
+* ``--estimate`` also writes each unchanged deployment's probabilities and matured labels
+  (``results/monitoring_estimate_frames/``), and ``--drift`` the model features of the
+  break scenarios with churnml's PSI alarms: the input of ``monitoring_compare.py``, which
+  runs NannyML's CBPE and univariate drift on the same deployments in a venv of its own;
 * ``--spend``: a spend shift (:func:`churnml.data.scenarios.spend_shift`: from 2024-01-01 a
   share of the customers spend a factor of their amounts) with a value model
   (:func:`churnml.monitoring.replay.fit_value_model`) in the deployment: detection rate,
@@ -34,6 +38,7 @@ margin 0.03).
     python benchmarks/monitoring.py --estimate --sizes 3000 --seeds 6   # also 10000, 20000
     python benchmarks/monitoring.py --spend --seeds 1 --first-seed 1    # one process per seed
     python benchmarks/monitoring.py --spend-check --seeds 10   # the order value check alone
+    python benchmarks/monitoring.py --drift --seeds 3   # PSI on the breaks, for NannyML
 """
 
 from __future__ import annotations
@@ -41,11 +46,12 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _quality import N_JOBS, print_table, write_json
+from _quality import N_JOBS, RESULTS_DIR, print_table, write_json
 
 from churnml.config import ChurnConfig, MonitoringConfig
 from churnml.data.scenarios import churn_shock, spend_shift
@@ -56,6 +62,7 @@ from churnml.features.spec import FeatureSpec
 from churnml.labels import build_labels
 from churnml.monitoring import ScoreHistory
 from churnml.monitoring.alarms import Alarm
+from churnml.monitoring.drift import drift_table
 from churnml.monitoring.monitor import PROBABILITY, reference_outcomes
 from churnml.monitoring.performance import estimate
 from churnml.monitoring.replay import fit_deployed_model, fit_value_model, replay
@@ -70,6 +77,10 @@ REFERENCE = pd.Timestamp("2023-10-01")
 CALIBRATION = pd.date_range("2023-07-01", "2023-10-01", freq="MS")
 MONITORED = pd.date_range("2023-11-01", "2024-04-01", freq="MS")
 SHOCK = pd.Timestamp("2024-01-01")
+# --estimate writes each unchanged deployment's probabilities and matured labels here, the
+# input of monitoring_compare.py
+FRAMES_DIR = RESULTS_DIR / "monitoring_estimate_frames"
+DRIFT_DIR = RESULTS_DIR / "monitoring_drift_frames"  # --drift: features of the breaks
 HISTORY_ROWS = 1_000_000
 HISTORY_FEATURES = 45
 
@@ -99,7 +110,8 @@ def in_interval(matured: pd.DataFrame, metric: str) -> pd.Series:
             & (matured[f"real_{metric}"] <= matured[f"est_{metric}_high"]))
 
 
-def estimate_coverage(sizes: list[int], seeds: int, big_seeds: int, big: int) -> None:
+def estimate_coverage(sizes: list[int], seeds: int, big_seeds: int, big: int,
+                      first_seed: int = 1) -> None:
     """Coverage of the 95 % intervals on unchanged data per size (``--estimate``); sizes of
     ``big`` customers or more run ``big_seeds`` seeds; at :data:`N_CUSTOMERS` also under
     the churn shock (where the intervals should miss). The monitor's estimator itself
@@ -110,8 +122,11 @@ def estimate_coverage(sizes: list[int], seeds: int, big_seeds: int, big: int) ->
     tables of a full :func:`replay` cost minutes at 20,000 customers and are not needed."""
     rows, started = [], time.perf_counter()
     config = MonitoringConfig()
+    last_seed = first_seed + max(big_seeds if size >= big else seeds for size in sizes) - 1
+    name = "_".join(str(n) for n in sizes) + f"_seeds_{first_seed}-{last_seed}"
     for size in sizes:
-        for seed in range(1, (big_seeds if size >= big else seeds) + 1):
+        last = first_seed + (big_seeds if size >= big else seeds)
+        for seed in range(first_seed, last):
             t0 = time.perf_counter()
             data, spec, model, backtest = fitted(seed, size)
             scenarios = {"unchanged": data}
@@ -122,11 +137,11 @@ def estimate_coverage(sizes: list[int], seeds: int, big_seeds: int, big: int) ->
                 rows += _coverage_rows(run, spec, model, config, size, seed, scenario)
             print(f"{size} customers, seed {seed}: {time.perf_counter() - t0:.0f} s",
                   flush=True)
-            coverage_summary(rows, sizes, started)  # so far: a long run can be stopped
+            coverage_summary(rows, name, started)  # so far: a long run can be stopped
 
 
-def coverage_summary(rows: list[dict], sizes: list[int], started: float) -> None:
-    """Print and write (``monitoring_estimate_<sizes>.json``) the coverage so far."""
+def coverage_summary(rows: list[dict], name: str, started: float) -> None:
+    """Print and write (``monitoring_estimate_<name>.json``) the coverage so far."""
     table = pd.DataFrame(rows)
     table["half_width"] = (table["est_roc_auc_high"] - table["est_roc_auc_low"]) / 2
     table["brier_half_width"] = (table["est_brier_high"] - table["est_brier_low"]) / 2
@@ -157,7 +172,7 @@ def coverage_summary(rows: list[dict], sizes: list[int], started: float) -> None
                     "brier_abs_error": "|Brier est − real|",
                     "raw_brier_abs_error": "raw |Brier est − real|",
                     "interval_alarms": "interval alarms"})
-    write_json("monitoring_estimate_" + "_".join(str(n) for n in sizes),
+    write_json(f"monitoring_estimate_{name}",
                {"runs": table.to_dict("records"),
                 "summary": summary.to_dict("records"),
                 "seconds": time.perf_counter() - started})
@@ -172,18 +187,26 @@ def _coverage_rows(data, spec, model, config, size, seed, scenario) -> list[dict
     frame = features.merge(labels[["customer_id", "cutoff", "churned"]],
                            on=["customer_id", "cutoff"])
     frame[PROBABILITY] = model.predict_proba(frame[columns])[:, 1]
+    if scenario == "unchanged":  # the deployment's probabilities and matured labels
+        FRAMES_DIR.mkdir(parents=True, exist_ok=True)
+        frame[["customer_id", "cutoff", PROBABILITY, "churned"]].to_parquet(
+            FRAMES_DIR / f"{size}_{seed}.parquet", index=False)
+    t0 = time.perf_counter()
     calibration, _ = reference_outcomes(frame[frame["cutoff"].isin(CALIBRATION)])
+    fit_seconds = time.perf_counter() - t0
     rows = []
     for i, cutoff in enumerate(MONITORED):
+        t0 = time.perf_counter()
         period = calibration.period_error(at=cutoff)
         part = frame[frame["cutoff"] == cutoff]
         p, y = part[PROBABILITY].to_numpy(float), part["churned"].to_numpy(int)
         est = estimate(p, config.n_draws, seed=config.seed + i, reference=calibration,
                        alarm_level=config.interval_alarm_level, period_error=period)
+        seconds = time.perf_counter() - t0 + fit_seconds / len(MONITORED)
         real = classification_metrics(y, p)
         rows.append({
             "scenario": scenario, "customers": size, "seed": seed,
-            "cutoff": f"{cutoff:%Y-%m-%d}", "at_risk": len(p),
+            "cutoff": f"{cutoff:%Y-%m-%d}", "at_risk": len(p), "est_seconds": seconds,
             "real_roc_auc": real["roc_auc"], "real_brier": real["brier"], **est,
             "auc_in": est["est_roc_auc_low"] <= real["roc_auc"] <= est["est_roc_auc_high"],
             "brier_in": est["est_brier_low"] <= real["brier"] <= est["est_brier_high"],
@@ -491,6 +514,50 @@ def breaks(seeds: int = N_BREAK_SEEDS, first_seed: int = 1) -> None:
                {"runs": rows, "summary": summary})
 
 
+def drift_features(seeds: int, first_seed: int = 1) -> None:
+    """Univariate feature drift on the break scenarios (``--drift``, :data:`N_CUSTOMERS`
+    customers): churnml's PSI of each model feature at each monitored cutoff against the
+    drift reference (2023-10-01), an alarm above ``psi_alarm`` unless an age feature — the
+    monitor's drift check alone, without the data checks that catch the first two breaks
+    and the attribution of drift to them. Writes each scenario's features at the
+    calibration and monitored cutoffs to :data:`DRIFT_DIR` for ``monitoring_compare.py
+    --drift`` and the alarms to ``monitoring_drift_psi.json``."""
+    config = MonitoringConfig()
+    rows, started = [], time.perf_counter()
+    for seed in range(first_seed, first_seed + seeds):
+        data, spec, model, _ = fitted(seed)
+        columns = [str(c) for c in model.feature_names_in_]
+        watched = [c for c in columns
+                   if not any(fnmatch(c, pattern) for pattern in config.age_features)]
+        for name, (run, start, _) in break_scenarios(data, seed).items():
+            features = build_features(run, CALIBRATION.append(MONITORED), spec)
+            DRIFT_DIR.mkdir(parents=True, exist_ok=True)
+            features[["cutoff", *columns]].to_parquet(
+                DRIFT_DIR / f"{name.replace(' ', '_')}_{seed}.parquet", index=False)
+            t0 = time.perf_counter()
+            reference = profile_frame(features[features["cutoff"] == REFERENCE], columns)
+            reference_seconds = time.perf_counter() - t0
+            for cutoff in MONITORED:
+                t0 = time.perf_counter()
+                current = profile_frame(features[features["cutoff"] == cutoff], columns)
+                t1 = time.perf_counter()
+                psis = {r["column"]: r["psi"] for r in drift_table(reference, current)}
+                alarms = sorted(c for c in watched if psis.get(c, 0.0) > config.psi_alarm)
+                rows.append({"seed": seed, "scenario": name, "cutoff": f"{cutoff:%Y-%m-%d}",
+                             "change": None if start is None else f"{start:%Y-%m-%d}",
+                             "alarms": alarms, "n_alarms": len(alarms),
+                             "max_psi": max(psis.get(c, 0.0) for c in watched),
+                             # profiling (once per scoring run, kept in the history) and PSI
+                             "profile_seconds": t1 - t0 + reference_seconds / len(MONITORED),
+                             "psi_seconds": time.perf_counter() - t1})
+                rows[-1]["seconds"] = rows[-1]["profile_seconds"] + rows[-1]["psi_seconds"]
+            print(f"seed {seed}, {name}: PSI alarms per cutoff "
+                  f"{[r['n_alarms'] for r in rows[-len(MONITORED):]]}", flush=True)
+        write_json("monitoring_drift_psi", {  # so far: a long run can be stopped
+            "runs": rows, "features": columns, "watched": watched,
+            "seconds": time.perf_counter() - started})
+
+
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("mode", nargs="?", choices=["breaks"],
@@ -499,6 +566,8 @@ def cli() -> None:
     parser.add_argument("--spend", action="store_true", help="spend-shift scenarios")
     parser.add_argument("--spend-check", action="store_true",
                         help="the within-customer order value check alone, no models")
+    parser.add_argument("--drift", action="store_true",
+                        help="feature PSI on the breaks, input of monitoring_compare.py")
     parser.add_argument("--sizes", default="3000,10000,20000")
     parser.add_argument("--seeds", type=int, default=None,
                         help=f"seeds (default {N_SEEDS}; breaks: {N_BREAK_SEEDS})")
@@ -512,12 +581,14 @@ def cli() -> None:
         breaks(args.seeds or N_BREAK_SEEDS, args.first_seed)
     if args.estimate:
         estimate_coverage([int(s) for s in args.sizes.split(",")], args.seeds or N_SEEDS,
-                          args.big_seeds, args.big)
+                          args.big_seeds, args.big, args.first_seed)
     if args.spend:
         spend_detection(args.seeds or N_SEEDS, args.customers, args.first_seed)
     if args.spend_check:
         paired_check(args.seeds or N_SEEDS, args.customers, args.first_seed)
-    if not (args.mode or args.estimate or args.spend or args.spend_check):
+    if args.drift:
+        drift_features(args.seeds or N_SEEDS, args.first_seed)
+    if not (args.mode or args.estimate or args.spend or args.spend_check or args.drift):
         main()
 
 

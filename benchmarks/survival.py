@@ -45,7 +45,9 @@ Uno C with that probability as the risk score, and
 the coverage and width of 80 % lifetime-value intervals over 360 days against each
 subscriber's realized spend: the customer's past mean spend taken as known (spend CV fitted,
 and times :data:`SPEND_CV_FACTORS`), and its Gamma-Gamma posterior given the months observed
-(:func:`~churnml.survival.lifetime_value.spend_posterior`).
+(:func:`~churnml.survival.lifetime_value.spend_posterior`), and the interval ``churnml score``
+writes (:func:`product_coverage`: the value model's spend, the spread fitted as ``train``
+fits it, against the fallback of models logged without one).
 
 **CDNOW**: lifetime-value intervals on the purchase log (:mod:`survival_cdnow`).
 
@@ -72,7 +74,7 @@ from churnml.data.loaders import load_data
 from churnml.data.simulate import customer_truth, oracle_survival, simulate
 from churnml.errors import DataWarning
 from churnml.labels import build_panel
-from churnml.models import ChurnClassifier
+from churnml.models import ChurnClassifier, LTVModel
 from churnml.survival.cox import CoxBaseline
 from churnml.survival.durations import build_survival_panel
 from churnml.survival.hazard import DiscreteTimeHazard
@@ -85,6 +87,13 @@ from churnml.survival.lifetime_value import (
     spend_posterior,
 )
 from churnml.survival.metrics import survival_scores
+from churnml.survival.scores import spend_per_period, survival_columns
+from churnml.survival.spend import (
+    SpendModel,
+    active_periods,
+    fit_spend_model,
+    lookback_periods,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "examples" / "oulad.yaml"
@@ -417,6 +426,8 @@ def simulator(n_customers: int, seed: int, n_draws: int) -> dict[str, Any]:
     coverage += [{"model": name, "spend_cv_factor": 1.0, "mean_spend": "Gamma-Gamma posterior",
                   **interval_coverage(s, post_mean, cv, churn_period, future, 12, alpha)}
                  for name, s in curves.items()]
+    coverage += product_coverage(data, panel, labelled, features, hazard, Xt, churn,
+                                 churn_period, future)
     assert customer_truth(data).shape[0] == n_customers
     return {"rows": rows, "n_train": len(train), "n_test": len(test),
             "n_test_scored": int(len(scored)), "n_train_landmark_rows": int(len(panel)),
@@ -427,6 +438,46 @@ def simulator(n_customers: int, seed: int, n_draws: int) -> dict[str, Any]:
             "spend_gamma_gamma": {"p": 1 / cv ** 2, "q": q, "gamma": gamma, "spend_cv": cv},
             "panel_seconds": panel_seconds,
             "hazard_seconds": fit_seconds}
+
+
+def product_coverage(data: Any, panel: pd.DataFrame, labelled: pd.DataFrame,
+                     features: list[str], hazard: Any, Xt: pd.DataFrame, churn: ChurnConfig,
+                     churn_period: np.ndarray, future: np.ndarray) -> list[dict[str, Any]]:
+    """Coverage of the interval ``churnml score`` writes (``Scorer.predict_survival``):
+    spend per active period from an :class:`~churnml.models.LTVModel`'s value if retained
+    over the churn horizon (trained as ``train`` does on the labelled landmarks), the spread
+    fitted as ``train`` fits it (:func:`churnml.survival.spend.fit_spend_model` at the latest
+    training landmark, look-back of the churn config) against the fallback of models logged
+    without one; undiscounted over 12 periods, as the rows above."""
+    period, horizon = 30, churn.horizon_days
+    ltv = LTVModel(n_jobs=N_JOBS).fit(labelled[features], labelled["ltv"],
+                                      groups=labelled["customer_id"],
+                                      retained=labelled["churned"] == 0)
+    spend = spend_per_period(ltv.predict_if_retained(Xt), horizon, period)
+    lookback = lookback_periods(churn.lookback_days, period)
+    last = panel["cutoff"].max()
+    at = panel[panel["cutoff"] == last].set_index("customer_id")["tenure"]
+    fitted = fit_spend_model(data.transactions, at, last, period, lookback)
+    known = active_periods(Xt["tenure"].to_numpy(float), lookback)
+    real = realized_value(churn_period, future, 12)
+    rows = []
+    for label, spread in (("fitted at training (stored)", fitted),
+                          ("fallback (CV 1.0, flat prior)", SpendModel())):
+        cols = survival_columns(hazard, Xt, period_days=period, active_days=(period,),
+                                horizon_days=12 * period, spend=spend,
+                                discount_rate_annual=0.0, spend_cv=spread.spend_cv,
+                                mean_shape=spread.mean_shape(known))
+        low, high = cols["lifetime_value_low"], cols["lifetime_value_high"]
+        rows.append({"model": f"{DTH} (churnml score)", "spend_cv_factor": 1.0,
+                     "mean_spend": f"LTV model's value if retained; spread {label}",
+                     "level": 0.8, "coverage": float(((real >= low) & (real <= high)).mean()),
+                     "below": float((real < low).mean()), "above": float((real > high).mean()),
+                     "mean_width": float((high - low).mean()),
+                     "mean_value": float(cols["lifetime_value"].mean()),
+                     "mean_realized": float(real.mean()), "spend_cv": spread.spend_cv,
+                     "spend_q": spread.q, "spend_gamma": spread.gamma,
+                     "n": int(len(real)), "horizon_periods": 12})
+    return rows
 
 
 COLUMNS = {"model": "model", "covariates": "covariates", "uno_c": "Uno C", "harrell_c": "Harrell C",

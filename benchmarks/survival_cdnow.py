@@ -39,12 +39,21 @@ from _quality import N_JOBS, print_table, write_json
 from churnml.config import ChurnConfig
 from churnml.data.datasets import load_dataset
 from churnml.errors import DataWarning
+from churnml.labels import build_panel
+from churnml.models import LTVModel
 from churnml.survival.durations import build_survival_panel
 from churnml.survival.hazard import DiscreteTimeHazard
 from churnml.survival.lifetime_value import (
     fit_spend_population,
     lifetime_value,
     spend_posterior,
+)
+from churnml.survival.scores import spend_per_period, survival_columns
+from churnml.survival.spend import (
+    SpendModel,
+    active_periods,
+    fit_spend_model,
+    lookback_periods,
 )
 
 CUTOFF = pd.Timestamp("1997-10-01")
@@ -134,6 +143,30 @@ def cdnow_coverage() -> dict[str, Any]:
                      lifetime_value(surv, post_mean, HORIZON, 0.0, mean_shape=alpha, **kw),
                      real, spend_cv=cv),
     ]
+    # the interval `churnml score` writes: the LTV model's value if retained per period,
+    # the spread fitted as `train` fits it (latest training landmark), purchase-log lag
+    labelled = build_panel(data, TRAIN_CUTOFFS, churn=churn)
+    labelled = labelled.merge(panel[[*KEYS, "tenure"]], on=KEYS)
+    ltv = LTVModel(n_jobs=N_JOBS).fit(labelled[features], labelled["ltv"],
+                                      groups=labelled["customer_id"],
+                                      retained=labelled["churned"] == 0)
+    spend = spend_per_period(ltv.predict_if_retained(Xt), LAPSE_DAYS, PERIOD)
+    lookback = lookback_periods(churn.lookback_days, PERIOD)
+    latest = panel["cutoff"].max()
+    fitted = fit_spend_model(tx, panel[panel["cutoff"] == latest].set_index(
+        "customer_id")["tenure"], latest, PERIOD, lookback)
+    known = active_periods(Xt["tenure"].to_numpy(float), lookback)
+    for label, spread in (("churnml score: LTV model, spread fitted at training", fitted),
+                          ("churnml score: LTV model, fallback spread (CV 1.0)",
+                           SpendModel())):
+        cols = survival_columns(hazard, Xt, period_days=PERIOD, active_days=(PERIOD,),
+                                horizon_days=HORIZON * PERIOD, spend=spend,
+                                discount_rate_annual=0.0, level=LEVEL,
+                                spend_cv=spread.spend_cv, mean_shape=spread.mean_shape(known),
+                                lag_periods=LAG)
+        rows.append(coverage_row(label, cols.reset_index(drop=True), real,
+                                 spend_cv=spread.spend_cv, spend_q=spread.q,
+                                 spend_gamma=spread.gamma))
     return {"rows": rows, "spend_cv": cv, "gamma_gamma": {"p": 1 / cv ** 2, "q": q,
                                                           "gamma": gamma},
             "n_customers": len(ids), "n_train_landmark_rows": len(panel),

@@ -3,6 +3,7 @@
     python benchmarks/uplift_simulated.py             # seeds 11-13; results/*.json
     python benchmarks/uplift_simulated.py --seeds 11  # one seed
     python benchmarks/uplift_simulated.py --quick     # without the churn/value models and X
+    python benchmarks/uplift_simulated.py --quick --attempts  # + the revenue-ranking attempts
 
 Data: ``simulate(N_CUSTOMERS)`` with two randomised campaigns (50 % control each) of
 :mod:`churnml.data.simulate_campaigns`: a *training* campaign (spring 2024, 80 % of the eligible
@@ -28,6 +29,10 @@ in spring). Churn horizon = effect window = 90 days.
    revenue of the chosen set, from the simulator's truth (sum of ``tau`` and of
    ``tau_revenue - cost``): no outcome noise in the comparison, and its share of the oracle's
    net incremental revenue.
+   With ``--attempts``, rows (f1)-(f9): attempts at a better revenue ranking than (d) (the
+   churn model's outputs as features, bagged refits, the two-part model bagged, X/DR on
+   Tweedie outcome models, averages of estimates) and (g), the ranking of a regressor fit on
+   the spring contacts' *true* revenue effect (never available: a ceiling of these features).
 3. **The do-not-contact flag.** Share of the autumn contacts flagged, the true share of
    sleeping dogs (``uplift_type``), and the precision of the flag (flagged who are sleeping
    dogs), for the old rule (``uplift < 0``) and the shipped one (groups of cross-fitted
@@ -92,6 +97,77 @@ def churn_and_value(data, churn: ChurnConfig, spec, X_test: pd.DataFrame):
     return p, ltv.predict_if_retained(X_test[feats])
 
 
+def churn_outputs(data, churn: ChurnConfig, spec, frames: list[pd.DataFrame]
+                  ) -> list[pd.DataFrame]:
+    """``frames`` with the churn model's outputs as three more features (``churn_probability``,
+    ``value_if_retained`` and their product ``value_at_risk``, as ``churnml score`` writes
+    them) from a ChurnClassifier and an LTVModel fit on a monthly panel whose label windows
+    end before the *training* campaign (no spring outcome enters a spring feature)."""
+    last = pd.Timestamp(TRAIN.date) - pd.Timedelta(days=churn.horizon_days)
+    panel = build_panel(data, pd.date_range("2023-01-01", last, freq="MS"), spec, churn)
+    feats = [c for c in panel.columns if c not in ("customer_id", "cutoff", "churned", "ltv")]
+    groups = panel["customer_id"].to_numpy()
+    clf = ChurnClassifier(n_jobs=N_JOBS).fit(panel[feats], panel["churned"], groups=groups)
+    ltv = LTVModel(n_jobs=N_JOBS).fit(panel[feats], panel["ltv"], groups=groups,
+                                      retained=panel["churned"].to_numpy() == 0)
+    out = []
+    for X in frames:
+        p = clf.predict_proba(X[feats])[:, 1]
+        v = np.asarray(ltv.predict_if_retained(X[feats]), dtype=float)
+        out.append(X.assign(churn_probability=p, value_if_retained=v, value_at_risk=p * v))
+    return out
+
+
+SUBSAMPLE = {"subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8}
+
+
+def bagged(effect, k: int) -> np.ndarray:
+    """Mean of ``effect(params)`` over ``k`` refits (LightGBM seed ``42 + j`` and
+    :data:`SUBSAMPLE`: 80 % of the rows and 80 % of the features per tree)."""
+    return np.mean([effect({"seed": 42 + j, "lgbm_params": SUBSAMPLE}) for j in range(k)],
+                   axis=0)
+
+
+def attempts(data, churn: ChurnConfig, spec, X_tr: pd.DataFrame, log_tr: pd.DataFrame,
+             X_te: pd.DataFrame, tau_default: np.ndarray, tau_two_part: np.ndarray,
+             truth_tr: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Revenue effects of the autumn contacts by the attempts (f1)-(f9), and the ranking (g)
+    of a regressor of the spring contacts' true revenue effect (a ceiling)."""
+    arm = log_tr["arm"].to_numpy()
+    y = log_tr["revenue"].to_numpy(float)
+    ids = (log_tr["customer_id"].astype(str) + "|spring").to_numpy()
+    Xc_tr, Xc_te = churn_outputs(data, churn, spec, [X_tr, X_te])
+
+    def s_learner(params=None, Xa=X_tr, Xb=X_te):
+        model = SLearner(n_jobs=N_JOBS, continuous_objective="tweedie", **(params or {}))
+        return model.fit(Xa, arm, y, ids=ids).predict(Xb)[TEST.arm].to_numpy()
+
+    f1 = s_learner(Xa=Xc_tr, Xb=Xc_te)
+    f4 = two_part(Xc_tr, arm, log_tr, Xc_te)
+    out = {
+        "(f1) S-learner (Tweedie) + churn probability, value if retained, value at risk as "
+        "features": f1,
+        "(f2) S-learner (Tweedie) bagged: mean of 10 refits, 80 % rows and features per tree":
+            bagged(s_learner, 10),
+        "(f3) two-part bagged: mean of 5 refits, 80 % rows and features per tree":
+            bagged(lambda p: two_part(X_tr, arm, log_tr, X_te, p), 5),
+        "(f4) two-part + churn outputs as features": f4,
+    }
+    for i, key in ((5, "x"), (6, "dr")):
+        model = LEARNERS[key](n_jobs=N_JOBS, continuous_objective="tweedie")
+        out[f"(f{i}) {NAMES[key]} with Tweedie outcome models"] = model.fit(
+            X_tr, arm, y, ids=ids).predict(X_te)[TEST.arm].to_numpy()
+    out["(f7) average of (d) and two-part"] = (tau_default + tau_two_part) / 2
+    out["(f8) average of (d) and (f4)"] = (tau_default + f4) / 2
+    out["(f9) average of (d), (f1), two-part and (f4)"] = np.mean(
+        [tau_default, f1, tau_two_part, f4], axis=0)
+    ceiling = lgb.LGBMRegressor(n_estimators=300, learning_rate=0.05, num_leaves=15,
+                                min_child_samples=20, n_jobs=N_JOBS, verbose=-1)
+    out["(g) ceiling: regressor of the spring contacts' TRUE revenue effect"] = ceiling.fit(
+        X_tr, truth_tr["tau_revenue"].to_numpy()).predict(X_te)
+    return out
+
+
 def flag_ceiling(X_tr: pd.DataFrame, dog_tr: np.ndarray, X_te: pd.DataFrame, dog: np.ndarray,
                  shares: dict[str, float]) -> dict[str, float]:
     """How precise can any flag on these features be: a LightGBM classifier fit on the *true*
@@ -110,21 +186,24 @@ def flag_ceiling(X_tr: pd.DataFrame, dog_tr: np.ndarray, X_te: pd.DataFrame, dog
 
 
 def two_part(X_tr: pd.DataFrame, arm_tr: np.ndarray, log_tr: pd.DataFrame,
-             X_te: pd.DataFrame) -> np.ndarray:
+             X_te: pd.DataFrame, params: dict | None = None) -> np.ndarray:
     """Revenue effect as the retention part plus the spend part:
     ``E[R | x, a] = P(retained | x, a) m_a(x)`` (no revenue without a purchase), so
     ``tau_R = (P_T - P_C) m_C + P_T (m_T - m_C)``; ``P`` an S-learner classifier,
-    ``m_a(x) = E[R | retained, x, a]`` a Tweedie S-learner on the retained contacts."""
+    ``m_a(x) = E[R | retained, x, a]`` a Tweedie S-learner on the retained contacts;
+    ``params``: more arguments of both learners."""
     ret = log_tr["retained"].to_numpy(float) == 1
-    p = SLearner(n_jobs=N_JOBS).fit(X_tr, arm_tr, ret.astype(float)).predict_outcome(X_te)
-    m = SLearner(n_jobs=N_JOBS, continuous_objective="tweedie").fit(
+    params = params or {}
+    p = SLearner(n_jobs=N_JOBS, **params).fit(X_tr, arm_tr, ret.astype(float)).predict_outcome(
+        X_te)
+    m = SLearner(n_jobs=N_JOBS, continuous_objective="tweedie", **params).fit(
         X_tr[ret].reset_index(drop=True), arm_tr[ret],
         log_tr["revenue"].to_numpy(float)[ret]).predict_outcome(X_te)
     c, t = "control", TEST.arm
     return ((p[t] - p[c]) * m[c] + p[t] * (m[t] - m[c])).to_numpy()
 
 
-def one_seed(seed: int, quick: bool = False) -> dict:
+def one_seed(seed: int, quick: bool = False, with_attempts: bool = False) -> dict:
     cfg = default_config()
     churn, spec, u = cfg.churn, feature_spec(cfg), UpliftConfig()
     data = simulate(N_CUSTOMERS, seed=seed, config=SimulatorConfig(campaigns=[TRAIN, TEST]))
@@ -196,6 +275,11 @@ def one_seed(seed: int, quick: bool = False) -> dict:
         "(c''') retention part + spend part (two-part S-learner) - cost, no flag": (
             tau["two-part"] - COST, everyone),
         default: (value_def, ~flag_new),
+    }
+    if with_attempts:
+        rank |= {name: (tau - COST, everyone) for name, tau in attempts(
+            data, churn, spec, X_tr, log_tr, X_te, tau_def, tau["two-part"], truth_tr).items()}
+    rank |= {
         "(e) oracle": (truth["tau_revenue"].to_numpy() - COST, everyone),
     }
     true_rev = truth["tau_revenue"].to_numpy() - COST
@@ -203,7 +287,8 @@ def one_seed(seed: int, quick: bool = False) -> dict:
     dog = truth["uplift_type"].to_numpy() == "sleeping_dog"
     rows = {}
     for name, (score, allowed) in rank.items():
-        ok = allowed & (score > 0) if name.startswith(("(c", "(d", "(e")) else allowed
+        ok = allowed & (score > 0) if name.startswith(("(c", "(d", "(e", "(f", "(g")) \
+            else allowed
         idx = np.flatnonzero(ok)[np.argsort(-score[ok], kind="stable")][:budget]
         rows[name] = {"contacts": idx.size, "incremental_retained": float(true_tau[idx].sum()),
                       "net_incremental_revenue": float(true_rev[idx].sum()),
@@ -243,6 +328,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="skip the churn and value models and the X-learner: rows (a)-(c') "
                         "and the old flag rule")
+    parser.add_argument("--attempts", action="store_true",
+                        help="also rows (f1)-(f9) and (g): attempts at a better revenue ranking")
     parser.add_argument("--combine", type=Path, nargs="+",
                         help="print the tables of earlier runs' JSON files instead")
     args = parser.parse_args()
@@ -251,7 +338,7 @@ def main() -> None:
         runs = [r for p in args.combine for r in json.loads(p.read_text())["runs"]]
         args.seeds = [r["seed"] for r in runs]
     else:
-        runs = [one_seed(seed, args.quick) for seed in args.seeds]
+        runs = [one_seed(seed, args.quick, args.attempts) for seed in args.seeds]
     n = len(runs)
     print_table(f"Qini on the autumn campaign (realised retention) as a share of the oracle's, "
                 f"{n} seed(s)",
@@ -287,7 +374,8 @@ def main() -> None:
     seconds = time.perf_counter() - t0
     print(f"\n{seconds:.0f} s")
     name = "uplift_simulated" + ("" if args.seeds == list(SEEDS) else
-                                 "_" + "_".join(map(str, args.seeds)))
+                                 "_" + "_".join(map(str, args.seeds))) + (
+        "_attempts" if args.attempts else "")
     write_json(name, {"n_customers": N_CUSTOMERS, "seeds": args.seeds, "runs": runs,
                       "seconds": seconds})
 

@@ -84,7 +84,7 @@ def test_covariate_free_model_reproduces_the_regular_cohort() -> None:
 
 def test_conditioning_on_tenure_is_the_ratio_of_the_curve() -> None:
     data = _cohort(REGULAR)
-    model = DiscreteTimeHazard(period_feature=False).fit(
+    model = DiscreteTimeHazard(period_feature=False, tenure_cap=None).fit(
         data[["tenure"]], data[["duration", "event"]])
     new = model.predict_survival_grid(pd.DataFrame({"tenure": [0.0]}))[0]
     for k in (1, 3, 5):
@@ -144,6 +144,38 @@ def test_hazard_follows_covariates_and_survives_a_state_round_trip() -> None:
         model.predict_survival_grid(X.assign(tenure=[-1.0, 2.0]))
     with pytest.raises(DataValidationError, match="longer than the data can support"):
         DiscreteTimeHazard(n_periods=20).fit(data[["x"]], data[["duration", "event"]])
+
+
+def test_tenure_cap_keeps_the_time_features_inside_the_training_range() -> None:
+    """``tenure_cap="auto"`` caps the landmark tenure of the time feature so that the whole
+    grid stays within the longest ``tenure_at_period`` of the training rows; the cap is
+    kept by the state (a state without it, from an earlier release, loads uncapped)."""
+    rng = np.random.default_rng(5)
+    n = 3000
+    tenure = rng.integers(0, 10, n).astype(float)
+    churn = rng.geometric(0.1 + 0.1 * (tenure < 3), n)
+    censor = rng.integers(2, 8, n)
+    data = pd.DataFrame({"tenure": tenure, "duration": np.minimum(churn, censor).astype(float),
+                         "event": churn <= censor})
+    y = data[["duration", "event"]]
+    model = DiscreteTimeHazard(n_periods=5).fit(data[["tenure"]], y)
+    # person-period rows: a row is at risk for min(duration, 5) periods; the longest
+    # tenure_at_period is max(tenure + min(duration, 5) - 1) = 9 + 5 - 1 = 13, cap 13 - 5 + 1
+    longest = (data["tenure"] + np.minimum(data["duration"], 5) - 1).max()
+    assert longest == 13 and model.tenure_cap_ == 9.0
+    fixed = DiscreteTimeHazard(n_periods=5, tenure_cap=2).fit(data[["tenure"]], y)
+    assert fixed.tenure_cap_ == 2.0
+    X = pd.DataFrame({"tenure": [0.0, 1.0, 2.0, 7.0]})
+    np.testing.assert_array_equal(fixed._tenure(X), [0.0, 1.0, 2.0, 2.0])
+    assert np.isinf(DiscreteTimeHazard(n_periods=5, tenure_cap=None).fit(
+        data[["tenure"]], y).tenure_cap_)
+    dumped = dump_estimator(fixed)
+    np.testing.assert_array_equal(load_estimator(dumped).predict_survival_grid(X),
+                                  fixed.predict_survival_grid(X))
+    del dumped["state"]["tenure_cap"]
+    assert np.isinf(load_estimator(dumped).tenure_cap_)
+    with pytest.raises(ValueError, match="tenure_cap"):
+        DiscreteTimeHazard(n_periods=5, tenure_cap=-1).fit(data[["tenure"]], y)
 
 
 # --------------------------------------------------------------------------- curves

@@ -213,3 +213,71 @@ def test_score_honours_the_tail_rule_past_the_model_grid(trained) -> None:
     assert (life["r"] <= life["c"] + 1e-9).all() and (life["r"] < life["c"]).any()
     assert not np.allclose(life["s"], life["c"])
     assert (life["r"] <= 390).all() and (life["c"] <= 480).all()
+
+
+def _scores_with_store(cfg, result, db: Path) -> tuple[object, object]:
+    alias = CHAMPION if result.registrations[TASK].promoted else CHALLENGER
+    scoring_cfg = cfg.model_copy(deep=True)
+    scoring_cfg.scoring.model_alias = alias
+    scoring_cfg.tracking.uri = f"sqlite:///{db}"
+    models = load_scoring_models(scoring_cfg)
+    return models, scoring_cfg
+
+
+def test_training_stores_the_spend_spread_and_scoring_reads_it(trained) -> None:
+    """Train fits the spread of spend at its latest cutoff and logs it in the survival
+    model's run; scoring loads exactly those values back from the store."""
+    cfg, data, result = trained
+    spend = result.survival.spend
+    assert spend.fitted and spend.n_customers > 100
+    assert 0.1 < spend.spend_cv < 5 and spend.q > 1 and spend.gamma > 0
+    with tracking(cfg.tracking.uri) as client:
+        params = client.get_run(result.run_id).data.params
+    assert float(params["survival.spend_cv"]) == spend.spend_cv
+    assert float(params["survival.spend_q"]) == spend.q
+    assert int(params["survival.spend_customers"]) == spend.n_customers
+    db = Path(cfg.tracking.uri.removeprefix("sqlite:///"))
+    models, _ = _scores_with_store(cfg, result, db)
+    assert models.survival_spend == spend
+
+
+def test_score_intervals_follow_the_stored_spread(trained, tmp_path) -> None:
+    """The interval scoring writes comes from the spread stored in the run: doubling the
+    stored spend CV in a copy of the store changes the interval of every customer with
+    spend, wider on average, and leaves the point value alone; a store without the spread
+    (a model logged by an earlier release) scores with the fallback spread and says so."""
+    import sqlite3
+
+    cfg, data, result = trained
+    db = tmp_path / "mlflow.db"
+    shutil.copyfile(cfg.tracking.uri.removeprefix("sqlite:///"), db)
+    models, scoring_cfg = _scores_with_store(cfg, result, db)
+    before = score_customers(data, scoring_cfg, models).scores.set_index("customer_id")
+    stored = result.survival.spend.spend_cv
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE params SET value = ? WHERE key = 'survival.spend_cv' AND "
+                    "run_uuid = ?", (repr(2 * stored), result.run_id))
+    models, scoring_cfg = _scores_with_store(cfg, result, db)
+    assert models.survival_spend.spend_cv == 2 * stored
+    after = score_customers(data, scoring_cfg, models).scores.set_index("customer_id")
+    after = after.loc[before.index]
+    np.testing.assert_allclose(after["lifetime_value"], before["lifetime_value"])
+    width = {k: (f["lifetime_value_high"] - f["lifetime_value_low"]).to_numpy()
+             for k, f in (("before", before), ("after", after))}
+    spends = before["lifetime_value"].to_numpy() > 1.0
+    assert spends.sum() > 100
+    # a wider spread per period widens the interval on average (per customer it may
+    # narrow: with an atom at 0 a more skewed spend can lower the upper quantile)
+    assert (np.abs(width["after"] - width["before"])[spends] > 1e-3).mean() > 0.9
+    assert width["after"][spends].mean() > 1.02 * width["before"][spends].mean()
+    with sqlite3.connect(db) as con:
+        con.execute("DELETE FROM params WHERE key LIKE 'survival.spend%' AND run_uuid = ?",
+                    (result.run_id,))
+    with pytest.warns(UserWarning, match="without a fitted spread of spend"):
+        models, scoring_cfg = _scores_with_store(cfg, result, db)
+    assert models.survival_spend is not None and not models.survival_spend.fitted
+    old = score_customers(data, scoring_cfg, models).scores.set_index("customer_id")
+    np.testing.assert_allclose(old.loc[before.index, "lifetime_value"],
+                               before["lifetime_value"])
+    assert not np.allclose(old.loc[before.index, "lifetime_value_high"],
+                           before["lifetime_value_high"])

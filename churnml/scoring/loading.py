@@ -47,6 +47,9 @@ class ScoringModels:
     training_window: Mapping[str, str] | None = None  # ``window.*`` params of the training run
     survival: Any = None  # time-to-churn model of the same run (:func:`with_survival`)
     survival_label: str | None = None
+    # spread of spend logged with the survival model (churnml.survival.spend.SpendModel);
+    # None for survival models logged before it was fitted (scoring falls back)
+    survival_spend: Any = None
 
     @property
     def label_window_end(self) -> pd.Timestamp | None:
@@ -206,8 +209,11 @@ def with_survival(models: ScoringModels, name: str, alias: str, tracking_uri: st
                   ) -> tuple[ScoringModels, str | None]:
     """``models`` plus the survival model ``name`` holding ``alias``, when that version was
     logged in the churn model's training run (scores come from one run); else ``models``
-    unchanged and the reason (no such model, alias or run), for a warning."""
+    unchanged and the reason (no such model, alias or run), for a warning. The spread of
+    spend logged in that run (:class:`churnml.survival.spend.SpendModel`) comes along; a
+    version logged without it scores with the fallback spread, and the note says so."""
     from churnml.survival.hazard import DiscreteTimeHazard  # noqa: F401 (state allow-list)
+    from churnml.survival.spend import FALLBACK_SPEND_CV, SpendModel
     from churnml.training.tracking import _version_by_alias, load_model, tracking
 
     if models.churn_uri is None:
@@ -217,6 +223,7 @@ def with_survival(models: ScoringModels, name: str, alias: str, tracking_uri: st
         churn_name, churn_version = ref.rsplit("/", 1)
         churn_run = client.get_model_version(churn_name, churn_version).run_id
         mv = _version_by_alias(client, name, alias)
+        params = {} if mv is None else client.get_run(mv.run_id).data.params
     if mv is None:
         return models, (f"no survival model {name}@{alias} in {tracking_uri}: survival "
                         "columns left out")
@@ -224,8 +231,14 @@ def with_survival(models: ScoringModels, name: str, alias: str, tracking_uri: st
         return models, (f"{name}@{alias} (v{mv.version}) was trained in another run than "
                         f"{models.churn_label}: survival columns left out")
     uri = f"{MODELS_PREFIX}{name}/{mv.version}"
-    return replace(models, survival=load_model(uri, tracking_uri),
-                   survival_label=f"{name} v{mv.version}"), None
+    label = f"{name} v{mv.version}"
+    spend = SpendModel.from_params(params, f"{label} (run {mv.run_id})")
+    note = None if spend is not None else (
+        f"{label} was logged without a fitted spread of spend: lifetime-value intervals use "
+        f"a spend CV of {FALLBACK_SPEND_CV:g} per period and no fitted population "
+        "(retrain to fit them)")
+    return replace(models, survival=load_model(uri, tracking_uri), survival_label=label,
+                   survival_spend=spend or SpendModel()), note
 
 
 CHURN_METHODS = ("predict_proba",)  # what scoring calls on each model

@@ -69,7 +69,6 @@ OUTPUT_COLUMNS = [
 UPLIFT_COLUMNS = ("uplift", "p_negative_uplift", "targeting_value", "negative_uplift")
 SPOOL_FILE = "features.parquet"
 TENURE = "tenure"  # periods active at the cutoff: input of the survival model
-SPEND_CV = 1.0  # spread of one period's spend around the customer's mean (lifetime value)
 
 
 def survival_score_columns(survival: SurvivalConfig | None = None) -> list[str]:
@@ -329,12 +328,14 @@ class Scorer:
         """:func:`survival_score_columns` of one chunk; expected spend per active period
         from the value if retained over the churn horizon
         (:func:`churnml.survival.spend_per_period`), known from the customer's periods of
-        tenure within the lookback (at least one): the uncertainty of that mean enters the
-        interval (:func:`churnml.survival.lifetime_value.mean_shape_from_periods`); the curve
-        past the model's grid follows ``survival.tail_rule``; purchase logs pay until their
-        silence starts (``lag_periods``)."""
-        from churnml.survival.lifetime_value import mean_shape_from_periods
+        tenure within the lookback (at least one): the spread of one period's spend and the
+        uncertainty of that mean enter the interval as fitted at training and logged with the
+        survival model (:class:`churnml.survival.spend.SpendModel`: ``spend_cv`` and the
+        Gamma-Gamma posterior shape ``p n + q``; its defaults for models logged without
+        them); the curve past the model's grid follows ``survival.tail_rule``; purchase logs
+        pay until their silence starts (``lag_periods``)."""
         from churnml.survival.scores import spend_per_period, survival_columns
+        from churnml.survival.spend import SpendModel, active_periods, lookback_periods
 
         sv = self.survival
         if TENURE not in X.columns:
@@ -345,14 +346,16 @@ class Scorer:
             X = X.assign(**{TENURE: X[ID].map(self.tenure).fillna(0.0).to_numpy(float)})
         spend = spend_per_period(value_if_retained.to_numpy(float), self.churn.horizon_days,
                                  sv.period_days)
-        lookback = max(1, self.churn.lookback_days // sv.period_days)
-        known_periods = np.clip(X[TENURE].to_numpy(float), 1, lookback)
+        known_periods = active_periods(
+            X[TENURE].to_numpy(float), lookback_periods(self.churn.lookback_days,
+                                                        sv.period_days))
+        spread = self.models.survival_spend or SpendModel()
         cols = survival_columns(
             self.models.survival, X.reset_index(drop=True), period_days=sv.period_days,
             active_days=sv.horizons_days, horizon_days=sv.grid_days, spend=spend,
             discount_rate_annual=sv.discount_rate_annual, level=sv.interval_level,
-            tail_rule=sv.tail_rule, spend_cv=SPEND_CV,
-            mean_shape=mean_shape_from_periods(known_periods, SPEND_CV),
+            tail_rule=sv.tail_rule, spend_cv=spread.spend_cv,
+            mean_shape=spread.mean_shape(known_periods),
             lag_periods=(self.churn.horizon_days / sv.period_days
                          if self.churn.kind == "non_contractual" else 0.0))
         return cols[self.survival_columns]

@@ -46,6 +46,7 @@ from churnml.survival.lifetime_value import (
 from churnml.survival.person_period import person_period
 from churnml.survival.sbg import ShiftedBetaGeometric
 from churnml.survival.scores import spend_per_period, survival_columns
+from churnml.survival.spend import SpendModel, fit_spend_model
 
 __all__ = [
     "CoxBaseline",
@@ -53,6 +54,7 @@ __all__ = [
     "DiscreteTimeHazard",
     "KaplanMeierBaseline",
     "ShiftedBetaGeometric",
+    "SpendModel",
     "UnobservedCutoffError",
     "build_durations",
     "build_survival_panel",
@@ -62,6 +64,7 @@ __all__ = [
     "extend_constant_hazard",
     "extend_survival",
     "fit_spend_cv",
+    "fit_spend_model",
     "lifetime_value",
     "median_time_to_churn",
     "p_active",

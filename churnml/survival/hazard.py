@@ -14,6 +14,16 @@ depend on how long the customer has already been active, so a curve predicted at
 landmark is ``S(t | x, survived so far)``; for a model of tenure alone this is
 ``S(tenure + t) / S(tenure)`` of a new customer's curve.
 
+**Tenure past the training range** (``tenure_cap``). Trees hold the hazard flat beyond the
+longest ``tenure_at_period`` seen in training, while a test customer of long tenure reaches
+further within the grid (the frail leave first, so the true hazard keeps falling there). The
+time feature therefore uses the landmark tenure capped at ``tenure_cap``: ``tenure_at_period
+= min(tenure, cap) + k - 1``, so every curve's time features stay inside the training range;
+the uncapped ``tenure`` stays a customer feature (a level shift of the log-odds). ``"auto"``
+takes the largest cap that keeps the whole grid inside it, ``cap = max(0, longest training
+tenure_at_period - n_periods + 1)``; None does not cap. Measured on the simulator
+(``benchmarks/README.md``, "Time to churn").
+
 **Interactions with time.** With ``time_interactions=False`` (the default) LightGBM's
 interaction constraints keep the time features (``period``, ``tenure_at_period``) and the
 customer features in separate trees, so the log-odds are additive,
@@ -48,12 +58,9 @@ from churnml.errors import DataValidationError
 from churnml.models._lgbm import (
     COLSAMPLE_BYTREE,
     EARLY_STOPPING_ROUNDS,
-    LEARNING_RATE,
     MAX_DEPTH,
-    MIN_CHILD_SAMPLES,
     N_ESTIMATORS,
     N_JOBS,
-    NUM_LEAVES,
     REG_LAMBDA,
     SEED,
     VALIDATION_FRACTION,
@@ -83,6 +90,11 @@ from churnml.survival.person_period import (
     with_time_features,
 )
 
+# LightGBM settings of the hazard model: slower and smaller trees than the churn model's
+# (chosen on OULAD's validation split and measured on the simulator, benchmarks/README.md)
+HAZARD_LEARNING_RATE = 0.02
+HAZARD_NUM_LEAVES = 7
+HAZARD_MIN_CHILD_SAMPLES = 200
 CHUNK_ROWS = 100_000  # landmark rows scored at once (bounds memory at chunk x features)
 
 
@@ -97,6 +109,8 @@ class DiscreteTimeHazard(FrameModelMixin, BaseEstimator):
         than the longest observed duration is refused (the data cannot support it).
     tenure_column : str
         Feature column with the whole periods active at the cutoff (0 when absent).
+    tenure_cap : int, "auto" or None
+        Cap of the landmark tenure in the time feature (module docstring).
     period_feature : bool
         Use the period index ``k`` as a feature besides ``tenure_at_period``. False makes
         the hazard a function of the features and the time survived only.
@@ -107,11 +121,15 @@ class DiscreteTimeHazard(FrameModelMixin, BaseEstimator):
         Share of landmark rows (groups) held out for early stopping and calibration.
     n_estimators, learning_rate, num_leaves, max_depth, min_child_samples,
     colsample_bytree, reg_lambda, early_stopping_rounds, seed, n_jobs
-        As in :class:`~churnml.models.ChurnClassifier`.
+        As in :class:`~churnml.models.ChurnClassifier`; by default slower and smaller trees
+        (:data:`HAZARD_LEARNING_RATE`, :data:`HAZARD_NUM_LEAVES`,
+        :data:`HAZARD_MIN_CHILD_SAMPLES`).
 
     Attributes
     ----------
     n_periods_ : int
+    tenure_cap_ : float
+        Cap applied to the tenure of the time feature (inf: none).
     uses_tenure_ : bool
         Whether ``tenure_column`` was present at fit (else tenure is 0 throughout).
     model_ : BoosterModel
@@ -124,15 +142,16 @@ class DiscreteTimeHazard(FrameModelMixin, BaseEstimator):
         self,
         n_periods: int | None = None,
         tenure_column: str = TENURE,
+        tenure_cap: int | str | None = "auto",
         period_feature: bool = True,
         time_interactions: bool = False,
         calibration: Calibration | None = "sigmoid",
         validation_fraction: float | None = VALIDATION_FRACTION,
         n_estimators: int = N_ESTIMATORS,
-        learning_rate: float = LEARNING_RATE,
-        num_leaves: int = NUM_LEAVES,
+        learning_rate: float = HAZARD_LEARNING_RATE,
+        num_leaves: int = HAZARD_NUM_LEAVES,
         max_depth: int = MAX_DEPTH,
-        min_child_samples: int = MIN_CHILD_SAMPLES,
+        min_child_samples: int = HAZARD_MIN_CHILD_SAMPLES,
         colsample_bytree: float = COLSAMPLE_BYTREE,
         reg_lambda: float = REG_LAMBDA,
         early_stopping_rounds: int | None = EARLY_STOPPING_ROUNDS,
@@ -141,6 +160,7 @@ class DiscreteTimeHazard(FrameModelMixin, BaseEstimator):
     ) -> None:
         self.n_periods = n_periods
         self.tenure_column = tenure_column
+        self.tenure_cap = tenure_cap
         self.period_feature = period_feature
         self.time_interactions = time_interactions
         self.calibration = calibration
@@ -170,8 +190,23 @@ class DiscreteTimeHazard(FrameModelMixin, BaseEstimator):
                     FEATURE_TABLE, self.tenure_column, "must be a number of periods >= 0",
                     rows=X.index[rows[:5]].tolist(),
                     values=X[self.tenure_column].iloc[rows[:5]].tolist(), n_rows=rows.size)
-            return t
+            return np.minimum(t, getattr(self, "tenure_cap_", np.inf))
         return np.zeros(len(X))
+
+    def _fit_tenure_cap(self, tenure: np.ndarray, row: np.ndarray, period: np.ndarray,
+                        grid: int) -> float:
+        """``tenure_cap_`` from ``tenure_cap`` and the person-period rows (module
+        docstring)."""
+        cap = self.tenure_cap
+        if cap is None or not self.uses_tenure_:
+            return np.inf
+        if cap == "auto":
+            longest = float((tenure[row] + period - 1).max(initial=0.0))
+            return max(0.0, longest - grid + 1)
+        if isinstance(cap, str) or not (np.isfinite(cap) and cap >= 0):
+            raise ValueError(f"tenure_cap must be a number of periods >= 0, 'auto' or None; "
+                             f"got {cap!r}")
+        return float(cap)
 
     def _with_time(self, X: pd.DataFrame, tenure: np.ndarray, period: Any) -> pd.DataFrame:
         out = with_time_features(X, tenure, period)
@@ -204,9 +239,11 @@ class DiscreteTimeHazard(FrameModelMixin, BaseEstimator):
                 f"observed duration is {longest} period(s); lower n_periods or use more data "
                 "(later periods follow the tail rule)")
         self.uses_tenure_ = self.tenure_column in X.columns
+        self.tenure_cap_ = np.inf
+        row, period, target = expand_index(d, e, grid)
+        self.tenure_cap_ = self._fit_tenure_cap(self._tenure(X), row, period, grid)
         tenure = self._tenure(X)
         Xe = self._fit_encoder(self._with_time(X, tenure, 1))
-        row, period, target = expand_index(d, e, grid)
         if target.sum() == 0 or target.sum() == target.size:
             raise ValueError("the person-period rows need both churn and survival periods")
         rows = Xe.iloc[row].reset_index(drop=True)
@@ -313,6 +350,7 @@ class DiscreteTimeHazard(FrameModelMixin, BaseEstimator):
         return {
             "params": params_state(self),
             "n_periods": int(self.n_periods_),
+            "tenure_cap": None if np.isinf(self.tenure_cap_) else float(self.tenure_cap_),
             "encoder": self.encoder_.to_state(),
             "booster": self.model_.to_state(),
             "calibrator": None if self.calibrator_ is None else self.calibrator_.to_state(),
@@ -326,6 +364,10 @@ class DiscreteTimeHazard(FrameModelMixin, BaseEstimator):
         est.n_iter_ = est.model_.n_iter_
         est.n_periods_ = require(state, "n_periods", int)
         est.uses_tenure_ = est.tenure_column in est.feature_names_in_
+        cap = state.get("tenure_cap")  # absent: logged before the cap existed (no cap)
+        if cap is not None and not (isinstance(cap, int | float) and cap >= 0):
+            raise ModelStateError(f"tenure_cap must be a number >= 0 or null, got {cap!r}")
+        est.tenure_cap_ = np.inf if cap is None else float(cap)
         if est.n_periods_ < 1:
             raise ModelStateError(f"n_periods must be >= 1, got {est.n_periods_}")
         cal = require(state, "calibrator", (dict, type(None)))

@@ -16,12 +16,17 @@
    (``n = survival.grid_periods``, at most the longest training duration of the fold and
    the longest follow-up of its test rows).
 3. :func:`fit_hazard`: the hazard model on every training cutoff.
-4. :func:`log_survival` (inside the training run): ``backtest.survival.<model>.<metric>``
+4. :func:`fit_spend`: the spread of spend per period and the Gamma-Gamma population of the
+   customers' mean spend at the latest cutoff (:mod:`churnml.survival.spend`), which the
+   lifetime-value interval of ``churnml score`` uses.
+5. :func:`log_survival` (inside the training run): ``backtest.survival.<model>.<metric>``
    means, per-fold values, the curve grid (``survival_curves``: mean predicted survival per
-   model against Kaplan–Meier of the test rows, per fold and period) and the model,
+   model against Kaplan–Meier of the test rows, per fold and period), the spend parameters
+   (``survival.spend_cv``, ``survival.spend_q``, ``survival.spend_gamma``,
+   ``survival.spend_customers``) and the model,
    registered as ``<name>-survival`` (:func:`survival_model_name`) with alias
    ``challenger``.
-5. :func:`promote_survival`: ``champion`` moves to the new version only when the churn/LTV
+6. :func:`promote_survival`: ``champion`` moves to the new version only when the churn/LTV
    pair of the same run was promoted and the hazard model beats Kaplan–Meier, Cox and the
    current survival champion on ``survival.champion_metric`` by more than
    ``tracking.min_improvement`` (the rule of :mod:`churnml.training.champion`).
@@ -79,6 +84,7 @@ class SurvivalTraining:
     calibration: pd.DataFrame  # fold, decile, predicted, observed at t0 (hazard model)
     times: list[float] = field(default_factory=list)
     example: pd.DataFrame | None = None  # feature rows for the logged input example
+    spend: Any = None  # churnml.survival.spend.SpendModel fitted at the latest cutoff
 
 
 def survival_panel(data: Any, cfg: Config, cutoffs: Any, data_end: Any = None) -> pd.DataFrame:
@@ -226,7 +232,26 @@ def train_survival(data: Any, cfg: Config, cutoffs: Any,
     result.model = fit_hazard(panel, cfg)
     result.features = survival_features(panel)
     result.example = panel[result.features]
+    result.spend = fit_spend(data, cfg, panel)
     return result
+
+
+def fit_spend(data: Any, cfg: Config, panel: pd.DataFrame) -> Any:
+    """The spread of spend (:func:`churnml.survival.spend.fit_spend_model`) of the customers
+    at risk at the latest cutoff of ``panel``, from their spend over the look-back before it
+    (``churn.lookback_days`` in periods, as scoring counts each customer's known periods);
+    :class:`~churnml.survival.spend.SpendModel` defaults (not fitted) when no customer has
+    two periods with a positive spend."""
+    from churnml.survival.spend import SpendModel, fit_spend_model, lookback_periods
+
+    if panel.empty:
+        return SpendModel()
+    last = panel["cutoff"].max()
+    at = panel[panel["cutoff"] == last].set_index("customer_id")[TENURE]
+    fitted = fit_spend_model(data.transactions, at, last, cfg.survival.period_days,
+                             lookback_periods(cfg.churn.lookback_days,
+                                              cfg.survival.period_days))
+    return SpendModel() if fitted is None else fitted
 
 
 SURVIVAL_FILES = {"survival_curves": "survival_curves.csv",
@@ -262,7 +287,9 @@ def log_survival(result: SurvivalTraining, cfg: Config, prefix: str = "backtest.
     tr.log_params({"period_days": cfg.survival.period_days,
                    "grid_periods": cfg.survival.grid_periods,
                    "n_periods": int(result.model.n_periods_),
-                   "tail_rule": cfg.survival.tail_rule}, prefix=f"{TASK}.")
+                   "tail_rule": cfg.survival.tail_rule,
+                   **(result.spend.params() if result.spend is not None else {})},
+                  prefix=f"{TASK}.")
     tr.log_table(result.curves, "survival_curves")
     tr.log_table(result.metrics, "survival_backtest_metrics")
     tr.log_table(result.calibration, "survival_calibration")
