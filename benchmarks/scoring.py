@@ -148,7 +148,9 @@ def run_worker(folder: Path, tracking_uri: str, out: Path, survival: bool = Fals
                ) -> dict[str, object]:
     cmd = [sys.executable, __file__, "--worker", str(folder), "--tracking-uri", tracking_uri,
            "--worker-out", str(out), *(["--survival"] if survival else [])]
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"the scoring worker failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

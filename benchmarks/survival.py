@@ -87,10 +87,9 @@ from churnml.survival.lifetime_value import (
     spend_posterior,
 )
 from churnml.survival.metrics import survival_scores
-from churnml.survival.scores import spend_per_period, survival_columns
+from churnml.survival.scores import scored_columns
 from churnml.survival.spend import (
     SpendModel,
-    active_periods,
     fit_spend_model,
     lookback_periods,
 )
@@ -453,20 +452,19 @@ def product_coverage(data: Any, panel: pd.DataFrame, labelled: pd.DataFrame,
     ltv = LTVModel(n_jobs=N_JOBS).fit(labelled[features], labelled["ltv"],
                                       groups=labelled["customer_id"],
                                       retained=labelled["churned"] == 0)
-    spend = spend_per_period(ltv.predict_if_retained(Xt), horizon, period)
     lookback = lookback_periods(churn.lookback_days, period)
     last = panel["cutoff"].max()
     at = panel[panel["cutoff"] == last].set_index("customer_id")["tenure"]
     fitted = fit_spend_model(data.transactions, at, last, period, lookback)
-    known = active_periods(Xt["tenure"].to_numpy(float), lookback)
+    if_retained = ltv.predict_if_retained(Xt)
     real = realized_value(churn_period, future, 12)
     rows = []
     for label, spread in (("fitted at training (stored)", fitted),
                           ("fallback (CV 1.0, flat prior)", SpendModel())):
-        cols = survival_columns(hazard, Xt, period_days=period, active_days=(period,),
-                                horizon_days=12 * period, spend=spend,
-                                discount_rate_annual=0.0, spend_cv=spread.spend_cv,
-                                mean_shape=spread.mean_shape(known))
+        cols = scored_columns(hazard, Xt, if_retained, spread, churn_horizon_days=horizon,
+                              lookback_days=churn.lookback_days, period_days=period,
+                              active_days=(period,), horizon_days=12 * period,
+                              discount_rate_annual=0.0)
         low, high = cols["lifetime_value_low"], cols["lifetime_value_high"]
         rows.append({"model": f"{DTH} (churnml score)", "spend_cv_factor": 1.0,
                      "mean_spend": f"LTV model's value if retained; spread {label}",

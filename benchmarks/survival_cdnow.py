@@ -48,10 +48,9 @@ from churnml.survival.lifetime_value import (
     lifetime_value,
     spend_posterior,
 )
-from churnml.survival.scores import spend_per_period, survival_columns
+from churnml.survival.scores import scored_columns
 from churnml.survival.spend import (
     SpendModel,
-    active_periods,
     fit_spend_model,
     lookback_periods,
 )
@@ -150,20 +149,18 @@ def cdnow_coverage() -> dict[str, Any]:
     ltv = LTVModel(n_jobs=N_JOBS).fit(labelled[features], labelled["ltv"],
                                       groups=labelled["customer_id"],
                                       retained=labelled["churned"] == 0)
-    spend = spend_per_period(ltv.predict_if_retained(Xt), LAPSE_DAYS, PERIOD)
     lookback = lookback_periods(churn.lookback_days, PERIOD)
     latest = panel["cutoff"].max()
     fitted = fit_spend_model(tx, panel[panel["cutoff"] == latest].set_index(
         "customer_id")["tenure"], latest, PERIOD, lookback)
-    known = active_periods(Xt["tenure"].to_numpy(float), lookback)
+    if_retained = ltv.predict_if_retained(Xt)
     for label, spread in (("churnml score: LTV model, spread fitted at training", fitted),
                           ("churnml score: LTV model, fallback spread (CV 1.0)",
                            SpendModel())):
-        cols = survival_columns(hazard, Xt, period_days=PERIOD, active_days=(PERIOD,),
-                                horizon_days=HORIZON * PERIOD, spend=spend,
-                                discount_rate_annual=0.0, level=LEVEL,
-                                spend_cv=spread.spend_cv, mean_shape=spread.mean_shape(known),
-                                lag_periods=LAG)
+        cols = scored_columns(hazard, Xt, if_retained, spread, churn_horizon_days=LAPSE_DAYS,
+                              lookback_days=churn.lookback_days, period_days=PERIOD,
+                              active_days=(PERIOD,), horizon_days=HORIZON * PERIOD,
+                              discount_rate_annual=0.0, level=LEVEL, lag_periods=LAG)
         rows.append(coverage_row(label, cols.reset_index(drop=True), real,
                                  spend_cv=spread.spend_cv, spend_q=spread.q,
                                  spend_gamma=spread.gamma))

@@ -105,3 +105,35 @@ def test_params_round_trip_and_bad_values() -> None:
     np.testing.assert_allclose(fallback.mean_shape([1, 12]),
                                mean_shape_from_periods(np.array([1, 12]), 1.0))
     assert np.isinf(SpendModel(spend_cv=0.0).mean_shape([3])).all()
+
+
+class _Geometric:
+    """S(t) = 0.9 ** t for every row: a curve whose lifetime value is known by hand."""
+
+    n_periods_ = 24
+
+    def predict_survival_function(self, X: pd.DataFrame, times: np.ndarray) -> np.ndarray:
+        return np.tile(0.9 ** np.asarray(times, dtype=float), (len(X), 1))
+
+
+def test_scored_columns_take_spend_from_the_value_if_retained_and_shape_from_tenure() -> None:
+    from churnml.survival.scores import scored_columns, survival_columns
+
+    X = pd.DataFrame({"tenure": [0.0, 5.0, 20.0]})
+    spread = SpendModel(spend_cv=0.5, q=3.0, gamma=10.0, n_customers=50)
+    kw = {"active_days": (30,), "horizon_days": 90, "discount_rate_annual": 0.0}
+    got = scored_columns(_Geometric(), X, [90.0, 90.0, 90.0], spread, churn_horizon_days=90,
+                         lookback_days=365, period_days=30, **kw)
+    # 90 over a 90-day horizon = 30 per 30-day period; known periods clip(tenure, 1, 12)
+    # = 1, 5, 12; p = 1 / 0.5**2 = 4, so the posterior shapes p n + q are 7, 23, 51
+    want = survival_columns(_Geometric(), X, period_days=30, spend=np.full(3, 30.0),
+                            spend_cv=0.5, mean_shape=np.array([7.0, 23.0, 51.0]), **kw)
+    pd.testing.assert_frame_equal(got, want)
+    # paid at the end of each of 3 periods survived: 30 (0.9 + 0.81 + 0.729) = 73.17
+    np.testing.assert_allclose(got["lifetime_value"], 73.17, rtol=1e-9)
+    # without a stored spread: CV 1.0 and the flat prior 2 + n
+    fallback = scored_columns(_Geometric(), X, [90.0] * 3, None, churn_horizon_days=90,
+                              lookback_days=365, period_days=30, **kw)
+    flat = survival_columns(_Geometric(), X, period_days=30, spend=np.full(3, 30.0),
+                            spend_cv=1.0, mean_shape=np.array([3.0, 7.0, 14.0]), **kw)
+    pd.testing.assert_frame_equal(fallback, flat)

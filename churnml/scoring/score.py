@@ -334,8 +334,7 @@ class Scorer:
         Gamma-Gamma posterior shape ``p n + q``; its defaults for models logged without
         them); the curve past the model's grid follows ``survival.tail_rule``; purchase logs
         pay until their silence starts (``lag_periods``)."""
-        from churnml.survival.scores import spend_per_period, survival_columns
-        from churnml.survival.spend import SpendModel, active_periods, lookback_periods
+        from churnml.survival.scores import scored_columns
 
         sv = self.survival
         if TENURE not in X.columns:
@@ -344,18 +343,13 @@ class Scorer:
                     "features", TENURE, "the survival model needs each customer's tenure at "
                     "the cutoff (periods active); give a tenure column or score from the data")
             X = X.assign(**{TENURE: X[ID].map(self.tenure).fillna(0.0).to_numpy(float)})
-        spend = spend_per_period(value_if_retained.to_numpy(float), self.churn.horizon_days,
-                                 sv.period_days)
-        known_periods = active_periods(
-            X[TENURE].to_numpy(float), lookback_periods(self.churn.lookback_days,
-                                                        sv.period_days))
-        spread = self.models.survival_spend or SpendModel()
-        cols = survival_columns(
-            self.models.survival, X.reset_index(drop=True), period_days=sv.period_days,
-            active_days=sv.horizons_days, horizon_days=sv.grid_days, spend=spend,
-            discount_rate_annual=sv.discount_rate_annual, level=sv.interval_level,
-            tail_rule=sv.tail_rule, spend_cv=spread.spend_cv,
-            mean_shape=spread.mean_shape(known_periods),
+        cols = scored_columns(
+            self.models.survival, X.reset_index(drop=True),
+            value_if_retained.to_numpy(float), self.models.survival_spend,
+            churn_horizon_days=self.churn.horizon_days, lookback_days=self.churn.lookback_days,
+            period_days=sv.period_days, tenure_column=TENURE, active_days=sv.horizons_days,
+            horizon_days=sv.grid_days, discount_rate_annual=sv.discount_rate_annual,
+            level=sv.interval_level, tail_rule=sv.tail_rule,
             lag_periods=(self.churn.horizon_days / sv.period_days
                          if self.churn.kind == "non_contractual" else 0.0))
         return cols[self.survival_columns]

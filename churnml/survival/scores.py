@@ -36,6 +36,7 @@ import pandas as pd
 from churnml.survival.curves import TAIL_RULES, curve_summary, extend_survival, horizon_periods
 from churnml.survival.lifetime_value import LEVEL, N_DRAWS, SEED, Timing, lifetime_value
 from churnml.survival.lifetime_value import per_period_rate as _per_period_rate
+from churnml.survival.spend import SpendModel, active_periods, lookback_periods
 
 
 def spend_per_period(value_if_retained: Any, horizon_days: int, period_days: int
@@ -103,3 +104,32 @@ def survival_columns(
         out = pd.concat([out, value], axis=1)
     out.index = X.index
     return out
+
+
+def scored_columns(
+    model: Any,
+    X: pd.DataFrame,
+    value_if_retained: Any,
+    spread: SpendModel | None,
+    *,
+    churn_horizon_days: int,
+    lookback_days: int,
+    period_days: int,
+    tenure_column: str = "tenure",
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """The survival columns ``churnml score`` writes: :func:`survival_columns` with the
+    expected spend per active period from the value-if-retained model's value over the churn
+    horizon (:func:`spend_per_period`), and the spread as fitted at training (``spread``, a
+    :class:`~churnml.survival.spend.SpendModel`; None: its defaults, for models logged
+    without one): ``spend_cv`` per period and the Gamma-Gamma posterior shape ``p n + q`` of
+    each customer's mean, ``n`` = the periods of tenure within the look-back, at least one
+    (:func:`~churnml.survival.spend.active_periods`). ``kwargs`` go to
+    :func:`survival_columns` (grid, horizon, discounting, level, tail rule, lag)."""
+    spread = SpendModel() if spread is None else spread
+    spend = spend_per_period(value_if_retained, churn_horizon_days, period_days)
+    known = active_periods(X[tenure_column].to_numpy(float),
+                           lookback_periods(lookback_days, period_days))
+    return survival_columns(model, X, period_days=period_days, spend=spend,
+                            spend_cv=spread.spend_cv, mean_shape=spread.mean_shape(known),
+                            **kwargs)
