@@ -81,6 +81,17 @@ def train(folder: Path, survival: bool = False) -> dict[str, object]:
         n_periods = max(1, min(24, int(sp["duration"].max())))
         hazard = DiscreteTimeHazard(n_periods=n_periods, n_jobs=1).fit(
             Xs, sp[["duration", "event"]], groups=sp["customer_id"])
+        # the spread of spend, fitted as training fits it (latest cutoff, churn look-back)
+        import pandas as pd
+
+        from churnml.config import ChurnConfig
+        from churnml.survival.spend import SpendModel, fit_spend_model, lookback_periods
+
+        last = sp["cutoff"].max()
+        spread = fit_spend_model(
+            pd.read_parquet(folder / "transactions.parquet"),
+            sp[sp["cutoff"] == last].set_index("customer_id")["tenure"], last, 30,
+            lookback_periods(ChurnConfig().lookback_days, 30)) or SpendModel()
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     with start_run("churnml-benchmark", tracking_uri=uri):
         log_model(churn, X, output=CHURN_OUTPUT, registered_model_name=CHURN_MODEL,
@@ -88,12 +99,14 @@ def train(folder: Path, survival: bool = False) -> dict[str, object]:
         log_model(ltv, X, output=LTV_OUTPUT, registered_model_name=LTV_MODEL, alias=CHAMPION)
         if hazard is not None:  # as the survival stage of training logs it
             from churnml.survival.person_period import with_time_features
-            from churnml.training.tracking import INPUT_EXAMPLE_ROWS, SURVIVAL_OUTPUT
+            from churnml.survival.spend import PARAM_PREFIX
+            from churnml.training.tracking import INPUT_EXAMPLE_ROWS, SURVIVAL_OUTPUT, log_params
 
             example = Xs.head(INPUT_EXAMPLE_ROWS)
             example = with_time_features(example, example["tenure"].to_numpy(float), 1)
             log_model(hazard, example, output=SURVIVAL_OUTPUT,
                       registered_model_name=SURVIVAL_NAME, alias=CHAMPION)
+            log_params(spread.params(), prefix=PARAM_PREFIX)
     out: dict[str, object] = {"tracking_uri": uri, "train_rows": len(panel),
                               "features": X.shape[1], "churn_trees": churn.n_iter_,
                               "ltv_kind": ltv.kind}
