@@ -85,13 +85,10 @@ def train(folder: Path, survival: bool = False) -> dict[str, object]:
         import pandas as pd
 
         from churnml.config import ChurnConfig
-        from churnml.survival.spend import SpendModel, fit_spend_model, lookback_periods
+        from churnml.survival.spend import spend_at_latest_cutoff
 
-        last = sp["cutoff"].max()
-        spread = fit_spend_model(
-            pd.read_parquet(folder / "transactions.parquet"),
-            sp[sp["cutoff"] == last].set_index("customer_id")["tenure"], last, 30,
-            lookback_periods(ChurnConfig().lookback_days, 30)) or SpendModel()
+        spread = spend_at_latest_cutoff(pd.read_parquet(folder / "transactions.parquet"), sp,
+                                        30, ChurnConfig().lookback_days)
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     with start_run("churnml-benchmark", tracking_uri=uri):
         log_model(churn, X, output=CHURN_OUTPUT, registered_model_name=CHURN_MODEL,

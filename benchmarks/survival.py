@@ -90,8 +90,7 @@ from churnml.survival.metrics import survival_scores
 from churnml.survival.scores import scored_columns
 from churnml.survival.spend import (
     SpendModel,
-    fit_spend_model,
-    lookback_periods,
+    spend_at_latest_cutoff,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -445,17 +444,14 @@ def product_coverage(data: Any, panel: pd.DataFrame, labelled: pd.DataFrame,
     """Coverage of the interval ``churnml score`` writes (``Scorer.predict_survival``):
     spend per active period from an :class:`~churnml.models.LTVModel`'s value if retained
     over the churn horizon (trained as ``train`` does on the labelled landmarks), the spread
-    fitted as ``train`` fits it (:func:`churnml.survival.spend.fit_spend_model` at the latest
-    training landmark, look-back of the churn config) against the fallback of models logged
+    fitted as ``train`` fits it (:func:`churnml.survival.spend.spend_at_latest_cutoff`: the
+    latest training landmark, look-back of the churn config) against the fallback of models logged
     without one; undiscounted over 12 periods, as the rows above."""
     period, horizon = 30, churn.horizon_days
     ltv = LTVModel(n_jobs=N_JOBS).fit(labelled[features], labelled["ltv"],
                                       groups=labelled["customer_id"],
                                       retained=labelled["churned"] == 0)
-    lookback = lookback_periods(churn.lookback_days, period)
-    last = panel["cutoff"].max()
-    at = panel[panel["cutoff"] == last].set_index("customer_id")["tenure"]
-    fitted = fit_spend_model(data.transactions, at, last, period, lookback)
+    fitted = spend_at_latest_cutoff(data.transactions, panel, period, churn.lookback_days)
     if_retained = ltv.predict_if_retained(Xt)
     real = realized_value(churn_period, future, 12)
     rows = []

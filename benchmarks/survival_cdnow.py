@@ -51,8 +51,7 @@ from churnml.survival.lifetime_value import (
 from churnml.survival.scores import scored_columns
 from churnml.survival.spend import (
     SpendModel,
-    fit_spend_model,
-    lookback_periods,
+    spend_at_latest_cutoff,
 )
 
 CUTOFF = pd.Timestamp("1997-10-01")
@@ -149,10 +148,7 @@ def cdnow_coverage() -> dict[str, Any]:
     ltv = LTVModel(n_jobs=N_JOBS).fit(labelled[features], labelled["ltv"],
                                       groups=labelled["customer_id"],
                                       retained=labelled["churned"] == 0)
-    lookback = lookback_periods(churn.lookback_days, PERIOD)
-    latest = panel["cutoff"].max()
-    fitted = fit_spend_model(tx, panel[panel["cutoff"] == latest].set_index(
-        "customer_id")["tenure"], latest, PERIOD, lookback)
+    fitted = spend_at_latest_cutoff(tx, panel, PERIOD, churn.lookback_days)
     if_retained = ltv.predict_if_retained(Xt)
     for label, spread in (("churnml score: LTV model, spread fitted at training", fitted),
                           ("churnml score: LTV model, fallback spread (CV 1.0)",

@@ -137,3 +137,25 @@ def test_scored_columns_take_spend_from_the_value_if_retained_and_shape_from_ten
     flat = survival_columns(_Geometric(), X, period_days=30, spend=np.full(3, 30.0),
                             spend_cv=1.0, mean_shape=np.array([3.0, 7.0, 14.0]), **kw)
     pd.testing.assert_frame_equal(fallback, flat)
+
+
+def test_training_fits_the_spread_at_the_latest_cutoff_only() -> None:
+    """The spread training stores reads the customers of the panel's latest cutoff, with
+    their tenure there and the look-back in whole periods (90 days = 3 periods of 30): the
+    same model as :func:`fit_spend_model` on those rows by hand; an earlier cutoff's rows
+    (here a customer ``z`` with an extreme spend) play no part; no panel, the defaults."""
+    from churnml.survival.spend import spend_at_latest_cutoff
+
+    tx = _tx([("a", 10, 10.0), ("a", 40, 40.0), ("a", 70, 500.0),
+              ("b", 5, 20.0), ("b", 35, 20.0), ("b", 65, 20.0), ("c", 3, 30.0),
+              ("z", 5, 1.0), ("z", 35, 900.0)])
+    earlier = CUTOFF - pd.Timedelta(days=30)
+    panel = pd.DataFrame({"customer_id": ["a", "b", "c", "z"],
+                          "cutoff": [CUTOFF, CUTOFF, CUTOFF, earlier],
+                          "tenure": [2.0, 5.0, 1.0, 9.0]})
+    got = spend_at_latest_cutoff(tx, panel, 30, 90)
+    want = fit_spend_model(tx, pd.Series([2.0, 5.0, 1.0], index=["a", "b", "c"]), CUTOFF,
+                           30, 3)
+    assert got == want and got.n_customers == 3
+    assert got.spend_cv == pytest.approx(0.533, abs=1e-3)
+    assert spend_at_latest_cutoff(tx, panel.iloc[:0], 30, 90) == SpendModel()

@@ -45,8 +45,8 @@ from churnml.survival.lifetime_value import (
 )
 from churnml.survival.person_period import person_period
 from churnml.survival.sbg import ShiftedBetaGeometric
-from churnml.survival.scores import spend_per_period, survival_columns
-from churnml.survival.spend import SpendModel, fit_spend_model
+from churnml.survival.scores import scored_columns, spend_per_period, survival_columns
+from churnml.survival.spend import SpendModel, fit_spend_model, spend_at_latest_cutoff
 
 __all__ = [
     "CoxBaseline",
@@ -68,6 +68,8 @@ __all__ = [
     "lifetime_value",
     "median_time_to_churn",
     "p_active",
+    "scored_columns",
+    "spend_at_latest_cutoff",
     "per_period_rate",
     "person_period",
     "realized_value",

@@ -161,3 +161,19 @@ def fit_spend_model(transactions: pd.DataFrame, tenure: pd.Series, cutoff: Any,
         except ValueError:
             pass
     return SpendModel(spend_cv=cv, q=q, gamma=gamma, n_customers=len(ids))
+
+
+def spend_at_latest_cutoff(transactions: pd.DataFrame, panel: pd.DataFrame, period_days: int,
+                           lookback_days: int, tenure_column: str = "tenure") -> SpendModel:
+    """The spread training stores with the survival model: :func:`fit_spend_model` of the
+    customers of ``panel`` (``customer_id, cutoff`` and their tenure in periods) at its
+    latest cutoff, over the churn look-back in whole periods (:func:`lookback_periods`, as
+    scoring counts each customer's known periods); the :class:`SpendModel` defaults (not
+    fitted) for an empty panel or when no customer has two periods with a positive spend."""
+    if panel.empty:
+        return SpendModel()
+    last = panel["cutoff"].max()
+    at = panel[panel["cutoff"] == last].set_index("customer_id")[tenure_column]
+    fitted = fit_spend_model(transactions, at, last, period_days,
+                             lookback_periods(lookback_days, period_days))
+    return SpendModel() if fitted is None else fitted

@@ -237,21 +237,12 @@ def train_survival(data: Any, cfg: Config, cutoffs: Any,
 
 
 def fit_spend(data: Any, cfg: Config, panel: pd.DataFrame) -> Any:
-    """The spread of spend (:func:`churnml.survival.spend.fit_spend_model`) of the customers
-    at risk at the latest cutoff of ``panel``, from their spend over the look-back before it
-    (``churn.lookback_days`` in periods, as scoring counts each customer's known periods);
-    :class:`~churnml.survival.spend.SpendModel` defaults (not fitted) when no customer has
-    two periods with a positive spend."""
-    from churnml.survival.spend import SpendModel, fit_spend_model, lookback_periods
+    """The spread of spend of the customers at risk at the latest cutoff of ``panel``
+    (:func:`churnml.survival.spend.spend_at_latest_cutoff`, churn look-back)."""
+    from churnml.survival.spend import spend_at_latest_cutoff
 
-    if panel.empty:
-        return SpendModel()
-    last = panel["cutoff"].max()
-    at = panel[panel["cutoff"] == last].set_index("customer_id")[TENURE]
-    fitted = fit_spend_model(data.transactions, at, last, cfg.survival.period_days,
-                             lookback_periods(cfg.churn.lookback_days,
-                                              cfg.survival.period_days))
-    return SpendModel() if fitted is None else fitted
+    return spend_at_latest_cutoff(data.transactions, panel, cfg.survival.period_days,
+                                  cfg.churn.lookback_days, TENURE)
 
 
 SURVIVAL_FILES = {"survival_curves": "survival_curves.csv",
