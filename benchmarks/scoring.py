@@ -221,8 +221,11 @@ def main() -> None:
         result["survival_ratio"] = ratio
         result["meets_survival_targets"] = (ratio <= TARGET_SURVIVAL_RATIO
                                             and run_on["peak_rss_gb"] <= TARGET_GB)
-    for key in ("load_models_s", "features_s", "predict_s", "segment_s", "reasons_s",
-                "write_s", "wall_s"):
+    steps = ("load_models_s", "features_s", "tenure_s", "predict_s", "segment_s", "reasons_s",
+             "write_s")
+    for r in (run, run_on) if run_on is not None else (run,):
+        r["other_s"] = r["wall_s"] - sum(r[k] for k in steps)  # finish, summary, profile
+    for key in (*steps, "other_s", "wall_s"):
         table.add_row(key.removesuffix("_s"), f"{run[key]:.1f}",
                       *([f"{run_on[key]:.1f}"] if run_on is not None else []))
     console.print(table)

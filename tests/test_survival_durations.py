@@ -232,6 +232,32 @@ def test_survival_panel_joins_features_and_durations(shop: CustomerData) -> None
     assert panel.loc[panel["customer_id"] == 12, "days_since_last_purchase"].item() == 10.0
 
 
+@pytest.mark.parametrize("kind", ["non_contractual", "contractual"])
+def test_tenure_query_equals_the_durations_tenure(kind: str) -> None:
+    """The lean tenure query (rows before the cutoff only) gives the durations' tenure at
+    every landmark, and rows after the last cutoff change none of it."""
+    from dataclasses import replace
+
+    from churnml.data.simulate import simulate
+
+    data = simulate(300, seed=5, contractual=True)
+    churn = ChurnConfig(kind=kind)
+    cutoffs = ["2023-09-01", "2024-01-01", "2024-03-01", "2024-06-01"]
+    durations = build_durations(data, cutoffs, churn, period_days=14)
+    tenure = build_tenure(data, cutoffs, churn, period_days=14)
+    pd.testing.assert_frame_equal(tenure, durations[["customer_id", "cutoff", "tenure"]])
+    assert len(tenure) > 400 and tenure["tenure"].nunique() > 10
+    # every customer buys and starts a subscription the day after the last cutoff
+    later = pd.Timestamp(cutoffs[-1]) + DAY
+    ids = data.transactions["customer_id"].unique()
+    tx = pd.DataFrame({"customer_id": ids, "ts": later, "amount": 10.0})
+    subs = pd.DataFrame({"customer_id": ids, "start_ts": later, "end_ts": pd.NaT,
+                         "plan": "basic", "mrr": 9.99}).astype(data.subscriptions.dtypes)
+    appended = replace(data, transactions=pd.concat([data.transactions, tx], ignore_index=True),
+                       subscriptions=pd.concat([data.subscriptions, subs], ignore_index=True))
+    pd.testing.assert_frame_equal(build_tenure(appended, cutoffs, churn, period_days=14), tenure)
+
+
 # --------------------------------------------------------------------------- Spark
 
 
@@ -250,6 +276,8 @@ def test_spark_runs_the_same_durations_query(spark, kind: str) -> None:
     actual = build_durations(data, cutoffs, churn, period_days=14, engine="spark", spark=spark)
     assert len(expected) > 50 and expected["event"].nunique() == 2
     pd.testing.assert_frame_equal(actual, expected)
+    tenure = build_tenure(data, cutoffs, churn, period_days=14, engine="spark", spark=spark)
+    pd.testing.assert_frame_equal(tenure, expected[["customer_id", "cutoff", "tenure"]])
 
 
 def test_tenure_is_known_at_the_cutoff_itself(shop: CustomerData) -> None:

@@ -547,18 +547,20 @@ def score(
         built = spool_features(data, cut, needed, spool, spec, threads, memory_limit)
         features_s = time.perf_counter() - t0
         descriptions = {f.name: f for f in built}
-        tenure = None
+        tenure, t0 = None, time.perf_counter()
         if models.survival is not None:
             from churnml.survival.durations import build_tenure
 
             sv = survival or SurvivalConfig()
-            t = build_tenure(data, cut, churn, sv.period_days)
+            t = build_tenure(data, cut, churn, sv.period_days, threads=threads,
+                             memory_limit=memory_limit)
             tenure = pd.Series(t[TENURE].to_numpy(float), index=t[ID].to_numpy())
+        tenure_s = time.perf_counter() - t0
         scorer = Scorer(models, config, churn, cut, descriptions, probe.scored_at,
                         uplift=uplift, survival=survival, tenure=tenure)
         total = pq.ParquetFile(spool).metadata.num_rows
         result = scorer.run(lambda: iter_parquet(spool, config.chunk_size, built), total,
                             progress)
         result.profile = profile_parquet(spool, feature_kinds(models.feature_dtypes()))
-    result.timings = {"features_s": features_s, **result.timings}
+    result.timings = {"features_s": features_s, "tenure_s": tenure_s, **result.timings}
     return result

@@ -109,6 +109,53 @@ def _check_observed(cutoffs: pd.DatetimeIndex, churn: ChurnConfig, end: pd.Times
         )
 
 
+def _tenure(start: str, p: int) -> str:
+    """Whole periods from ``start`` to the cutoff ``r.cutoff``."""
+    return f"floor({days_between(start, 'r.cutoff')} / {p})"
+
+
+# the coverage spell of each customer that covers the cutoff (subscriptions)
+_SPELL_AT_CUTOFF = ("FROM l_at_risk r JOIN d_spells s ON s.customer_id = r.customer_id "
+                    "AND s.spell_start < r.cutoff AND (s.open = 1 OR s.spell_end >= r.cutoff)")
+
+
+def _spell_ctes() -> list[tuple[str, str]]:
+    """``d_spells``: one row per coverage spell; a spell has a fixed term when every
+    subscription in it has one."""
+    return [("d_spells", "SELECT customer_id, spell, min(start_ts) AS spell_start, "
+                         "max(CASE WHEN end_ts IS NULL THEN 1 ELSE 0 END) AS open, "
+                         "max(end_ts) AS spell_end, CASE WHEN count(term_end_ts) = count(*) "
+                         "THEN max(term_end_ts) END AS term_end "
+                         "FROM l_spelled GROUP BY customer_id, spell")]
+
+
+def _run_ctes(churn: ChurnConfig, before: pd.Timestamp | None = None
+              ) -> list[tuple[str, str]]:
+    """The runs of target actions (purchase logs).
+
+    ``d_gaps(customer_id, ts, prev_ts[, next_ts])``: each target action with its
+    neighbours (only the actions before ``before`` when given, and then without
+    ``next_ts``); ``d_before(customer_id, cutoff, run_start)``: for the customers at risk
+    (``l_before``), the start of the current run at the cutoff -- the latest target action
+    before the cutoff that is the customer's first or comes at least ``horizon_days`` after
+    the previous one. A customer at risk has an action in the look-back, so this is the start
+    of the run of the last action before the cutoff. Only one row per run is joined to the
+    cutoffs, so the cost is one sort of the target actions.
+    """
+    order = "PARTITION BY customer_id ORDER BY ts"
+    lead = "" if before is not None else f", lead(ts) OVER ({order}) AS next_ts"
+    where = "" if before is None else f" WHERE ts < {ts_literal(before)}"
+    return [
+        ("d_gaps", f"SELECT customer_id, ts, lag(ts) OVER ({order}) AS prev_ts{lead} "
+                   f"FROM l_target{where}"),
+        ("d_starts", f"SELECT customer_id, ts FROM d_gaps WHERE prev_ts IS NULL "
+                     f"OR ts >= {shift_days('prev_ts', churn.horizon_days)}"),
+        ("d_before", "SELECT b.customer_id, b.cutoff, max(s.ts) AS run_start FROM l_before b "
+                     "JOIN d_starts s ON s.customer_id = b.customer_id AND s.ts < b.cutoff "
+                     "GROUP BY b.customer_id, b.cutoff"),
+    ]
+
+
 def durations_query(
     engine: SqlEngine, churn: ChurnConfig, cutoffs: str, period_days: int,
     data_end: pd.Timestamp,
@@ -122,53 +169,35 @@ def durations_query(
     censor = f"floor(({days_between('r.cutoff', end)} - {censor_days(churn)}) / {p})"
     if churn.kind == "contractual":
         ctes += [
-            # a spell has a fixed term when every subscription in it has one
-            ("d_spells", "SELECT customer_id, spell, min(start_ts) AS spell_start, "
-                         "max(CASE WHEN end_ts IS NULL THEN 1 ELSE 0 END) AS open, "
-                         "max(end_ts) AS spell_end, CASE WHEN count(term_end_ts) = count(*) "
-                         "THEN max(term_end_ts) END AS term_end "
-                         "FROM l_spelled GROUP BY customer_id, spell"),
+            *_spell_ctes(),
             ("d_raw", f"SELECT r.customer_id, r.cutoff, CASE WHEN s.term_end IS NULL THEN "
                       f"{censor} ELSE least({censor}, "
                       f"floor({days_between('r.cutoff', 's.term_end')} / {p})) END "
                       f"AS censor_periods, "
                       f"CASE WHEN s.open = 1 OR s.spell_end >= s.term_end THEN NULL ELSE "
                       f"floor({days_between('r.cutoff', 's.spell_end')} / {p}) + 1 END "
-                      f"AS event_period, "
-                      f"floor({days_between('s.spell_start', 'r.cutoff')} / {p}) AS tenure "
-                      f"FROM l_at_risk r JOIN d_spells s ON s.customer_id = r.customer_id "
-                      f"AND s.spell_start < r.cutoff "
-                      f"AND (s.open = 1 OR s.spell_end >= r.cutoff)"),
+                      f"AS event_period, {_tenure('s.spell_start', p)} AS tenure "
+                      f"{_SPELL_AT_CUTOFF}"),
         ]
     else:
         h = churn.horizon_days
         order = "PARTITION BY customer_id ORDER BY ts"
         ctes += [
-            ("d_gaps", f"SELECT customer_id, ts, lead(ts) OVER ({order}) AS next_ts, "
-                       f"lag(ts) OVER ({order}) AS prev_ts FROM l_target"),
+            *_run_ctes(churn),
             ("d_runs", f"SELECT customer_id, ts, "
                        f"min(CASE WHEN next_ts IS NULL OR next_ts >= {shift_days('ts', h)} "
                        f"THEN ts END) OVER ({order} ROWS BETWEEN CURRENT ROW AND UNBOUNDED "
-                       f"FOLLOWING) AS lapse_start, "
-                       f"max(CASE WHEN prev_ts IS NULL OR ts >= {shift_days('prev_ts', h)} "
-                       f"THEN ts END) OVER ({order} ROWS BETWEEN UNBOUNDED PRECEDING AND "
-                       f"CURRENT ROW) AS run_start FROM d_gaps"),
+                       f"FOLLOWING) AS lapse_start FROM d_gaps"),
             # first silence start at or after the cutoff: the cutoff itself when nothing
             # happens in [c, c + H), else the lapse start of the first action after it
             ("d_after", f"SELECT r.customer_id, r.cutoff, min(g.lapse_start) AS lapse_start "
                         f"FROM l_at_risk r JOIN d_runs g ON g.customer_id = r.customer_id "
                         f"AND g.ts >= r.cutoff AND g.ts < {shift_days('r.cutoff', h)} "
                         f"GROUP BY r.customer_id, r.cutoff"),
-            ("d_before", f"SELECT r.customer_id, r.cutoff, max(g.run_start) AS run_start "
-                         f"FROM l_at_risk r JOIN d_runs g ON g.customer_id = r.customer_id "
-                         f"AND g.ts < r.cutoff "
-                         f"AND g.ts >= {shift_days('r.cutoff', -churn.lookback_days)} "
-                         f"GROUP BY r.customer_id, r.cutoff"),
             ("d_raw", f"SELECT r.customer_id, r.cutoff, {censor} AS censor_periods, "
                       f"CASE WHEN a.lapse_start IS NULL THEN ceil({h} / {p}) ELSE "
                       f"floor(({days_between('r.cutoff', 'a.lapse_start')} + {h}) / {p}) + 1 "
-                      f"END AS event_period, "
-                      f"floor({days_between('b.run_start', 'r.cutoff')} / {p}) AS tenure "
+                      f"END AS event_period, {_tenure('b.run_start', p)} AS tenure "
                       f"FROM l_at_risk r "
                       f"LEFT JOIN d_after a ON a.customer_id = r.customer_id "
                       f"AND a.cutoff = r.cutoff "
@@ -181,9 +210,33 @@ def durations_query(
         "ELSE censor_periods END AS DOUBLE) AS duration, "
         "COALESCE(event_period <= censor_periods, FALSE) AS event, "
         "CAST(censor_periods AS DOUBLE) AS censor_duration, "
-        "CAST(COALESCE(tenure, 0) AS DOUBLE) AS tenure FROM d_raw"
+        f"{_TENURE_OUT} FROM d_raw"
     )
     return ctes, select
+
+
+_TENURE_OUT = "CAST(COALESCE(tenure, 0) AS DOUBLE) AS tenure"
+
+
+def tenure_query(
+    engine: SqlEngine, churn: ChurnConfig, cutoffs: str, period_days: int,
+    last_cutoff: pd.Timestamp,
+) -> tuple[list[tuple[str, str]], str]:
+    """``(ctes, select)`` returning ``customer_id, cutoff, tenure`` for the customers at risk,
+    the ``tenure`` of :func:`durations_query` read from the rows before ``last_cutoff`` alone
+    (no look-ahead: nothing after the cutoff is followed, so it costs one sort of the target
+    actions, or of the subscriptions)."""
+    p = check_period_days(period_days)
+    ctes = _at_risk_ctes(engine, churn, cutoffs)
+    if churn.kind == "contractual":
+        ctes += [*_spell_ctes(), ("d_raw", f"SELECT r.customer_id, r.cutoff, "
+                                           f"{_tenure('s.spell_start', p)} AS tenure "
+                                           f"{_SPELL_AT_CUTOFF}")]
+    else:
+        ctes += [*_run_ctes(churn, before=last_cutoff),
+                 ("d_raw", f"SELECT r.customer_id, r.cutoff, {_tenure('r.run_start', p)} "
+                           f"AS tenure FROM d_before r")]
+    return ctes, f"SELECT customer_id, cutoff, {_TENURE_OUT} FROM d_raw"
 
 
 def _tidy_durations(frame: pd.DataFrame) -> pd.DataFrame:
@@ -236,20 +289,21 @@ def build_tenure(
     *,
     engine: EngineName | SqlEngine = "duckdb",
     spark: Any = None,
+    threads: int | None = None,
+    memory_limit: str | None = None,
 ) -> pd.DataFrame:
     """``customer_id, cutoff, tenure`` of the customers at risk at each cutoff, known at the
-    cutoff itself (no period after it is needed: for scoring at the end of the data)."""
+    cutoff itself (no period after it is needed: for scoring at the end of the data); equal
+    to the ``tenure`` of :func:`build_durations`, from one sort of the target actions."""
     churn = churn or ChurnConfig()
     p = check_period_days(period_days)
     cuts = as_cutoffs(cutoffs)
-    eng, owned = open_engine(data, engine, spark=spark)
+    eng, owned = open_engine(data, engine, spark=spark, threads=threads,
+                             memory_limit=memory_limit)
     try:
-        end = max(observation_end(eng, _data_end(data, None)), cuts.max())
         relations = register_cutoffs(eng, cuts)
-        ctes, select = durations_query(eng, churn, relations.cutoffs, p, end)
-        result = eng.run([*ctes, ("d_out", select)],
-                         "SELECT customer_id, cutoff, tenure FROM d_out "
-                         "ORDER BY cutoff, customer_id")
+        ctes, select = tenure_query(eng, churn, relations.cutoffs, p, cuts.max())
+        result = eng.run(ctes, select + " ORDER BY cutoff, customer_id")
         if eng.returns_native:
             return result
         result[CUTOFF] = result[CUTOFF].astype("datetime64[us]")
