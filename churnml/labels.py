@@ -93,14 +93,19 @@ def _check_labelled(cutoffs: pd.DatetimeIndex, churn: ChurnConfig, end: pd.Times
         )
 
 
-def _target_sql(engine: SqlEngine, churn: ChurnConfig) -> str:
+def target_rows(churn: ChurnConfig) -> tuple[str, str]:
+    """``(table, condition)`` of the target actions of a purchase log: purchases (positive
+    amounts) or the events of the configured type."""
     if churn.target_action == PURCHASE:
-        return f"SELECT customer_id, ts FROM {engine.relation('transactions')} WHERE amount > 0"
-    engine.require("events", f"for target_action {churn.target_action!r}", "event_type")
-    return (
-        f"SELECT customer_id, ts FROM {engine.relation('events')} "
-        f"WHERE event_type = {literal(churn.target_action)}"
-    )
+        return "transactions", "amount > 0"
+    return "events", f"event_type = {literal(churn.target_action)}"
+
+
+def _target_sql(engine: SqlEngine, churn: ChurnConfig) -> str:
+    table, condition = target_rows(churn)
+    if table == "events":
+        engine.require("events", f"for target_action {churn.target_action!r}", "event_type")
+    return f"SELECT customer_id, ts FROM {engine.relation(table)} WHERE {condition}"
 
 
 def _at_risk_ctes(

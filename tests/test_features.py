@@ -268,6 +268,50 @@ def test_worked_example_windows_gaps_and_trends() -> None:
     assert x["avg_order_value_total"] == 30.0 and x["max_order_value_365d"] == 50.0
 
 
+
+def _run_start(gap_days: int) -> Feature:
+    return Feature(name=f"run_start_{gap_days}", table="transactions",
+                   agg="days_since_run_start", where="amount > 0", gap_days=gap_days,
+                   unit="days")
+
+
+def test_worked_example_run_start() -> None:
+    """Days since the first purchase after the latest gap of at least ``gap_days``: by hand,
+    at one cutoff (direct) and at several (cumulative), equal in both."""
+    ts = pd.to_datetime(["2024-01-01", "2024-01-11", "2024-03-01", "2024-06-20",
+                         "2024-07-01", "2024-07-05"])
+    tx = pd.DataFrame({"customer_id": 7, "ts": ts,
+                       "amount": [10.0, 20.0, 30.0, 40.0, 50.0, -15.0]})
+    tx = pd.concat([tx, pd.DataFrame({"customer_id": [8], "ts": [pd.Timestamp("2024-06-01")],
+                                      "amount": [5.0]})], ignore_index=True)
+    data = CustomerData.from_frames(tx)
+    features = [_run_start(90), _run_start(30)]
+    cutoffs = ["2024-05-01", "2024-07-01", "2024-08-01"]
+    many = build_features(data, cutoffs, features).set_index(["cutoff", "customer_id"])
+    # gaps 10, 50, 111 (new run at 06-20 for 90 and 30 days), 11; the return is no purchase;
+    # the purchase at 07-01 is not before the 07-01 cutoff
+    expected = {  # (cutoff, customer) -> (gap 90, gap 30)
+        ("2024-05-01", 7): (121.0, 61.0),  # since 01-01 / since 03-01 (a 50-day gap)
+        ("2024-07-01", 7): (11.0, 11.0), ("2024-08-01", 7): (42.0, 42.0),
+        ("2024-07-01", 8): (30.0, 30.0), ("2024-08-01", 8): (61.0, 61.0),
+    }
+    for (cut, cid), (g90, g30) in expected.items():
+        row = many.loc[(pd.Timestamp(cut), cid)]
+        assert (row["run_start_90"], row["run_start_30"]) == (g90, g30), (cut, cid)
+    assert (pd.Timestamp("2024-05-01"), 8) not in many.index  # nothing before that cutoff
+    for cut in cutoffs:
+        one = build_features(data, cut, features).set_index(["cutoff", "customer_id"])
+        pd.testing.assert_frame_equal(one, many.loc[[pd.Timestamp(cut)]], check_like=True)
+
+
+def test_run_start_needs_its_gap_and_only_it_does() -> None:
+    with pytest.raises(ValueError, match="gap_days is required"):
+        Feature(name="r", table="transactions", agg="days_since_run_start")
+    with pytest.raises(ValueError, match="gap_days is required"):
+        Feature(name="c", table="transactions", agg="count", gap_days=30)
+    with pytest.raises(ValueError, match="greater than 0"):
+        _run_start(0)
+
 def test_worked_example_activity_rates_and_satisfaction_index() -> None:
     tx = pd.DataFrame({"customer_id": [1, 1, 2], "amount": [10.0, 20.0, 5.0],
                        "ts": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-02-29 12:00"],

@@ -11,12 +11,15 @@ import pytest
 
 from churnml import CustomerData
 from churnml.config import ChurnConfig
+from churnml.features import build_features
 from churnml.labels import build_labels
 from churnml.survival.durations import (
     UnobservedCutoffError,
     build_durations,
     build_survival_panel,
     build_tenure,
+    tenure_features,
+    tenure_from_features,
 )
 
 CUTOFF = pd.Timestamp("2024-01-01")
@@ -258,6 +261,27 @@ def test_tenure_query_equals_the_durations_tenure(kind: str) -> None:
     pd.testing.assert_frame_equal(build_tenure(appended, cutoffs, churn, period_days=14), tenure)
 
 
+@pytest.mark.parametrize("horizon, lookback", [(90, 365), (60, 200)])
+def test_tenure_from_the_feature_query_equals_the_durations_tenure(horizon: int, lookback: int
+                                                                   ) -> None:
+    """Scoring takes a purchase log's tenure from two all-time features of the one feature
+    query: equal to the durations' tenure for every customer at risk, 0 for the others."""
+    from churnml.data.simulate import simulate
+
+    data = simulate(300, seed=5, contractual=True)
+    churn = ChurnConfig(horizon_days=horizon, lookback_days=lookback)
+    cutoffs = ["2023-09-01", "2024-01-01", "2024-06-01"]
+    features = build_features(data, cutoffs, tenure_features(churn))
+    features["tenure"] = tenure_from_features(features, churn, 14)
+    expected = build_tenure(data, cutoffs, churn, period_days=14)
+    merged = features.merge(expected, on=["customer_id", "cutoff"], how="left",
+                            suffixes=("", "_durations"), validate="1:1")
+    assert merged["tenure_durations"].notna().sum() == len(expected) > 300
+    np.testing.assert_array_equal(merged["tenure"], merged["tenure_durations"].fillna(0.0))
+    assert (merged.loc[merged["tenure_durations"].isna(), "tenure"] == 0).all()
+    assert merged["tenure_durations"].isna().any()  # some customers are not at risk
+
+
 # --------------------------------------------------------------------------- Spark
 
 
@@ -278,6 +302,8 @@ def test_spark_runs_the_same_durations_query(spark, kind: str) -> None:
     pd.testing.assert_frame_equal(actual, expected)
     tenure = build_tenure(data, cutoffs, churn, period_days=14, engine="spark", spark=spark)
     pd.testing.assert_frame_equal(tenure, expected[["customer_id", "cutoff", "tenure"]])
+    runs = build_features(data, cutoffs, tenure_features(churn), engine="spark", spark=spark)
+    pd.testing.assert_frame_equal(runs, build_features(data, cutoffs, tenure_features(churn)))
 
 
 def test_tenure_is_known_at_the_cutoff_itself(shop: CustomerData) -> None:

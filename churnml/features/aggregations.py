@@ -15,6 +15,9 @@ over the whole history (:attr:`Aggregation.history`).
   so no leakage. Mean and sample standard deviation come from the exact integer moments
   ``n = count(g)``, ``s = sum(g)``, ``ss = sum(g^2)`` (DECIMAL(38, 0)):
   ``mean = s / n``, ``sd = sqrt((n ss - s^2) / (n (n - 1)))``, converted to days;
+* run start: the latest matching row whose ``prev`` is missing or at least ``gap_days``
+  days earlier (the first row after the latest gap of ``gap_days``), as days to the cutoff;
+  the rows before the cutoff decide it alone;
 * distinct days: a calendar day is counted on the *first* of its rows in the window
   ``[l, u)``: a row in the window whose ``prev`` is missing, ``< l`` or on an earlier day.
   Exactly one row per day with rows in the window qualifies; ``prev`` only looks back, so
@@ -44,6 +47,7 @@ from churnml.engine.sql import (
     days_between,
     filtered,
     money,
+    shift_days,
 )
 
 Window = Callable[[str], str]  # partial suffix -> its running aggregate over the buckets
@@ -60,7 +64,7 @@ class Ctx:
     ``x``: value expression; ``cond``: row condition (None: all rows); ``time``: the time
     column; ``cut``: the cutoff; ``lower``: lower bound of the window (None: all time);
     ``prev``: the helper column (when the aggregation needs it); ``money``: ``x`` is money,
-    summed exactly.
+    summed exactly; ``gap_days``: the gap that starts a new run.
     """
 
     x: str
@@ -70,6 +74,7 @@ class Ctx:
     lower: str | None = None
     prev: str | None = None
     money: bool = False
+    gap_days: int | None = None
 
     @property
     def summand(self) -> str:
@@ -254,6 +259,21 @@ DISTINCT_DAYS = Aggregation(
     cumulative_helpers=(PREV,),
 )
 
+def _run_start(c: Ctx) -> str:
+    """The row's time when it starts a run (its ``prev`` missing or ``gap_days`` before)."""
+    after_gap = shift_days(c.prev or "", c.gap_days or 0)
+    return f"CASE WHEN {c.prev} IS NULL OR {c.time} >= {after_gap} THEN {c.time} END"
+
+
+RUN_START = Aggregation(
+    direct=lambda c: days_between(filtered(f"max({_run_start(c)})", c.cond), c.cut),
+    partials=lambda c: [("p", filtered(f"max({_run_start(c)})", c.cond), MAX)],
+    combine=lambda w, cut: days_between(w("p"), cut),
+    direct_helpers=(PREV,),
+    cumulative_helpers=(PREV,),
+    history=True,
+)
+
 AGGREGATIONS: dict[str, Aggregation] = {
     "count": _simple("count", SUM, zero=True),
     "sum": _sum(),
@@ -267,4 +287,5 @@ AGGREGATIONS: dict[str, Aggregation] = {
     "latest": LATEST,
     "gap_mean": GAP_MEAN,
     "gap_std": GAP_STD,
+    "days_since_run_start": RUN_START,
 }

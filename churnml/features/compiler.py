@@ -328,7 +328,8 @@ def _ctx(f: Feature, part: _Part, time: str, cut: str, window: bool) -> Ctx:
     cond = conjunction(where, _window_cond(f, time, cut)) if window else where
     lower = shift_days(cut, -f.span_days) if window and f.span_days is not None else None
     return Ctx(x=x, cond=cond, time=time, cut=cut, lower=lower,
-               prev=names.get(PREV), money=f.unit.startswith(MONEY_UNIT))
+               prev=names.get(PREV), money=f.unit.startswith(MONEY_UNIT),
+               gap_days=f.gap_days)
 
 
 def _known_before(source: Source, time: str, cut: str, bound: int | None) -> str:

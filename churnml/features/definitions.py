@@ -37,6 +37,7 @@ SQL_DIALECT = "duckdb"
 AggName = Literal[
     "count", "sum", "mean", "min", "max", "std", "distinct_days",
     "days_since_last", "days_since_first", "latest", "gap_mean", "gap_std",
+    "days_since_run_start",
 ]
 SourceName = Literal[
     "transactions", "events", "surveys", "customers", "subscriptions", "referrals",
@@ -57,7 +58,9 @@ ZERO_HELP = ("wording of a zero value; '' : a zero value is no reason (e.g. 0 re
 # timestamp expression (default: the source's time column); the rest take none.
 NEEDS_COLUMN = {"sum", "mean", "min", "max", "std", "latest"}
 OPTIONAL_COLUMN = {"count", "days_since_last", "days_since_first"}
-TIME_AGGS = {"distinct_days", "days_since_last", "days_since_first", "gap_mean", "gap_std"}
+TIME_AGGS = {"distinct_days", "days_since_last", "days_since_first", "gap_mean", "gap_std",
+             "days_since_run_start"}
+RUN_AGGS = {"days_since_run_start"}  # need ``gap_days``
 
 
 class _Strict(BaseModel):
@@ -99,9 +102,14 @@ class Feature(_Strict):
     zero_description: str | None = Field(None, description=ZERO_HELP)
     family: str | None = Field(None, pattern=NAME_PATTERN, description=FAMILY_HELP)
     dtype: Dtype = "number"
+    gap_days: int | None = Field(None, gt=0, description="days_since_run_start: a gap of at "
+                                 "least this many days between matching rows starts a new run")
 
     @model_validator(mode="after")
     def _consistent(self) -> Feature:
+        if (self.agg in RUN_AGGS) != (self.gap_days is not None):
+            raise ValueError(f"feature {self.name!r}: gap_days is required by, and only by, "
+                             f"agg {' / '.join(sorted(RUN_AGGS))}")
         if self.agg in NEEDS_COLUMN and self.column is None:
             raise ValueError(f"feature {self.name!r}: agg {self.agg!r} needs a column")
         if self.column is not None and self.agg not in NEEDS_COLUMN | OPTIONAL_COLUMN:

@@ -162,12 +162,14 @@ def spool_features(
     spec: FeatureSpec | None = None,
     threads: int | None = None,
     memory_limit: str | None = None,
+    extra: Sequence[Feature] = (),
 ) -> list[Feature | DerivedFeature]:
-    """Write the features in ``needed`` (as far as the spec and data provide them) as of
-    ``cutoff`` to the Parquet file ``path`` with DuckDB; returns the features built."""
+    """Write the features in ``needed`` (as far as the spec and data provide them) and the
+    ``extra`` ones as of ``cutoff`` to the Parquet file ``path`` with DuckDB, in one query;
+    returns the features built."""
     eng, owned = open_engine(data, "duckdb", threads=threads, memory_limit=memory_limit)
     try:
-        features = plan_features(resolve_features(eng, spec), needed, eng.schema)
+        features = [*plan_features(resolve_features(eng, spec), needed, eng.schema), *extra]
         ctes, select = feature_query(eng, as_cutoffs(cutoff), features)
         eng.query(f"COPY ({render(ctes, select)}) TO {literal(str(path))} (FORMAT parquet)")
     finally:
@@ -543,17 +545,25 @@ def score(
         needed |= set(uplift.features)
     with tempfile.TemporaryDirectory(prefix="churnml-score-", dir=workdir) as tmp:
         spool = Path(tmp) / SPOOL_FILE
+        from churnml.survival.durations import build_tenure, tenure_features, tenure_from_features
+
+        # a purchase log's tenure rides the feature query (the run start shares the sort
+        # of the purchase-gap features); a subscription's comes from its spells
+        from_features = models.survival is not None and churn.kind == "non_contractual"
+        extra = tenure_features(churn) if from_features else []
         t0 = time.perf_counter()
-        built = spool_features(data, cut, needed, spool, spec, threads, memory_limit)
+        built = spool_features(data, cut, needed, spool, spec, threads, memory_limit, extra)
         features_s = time.perf_counter() - t0
         descriptions = {f.name: f for f in built}
         tenure, t0 = None, time.perf_counter()
         if models.survival is not None:
-            from churnml.survival.durations import build_tenure
-
             sv = survival or SurvivalConfig()
-            t = build_tenure(data, cut, churn, sv.period_days, threads=threads,
-                             memory_limit=memory_limit)
+            if from_features:
+                t = pq.read_table(spool, columns=[ID, *(f.name for f in extra)]).to_pandas()
+                t[TENURE] = tenure_from_features(t, churn, sv.period_days)
+            else:
+                t = build_tenure(data, cut, churn, sv.period_days, threads=threads,
+                                 memory_limit=memory_limit)
             tenure = pd.Series(t[TENURE].to_numpy(float), index=t[ID].to_numpy())
         tenure_s = time.perf_counter() - t0
         scorer = Scorer(models, config, churn, cut, descriptions, probe.scored_at,

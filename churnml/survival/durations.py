@@ -55,6 +55,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from churnml.config import ChurnConfig
@@ -70,9 +71,9 @@ from churnml.features.build import (
     tidy,
 )
 from churnml.features.compiler import compile_features
-from churnml.features.definitions import CUTOFF
+from churnml.features.definitions import CUTOFF, Feature
 from churnml.features.spec import FeatureSpec
-from churnml.labels import _at_risk_ctes, _data_end, observation_end
+from churnml.labels import _at_risk_ctes, _data_end, observation_end, target_rows
 
 DURATION, EVENT, CENSOR_DURATION, TENURE = "duration", "event", "censor_duration", "tenure"
 DURATION_COLUMNS = (DURATION, EVENT, CENSOR_DURATION, TENURE)
@@ -311,6 +312,41 @@ def build_tenure(
     finally:
         if owned and not eng.returns_native:
             eng.close()
+
+
+RUN_START_FEATURE = "survival_run_start_days"
+LAST_ACTION_FEATURE = "survival_last_action_days"
+
+
+def tenure_features(churn: ChurnConfig) -> list[Feature]:
+    """The two all-time features of the target actions (purchase logs) from which
+    :func:`tenure_from_features` gives the ``tenure`` of :func:`durations_query` inside the
+    one feature query of scoring: days from the start of the current run (a gap of
+    ``horizon_days`` starts one) and from the last action to the cutoff. The run start rides
+    the ``prev`` window the purchase-gap features sort anyway (same condition)."""
+    table, where = target_rows(churn)
+    return [
+        Feature(name=RUN_START_FEATURE, table=table, agg="days_since_run_start", where=where,
+                gap_days=churn.horizon_days, unit="days", family="tenure",
+                description="current run of target actions began {value:.0f} days ago"),
+        Feature(name=LAST_ACTION_FEATURE, table=table, agg="days_since_last", where=where,
+                unit="days", family="recency",
+                description="last target action {value:.0f} days ago"),
+    ]
+
+
+def tenure_from_features(frame: pd.DataFrame, churn: ChurnConfig, period_days: int
+                         ) -> np.ndarray:
+    """``tenure`` per row of ``frame`` (the :func:`tenure_features` columns): whole periods
+    since the run started, ``floor(days / period_days)``, for a customer at risk (a target
+    action within ``lookback_days`` before the cutoff), else 0 as for a customer not at
+    risk."""
+    p = check_period_days(period_days)
+    last = frame[LAST_ACTION_FEATURE].to_numpy(float)
+    run = frame[RUN_START_FEATURE].to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        at_risk = last <= churn.lookback_days
+    return np.where(at_risk, np.floor(run / p), 0.0)
 
 
 def build_survival_panel(
