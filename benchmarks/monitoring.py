@@ -264,31 +264,24 @@ def spend_detection(seeds: int, n_customers: int, first_seed: int = 1) -> None:
                 "value_ratio_after": float(after["real_value_ratio"].mean()),
             })
             print(rows[-1], flush=True)
-    table = pd.DataFrame(rows)
-    summary = (table.groupby("change", sort=False)
-               .agg(seeds=("seed", "size"),
-                    detected=("cutoffs_with_alarm", lambda s: int((s > 0).sum())),
-                    value_first=("first_cause", lambda s: int((s == "value").sum())),
-                    median_delay_days=("delay_days", "median"),
-                    vir_change_after=("vir_change_after", "mean"),
-                    spp30_change_after=("spp30_change_after", "mean"),
-                    spp90_change_after=("spp90_change_after", "mean"),
-                    paired30_change_after=("paired30_change_after", "mean"),
-                    paired90_change_after=("paired90_change_after", "mean"),
-                    value_ratio_after=("value_ratio_after", "mean"))
-               .reset_index())
-    print_table("Spend shift from 2024-01-01", summary.to_dict("records"), {
-        "change": "change", "seeds": "seeds", "detected": "seeds with an alarm",
-        "value_first": "first alarm's cause = value", "median_delay_days": "delay (days)",
-        "vir_change_after": "mean value if retained (change, after)",
-        "spp30_change_after": "spend / purchase 30d (change, after)",
-        "spp90_change_after": "spend / purchase 90d (change, after)",
-        "paired30_change_after": "same customers' order value 30d (change, after)",
-        "paired90_change_after": "same customers' order value 90d (change, after)",
-        "value_ratio_after": "realized / predicted value"})
-    write_json(f"monitoring_spend_seeds_{first_seed}-{first_seed + seeds - 1}", {
-        "runs": rows, "summary": summary.to_dict("records"), "customers": n_customers,
-        "seconds": time.perf_counter() - started})
+    seed_summary("Spend shift from 2024-01-01", "monitoring_spend", rows, {
+        "seeds": ("seed", "size", "seeds"),
+        "detected": ("cutoffs_with_alarm", lambda s: int((s > 0).sum()), "seeds with an alarm"),
+        "value_first": ("first_cause", lambda s: int((s == "value").sum()),
+                        "first alarm's cause = value"),
+        "median_delay_days": ("delay_days", "median", "delay (days)"),
+        "vir_change_after": ("vir_change_after", "mean",
+                             "mean value if retained (change, after)"),
+        "spp30_change_after": ("spp30_change_after", "mean",
+                               "spend / purchase 30d (change, after)"),
+        "spp90_change_after": ("spp90_change_after", "mean",
+                               "spend / purchase 90d (change, after)"),
+        "paired30_change_after": ("paired30_change_after", "mean",
+                                  "same customers' order value 30d (change, after)"),
+        "paired90_change_after": ("paired90_change_after", "mean",
+                                  "same customers' order value 90d (change, after)"),
+        "value_ratio_after": ("value_ratio_after", "mean", "realized / predicted value"),
+    }, n_customers, started, first_seed, seeds)
 
 
 def paired_check(seeds: int, n_customers: int, first_seed: int = 1) -> None:
@@ -327,19 +320,26 @@ def paired_check(seeds: int, n_customers: int, first_seed: int = 1) -> None:
                 "max_change_over_limit": worst,
             })
             print(rows[-1], flush=True)
-    table = pd.DataFrame(rows)
-    summary = (table.groupby("change", sort=False)
-               .agg(seeds=("seed", "size"),
-                    flagged=("cutoffs_flagged", lambda s: int((s != "").sum())),
-                    median_delay_days=("delay_days", "median"),
-                    max_delay_days=("delay_days", "max"),
-                    max_change_over_limit=("max_change_over_limit", "max"))
+    seed_summary("Within-customer order value check alone", "monitoring_spend_check", rows, {
+        "seeds": ("seed", "size", "seeds"),
+        "flagged": ("cutoffs_flagged", lambda s: int((s != "").sum()), "seeds flagged"),
+        "median_delay_days": ("delay_days", "median", "delay (days, median)"),
+        "max_delay_days": ("delay_days", "max", "delay (max)"),
+        "max_change_over_limit": ("max_change_over_limit", "max", "max |change| / limit"),
+    }, n_customers, started, first_seed, seeds)
+
+
+def seed_summary(title: str, stem: str, rows: list[dict], columns: dict[str, tuple],
+                 n_customers: int, started: float, first_seed: int, seeds: int) -> None:
+    """Per-seed ``rows`` summarized by ``change``: ``columns`` maps each summary column to
+    ``(row column, aggregation, printed label)``; prints the table and writes
+    ``<stem>_seeds_<first>-<last>.json`` with the runs and the summary."""
+    summary = (pd.DataFrame(rows).groupby("change", sort=False)
+               .agg(**{name: (col, fn) for name, (col, fn, _) in columns.items()})
                .reset_index())
-    print_table("Within-customer order value check alone", summary.to_dict("records"), {
-        "change": "change", "seeds": "seeds", "flagged": "seeds flagged",
-        "median_delay_days": "delay (days, median)", "max_delay_days": "delay (max)",
-        "max_change_over_limit": "max |change| / limit"})
-    write_json(f"monitoring_spend_check_seeds_{first_seed}-{first_seed + seeds - 1}", {
+    print_table(title, summary.to_dict("records"),
+                {"change": "change", **{name: label for name, (_, _, label) in columns.items()}})
+    write_json(f"{stem}_seeds_{first_seed}-{first_seed + seeds - 1}", {
         "runs": rows, "summary": summary.to_dict("records"), "customers": n_customers,
         "seconds": time.perf_counter() - started})
 
